@@ -1,0 +1,215 @@
+"""The `surrogap` command line: `surrogap bounds`, `surrogap bench`.
+
+Every user error is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from surrogap import __version__, bounds
+from surrogap.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exits 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _k_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"k must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _float_value(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        return value
+
+    return parse
+
+
+def _prior_value(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"prior must be comma-separated probabilities like 0.5,0.3,0.2, got {text!r}"
+        ) from None
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def bounds_records(
+    k: Sequence[int],
+    classes: int | None,
+    loss: Sequence[float] | None,
+    prior: Sequence[float] | None = None,
+    b: float = 1.0,
+) -> list[dict]:
+    """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
+
+    The earlier bounds (Arora, Nozawa-Sato, Ash) assume a uniform prior; with a non-uniform
+    prior they are None, as they are where undefined (K + 1 < C).
+    """
+    ks = np.asarray(k, dtype=np.int64)
+    lower = np.atleast_1d(bounds.lower_gap(ks, classes, prior, b))
+    upper = np.atleast_1d(bounds.upper_gap(ks, classes, prior, b))
+    c = len(prior) if prior is not None else int(classes)
+    if classes is not None and prior is not None and int(classes) != len(prior):
+        raise UserError(f"--prior has {len(prior)} entries but --classes is {classes}; they must agree")
+    uniform = prior is None or np.allclose(prior, 1.0 / c, rtol=0, atol=bounds.PRIOR_TOLERANCE)
+    records = []
+    if loss is None:
+        ideal_cont = np.atleast_1d(bounds.optimal_contrastive_loss(ks, c, b)) if uniform else None
+        ideal_mu = bounds.optimal_supervised_loss(c, b) if uniform else None
+        for i, kk in enumerate(ks):
+            records.append(
+                {
+                    "k": int(kk),
+                    "classes": c,
+                    "b": b,
+                    "lower_gap": float(lower[i]),
+                    "upper_gap": float(upper[i]),
+                    "optimal_contrastive_loss": None if ideal_cont is None else float(ideal_cont[i]),
+                    "optimal_supervised_loss": ideal_mu,
+                }
+            )
+        return records
+    losses = np.asarray(loss, dtype=np.float64)
+    if losses.size not in (1, ks.size):
+        raise UserError(
+            f"--loss takes one value or one per --k value ({ks.size}), got {losses.size}"
+        )
+    losses = np.broadcast_to(losses, ks.shape)
+    earlier = {
+        name: (np.atleast_1d(fn(losses, ks, c)) if uniform else np.full(ks.shape, np.nan))
+        for name, fn in (
+            ("arora", bounds.arora_bound),
+            ("nozawa_sato", bounds.nozawa_sato_bound),
+            ("ash", bounds.ash_bound),
+        )
+    }
+    for i, kk in enumerate(ks):
+        records.append(
+            {
+                "k": int(kk),
+                "classes": c,
+                "b": b,
+                "loss": float(losses[i]),
+                "lower_gap": float(lower[i]),
+                "upper_gap": float(upper[i]),
+                "bao_lower": float(losses[i] + lower[i]),
+                "bao_upper": float(losses[i] + upper[i]),
+                **{name: _none_if_nan(values[i]) for name, values in earlier.items()},
+            }
+        )
+    return records
+
+
+def format_table(records: list[dict], columns: Sequence[str]) -> str:
+    """A plain fixed-width table; None prints as 'undefined'."""
+
+    def cell(value) -> str:
+        if value is None:
+            return "undefined"
+        if isinstance(value, float):
+            return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.4e}"
+        return str(value)
+
+    rows = [[cell(r.get(col)) for col in columns] for r in records]
+    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.rjust(w) for col, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _cmd_bounds(args: argparse.Namespace) -> int:
+    if args.classes is None and args.prior is None:
+        raise UserError("surrogap bounds: give --classes C (an integer >= 2) or --prior p1,p2,...")
+    records = bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    head = records[0]
+    print(f"C = {head['classes']}, b = {args.b:g}" + (", prior given" if args.prior else ""))
+    if args.loss is None:
+        cols = ["k", "lower_gap", "upper_gap", "optimal_contrastive_loss", "optimal_supervised_loss"]
+    else:
+        cols = ["k", "loss", "lower_gap", "upper_gap", "bao_lower", "bao_upper", "arora", "nozawa_sato", "ash"]
+    print(format_table(records, cols))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from surrogap import bench
+
+    results = bench.run_all(quick=args.quick)
+    if args.json:
+        print(json.dumps({name: r.value for name, r in results.items()}, indent=2))
+    else:
+        print(bench.format_results(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="surrogap", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"surrogap {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser(
+        "bounds",
+        help="the gaps and every bound for given K, C (or prior) and contrastive loss",
+        description="Bao et al.'s two-sided bound and the earlier upper bounds, per K.",
+    )
+    p.add_argument("--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1")
+    p.add_argument("--classes", type=int, help="number of classes C >= 2 (uniform prior)")
+    p.add_argument("--loss", type=_float_value("loss"), nargs="+", help="contrastive loss(es) in nats")
+    p.add_argument("--prior", type=_prior_value, help="class prior, comma-separated (replaces a uniform C)")
+    p.add_argument("--b", type=_float_value("b"), default=1.0, help="feature-norm bound b (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.set_defaults(func=_cmd_bounds)
+
+    p = sub.add_parser("bench", help="measure speed ratios and print a table (or --json)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the targets)")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except (UserError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not message.startswith("surrogap"):
+            message = f"surrogap: error: {message}"
+        print(message, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
