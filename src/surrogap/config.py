@@ -1,0 +1,202 @@
+"""Params validation in one place: every stage reads its section of params.yaml into a
+frozen dataclass before doing any work.
+
+A section is parsed by :func:`parse`, which rejects unknown keys (a typo is an error, not
+ignored), wrong types and out-of-range values with one line that names the key, the value
+and what is allowed. Range checks live in each field's metadata (``check`` and ``allowed``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from surrogap.errors import UserError
+
+T = TypeVar("T")
+
+GRID_KEYS = ("dataset", "k", "seed")
+
+
+def spec(default: Any = dataclasses.MISSING, *, check: Callable[[Any], bool] | None = None,
+         allowed: str = "", factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with a range check and the text that says what is allowed."""
+    meta = {"check": check, "allowed": allowed}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def positive(x) -> bool:
+    return x > 0
+
+
+def non_negative(x) -> bool:
+    return x >= 0
+
+
+def at_least(n):
+    return lambda x: x >= n
+
+
+def one_of(*choices):
+    return lambda x: x in choices
+
+
+def fraction(x) -> bool:
+    return 0 < x < 1
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, where)
+            except UserError:
+                continue
+        raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(tp):
+        return parse(tp, value, where)
+    elif tp is Any:
+        return value
+    raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """Build the frozen dataclass `cls` from a mapping, strictly.
+
+    `where` is the dotted params path used in messages (e.g. ``circle.train``).
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise UserError(f"{where}: got {data!r}, expected a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            at = f"{where}: " if where else ""
+            raise UserError(
+                f"{at}unknown key {key!r}{hint}; allowed keys: {', '.join(sorted(fields))}"
+            )
+    values = {}
+    for name, f in fields.items():
+        path = f"{where}.{name}" if where else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise UserError(f"{path}: missing; expected {_type_name(hints[name])}")
+            continue
+        value = _coerce(data[name], hints[name], path)
+        check = f.metadata.get("check")
+        if check is not None and value is not None and not check(value):
+            allowed = f.metadata.get("allowed") or "a valid value"
+            raise UserError(f"{path}: got {data[name]!r}, allowed: {allowed}")
+        values[name] = value
+    obj = cls(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate(where)
+    return obj
+
+
+def to_dict(obj: Any) -> dict:
+    """The plain-dict form of a params dataclass (tuples become lists), for checkpoints."""
+
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read params.yaml; a missing or malformed file is one clear line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"params file {str(path)!r} does not exist") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" at line {line + 1}" if line is not None else ""
+        raise UserError(f"params file {str(path)!r} is not valid YAML{at}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"params file {str(path)!r} must hold a mapping of sections")
+    return data
+
+
+def section(params: Mapping, name: str) -> Any:
+    """A top-level section, or one clear line naming what is missing."""
+    if name not in params:
+        raise UserError(f"params: section {name!r} is missing")
+    return params[name]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed)."""
+
+    dataset: tuple[str, ...] = spec(check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names")
+    k: tuple[int, ...] = spec(check=lambda v: len(v) > 0 and all(x >= 1 for x in v), allowed="a non-empty list of integers >= 1")
+    seed: tuple[int, ...] = spec(check=lambda v: len(v) > 0 and all(x >= 0 for x in v), allowed="a non-empty list of integers >= 0")
+
+    def validate(self, where: str) -> None:
+        for key in ("dataset", "k", "seed"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise UserError(f"{key}: got {list(values)!r}, allowed: a list without repeats")
+
+
+def grid(params: Mapping) -> Grid:
+    return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")

@@ -1,0 +1,70 @@
+"""The paper's synthetic 2-D datasets (PROTOCOL.md), generated from a seed.
+
+- ``circle``: class c has points at radius (c + 1) / 2 with a uniform angle.
+- ``norm``: one set of Gaussian points around (0, C + 1), copied and rotated by
+  360 c / C degrees for class c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from surrogap.config import at_least, fraction, one_of, positive, spec
+from surrogap.data import Prepared, stratified_split
+from surrogap.errors import UserError
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    kind: str = spec(check=one_of("circle", "norm"), allowed="circle or norm")
+    classes: int = spec(100, check=at_least(2), allowed="an integer >= 2")
+    per_class: int = spec(1000, check=at_least(4), allowed="an integer >= 4")
+    std: float = spec(1.0, check=positive, allowed="a number > 0 (norm: std of the Gaussian)")
+    val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
+    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
+    prior: str = spec("uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical")
+    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
+
+    def validate(self, where: str) -> None:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise UserError(
+                f"{where}: val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g}, "
+                "allowed: below 0.9 (the rest is the training split)"
+            )
+
+
+def circle_points(classes: int, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): x (C * per_class, 2) float32 on circles of radius (c + 1) / 2."""
+    y = np.repeat(np.arange(classes), per_class)
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=y.size)
+    radius = (y + 1) / 2.0
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def norm_points(classes: int, per_class: int, std: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y): one Gaussian cloud around (0, C + 1), rotated by 360 c / C degrees for class c."""
+    base = rng.normal(0.0, std, size=(per_class, 2)) + np.array([0.0, classes + 1.0])
+    theta = 2.0 * np.pi * np.arange(classes) / classes  # (C,)
+    cos, sin = np.cos(theta), np.sin(theta)
+    rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (C, 2, 2)
+    x = np.einsum("cij,nj->cni", rot, base).reshape(-1, 2)
+    y = np.repeat(np.arange(classes), per_class)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def build(cfg: SyntheticConfig, root: Path) -> Prepared:
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.kind == "circle":
+        x, y = circle_points(cfg.classes, cfg.per_class, rng)
+    else:
+        x, y = norm_points(cfg.classes, cfg.per_class, cfg.std, rng)
+    parts = stratified_split(y, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    splits = {s: {"x": x[idx], "y": y[idx]} for s, idx in parts.items()}
+    return Prepared(splits=splits, num_classes=cfg.classes, modality="dense", input_shape=(2,))
+
+
+KINDS = {"circle": (SyntheticConfig, build), "norm": (SyntheticConfig, build)}

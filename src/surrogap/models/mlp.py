@@ -1,0 +1,50 @@
+"""The synthetic-data encoder of the paper: an MLP 2-256-256-256, ReLU, last layer no bias."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from surrogap.config import one_of, spec
+from surrogap.errors import UserError
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    name: str = spec("mlp", check=one_of("mlp"), allowed="mlp")
+    widths: tuple[int, ...] = spec(
+        factory=lambda: (256, 256, 256),
+        check=lambda v: len(v) >= 1 and all(w >= 1 for w in v),
+        allowed="a non-empty list of layer widths >= 1",
+    )
+
+
+class MLP(nn.Module):
+    """x (n, in_dim) -> features (n, widths[-1]); ReLU between layers, none after the last."""
+
+    def __init__(self, in_dim: int, widths: tuple[int, ...]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        dims = (in_dim, *widths)
+        for i in range(len(widths)):
+            last = i == len(widths) - 1
+            layers.append(nn.Linear(dims[i], dims[i + 1], bias=not last))
+            if not last:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+
+def build(cfg: MLPConfig, meta: dict) -> nn.Module:
+    shape = meta.get("input_shape") or []
+    if meta.get("modality") != "dense" or not shape:
+        raise UserError(f"encoder mlp needs dense inputs, dataset {meta.get('dataset')!r} is {meta.get('modality')}")
+    return MLP(math.prod(shape), cfg.widths)
+
+
+ENCODERS = {"mlp": (MLPConfig, build)}
