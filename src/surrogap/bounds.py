@@ -21,6 +21,7 @@ L2-normalized features). Invalid input raises ``ValueError`` naming the value.
 
 from __future__ import annotations
 
+import decimal
 import math
 from functools import lru_cache
 
@@ -59,9 +60,9 @@ def _as_k(k) -> np.ndarray:
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
-            raise ValueError(f"k must be an integer >= 1, got {arr[bad].flat[0]!r}")
+            raise ValueError(f"k must be an integer >= 1, got {arr[bad].flat[0].item()!r}")
     if (arr < 1).any():
-        raise ValueError(f"k must be an integer >= 1, got {arr[arr < 1].flat[0]!r}")
+        raise ValueError(f"k must be an integer >= 1, got {arr[arr < 1].flat[0].item()!r}")
     return arr.astype(np.int64)
 
 
@@ -135,12 +136,22 @@ def _log_cosh(x: float) -> float:
     return x + math.log1p(math.exp(-2.0 * x)) - math.log(2.0)
 
 
-@lru_cache(maxsize=64)
 def harmonic_number(n: int) -> float:
-    """H_n = 1 + 1/2 + ... + 1/n, correctly rounded sum of the terms (H_0 = 0)."""
+    """H_n = 1 + 1/2 + ... + 1/n, correctly rounded to float64 (H_0 = 0).
+
+    Summed in 40-digit decimal arithmetic, so the only rounding is the final one.
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    return math.fsum(1.0 / i for i in range(1, int(n) + 1))
+    return _harmonic(int(n))
+
+
+@lru_cache(maxsize=64)
+def _harmonic(n: int) -> float:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 40
+        one = decimal.Decimal(1)
+        return float(sum((one / i for i in range(1, n + 1)), decimal.Decimal(0)))
 
 
 def _log_one_minus_tau(k: np.ndarray, num_classes: int) -> np.ndarray:
@@ -238,45 +249,74 @@ def collision_term(k, num_classes):
     return _shape_out(_binomial_expectation(kk, c, lambda m, n: np.log1p(m)), k)
 
 
-def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
-    """log v_n(C) for n = 0..n_max by the recursion over the number of distinct classes.
+_TINY = 1e-280  # below this, v_n from the probability-space pass is recomputed in log space
+
+
+def _coverage_table(n_max: int, num_classes: int) -> np.ndarray:
+    """v_n(C) for n = 0..n_max in probability space (entries below _TINY are not trusted).
 
     State j = distinct classes seen after t draws: P_{t+1}(j) = P_t(j) j/C +
-    P_t(j-1) (C-j+1)/C. Carried in log space, vectorized over j, so that v_n keeps its full
-    relative precision even where it is far below the smallest float64 (C ~ 10^4, n ~ C).
-    States below the bulk whose mass is under e^-700 of the largest are dropped: mass only
-    moves up, so their share of any later state stays under e^-700 of the bulk's.
+    P_t(j-1) (C-j+1)/C, vectorized over j. States below the bulk whose mass is under 1e-300
+    of the largest are dropped: mass only moves up, so their share of any later state stays
+    under 1e-300 of the bulk's. Every term is a product of probabilities: no cancellation.
     """
     c = num_classes
-    out = np.full(n_max + 1, -np.inf)
-    if n_max < c:
-        return out
+    out = np.zeros(n_max + 1)
     j = np.arange(c + 1, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        log_stay = np.log(j / c)  # (C+1,)  stay at j: the draw hits a seen class
-        log_move = np.log((c - j + 1) / c)  # (C+1,)  move j-1 -> j: a new class
-    logp = np.full(c + 1, -np.inf)
-    logp[0] = 0.0
-    lo = 0  # states below lo carry negligible mass
+    stay = j / c  # (C+1,)  the draw hits a seen class
+    move = (c - j + 1) / c  # (C+1,)  move j-1 -> j: a new class
+    p = np.zeros(c + 1)
+    p[0] = 1.0
+    lo = 0
     for t in range(1, n_max + 1):
         hi = min(t, c)
-        # new[j] for j in [lo, hi]; logp[lo - 1] is -inf by construction
+        new = p[lo : hi + 1] * stay[lo : hi + 1]
+        new[1:] += p[lo:hi] * move[lo + 1 : hi + 1]
+        p[lo : hi + 1] = new
+        out[t] = p[c]
+        if t % 32 == 0:
+            window = p[lo : hi + 1]
+            keep = np.flatnonzero(window > window.max() * 1e-300)
+            if keep.size and keep[0] > 0:
+                p[lo : lo + keep[0]] = 0.0
+                lo += int(keep[0])
+    return out
+
+
+def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
+    """log v_n(C) for n = 0..n_max, -inf for n < C.
+
+    The probability-space pass gives every v_n that float64 holds with full relative
+    precision; where v_n < 1e-280 (n just above C for large C) the same recursion is rerun in
+    log space up to the last such n, so log v_n stays exact far below the smallest float.
+    """
+    c = num_classes
+    with np.errstate(divide="ignore"):
+        out = np.log(_coverage_table(n_max, c))
+    out[: min(c, n_max + 1)] = -np.inf
+    tiny = np.flatnonzero(~(out[c:] > math.log(_TINY))) + c if n_max >= c else np.array([], dtype=np.int64)
+    if tiny.size == 0:
+        return out
+    n_log = int(tiny.max())
+    j = np.arange(c + 1, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_stay = np.log(j / c)
+        log_move = np.log((c - j + 1) / c)
+    # only states that can still reach C by step n_log matter: j >= C - (n_log - t)
+    logp = np.full(c + 1, -np.inf)
+    logp[0] = 0.0
+    for t in range(1, n_log + 1):
+        hi = min(t, c)
+        lo = max(0, c - (n_log - t))
         stay = logp[lo : hi + 1] + log_stay[lo : hi + 1]
         move = np.full(hi + 1 - lo, -np.inf)
         if lo == 0:
-            move[1:] = logp[0:hi] + log_move[1 : hi + 1]
+            move[1:] = logp[:hi] + log_move[1 : hi + 1]
         else:
             move[:] = logp[lo - 1 : hi] + log_move[lo : hi + 1]
         logp[lo : hi + 1] = np.logaddexp(stay, move)
         if t >= c:
             out[t] = logp[c]
-        window = logp[lo : hi + 1]
-        top = int(np.argmax(window))
-        below = np.nonzero(window[:top] > window[top] - 700.0)[0]
-        new_lo = lo + (int(below[0]) if below.size else top)
-        if new_lo > lo:
-            logp[lo:new_lo] = -np.inf
-            lo = new_lo
     return out
 
 
@@ -289,7 +329,7 @@ def log_coverage_probability(n, num_classes):
     if arr.dtype.kind == "f" and (~np.isfinite(arr) | (arr != np.round(arr))).any():
         raise ValueError(f"n must be integers >= 0, got {n!r}")
     if (arr < 0).any():
-        raise ValueError(f"n must be integers >= 0, got {arr[arr < 0].flat[0]!r}")
+        raise ValueError(f"n must be integers >= 0, got {arr[arr < 0].flat[0].item()!r}")
     nn = arr.astype(np.int64)
     table = _log_coverage_table(int(nn.max()), c)
     return _shape_out(table[nn], n)

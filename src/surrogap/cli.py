@@ -1,4 +1,4 @@
-"""The `surrogap` command line: `surrogap bounds`, `surrogap bench`.
+"""The `surrogap` command line: `surrogap bounds`, `surrogap bench`, `surrogap evaluate`.
 
 Every user error is one line on stderr and exit status 2, never a traceback.
 """
@@ -173,6 +173,69 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
+def _seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}")
+    return value
+
+
+EVALUATE_TABLE = [
+    "k",
+    "contrastive_loss",
+    "contrastive_loss_se",
+    "supervised_loss",
+    "mean_acc",
+    "bao_lower",
+    "bao_upper",
+    "arora",
+    "nozawa_sato",
+    "ash",
+    "holds",
+]
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from surrogap import external, features
+
+    fs = features.load_features(
+        args.features,
+        labels_path=args.labels,
+        features_key=args.features_key,
+        labels_key=args.labels_key,
+        split_column=args.split_column,
+    )
+    records = external.evaluate(fs, args.k, args.repeats, args.seed, args.test_fraction, args.prior)
+    if args.plot is not None:
+        external.save_plot(records, args.plot)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    head = records[0]
+    print(
+        f"{fs.source}: C = {head['classes']}, d = {head['dim']}, {head['n_train']} train, "
+        f"{head['n_test']} test, {args.prior} prior, b = 1 (L2-normalized), {args.repeats} repeats"
+    )
+    print(format_table(records, EVALUATE_TABLE))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="surrogap", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"surrogap {__version__}")
@@ -195,13 +258,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the targets)")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="contrastive loss, R_mu and every bound per K for any encoder's features",
+        description="The surrogate gap of given features (n, d) and labels, per K: the test "
+        "contrastive loss, R_mu and accuracy of the mean classifier, and every bound.",
+    )
+    p.add_argument("features", help="a .npy, .npz, Parquet or Arrow/Feather file, or a datasets folder")
+    p.add_argument("--labels", help="a separate labels file (.npy, .txt or .csv)")
+    p.add_argument("--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1")
+    p.add_argument("--features-key", "--features-column", dest="features_key",
+                   help="npz key or table column of the features (default: features/x, or features/embedding)")
+    p.add_argument("--labels-key", "--labels-column", dest="labels_key",
+                   help="npz key or column of the labels (default: labels/y, or label/labels)")
+    p.add_argument("--split-column", help='key or column of "train"/"test" values (default: a stratified split)')
+    p.add_argument("--test-fraction", type=_float_value("test fraction"), default=0.3,
+                   help="test share of each class in the stratified split (default 0.3)")
+    p.add_argument("--repeats", type=_positive_int("repeats"), default=10,
+                   help="independent pairings and negative draws (default 10)")
+    p.add_argument("--seed", type=_seed_value, default=0, help="seed of the split and the draws (default 0)")
+    p.add_argument("--prior", choices=["uniform", "empirical"], default="uniform",
+                   help="class prior of the bounds (empirical: train class frequencies)")
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.add_argument("--plot", metavar="OUT.png", help="write the surrogate gap against K as PNG")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
+
+
+def _join_option_values(argv: Sequence[str]) -> list[str]:
+    """`--prior -0.5,1.5` -> `--prior=-0.5,1.5`: argparse would take a value that starts
+    with '-' for an option, and the error would not name the bad value."""
+    out: list[str] = []
+    it = iter(argv)
+    for token in it:
+        if token == "--prior":
+            value = next(it, None)
+            out.append(token if value is None else f"--prior={value}")
+        else:
+            out.append(token)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
         return args.func(args)
     except (UserError, ValueError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

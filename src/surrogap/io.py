@@ -20,6 +20,13 @@ from typing import Any
 from surrogap.errors import UserError
 
 
+def _default_mode(directory: bool = False) -> int:
+    """The mode a plain open() or mkdir() would give (mkstemp/mkdtemp use 0600/0700)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def _explain(path: Path, exc: OSError) -> UserError:
     reason = {
         errno.ENOSPC: "the disk is full",
@@ -39,6 +46,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp_name, _default_mode())
     except OSError as exc:
         raise _explain(path, exc) from None
     tmp = Path(tmp_name)
@@ -77,6 +85,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        os.chmod(tmp, _default_mode(directory=True))
     except OSError as exc:
         raise _explain(path, exc) from None
     try:

@@ -186,7 +186,7 @@ class Trainer:
                                     negatives=negatives)
             if not torch.isfinite(loss):
                 raise UserError(
-                    f"the training loss became {float(loss)} at epoch {epoch} (step {step + 1}); "
+                    f"the training loss became {float(loss.detach())} at epoch {epoch} (step {step + 1}); "
                     f"lower the learning rate (train.lr is {cfg.lr:g}); the last good checkpoint is kept"
                 )
             self.opt.zero_grad(set_to_none=True)

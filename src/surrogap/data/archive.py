@@ -1,0 +1,257 @@
+"""Raw archives: download with a checksum, and safe extraction of tarballs.
+
+Nothing partial is ever left under a final name: a download goes to a temporary file
+beside its destination and is renamed only once complete and verified; an extraction goes
+to a temporary folder renamed over its destination only once every member is out. A file
+that fails its checksum, or a tarball that cannot be read to the end (truncated,
+corrupt), is renamed aside to ``<name>.corrupt`` so it is never used again silently, and
+the `UserError` says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+import posixpath
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+from surrogap.errors import UserError
+
+CHUNK = 1 << 20
+STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from
+
+
+def raw_folder(configured: str | None, root: str | Path) -> Path:
+    """Where a kind keeps its raw files: the prepare stage's `root` (``--root``, by default
+    ``data/raw``) unless the dataset's ``root`` key names another folder (relative paths
+    are relative to the working directory, the project root under DVC)."""
+    return Path(root) if configured is None else Path(configured).expanduser()
+
+
+def md5sum(path: str | Path) -> str:
+    """The hex MD5 digest of a file, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def quarantine(path: str | Path) -> Path:
+    """Rename `path` aside to ``<name>.corrupt`` (replacing an older one); return the new path."""
+    path = Path(path)
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    return aside
+
+
+def verify_md5(path: str | Path, md5: str | None, url: str | None = None) -> str:
+    """Check `path` against `md5` (skipped when None) and return its actual digest.
+
+    On a mismatch the file is renamed aside to ``<name>.corrupt`` and `UserError` says
+    where it went and where a good copy comes from.
+    """
+    path = Path(path)
+    actual = md5sum(path)
+    if md5 is not None and actual != md5.lower():
+        aside = quarantine(path)
+        again = f"; fetch it again from {url}" if url else ""
+        raise UserError(
+            f"{str(path)!r} fails its checksum (md5 {actual}, expected {md5.lower()}): "
+            f"refused and moved aside to {str(aside)!r}{again}"
+        )
+    return actual
+
+
+def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) -> Path:
+    """Download `url` to `path` (temp file, checksum, then atomic rename); return `path`.
+
+    A network failure is a `UserError` naming the path to place the file at by hand; a
+    download that stops short of its announced length or fails `md5` is moved aside to
+    ``<name>.corrupt`` and refused.
+    """
+    path = Path(path)
+    by_hand = f"place the file at {str(path)!r} by hand (fetch it from {url})"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {str(path.parent)!r}: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
+    print(f"downloading {url} -> {path}", file=sys.stderr)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            expected = resp.headers.get("Content-Length")
+            got = 0
+            for chunk in iter(lambda: resp.read(CHUNK), b""):
+                out.write(chunk)
+                got += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, (urllib.error.URLError, OSError, ValueError)):
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            raise UserError(f"cannot download {url} ({reason}); {by_hand}") from None
+        raise
+    aside = path.with_name(path.name + ".corrupt")
+    if expected is not None and expected.isdigit() and got != int(expected):
+        os.replace(tmp, aside)
+        raise UserError(
+            f"download of {url} stopped after {got} of {expected} bytes: refused and moved "
+            f"aside to {str(aside)!r}; retry, or {by_hand}"
+        )
+    if md5 is not None:
+        actual = md5sum(tmp)
+        if actual != md5.lower():
+            os.replace(tmp, aside)
+            raise UserError(
+                f"download of {url} fails its checksum (md5 {actual}, expected {md5.lower()}): "
+                f"refused and moved aside to {str(aside)!r}"
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def ensure(path: str | Path, url: str | None, md5: str | None, download: bool, what: str) -> str:
+    """Make sure the archive `path` is there and sound; return its MD5 digest.
+
+    Present: verified against `md5`. Missing: downloaded from `url` when `download` is true,
+    else one line saying where to place it and where it comes from.
+    """
+    path = Path(path)
+    if not path.exists():
+        if not (download and url):
+            source = f"fetch it from {url}" if url else "see the docs for where it comes from"
+            hint = "" if download or not url else ", or set download: true"
+            raise UserError(
+                f"{what}: archive missing: place {path.name} at {str(path)!r} ({source}){hint}"
+            )
+        fetch(url, path, md5)
+    return verify_md5(path, md5, url)
+
+
+# --------------------------------------------------------------------------- extraction
+def _check_member(member: tarfile.TarInfo) -> None:
+    """Refuse a member that could write outside the destination or is not a plain entry."""
+    name = member.name
+    unsafe = None
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or (len(name) > 1 and name[1] == ":"):
+        unsafe = "an absolute path"
+    elif ".." in parts:
+        unsafe = "a '..' component"
+    elif member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        unsafe = "a device or fifo"
+    elif member.issym():
+        target = member.linkname
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if target.startswith("/") or os.path.isabs(target) or resolved.split("/")[0] == "..":
+            unsafe = f"a symlink pointing outside ({target})"
+    elif member.islnk():
+        target = posixpath.normpath(member.linkname)
+        if member.linkname.startswith("/") or target.split("/")[0] == "..":
+            unsafe = f"a hard link pointing outside ({member.linkname})"
+    elif not (member.isfile() or member.isdir()):
+        unsafe = "an unsupported entry type"
+    if unsafe is not None:
+        raise UserError(f"archive member {name!r} is {unsafe}: refused, nothing extracted")
+
+
+def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = None) -> Path:
+    """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
+
+    Every member is checked first: absolute paths, ``..`` components, links pointing
+    outside `dest`, and device files are refused with a `UserError` naming the member. The
+    members are then extracted into a temporary folder beside `dest` which replaces `dest`
+    whole. A tarball that cannot be read to the end is moved aside to ``<name>.corrupt``.
+    `stamp`, when given, is written to ``dest/.surrogap-source`` (see :func:`extract_once`).
+    """
+    tar_path, dest = Path(tar_path), Path(dest)
+    if not tar_path.is_file():
+        raise UserError(f"archive {str(tar_path)!r} does not exist")
+
+    def corrupt(exc: BaseException) -> UserError:
+        aside = quarantine(tar_path)
+        return UserError(
+            f"archive {str(tar_path)!r} is truncated or corrupt ({type(exc).__name__}: {exc}): "
+            f"refused and moved aside to {str(aside)!r}"
+        )
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:
+        raise UserError(f"cannot write {str(dest.parent)!r}: {exc.strerror or exc}") from None
+    try:
+        try:
+            tar = tarfile.open(tar_path, "r:*")
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as exc:
+            raise corrupt(exc) from None
+        with tar:
+            try:
+                members = tar.getmembers()  # reads to the end: a truncated archive fails here
+            except (
+                tarfile.TarError,
+                EOFError,
+                zlib.error,
+                gzip.BadGzipFile,
+                lzma.LZMAError,
+            ) as exc:
+                raise corrupt(exc) from None
+            for member in members:
+                _check_member(member)
+            try:
+                if hasattr(tarfile, "data_filter"):  # defence in depth (Python >= 3.11.4)
+                    tar.extractall(tmp, members=members, filter="data")
+                else:  # pragma: no cover
+                    tar.extractall(tmp, members=members)
+            except tarfile.FilterError as exc:
+                raise UserError(f"archive member refused: {exc}; nothing extracted") from None
+            except (
+                tarfile.TarError,
+                EOFError,
+                zlib.error,
+                gzip.BadGzipFile,
+                lzma.LZMAError,
+            ) as exc:
+                raise corrupt(exc) from None
+            except OSError as exc:
+                raise UserError(
+                    f"cannot extract {str(tar_path)!r} into {str(dest.parent)!r}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+        if stamp is not None:
+            (tmp / STAMP).write_text(stamp + "\n")
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def extract_once(tar_path: str | Path, dest: str | Path, digest: str) -> Path:
+    """`safe_extract` unless `dest` already holds a complete extraction of this very archive.
+
+    `digest` (the archive's MD5) is stamped inside the extraction, so a changed archive is
+    extracted again and an interrupted extraction (never renamed into place) is redone.
+    """
+    dest = Path(dest)
+    stamp = dest / STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return dest
+    return safe_extract(tar_path, dest, stamp=digest)

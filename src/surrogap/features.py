@@ -1,0 +1,513 @@
+"""Reading any encoder's features from a file: the input of `surrogap evaluate`.
+
+Accepted sources (the format is recognized from the file's first bytes, not its name):
+
+- ``.npy``: the (n, d) array alone; the labels come from a separate file (``labels_path``).
+- ``.npz``: the array under ``features`` or ``x`` and the labels under ``labels``, ``y`` or
+  ``label`` (or the keys given); the project's own extract output (``train_x``, ``train_y``,
+  ``test_x``, ``test_y``) is read with its split.
+- Parquet, Arrow IPC (Feather v1/v2 file or stream; ``.arrow``, ``.feather``): a table whose
+  features are one list column (``features``, ``embedding`` or ``embeddings``) or else every
+  numeric column other than the labels and the split; labels in ``label`` or ``labels``.
+- A folder written by the ``datasets`` library (``Dataset.save_to_disk``): the same table
+  rules; a ``DatasetDict`` with ``train`` and ``test`` splits brings its own split.
+
+A separate labels file is ``.npy`` (1-D), ``.txt`` (one label a line) or ``.csv`` (one
+column, or a column named ``label``/``labels``, or the one given). Labels are integers or
+strings, kept as read (the mapping to 0..C-1 is :func:`surrogap.external.encode_labels`).
+Every failure is a :class:`UserError` with one line naming the file, what was found and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from surrogap.errors import UserError
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "FEATURE_KEYS",
+    "LABEL_COLUMNS",
+    "LABEL_KEYS",
+    "FeatureSet",
+    "load_features",
+    "load_labels",
+]
+
+FEATURE_KEYS = ("features", "x")
+LABEL_KEYS = ("labels", "y", "label")
+FEATURE_COLUMNS = ("features", "embedding", "embeddings")
+LABEL_COLUMNS = ("label", "labels")
+FORMATS = ".npy, .npz, Parquet, Arrow/Feather, or a folder saved by datasets' save_to_disk"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Features as read: x (n, d) float32, labels (n,) int64 or str, split (n,) str or None."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray | None
+    source: str
+
+
+# --------------------------------------------------------------------------- helpers
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sniff(path: Path) -> str:
+    """The format of a file from its magic bytes ('npy', 'npz', 'parquet', 'feather', 'stream')."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"ARROW1") or head.startswith(b"FEA1"):
+        return "feather"
+    if head.startswith(b"\xff\xff\xff\xff") or path.suffix.lower() in (".arrow", ".arrows", ".ipc"):
+        return "stream"
+    raise UserError(
+        f"{str(path)!r} is in an unknown format (first bytes {head[:6]!r}); allowed: {FORMATS}"
+    )
+
+
+def _as_features(arr: np.ndarray, where: str) -> np.ndarray:
+    """(n, d) float32 from a numeric array; one line naming the shape or dtype otherwise."""
+    if arr.dtype.kind not in "fiub":
+        raise UserError(f"{where}: features must be numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise UserError(
+            f"{where}: features must be a non-empty 2-D array (n, d), got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _as_labels(arr: np.ndarray, where: str) -> np.ndarray:
+    """(n,) int64 or str labels; integer-valued floats become integers."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise UserError(f"{where}: labels must be a 1-D array (n,), got shape {arr.shape}")
+    kind = arr.dtype.kind
+    if kind in "iub":
+        return arr.astype(np.int64)
+    if kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise UserError(
+                f"{where}: labels must be integers or strings, got {arr[bad][0].item()!r} "
+                f"at row {int(np.argmax(bad))}"
+            )
+        return arr.astype(np.int64)
+    if kind in "US":
+        return arr.astype(str)
+    if kind == "O":
+        if any(v is None for v in arr):
+            row = next(i for i, v in enumerate(arr) if v is None)
+            raise UserError(f"{where}: labels must not be missing, got null at row {row}")
+        return arr.astype(str)
+    raise UserError(f"{where}: labels must be integers or strings, got dtype {arr.dtype}")
+
+
+def _parse_text_labels(values: Sequence[str], where: str) -> np.ndarray:
+    """Integers when every value is one, strings otherwise."""
+    values = [v.strip() for v in values]
+    if not values:
+        raise UserError(f"{where}: holds no labels")
+    try:
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.asarray(values, dtype=str)
+
+
+# --------------------------------------------------------------------------- labels file
+def load_labels(path: str | Path, column: str | None = None) -> np.ndarray:
+    """Labels (n,) from a .npy, .txt or .csv file (see the module docstring)."""
+    path = Path(path)
+    where = repr(str(path))
+    if not path.is_file():
+        raise UserError(f"labels file {where} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise UserError(f"cannot read labels {where} as .npy: {_first_line(exc)}") from None
+        return _as_labels(arr, f"labels {where}")
+    if suffix not in (".txt", ".csv"):
+        raise UserError(f"labels file {where} has an unknown format; allowed: .npy, .txt, .csv")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read labels {where}: {_first_line(exc)}") from None
+    if suffix == ".txt":
+        lines = [line for line in text.splitlines() if line.strip()]
+        return _parse_text_labels(lines, f"labels {where}")
+    rows = [row for row in csv.reader(text.splitlines()) if row]
+    if not rows:
+        raise UserError(f"labels {where} holds no labels")
+    header = [h.strip() for h in rows[0]]
+    names = (column,) if column else LABEL_COLUMNS
+    found = next((h for h in header if h in names), None)
+    if found is not None:
+        i = header.index(found)
+        body = rows[1:]
+        short = next((j for j, row in enumerate(body) if len(row) <= i), None)
+        if short is not None:
+            raise UserError(f"labels {where}: row {short + 2} has no {found!r} field")
+        return _parse_text_labels([row[i] for row in body], f"labels {where}")
+    if column:
+        raise UserError(f"labels {where} has no column {column!r}; its header: {', '.join(header)}")
+    if max(len(row) for row in rows) != 1:
+        raise UserError(
+            f"labels {where} has several columns and none named {' or '.join(map(repr, names))}; "
+            "give the column with --labels-column"
+        )
+    return _parse_text_labels([row[0] for row in rows], f"labels {where}")
+
+
+# --------------------------------------------------------------------------- .npy / .npz
+def _load_npz(path: Path, features_key, labels_key, split_key, need_labels: bool):
+    where = repr(str(path))
+    try:
+        archive = np.load(path, allow_pickle=False)
+        keys = list(archive.files)
+    except Exception as exc:
+        raise UserError(f"cannot read {where} as .npz: {_first_line(exc)}") from None
+
+    def get(key: str) -> np.ndarray:
+        try:
+            return archive[key]
+        except Exception as exc:
+            raise UserError(f"cannot read array {key!r} of {where}: {_first_line(exc)}") from None
+
+    with archive:
+        if features_key is None and not any(k in keys for k in FEATURE_KEYS):
+            if {"train_x", "test_x"} <= set(keys) and split_key is None:
+                # the project's extract output: train and test come split
+                xs = [_as_features(get(f"{s}_x"), f"{where}[{s}_x]") for s in ("train", "test")]
+                if xs[0].shape[1] != xs[1].shape[1]:
+                    raise UserError(
+                        f"{where}: train_x has {xs[0].shape[1]} columns but test_x has "
+                        f"{xs[1].shape[1]}; they must match"
+                    )
+                ys = None
+                if need_labels:
+                    missing = [k for k in ("train_y", "test_y") if k not in keys]
+                    if missing:
+                        raise UserError(
+                            f"{where} has no array {missing[0]!r}; it holds: {', '.join(keys)}"
+                        )
+                    ys = [_as_labels(get(f"{s}_y"), f"{where}[{s}_y]") for s in ("train", "test")]
+                    for s, xx, yy in zip(("train", "test"), xs, ys, strict=True):
+                        if len(yy) != len(xx):
+                            raise UserError(
+                                f"{where}: {s}_x has {len(xx)} rows but {s}_y has {len(yy)}; they must match"
+                            )
+                split = np.asarray(["train"] * len(xs[0]) + ["test"] * len(xs[1]))
+                labels = None if ys is None else np.concatenate(ys)
+                return np.concatenate(xs), labels, split
+        fkey = _pick_key(keys, features_key, FEATURE_KEYS, "features", "--features-key", where)
+        x = _as_features(get(fkey), f"{where}[{fkey}]")
+        labels = None
+        if need_labels:
+            lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "--labels-key", where)
+            labels = _as_labels(get(lkey), f"{where}[{lkey}]")
+        split = None
+        if split_key is not None:
+            if split_key not in keys:
+                raise UserError(
+                    f"{where} has no split array {split_key!r}; it holds: {', '.join(keys)}"
+                )
+            split = np.asarray(get(split_key)).astype(str)
+    return x, labels, split
+
+
+def _pick_key(keys, given, defaults, what, option, where) -> str:
+    if given is not None:
+        if given not in keys:
+            raise UserError(f"{where} has no {what} array {given!r}; it holds: {', '.join(keys)}")
+        return given
+    for key in defaults:
+        if key in keys:
+            return key
+    raise UserError(
+        f"{where} has no {what} array (looked for {', '.join(map(repr, defaults))}); "
+        f"it holds: {', '.join(keys) or 'nothing'}; name one with {option}"
+    )
+
+
+# --------------------------------------------------------------------------- tables
+def _read_table(path: Path, kind: str):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    where = repr(str(path))
+    try:
+        if kind == "parquet":
+            return pq.read_table(path)
+        if kind == "feather":
+            return feather.read_table(path)
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_stream(source).read_all()
+    except Exception as exc:
+        name = {"parquet": "Parquet", "feather": "Arrow/Feather", "stream": "an Arrow IPC stream"}[
+            kind
+        ]
+        if kind == "stream":
+            raise UserError(
+                f"cannot read {where} as {name} ({_first_line(exc)}); allowed: {FORMATS}"
+            ) from None
+        raise UserError(f"cannot read {where} as {name}: {_first_line(exc)}") from None
+
+
+def _read_datasets_folder(path: Path, split_column: str | None):
+    """A pyarrow Table (and the split per row, for a DatasetDict with train and test)."""
+    where = repr(str(path))
+    if not any(
+        (path / f).is_file() for f in ("dataset_dict.json", "state.json", "dataset_info.json")
+    ):
+        raise UserError(
+            f"{where} is a folder but not one saved by datasets' save_to_disk "
+            f"(no dataset_dict.json or state.json); allowed: {FORMATS}"
+        )
+    import pyarrow as pa
+
+    try:
+        import datasets
+
+        ds = datasets.load_from_disk(str(path))
+    except Exception as exc:
+        raise UserError(f"cannot read {where} as a datasets folder: {_first_line(exc)}") from None
+
+    def table(d):
+        return d.with_format("arrow")[:]
+
+    if isinstance(ds, datasets.DatasetDict):
+        names = list(ds.keys())
+        if split_column is not None:
+            return pa.concat_tables([table(ds[s]) for s in names]), None
+        if not {"train", "test"} <= set(names):
+            raise UserError(
+                f"{where} holds the splits {', '.join(names)}; allowed: a DatasetDict with "
+                "'train' and 'test' splits, a single Dataset, or name a split column"
+            )
+        parts = [table(ds[s]) for s in ("train", "test")]
+        try:
+            merged = pa.concat_tables(parts)
+        except Exception as exc:
+            raise UserError(
+                f"{where}: its train and test splits differ: {_first_line(exc)}"
+            ) from None
+        split = np.asarray(["train"] * parts[0].num_rows + ["test"] * parts[1].num_rows)
+        return merged, split
+    return table(ds), None
+
+
+def _numeric_type(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def _list_column_to_array(col, name: str, where: str) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if col.null_count:
+        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
+        raise UserError(f"{where}: column {name!r} has a missing value at row {row}")
+    if not _numeric_type(col.type.value_type):
+        raise UserError(f"{where}: column {name!r} must hold lists of numbers, got {col.type}")
+    n = len(col)
+    if n == 0:
+        raise UserError(f"{where}: column {name!r} is empty")
+    if pa.types.is_fixed_size_list(col.type):
+        d = col.type.list_size
+    else:
+        lengths = np.asarray(pc.list_value_length(col))
+        d = int(lengths[0])
+        if (lengths != d).any():
+            row = int(np.flatnonzero(lengths != d)[0])
+            raise UserError(
+                f"{where}: column {name!r} must hold lists of one length, "
+                f"row 0 has {d} and row {row} has {int(lengths[row])}"
+            )
+    values = col.flatten()
+    if values.null_count:
+        raise UserError(f"{where}: column {name!r} holds a missing number")
+    flat = values.to_numpy(zero_copy_only=False)
+    return _as_features(flat.reshape(n, d), f"{where}[{name}]")
+
+
+def _column_to_numpy(col, name: str, where: str) -> np.ndarray:
+    import pyarrow as pa
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if col.null_count:
+        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
+        raise UserError(f"{where}: column {name!r} has a missing value at row {row}")
+    return np.asarray(col.to_numpy(zero_copy_only=False))
+
+
+def _from_table(table, where, features_column, labels_column, split_column, need_labels):
+    import pyarrow as pa
+
+    columns = table.column_names
+    listing = ", ".join(columns) or "none"
+
+    def need(name: str, what: str, option: str) -> str:
+        if name not in columns:
+            raise UserError(
+                f"{where} has no {what} column {name!r}; its columns: {listing} ({option})"
+            )
+        return name
+
+    labels = None
+    label_name = None
+    if need_labels:
+        if labels_column is not None:
+            label_name = need(labels_column, "labels", "--labels-column")
+        else:
+            label_name = next((c for c in LABEL_COLUMNS if c in columns), None)
+            if label_name is None:
+                raise UserError(
+                    f"{where} has no labels column (looked for {', '.join(map(repr, LABEL_COLUMNS))}); "
+                    f"its columns: {listing}; name one with --labels-column or give --labels FILE"
+                )
+        labels = _as_labels(
+            _column_to_numpy(table[label_name], label_name, where), f"{where}[{label_name}]"
+        )
+    elif labels_column is not None and labels_column in columns:
+        label_name = labels_column
+    split = None
+    if split_column is not None:
+        need(split_column, "split", "--split-column")
+        split = _column_to_numpy(table[split_column], split_column, where).astype(str)
+
+    def is_list(t) -> bool:
+        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+    if features_column is not None:
+        need(features_column, "features", "--features-column")
+        t = table.schema.field(features_column).type
+        if is_list(t):
+            x = _list_column_to_array(table[features_column], features_column, where)
+        elif _numeric_type(t):
+            x = _as_features(
+                _column_to_numpy(table[features_column], features_column, where)[:, None],
+                f"{where}[{features_column}]",
+            )
+        else:
+            raise UserError(
+                f"{where}: features column {features_column!r} must hold numbers or lists of numbers, got {t}"
+            )
+    else:
+        found = next(
+            (c for c in FEATURE_COLUMNS if c in columns and is_list(table.schema.field(c).type)),
+            None,
+        )
+        if found is not None:
+            x = _list_column_to_array(table[found], found, where)
+        else:
+            skip = {label_name, split_column, *LABEL_COLUMNS}
+            numeric = [
+                c
+                for c in columns
+                if c not in skip
+                and not c.startswith("__")
+                and _numeric_type(table.schema.field(c).type)
+            ]
+            if not numeric:
+                raise UserError(
+                    f"{where} has no features: no list column {', '.join(map(repr, FEATURE_COLUMNS))} "
+                    f"and no numeric column besides the labels; its columns: {listing}; "
+                    "name one with --features-column"
+                )
+            x = _as_features(
+                np.column_stack([_column_to_numpy(table[c], c, where) for c in numeric]), where
+            )
+    return x, labels, split
+
+
+# --------------------------------------------------------------------------- entry point
+def load_features(
+    path: str | Path,
+    *,
+    labels_path: str | Path | None = None,
+    features_key: str | None = None,
+    labels_key: str | None = None,
+    split_column: str | None = None,
+) -> FeatureSet:
+    """Read features (n, d), labels (n,) and an optional train/test split from `path`.
+
+    features_key / labels_key name the npz key or table column (defaults in the module
+    docstring); labels_path is a separate labels file, which replaces any labels in `path`;
+    split_column names a key/column of "train"/"test" values.
+    """
+    path = Path(path)
+    where = repr(str(path))
+    if not path.exists():
+        raise UserError(f"features file {where} does not exist")
+    need_labels = labels_path is None
+    if path.is_dir():
+        table, split = _read_datasets_folder(path, split_column)
+        x, labels, col_split = _from_table(
+            table, where, features_key, labels_key, split_column, need_labels
+        )
+        split = col_split if split_column is not None else split
+    else:
+        kind = _sniff(path)
+        if kind == "npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except Exception as exc:
+                raise UserError(f"cannot read {where} as .npy: {_first_line(exc)}") from None
+            if need_labels:
+                raise UserError(
+                    f"{where} holds only the feature array; give the labels with --labels FILE "
+                    "(.npy, .txt or .csv)"
+                )
+            if split_column is not None:
+                raise UserError(
+                    f"{where} holds only the feature array; it has no split column {split_column!r}"
+                )
+            x, labels, split = _as_features(arr, where), None, None
+        elif kind == "npz":
+            x, labels, split = _load_npz(path, features_key, labels_key, split_column, need_labels)
+        else:
+            table = _read_table(path, kind)
+            x, labels, split = _from_table(
+                table, where, features_key, labels_key, split_column, need_labels
+            )
+    if labels is None:
+        labels = load_labels(labels_path, labels_key)
+    if len(labels) != len(x):
+        source = f"labels {str(labels_path)!r}" if labels_path is not None else "labels"
+        raise UserError(
+            f"{where} has {len(x)} feature rows but {source} has {len(labels)} labels; they must match"
+        )
+    if split is not None and len(split) != len(x):
+        raise UserError(
+            f"{where}: split has {len(split)} values but there are {len(x)} rows; they must match"
+        )
+    return FeatureSet(x=x, labels=labels, split=split, source=str(path))

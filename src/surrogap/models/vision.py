@@ -1,0 +1,127 @@
+"""Image encoders: ``resnet18`` (CIFAR, as in the paper) and ``convnet`` (8x8 digits).
+
+Both take ``x`` (n, C, H, W) float32 with C, H, W from the dataset's meta
+``input_shape`` and return features (n, d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from surrogap.config import at_least, one_of, spec
+from surrogap.errors import UserError
+
+
+def _image_shape(meta: dict, name: str) -> tuple[int, int, int]:
+    shape = meta.get("input_shape") or []
+    if meta.get("modality") != "dense" or len(shape) != 3:
+        raise UserError(
+            f"encoder {name} needs images (input_shape [C, H, W]), dataset "
+            f"{meta.get('dataset')!r} has modality {meta.get('modality')} and input_shape {list(shape)}"
+        )
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+# --------------------------------------------------------------------------- resnet18
+@dataclass(frozen=True)
+class ResNet18Config:
+    name: str = spec("resnet18", check=one_of("resnet18"), allowed="resnet18")
+    head: bool = spec(True)
+    hidden: int = spec(512, check=at_least(1), allowed="an integer >= 1 (head hidden width)")
+    out_dim: int = spec(128, check=at_least(1), allowed="an integer >= 1 (head output width)")
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 with the CIFAR stem, plus a SimCLR projection head.
+
+    Stem: conv1 is 3x3 stride 1 padding 1 without bias and the max-pool is removed, so a
+    32x32 image keeps its resolution into the first stage. ``fc`` is dropped: the backbone
+    gives h (n, 512). With ``head`` the output is the head's z = Linear(512, hidden) -
+    BatchNorm - ReLU - Linear(hidden, out_dim), (n, out_dim); the contrastive loss and
+    every evaluation (features, mean classifier, probe) use this output. Without ``head``
+    the output is h itself (n, 512). ``backbone(x)`` always gives h.
+    """
+
+    def __init__(self, in_channels: int, head: bool, hidden: int, out_dim: int):
+        super().__init__()
+        from torchvision.models import resnet18  # lazily: torchvision is slow to import
+
+        net = resnet18(weights=None)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        net.fc = nn.Identity()
+        self.encoder = net
+        self.head = (
+            nn.Sequential(
+                nn.Linear(512, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden, out_dim),
+            )
+            if head
+            else nn.Identity()
+        )
+        self.out_dim = out_dim if head else 512
+
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, C, H, W) -> h (n, 512), the pooled output of the last stage."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, C, H, W) -> features (n, out_dim) with the head, (n, 512) without."""
+        return self.head(self.encoder(x))
+
+
+def build_resnet18(cfg: ResNet18Config, meta: dict) -> nn.Module:
+    channels, _, _ = _image_shape(meta, "resnet18")
+    return ResNet18(channels, cfg.head, cfg.hidden, cfg.out_dim)
+
+
+# --------------------------------------------------------------------------- convnet
+@dataclass(frozen=True)
+class ConvNetConfig:
+    name: str = spec("convnet", check=one_of("convnet"), allowed="convnet")
+    channels: tuple[int, ...] = spec(
+        factory=lambda: (32, 64),
+        check=lambda v: len(v) >= 1 and all(c >= 1 for c in v),
+        allowed="a non-empty list of conv widths >= 1",
+    )
+    out_dim: int = spec(128, check=at_least(1), allowed="an integer >= 1")
+
+
+class ConvNet(nn.Module):
+    """A small conv net for tiny images such as the 8x8 digits.
+
+    x (n, C, H, W) -> [3x3 conv (padding 1) -> ReLU] per entry of ``channels`` -> 2x2
+    max-pool -> flatten (n, channels[-1] * (H // 2) * (W // 2)) -> Linear -> (n, out_dim).
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], channels: tuple[int, ...], out_dim: int):
+        super().__init__()
+        c, h, w = in_shape
+        if h < 2 or w < 2:
+            raise UserError(f"encoder convnet needs images of at least 2x2, got {h}x{w}")
+        layers: list[nn.Module] = []
+        for width in channels:
+            layers += [nn.Conv2d(c, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            c = width
+        layers += [nn.MaxPool2d(2), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c * (h // 2) * (w // 2), out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def build_convnet(cfg: ConvNetConfig, meta: dict) -> nn.Module:
+    return ConvNet(_image_shape(meta, "convnet"), cfg.channels, cfg.out_dim)
+
+
+ENCODERS = {
+    "resnet18": (ResNet18Config, build_resnet18),
+    "convnet": (ConvNetConfig, build_convnet),
+}

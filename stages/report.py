@@ -1,0 +1,104 @@
+"""Stage `report`: reports/report.md and its figures, from what earlier stages wrote.
+
+Reads the `report` section of params.yaml, reports/results.csv (the bounds stage), the
+pretrain trajectories and the theory stage's figures; writes report.md and the PNGs
+atomically. Everything is built in memory first, so a failure leaves the previous report
+as it was. A user error is one line on stderr and exit status 2.
+
+    python stages/report.py --params params.yaml --results reports/results.csv \
+        --pretrain-dir data/pretrain --theory-dir reports/theory \
+        --out reports/report.md --figures-dir reports/figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from surrogap import io
+from surrogap import report as rep
+from surrogap.config import load_params
+from surrogap.errors import UserError
+
+THEORY_FIGURES = ("fig3", "fig4")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="report", description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="params file (section `report`)")
+    p.add_argument("--results", default="reports/results.csv", help="the bounds stage's table")
+    p.add_argument(
+        "--pretrain-dir",
+        default="data/pretrain",
+        help="holds <dataset>/k<K>-s<seed>/trajectory.csv",
+    )
+    p.add_argument("--theory-dir", default="reports/theory", help="holds fig3.png, fig4.png")
+    p.add_argument("--out", default="reports/report.md", help="the Markdown report")
+    p.add_argument("--figures-dir", default="reports/figures", help="where the PNGs go")
+    return p
+
+
+def _relative(path: Path, start: Path) -> str:
+    """`path` relative to the folder of report.md, with POSIX separators."""
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def run(args: argparse.Namespace) -> None:
+    params = rep.parse_params(load_params(args.params).get("report"))
+    results = rep.load_results(args.results)
+    trajectories, missing = rep.load_trajectories(args.pretrain_dir, results)
+    out = Path(args.out)
+    figures_dir = Path(args.figures_dir)
+    theory_links = {
+        name: (
+            _relative(Path(args.theory_dir) / f"{name}.png", out.parent)
+            if (Path(args.theory_dir) / f"{name}.png").is_file()
+            else None
+        )
+        for name in THEORY_FIGURES
+    }
+    report = rep.build_report(
+        results,
+        trajectories,
+        params,
+        figures_rel=_relative(figures_dir, out.parent),
+        theory_links=theory_links,
+        missing_trajectories=missing,
+        sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
+    )
+    # figures first, the Markdown that links them last
+    for name, fig in report.figures.items():
+        io.write_with(
+            figures_dir / name,
+            lambda tmp, fig=fig: fig.savefig(
+                tmp, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
+            ),
+        )
+    io.write_text(out, report.markdown)
+    print(f"report: wrote {out} and {len(report.figures)} figures in {figures_dir}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run(build_parser().parse_args(argv))
+    except UserError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"report: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,735 @@
+"""Tests of surrogap.bounds against oracles written naively from docs/THEORY.md.
+
+Oracles: exact binomial sums (math.comb, Fraction), brute-force enumeration of every
+sequence of draws for the coverage probability, exact-integer inclusion-exclusion, the
+plain O(n C) recursion, exact harmonic numbers; then closed forms, invariants, numerical
+stability at C ~ 10^4, K ~ 10^5, bad input, and the two-sided bound itself on random
+finite feature sets on the unit sphere (R_mu exact, R_cont by Monte Carlo, and exact for
+K = 1 to validate the estimator).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from surrogap import bounds as B
+
+FLOAT_MAX_LOG = math.log(np.finfo(np.float64).max)
+
+
+# --------------------------------------------------------------------------- oracles
+def binom_pmf_exact(m: int, k: int, c: int) -> Fraction:
+    """P(m of K draws hit the anchor's class), 1/C each, exactly."""
+    return Fraction(math.comb(k, m) * (c - 1) ** (k - m), c**k)
+
+
+def r_cont_star_naive(k: int, c: int, b: float) -> float:
+    q = math.exp(-2.0 * b * b)
+    return math.fsum(
+        float(binom_pmf_exact(m, k, c)) * math.log(1.0 + m + (k - m) * q) for m in range(k + 1)
+    )
+
+
+def col_naive(k: int, c: int) -> float:
+    return math.fsum(float(binom_pmf_exact(m, k, c)) * math.log(1.0 + m) for m in range(k + 1))
+
+
+def r_mu_star_naive(c: int, b: float) -> float:
+    return math.log(1.0 + (c - 1) * math.exp(-2.0 * b * b))
+
+
+def coverage_brute(n: int, c: int) -> Fraction:
+    """Enumerate all C^n sequences of draws; count those that see every class."""
+    hits = sum(1 for seq in itertools.product(range(c), repeat=n) if len(set(seq)) == c)
+    return Fraction(hits, c**n)
+
+
+def log_coverage_exact(n: int, c: int) -> float:
+    """log v_n(C) from inclusion-exclusion in exact integer arithmetic (no cancellation)."""
+    num = sum((-1) ** i * math.comb(c, i) * (c - i) ** n for i in range(c + 1))
+    return math.log(num) - n * math.log(c) if num > 0 else -math.inf
+
+
+def coverage_recursion(n: int, c: int) -> float:
+    """The plain O(n C) recursion over the number of distinct classes seen."""
+    p = [1.0] + [0.0] * c
+    for t in range(1, n + 1):
+        for j in range(min(t, c), 0, -1):
+            p[j] = p[j] * j / c + p[j - 1] * (c - j + 1) / c
+        p[0] = 0.0
+    return p[c]
+
+
+def harmonic_exact(n: int) -> Fraction:
+    return sum((Fraction(1, i) for i in range(1, n + 1)), Fraction(0))
+
+
+def log_cosh(x: float) -> float:
+    return math.log(math.cosh(x))
+
+
+def upper_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    if prior is None:
+        return math.log(c / k) + 2 * log_cosh(b * b)
+    return 2 * log_cosh(b * b) - math.log(k * min(prior))
+
+
+def lower_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    lc = 2 * log_cosh(b * b)
+    if prior is None:
+        paper = math.log(c) + math.log(k) - 2 * math.log(k + 1) - lc
+        derived = -lc - math.log(1 + k / c)
+        return max(paper, derived)
+    return -lc - math.log(1 + k * max(prior))
+
+
+def one_minus_tau_naive(k, c) -> float:
+    return float(Fraction(c - 1, c) ** k)
+
+
+def coverage_float(n, c) -> float:
+    return math.exp(log_coverage_exact(n, c))
+
+
+def arora_naive(loss, k, c):
+    if k + 1 < c:
+        return math.nan
+    return (loss - col_naive(k, c)) / (one_minus_tau_naive(k, c) * coverage_float(k + 1, c))
+
+
+def nozawa_sato_naive(loss, k, c):
+    if k + 1 < c:
+        return math.nan
+    return (2 * loss - col_naive(k, c)) / coverage_float(k + 1, c)
+
+
+def ash_naive(loss, k, c):
+    h = float(harmonic_exact(c - 1))
+    return 2 * max(1.0, 2 * (c - 1) * h / k) / one_minus_tau_naive(k, c) * (loss - col_naive(k, c))
+
+
+def close(got, want, rel=1e-12, abs_=1e-13):
+    if math.isnan(want):
+        return math.isnan(got)
+    return math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
+
+
+# --------------------------------------------------------------------------- oracles: ideal values
+@pytest.mark.parametrize("c", [2, 3, 10, 100])
+@pytest.mark.parametrize("k", [1, 2, 7, 50, 300])
+@pytest.mark.parametrize("b", [0.5, 1.0, 2.0])
+def test_optimal_contrastive_loss_matches_binomial_sum(k, c, b):
+    assert close(B.optimal_contrastive_loss(k, c, b), r_cont_star_naive(k, c, b), rel=1e-12)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 100, 3029])
+@pytest.mark.parametrize("k", [1, 4, 99, 500])
+def test_collision_term_matches_binomial_sum(k, c):
+    assert close(B.collision_term(k, c), col_naive(k, c), rel=1e-12, abs_=1e-15)
+
+
+@pytest.mark.parametrize("c", [2, 5, 50, 100, 10_000])
+@pytest.mark.parametrize("b", [0.3, 1.0, 3.0])
+def test_optimal_supervised_loss_formula(c, b):
+    assert close(B.optimal_supervised_loss(c, b), r_mu_star_naive(c, b), rel=1e-14)
+
+
+def test_ideal_losses_at_b1_paper_values():
+    # R_mu*(C, 1) = log(1 + (C - 1) e^{-2}) and R_cont*(1, C, 1) by hand for C = 2
+    assert B.optimal_supervised_loss(2) == pytest.approx(math.log1p(math.exp(-2)), rel=1e-15)
+    by_hand = 0.5 * math.log(2.0) + 0.5 * math.log1p(math.exp(-2.0))
+    assert B.optimal_contrastive_loss(1, 2) == pytest.approx(by_hand, rel=1e-14)
+
+
+# --------------------------------------------------------------------------- oracles: coverage
+@pytest.mark.parametrize("c", [2, 3, 4])
+def test_coverage_matches_brute_force_enumeration(c):
+    n = np.arange(0, 8)
+    got = B.coverage_probability(n, c)
+    for i, nn in enumerate(n):
+        want = coverage_brute(int(nn), c)
+        assert got[i] == pytest.approx(float(want), rel=1e-13, abs=0.0), (c, nn)
+
+
+@pytest.mark.parametrize(("c", "n_max"), [(5, 40), (37, 200), (120, 700)])
+def test_coverage_matches_plain_recursion(c, n_max):
+    n = np.arange(1, n_max + 1)
+    got = B.coverage_probability(n, c)
+    for nn in (c - 1, c, c + 1, (c + n_max) // 2, n_max):
+        assert got[nn - 1] == pytest.approx(coverage_recursion(nn, c), rel=1e-11, abs=0.0)
+
+
+@pytest.mark.parametrize(
+    ("c", "n"),
+    [(50, 60), (50, 200), (300, 301), (300, 900), (1000, 1000), (1000, 1050), (1000, 3000)],
+)
+def test_log_coverage_matches_exact_inclusion_exclusion(c, n):
+    # v_n is as small as e^-990 here: the log form must keep its relative precision
+    want = log_coverage_exact(n, c)
+    got = B.log_coverage_probability(n, c)
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+def test_coverage_vectorized_over_n_equals_pointwise():
+    c = 23
+    ns = np.array([0, 5, 22, 23, 24, 60, 200, 61])
+    together = B.coverage_probability(ns, c)
+    for i, nn in enumerate(ns):
+        assert together[i] == B.coverage_probability(int(nn), c)
+    assert together.shape == ns.shape
+    assert isinstance(B.coverage_probability(30, c), float)
+
+
+# --------------------------------------------------------------------------- oracles: harmonic
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 10, 99, 1000, 3028, 9999])
+def test_harmonic_number_exact(n):
+    want = float(harmonic_exact(n))
+    # within one ulp of the exact value (correct rounding is tested below)
+    assert abs(B.harmonic_number(n) - want) <= math.ulp(want)
+    assert isinstance(B.harmonic_number(np.int64(n)), float)
+
+
+@pytest.mark.parametrize("n", [19, 3028])
+def test_harmonic_number_correctly_rounded(n):
+    assert B.harmonic_number(n) == float(harmonic_exact(n))
+
+
+# --------------------------------------------------------------------------- oracles: gaps and earlier bounds
+PRIORS = [
+    [0.5, 0.3, 0.2],
+    [0.1, 0.2, 0.3, 0.4],
+    [0.05] + [0.95 / 9] * 9,
+]
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 100, 3029])
+@pytest.mark.parametrize("k", [1, 2, 9, 64, 1024])
+@pytest.mark.parametrize("b", [0.5, 1.0, 1.7])
+def test_gaps_uniform_match_formulas(k, c, b):
+    assert close(B.upper_gap(k, c, b=b), upper_gap_naive(k, c, b=b))
+    assert close(B.lower_gap(k, c, b=b), lower_gap_naive(k, c, b=b))
+
+
+@pytest.mark.parametrize("prior", PRIORS)
+@pytest.mark.parametrize("k", [1, 3, 16, 256])
+@pytest.mark.parametrize("b", [0.5, 1.0])
+def test_gaps_prior_match_derived_forms(prior, k, b):
+    assert close(B.upper_gap(k, prior=prior, b=b), upper_gap_naive(k, prior=prior, b=b))
+    assert close(B.lower_gap(k, prior=prior, b=b), lower_gap_naive(k, prior=prior, b=b))
+    # num_classes may be given alongside when it agrees
+    assert B.upper_gap(k, len(prior), prior, b) == B.upper_gap(k, prior=prior, b=b)
+
+
+def test_lower_gap_uniform_uses_the_larger_form():
+    # C = 2: the derived form is the larger; C >= 3: the paper's (THEORY.md)
+    lc = 2 * log_cosh(1.0)
+    for k in (1, 5, 50):
+        derived2 = -lc - math.log1p(k / 2)
+        assert B.lower_gap(k, 2) == pytest.approx(derived2, rel=1e-14)
+        for c in (3, 10, 100):
+            paper = math.log(c) + math.log(k) - 2 * math.log(k + 1) - lc
+            assert B.lower_gap(k, c) == pytest.approx(paper, rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("c", "k"),
+    [(2, 1), (2, 40), (3, 1), (3, 2), (4, 2), (4, 3), (4, 6), (10, 8), (10, 9), (10, 99)],
+)
+@pytest.mark.parametrize("loss", [0.4, 2.0, 7.5])
+def test_earlier_bounds_match_naive(c, k, loss):
+    assert close(B.arora_bound(loss, k, c), arora_naive(loss, k, c), rel=1e-11)
+    assert close(B.nozawa_sato_bound(loss, k, c), nozawa_sato_naive(loss, k, c), rel=1e-11)
+    assert close(B.ash_bound(loss, k, c), ash_naive(loss, k, c), rel=1e-11)
+
+
+@pytest.mark.parametrize(("c", "k"), [(3, 1), (3, 5), (10, 8), (10, 9), (10, 30)])
+def test_bao_bounds_and_coefficients(c, k):
+    loss = 1.3
+    assert B.bao_upper_bound(loss, k, c) == pytest.approx(loss + upper_gap_naive(k, c), rel=1e-14)
+    assert B.bao_lower_bound(loss, k, c) == pytest.approx(loss + lower_gap_naive(k, c), rel=1e-14)
+    coef = B.loss_coefficients(k, c)
+    assert set(coef) == {"bao", "arora", "nozawa_sato", "ash"}
+    assert float(coef["bao"]) == 1.0
+    h = float(harmonic_exact(c - 1))
+    omt, v = one_minus_tau_naive(k, c), coverage_float(k + 1, c)
+    want = {
+        "arora": 1 / (omt * v) if k + 1 >= c else math.nan,
+        "nozawa_sato": 2 / v if k + 1 >= c else math.nan,
+        "ash": 2 * max(1.0, 2 * (c - 1) * h / k) / omt,
+    }
+    for name, fn in (
+        ("arora", B.arora_bound),
+        ("nozawa_sato", B.nozawa_sato_bound),
+        ("ash", B.ash_bound),
+    ):
+        assert close(float(coef[name]), want[name], rel=1e-11), name
+        # every earlier bound is affine in L with the reported coefficient
+        slope = fn(loss + 1.0, k, c) - fn(loss, k, c)
+        assert close(slope, want[name], rel=1e-9), name
+
+
+# --------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("c", [2, 3, 7, 50, 1000, 10_000])
+def test_coverage_closed_forms(c):
+    ns = np.array([0, 1, c - 1, c, c + 1, c + 2])
+    log_v = B.log_coverage_probability(ns, c)
+    assert np.all(np.isneginf(log_v[:3]))
+    assert np.all(B.coverage_probability(ns[:3], c) == 0.0)
+    lg = math.lgamma(c + 1)
+    # v_C = C!/C^C; v_{C+1} = C! C(C+1)/2 / C^{C+1}; v_{C+2} = C! (binom(C+2,3) + 3 binom(C+2,4)) / C^{C+2}
+    want = [
+        lg - c * math.log(c),
+        lg + math.log(c * (c + 1) / 2) - (c + 1) * math.log(c),
+        lg + math.log(math.comb(c + 2, 3) + 3 * math.comb(c + 2, 4)) - (c + 2) * math.log(c),
+    ]
+    assert log_v[3:] == pytest.approx(want, rel=1e-12)
+    if c <= 100:
+        assert B.coverage_probability(c, c) == pytest.approx(math.factorial(c) / c**c, rel=1e-12)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 3029])
+@pytest.mark.parametrize("k", [1, 2, 17, 500])
+def test_collision_probability_closed_form(c, k):
+    want = 1.0 - float(Fraction(c - 1, c) ** k)
+    assert B.collision_probability(k, c) == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("c", [3, 10])
+def test_uniform_prior_vector_equals_num_classes(c):
+    ks = np.array([1, 2, 5, 50])
+    prior = [1.0 / c] * c
+    np.testing.assert_array_equal(B.upper_gap(ks, prior=prior), B.upper_gap(ks, c))
+    np.testing.assert_array_equal(B.lower_gap(ks, prior=prior), B.lower_gap(ks, c))
+    np.testing.assert_array_equal(
+        B.bao_lower_bound(2.0, ks, prior=prior), B.bao_lower_bound(2.0, ks, c)
+    )
+    # within the tolerance 1e-9 it still counts as uniform (the paper's Delta_L applies)
+    wobbly = np.full(c, 1.0 / c)
+    wobbly[0] += 1e-12
+    wobbly[1] -= 1e-12
+    np.testing.assert_allclose(B.lower_gap(ks, prior=wobbly), B.lower_gap(ks, c), rtol=1e-14)
+
+
+FUNCTIONS_OF_K = {
+    "upper_gap": lambda k: B.upper_gap(k, 10),
+    "lower_gap": lambda k: B.lower_gap(k, 10),
+    "upper_gap_prior": lambda k: B.upper_gap(k, prior=[0.5, 0.3, 0.2]),
+    "lower_gap_prior": lambda k: B.lower_gap(k, prior=[0.5, 0.3, 0.2]),
+    "optimal_contrastive_loss": lambda k: B.optimal_contrastive_loss(k, 10),
+    "collision_probability": lambda k: B.collision_probability(k, 10),
+    "collision_term": lambda k: B.collision_term(k, 10),
+    "arora": lambda k: B.arora_bound(3.0, k, 10),
+    "nozawa_sato": lambda k: B.nozawa_sato_bound(3.0, k, 10),
+    "ash": lambda k: B.ash_bound(3.0, k, 10),
+    "bao_upper": lambda k: B.bao_upper_bound(3.0, k, 10),
+    "bao_lower": lambda k: B.bao_lower_bound(3.0, k, 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS_OF_K))
+def test_scalar_and_array_k_agree(name):
+    fn = FUNCTIONS_OF_K[name]
+    ks = np.array([1, 2, 8, 9, 10, 40, 99])
+    arr = fn(ks)
+    assert isinstance(arr, np.ndarray) and arr.shape == ks.shape
+    for i, kk in enumerate(ks):
+        scalar = fn(int(kk))
+        assert isinstance(scalar, float)
+        assert close(scalar, float(arr[i]), rel=1e-15, abs_=0.0)
+    # a 2-D K keeps its shape, a list behaves as an array, a float integer as an integer
+    grid = ks[:6].reshape(2, 3)
+    np.testing.assert_array_equal(fn(grid), arr[:6].reshape(2, 3))
+    np.testing.assert_array_equal(fn(ks.tolist()), arr)
+    assert close(fn(9.0), float(arr[3]), rel=0.0, abs_=0.0)
+
+
+def test_loss_coefficients_vectorized():
+    ks = np.arange(1, 30)
+    coef = B.loss_coefficients(ks, 10)
+    for name, values in coef.items():
+        assert values.shape == ks.shape, name
+    for i, kk in enumerate(ks):
+        one = B.loss_coefficients(int(kk), 10)
+        for name in coef:
+            assert close(float(np.asarray(one[name])), float(coef[name][i]), rel=1e-15, abs_=0.0)
+
+
+def test_loss_array_broadcasts_with_k():
+    ks = np.array([9, 10, 20])
+    losses = np.array([2.0, 3.0, 4.0])
+    got = B.arora_bound(losses, ks, 10)
+    for i in range(3):
+        assert got[i] == B.arora_bound(float(losses[i]), int(ks[i]), 10)
+
+
+# --------------------------------------------------------------------------- invariants
+@pytest.mark.parametrize("c", [2, 3, 10, 100, 3029])
+@pytest.mark.parametrize("b", [0.5, 1.0, 2.0])
+def test_gaps_decrease_in_k_and_lower_below_upper(c, b):
+    ks = np.arange(1, 2001)
+    up = B.upper_gap(ks, c, b=b)
+    lo = B.lower_gap(ks, c, b=b)
+    assert np.all(np.diff(up) < 0)
+    assert np.all(np.diff(lo) < 0)
+    assert np.all(lo < up)
+    # the band's width is 4 log cosh(b^2) + 2 log((K+1)/K) where the paper's Delta_L wins
+    if c >= 3:
+        width = 4 * np.log(np.cosh(b * b)) + 2 * np.log((ks + 1) / ks)
+        np.testing.assert_allclose(up - lo, width, rtol=1e-12)
+
+
+@pytest.mark.parametrize("prior", PRIORS)
+def test_prior_gaps_decrease_and_are_ordered(prior):
+    ks = np.arange(1, 500)
+    up = B.upper_gap(ks, prior=prior)
+    lo = B.lower_gap(ks, prior=prior)
+    assert np.all(np.diff(up) < 0) and np.all(np.diff(lo) < 0) and np.all(lo < up)
+    # a non-uniform prior only widens the band compared with the uniform one
+    c = len(prior)
+    assert np.all(up >= B.upper_gap(ks, c)) and np.all(lo <= B.lower_gap(ks, c))
+
+
+@pytest.mark.parametrize("c", [2, 3, 5, 10, 31])
+def test_earlier_bounds_nan_exactly_where_undefined(c):
+    ks = np.arange(1, 3 * c + 5)
+    undefined = ks + 1 < c
+    for fn in (B.arora_bound, B.nozawa_sato_bound):
+        values = fn(4.0, ks, c)
+        assert np.array_equal(np.isnan(values), undefined), fn.__name__
+    coef = B.loss_coefficients(ks, c)
+    assert np.array_equal(np.isnan(coef["arora"]), undefined)
+    assert np.array_equal(np.isnan(coef["nozawa_sato"]), undefined)
+    # Ash and Bao are defined for every K
+    assert not np.isnan(B.ash_bound(4.0, ks, c)).any()
+    assert not np.isnan(coef["ash"]).any()
+    assert not np.isnan(B.bao_upper_bound(4.0, ks, c)).any()
+
+
+def test_coefficients_blow_up_toward_k_equal_c_minus_1():
+    c = 10
+    ks = np.arange(c - 1, 200)
+    coef = B.loss_coefficients(ks, c)
+    # huge at K + 1 = C (v_C = C!/C^C), then falling; Nozawa-Sato's 2 / v_{K+1} keeps falling
+    # toward 2, Arora's 1 / ((1 - tau_K) v_{K+1}) turns up again as (1 - 1/C)^-K grows
+    assert np.all(np.diff(coef["nozawa_sato"]) < 0)
+    assert coef["nozawa_sato"][-1] == pytest.approx(2.0, rel=1e-6)
+    assert np.all(np.diff(coef["arora"][:5]) < 0) and np.all(np.diff(coef["arora"][-50:]) > 0)
+    assert coef["nozawa_sato"][0] == pytest.approx(2 * c**c / math.factorial(c), rel=1e-12)
+    assert np.all(coef["arora"] > 1) and np.all(coef["nozawa_sato"] > 1) and np.all(coef["ash"] > 1)
+
+
+def test_stability_large_c_and_k():
+    """C = 10^4, K up to 10^5: no NaN where defined, inf only where truly beyond float max."""
+    c = 10_000
+    ks = np.array([1, 10, 1000, c - 2, c - 1, c, c + 1, 15_000, 30_000, 50_000, 100_000])
+    loss = 12.0
+    log_v = B.log_coverage_probability(ks + 1, c)
+    assert np.all(log_v <= 0.0) and not np.isnan(log_v).any()
+    assert np.array_equal(np.isneginf(log_v), ks + 1 < c)  # v_n = 0 exactly for n < C
+    assert np.all(np.diff(log_v[ks + 1 >= c]) > 0)  # v_n increases in n from n = C on
+    # closed forms at the edge of the range: K + 1 = C and C + 1 (v_C = C!/C^C etc.)
+    lg = math.lgamma(c + 1)
+    assert log_v[4] == pytest.approx(lg - c * math.log(c), rel=1e-12)
+    assert log_v[5] == pytest.approx(
+        lg + math.log(c * (c + 1) / 2) - (c + 1) * math.log(c), rel=1e-12
+    )
+    v = B.coverage_probability(ks + 1, c)
+    assert np.all((v >= 0) & (v <= 1))
+    # near 1 for n = 10^5 + 1: inclusion-exclusion converges quickly there (terms < 1)
+    n = 100_001
+    terms = [
+        (-1) ** i
+        * math.exp(
+            math.lgamma(c + 1)
+            - math.lgamma(i + 1)
+            - math.lgamma(c - i + 1)
+            + n * math.log1p(-i / c)
+        )
+        for i in range(60)
+    ]
+    assert v[-1] == pytest.approx(math.fsum(terms), rel=1e-11)
+
+    col = B.collision_term(ks, c)
+    omt_log = ks * math.log1p(-1.0 / c)
+    tau = B.collision_probability(ks, c)
+    assert np.all((tau > 0) & (tau <= 1)) and np.all(np.isfinite(col)) and np.all(col >= 0)
+    # each call reruns the O(max(K) C) recursion, which log_v above ran up to K = 10^5:
+    # to keep the test short, the two bounds that use it see K <= 3 10^4
+    upto = 9
+    for fn, numer, log_extra in (
+        (B.arora_bound, loss - col, -omt_log),
+        (B.nozawa_sato_bound, 2 * loss - col, np.zeros(ks.shape)),
+    ):
+        values = fn(loss, ks[:upto], c)
+        defined = ks[:upto] + 1 >= c
+        assert np.array_equal(np.isnan(values), ~defined)
+        log_true = (np.log(numer) + log_extra - log_v)[:upto]
+        for i in np.nonzero(defined)[0]:
+            if log_true[i] < FLOAT_MAX_LOG - 1:
+                assert np.isfinite(values[i]) and values[i] > 0
+                assert math.log(values[i]) == pytest.approx(log_true[i], rel=1e-10, abs=1e-10)
+            elif log_true[i] > FLOAT_MAX_LOG + 1:
+                assert values[i] == math.inf
+    ash = B.ash_bound(loss, ks, c)
+    assert np.all(np.isfinite(ash)) and np.all(ash > 0)
+    for fn in (B.upper_gap, B.lower_gap, B.optimal_contrastive_loss):
+        assert np.all(np.isfinite(fn(ks, c)))
+    r = B.optimal_contrastive_loss(ks, c)
+    assert np.all(np.diff(r) > 0)  # more negatives, larger ideal loss
+
+
+@pytest.mark.parametrize("k", [100, 500, 1000, 1020, 1022, 1024, 1030, 2000])
+def test_one_minus_tau_without_cancellation_small_c(k):
+    """C = 2: tau_K rounds to 1 long before (1/2)^K underflows; the Ash bound stays exact."""
+    c, loss = 2, 12.0
+    col = col_naive(k, c) if k <= 1000 else float(B.collision_term(k, c))
+    log_true = math.log(2.0) + math.log(max(1.0, 2.0 * (c - 1) * 1.0 / k)) + k * math.log(2.0)
+    log_true += math.log(loss - col)
+    got = B.ash_bound(loss, k, c)
+    if log_true < FLOAT_MAX_LOG - 1e-9:
+        assert math.isfinite(got) and got > 0
+        assert math.log(got) == pytest.approx(log_true, rel=1e-12)
+    else:  # the documented behaviour: +inf only where the value itself exceeds float64
+        assert got == math.inf
+    coef = float(B.loss_coefficients(k, c)["ash"])
+    assert math.isinf(coef) == (log_true - math.log(loss - col) > FLOAT_MAX_LOG)
+    assert 1.0 - B.collision_probability(k, c) == 0.0 or k < 60  # why 1 - tau must not be used
+
+
+def test_ash_bound_at_c2_k2000_is_inf_not_nan():
+    with np.errstate(divide="raise", invalid="raise"):
+        value = B.ash_bound(10.0, 2000, 2)
+    assert value == math.inf  # 2 * 2^2000 * (L - Col) > float max: truly beyond
+
+
+# --------------------------------------------------------------------------- the two-sided bound on random features
+def make_features(rng, num_classes, dim, concentration):
+    """Finite class-conditional sets of unit vectors: class c is uniform over its set."""
+    sets = []
+    for _ in range(num_classes):
+        center = rng.normal(size=dim)
+        center /= np.linalg.norm(center)
+        size = int(rng.integers(2, 7))
+        pts = concentration * center + rng.normal(size=(size, dim))
+        sets.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+    return sets
+
+
+def r_mu_exact(sets, prior):
+    means = np.stack([s.mean(axis=0) for s in sets])
+    total = 0.0
+    for c, s in enumerate(sets):
+        logits = s @ means.T
+        ce = np.logaddexp.reduce(logits, axis=1) - logits[:, c]
+        total += prior[c] * ce.mean()
+    return float(total)
+
+
+def flatten(sets):
+    points = np.concatenate(sets)
+    sizes = np.array([len(s) for s in sets])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return points, sizes, offsets
+
+
+def r_cont_monte_carlo(rng, sets, prior, k, samples):
+    points, sizes, offsets = flatten(sets)
+    gram = points @ points.T
+
+    def draw(classes):
+        return offsets[classes] + np.floor(rng.random(classes.shape) * sizes[classes]).astype(int)
+
+    c = rng.choice(len(sets), size=samples, p=prior)
+    anchor, positive = draw(c), draw(c)
+    neg = draw(rng.choice(len(sets), size=(samples, k), p=prior))
+    s_pos = gram[anchor, positive]
+    s_all = np.concatenate([s_pos[:, None], gram[anchor[:, None], neg]], axis=1)
+    losses = np.logaddexp.reduce(s_all, axis=1) - s_pos
+    return float(losses.mean()), float(losses.std(ddof=1) / math.sqrt(samples))
+
+
+def r_cont_exact_k1(sets, prior):
+    """Exact E over (anchor class, anchor, positive, negative class, negative) for K = 1."""
+    points, sizes, _ = flatten(sets)
+    gram = points @ points.T
+    labels = np.repeat(np.arange(len(sets)), sizes)
+    weight = np.asarray(prior)[labels] / sizes[labels]  # P(a point) under c ~ prior, x ~ D_c
+    total = 0.0
+    for a in range(len(points)):
+        same = np.nonzero(labels == labels[a])[0]
+        s_pos = gram[a, same][:, None]  # positive over the anchor's class
+        s_neg = gram[a][None, :]  # negative over every point
+        loss = np.logaddexp(s_pos, s_neg) - s_pos
+        total += weight[a] * ((1.0 / len(same)) * loss.sum(axis=0) @ weight)
+    return float(total)
+
+
+def skewed_prior(num_classes):
+    p = 0.5 ** np.arange(num_classes) + 0.05
+    return p / p.sum()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_monte_carlo_matches_exact_r_cont_for_k1(seed):
+    rng = np.random.default_rng(seed)
+    sets = make_features(rng, 4, 5, 1.5)
+    prior = skewed_prior(4)
+    mean, se = r_cont_monte_carlo(rng, sets, prior, 1, 200_000)
+    exact = r_cont_exact_k1(sets, prior)
+    assert abs(mean - exact) < 5 * se + 1e-12
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("num_classes", [3, 4, 6])
+@pytest.mark.parametrize("prior_kind", ["uniform", "skewed"])
+def test_two_sided_bound_holds_on_random_unit_features(seed, num_classes, prior_kind):
+    rng = np.random.default_rng(1000 * seed + num_classes)
+    concentration = [0.3, 1.0, 3.0, 8.0][seed]
+    sets = make_features(rng, num_classes, 4, concentration)
+    prior = (
+        np.full(num_classes, 1.0 / num_classes)
+        if prior_kind == "uniform"
+        else skewed_prior(num_classes)
+    )
+    r_mu = r_mu_exact(sets, prior)
+    for k in (1, 2, 5, 10):
+        r_cont, se = r_cont_monte_carlo(rng, sets, prior, k, 60_000)
+        tol = 5 * se + 1e-12
+        if prior_kind == "uniform":
+            lo, up = B.lower_gap(k, num_classes), B.upper_gap(k, num_classes)
+        else:
+            lo, up = B.lower_gap(k, prior=prior), B.upper_gap(k, prior=prior)
+        assert r_cont + lo <= r_mu + tol, (k, r_cont, lo, r_mu)
+        assert r_mu <= r_cont + up + tol, (k, r_cont, up, r_mu)
+
+
+def test_two_sided_bound_holds_for_the_ideal_encoder():
+    for c in (2, 3, 10, 100):
+        r_mu = B.optimal_supervised_loss(c)
+        ks = np.arange(1, 200)
+        r_cont = B.optimal_contrastive_loss(ks, c)
+        assert np.all(r_cont + B.lower_gap(ks, c) <= r_mu)
+        assert np.all(r_mu <= r_cont + B.upper_gap(ks, c))
+
+
+# --------------------------------------------------------------------------- bad input
+BAD_K = [0, -3, 2.5, float("nan"), True, "3", [1, 0], np.array([1.0, 2.5])]
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS_OF_K))
+@pytest.mark.parametrize("k", [0, -3, 2.5])
+def test_bad_k_names_the_value(name, k):
+    # the value may be shown as Python (2.5) or numpy (np.float64(2.5)) renders it
+    named = rf"k must be an integer >= 1, got (np\.\w+\()?{re.escape(repr(k))}\b"
+    with pytest.raises(ValueError, match=named):
+        FUNCTIONS_OF_K[name](k)
+
+
+@pytest.mark.parametrize("k", BAD_K)
+def test_bad_k_variants_raise(k):
+    with pytest.raises(ValueError, match="k must"):
+        B.upper_gap(k, 10)
+    with pytest.raises(ValueError, match="k must"):
+        B.loss_coefficients(k, 10)
+
+
+BAD_CLASSES = [1, 0, -5, 2.5, True, "10"]
+
+
+@pytest.mark.parametrize("c", BAD_CLASSES)
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda c: B.upper_gap(3, c),
+        lambda c: B.lower_gap(3, c),
+        lambda c: B.optimal_contrastive_loss(3, c),
+        lambda c: B.optimal_supervised_loss(c),
+        lambda c: B.collision_probability(3, c),
+        lambda c: B.collision_term(3, c),
+        lambda c: B.coverage_probability(3, c),
+        lambda c: B.arora_bound(1.0, 3, c),
+        lambda c: B.nozawa_sato_bound(1.0, 3, c),
+        lambda c: B.ash_bound(1.0, 3, c),
+        lambda c: B.loss_coefficients(3, c),
+    ],
+)
+def test_bad_num_classes_names_the_value(fn, c):
+    with pytest.raises(
+        ValueError, match=rf"num_classes must be an integer >= 2, got {re.escape(repr(c))}"
+    ):
+        fn(c)
+
+
+@pytest.mark.parametrize("fn", [B.upper_gap, B.lower_gap])
+def test_bad_prior(fn):
+    with pytest.raises(ValueError, match=r"prior must hold finite probabilities >= 0, got \[-0.2"):
+        fn(3, prior=[-0.2, 0.6, 0.6])
+    with pytest.raises(ValueError, match=r"prior must sum to 1 .*got a sum of 1.1"):
+        fn(3, prior=[0.5, 0.6])
+    with pytest.raises(ValueError, match=r"sum of 1.00000001"):
+        fn(3, prior=[0.5, 0.50000001])
+    fn(3, prior=[0.5, 0.5 + 1e-12])  # inside the 1e-9 tolerance: accepted
+    with pytest.raises(ValueError, match=r"prior has 2 entries but num_classes is 3"):
+        fn(3, 3, prior=[0.5, 0.5])
+    with pytest.raises(ValueError, match=r"prior has 3 entries but num_classes is 2"):
+        fn(3, 2, prior=[0.2, 0.3, 0.5])
+    with pytest.raises(ValueError, match=r"probability > 0"):
+        fn(3, prior=[0.0, 0.5, 0.5])
+    with pytest.raises(ValueError, match=r"nan"):
+        fn(3, prior=[float("nan"), 0.5])
+    with pytest.raises(ValueError, match=r"num_classes"):
+        fn(3)
+
+
+@pytest.mark.parametrize("b", [0, 0.0, -1.0, float("nan"), float("inf"), "x"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda b: B.upper_gap(3, 10, b=b),
+        lambda b: B.lower_gap(3, 10, b=b),
+        lambda b: B.optimal_contrastive_loss(3, 10, b),
+        lambda b: B.optimal_supervised_loss(10, b),
+        lambda b: B.bao_upper_bound(1.0, 3, 10, b=b),
+        lambda b: B.bao_lower_bound(1.0, 3, 10, b=b),
+    ],
+)
+def test_bad_b_names_the_value(fn, b):
+    with pytest.raises(
+        ValueError, match=rf"b must be a finite number > 0, got {re.escape(repr(b))}"
+    ):
+        fn(b)
+
+
+@pytest.mark.parametrize("fn", [B.arora_bound, B.nozawa_sato_bound, B.ash_bound, B.bao_upper_bound])
+def test_bad_loss(fn):
+    with pytest.raises(ValueError, match="loss must be finite, got nan"):
+        fn(float("nan"), 10, 10)
+    with pytest.raises(ValueError, match="must broadcast"):
+        fn(np.ones(3), np.array([10, 11]), 10)
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, True])
+def test_bad_n(n):
+    with pytest.raises(ValueError, match="n must be"):
+        B.coverage_probability(n, 3)
+    with pytest.raises(ValueError, match="n must be"):
+        B.log_coverage_probability(n, 3)
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, "3", None])
+def test_bad_harmonic_n(n):
+    with pytest.raises(ValueError, match=rf"n must be an integer >= 0, got {re.escape(repr(n))}"):
+        B.harmonic_number(n)
+
+
+@pytest.mark.parametrize(("valid", "invalid"), [(np.int64(2), 2.0), (np.int64(1), True)])
+def test_harmonic_number_validation_not_bypassed_by_cache(valid, invalid):
+    B.harmonic_number(valid)
+    with pytest.raises(ValueError, match="n must be"):
+        B.harmonic_number(invalid)

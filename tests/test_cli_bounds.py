@@ -1,0 +1,272 @@
+"""Tests of the calculator `surrogap bounds` (surrogap.cli) against surrogap.bounds."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surrogap import bounds as B
+from surrogap.cli import main
+
+RECORD_KEYS = {
+    "k",
+    "classes",
+    "b",
+    "loss",
+    "lower_gap",
+    "upper_gap",
+    "bao_lower",
+    "bao_upper",
+    "arora",
+    "nozawa_sato",
+    "ash",
+}
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The data rows of the printed table (after the header and the dashes)."""
+    lines = out.strip().splitlines()
+    dash = next(i for i, line in enumerate(lines) if set(line.replace(" ", "")) == {"-"})
+    return [line.split() for line in lines[dash + 1 :]]
+
+
+def same(got, want):
+    if want is None or (isinstance(want, float) and math.isnan(want)):
+        return got is None
+    return got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("ks", [["1"], ["1", "5", "9", "10", "64"]])
+def test_table_one_row_per_k_undefined_where_undefined(capsys, ks):
+    code, out, err = run(capsys, "bounds", "--k", *ks, "--classes", "10", "--loss", "2.5")
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("C = 10")
+    header = lines[1].split()
+    assert header == [
+        "k",
+        "loss",
+        "lower_gap",
+        "upper_gap",
+        "bao_lower",
+        "bao_upper",
+        "arora",
+        "nozawa_sato",
+        "ash",
+    ]
+    rows = table_rows(out)
+    assert [r[0] for r in rows] == ks
+    for row in rows:
+        k = int(row[0])
+        cells = dict(zip(header, row, strict=True))
+        for name in ("arora", "nozawa_sato"):
+            assert (cells[name] == "undefined") == (k + 1 < 10), (k, name)
+        assert cells["ash"] != "undefined"
+        assert float(cells["upper_gap"]) == pytest.approx(B.upper_gap(k, 10), rel=1e-5)
+        assert float(cells["bao_upper"]) == pytest.approx(2.5 + B.upper_gap(k, 10), rel=1e-5)
+        if k + 1 >= 10:
+            assert float(cells["arora"]) == pytest.approx(B.arora_bound(2.5, k, 10), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("ks", "classes", "losses"),
+    [
+        ([1, 2, 3, 4, 9, 10, 100], 10, [3.0]),
+        ([1, 4, 16], 3, [0.5, 1.5, 2.5]),
+        ([1, 64, 1024], 100, [4.0]),
+        ([1, 2], 2, [1.0, 7.0]),
+    ],
+)
+def test_json_records_equal_library(capsys, ks, classes, losses):
+    argv = [
+        "bounds",
+        "--k",
+        *map(str, ks),
+        "--classes",
+        str(classes),
+        "--loss",
+        *map(str, losses),
+        "--json",
+    ]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and err == ""
+    records = json.loads(out)
+    assert len(records) == len(ks)
+    karr = np.array(ks)
+    loss = np.broadcast_to(np.array(losses, dtype=float), karr.shape)
+    want = {
+        "lower_gap": B.lower_gap(karr, classes),
+        "upper_gap": B.upper_gap(karr, classes),
+        "bao_lower": B.bao_lower_bound(loss, karr, classes),
+        "bao_upper": B.bao_upper_bound(loss, karr, classes),
+        "arora": B.arora_bound(loss, karr, classes),
+        "nozawa_sato": B.nozawa_sato_bound(loss, karr, classes),
+        "ash": B.ash_bound(loss, karr, classes),
+    }
+    for i, rec in enumerate(records):
+        assert set(rec) == RECORD_KEYS
+        assert rec["k"] == ks[i] and rec["classes"] == classes and rec["b"] == 1.0
+        assert rec["loss"] == loss[i]
+        for name, values in want.items():
+            assert same(rec[name], float(values[i])), (name, ks[i])
+        assert (rec["arora"] is None) == (ks[i] + 1 < classes)
+        assert (rec["nozawa_sato"] is None) == (ks[i] + 1 < classes)
+
+
+def test_json_null_where_undefined_is_valid_json(capsys):
+    code, out, _ = run(capsys, "bounds", "--k", "1", "--classes", "50", "--loss", "2", "--json")
+    assert code == 0
+    assert '"arora": null' in out and "NaN" not in out
+    assert json.loads(out)[0]["nozawa_sato"] is None
+
+
+def test_json_with_prior_and_b(capsys):
+    prior = [0.5, 0.3, 0.2]
+    code, out, _ = run(
+        capsys,
+        "bounds",
+        "--k",
+        "1",
+        "8",
+        "--prior",
+        "0.5,0.3,0.2",
+        "--loss",
+        "1.2",
+        "--b",
+        "0.7",
+        "--json",
+    )
+    assert code == 0
+    records = json.loads(out)
+    for rec, k in zip(records, (1, 8), strict=True):
+        assert set(rec) == RECORD_KEYS and rec["classes"] == 3 and rec["b"] == 0.7
+        assert same(rec["lower_gap"], B.lower_gap(k, prior=prior, b=0.7))
+        assert same(rec["upper_gap"], B.upper_gap(k, prior=prior, b=0.7))
+        assert same(rec["bao_upper"], B.bao_upper_bound(1.2, k, prior=prior, b=0.7))
+        # the earlier bounds assume a uniform prior: not given for a skewed one
+        assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None
+
+
+def test_uniform_prior_equals_classes(capsys):
+    _, by_classes, _ = run(
+        capsys, "bounds", "--k", "3", "7", "--classes", "4", "--loss", "2", "--json"
+    )
+    _, by_prior, _ = run(
+        capsys, "bounds", "--k", "3", "7", "--prior", "0.25,0.25,0.25,0.25", "--loss", "2", "--json"
+    )
+    assert json.loads(by_classes) == json.loads(by_prior)
+
+
+def test_without_loss_prints_gaps_and_ideal_values(capsys):
+    ks = [1, 5, 99]
+    code, out, err = run(capsys, "bounds", "--k", *map(str, ks), "--classes", "100")
+    assert code == 0 and err == ""
+    header = out.strip().splitlines()[1].split()
+    assert header == [
+        "k",
+        "lower_gap",
+        "upper_gap",
+        "optimal_contrastive_loss",
+        "optimal_supervised_loss",
+    ]
+    rows = table_rows(out)
+    assert [int(r[0]) for r in rows] == ks
+    for row, k in zip(rows, ks, strict=True):
+        assert float(row[1]) == pytest.approx(B.lower_gap(k, 100), rel=1e-5)
+        assert float(row[2]) == pytest.approx(B.upper_gap(k, 100), rel=1e-5)
+        assert float(row[3]) == pytest.approx(B.optimal_contrastive_loss(k, 100), rel=1e-5)
+        assert float(row[4]) == pytest.approx(B.optimal_supervised_loss(100), rel=1e-5)
+
+    code, out, _ = run(capsys, "bounds", "--k", *map(str, ks), "--classes", "100", "--json")
+    assert code == 0
+    for rec, k in zip(json.loads(out), ks, strict=True):
+        assert same(rec["lower_gap"], B.lower_gap(k, 100))
+        assert same(rec["upper_gap"], B.upper_gap(k, 100))
+        assert same(rec["optimal_contrastive_loss"], B.optimal_contrastive_loss(k, 100))
+        assert same(rec["optimal_supervised_loss"], B.optimal_supervised_loss(100))
+
+
+def test_without_loss_skewed_prior_ideal_values_undefined(capsys):
+    code, out, _ = run(capsys, "bounds", "--k", "2", "--prior", "0.7,0.3")
+    assert code == 0
+    assert table_rows(out)[0][3:] == ["undefined", "undefined"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--k", "0", "--classes", "3"], "'0'"),
+        (["--k", "2.5", "--classes", "3"], "'2.5'"),
+        (["--k", "1", "--classes", "1"], "got 1"),
+        (["--k", "1", "--prior", "0.5,0.6"], "1.1"),
+        (["--k", "1", "--classes", "3", "--b", "0"], "got 0.0"),
+        (["--k", "1", "--classes", "3", "--prior", "0.5,0.5"], "num_classes is 3"),
+        (
+            ["--k", "1", "--classes", "2", "--prior", "0.2,0.3,0.5", "--loss", "1"],
+            "num_classes is 2",
+        ),
+        (["--k", "1", "--classes", "3", "--prior=-0.5,0.5,1.0"], "-0.5"),
+        (["--k", "1", "--classes", "3", "--b", "nan"], "'nan'"),
+        (["--k", "1", "--classes", "3", "--loss", "1", "2"], "got 2"),
+        (["--k", "1"], "--classes"),
+        (["--k", "1", "--classes", "three"], "'three'"),
+        (["--k", "1", "--classes", "3", "--prior", "a,b"], "'a,b'"),
+        (["--classes", "3"], "--k"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, argv, named):
+    code, out, err = run(capsys, "bounds", *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert named in lines[0]
+    assert lines[0].startswith("surrogap")
+
+
+def test_console_script_runs():
+    exe = shutil.which("surrogap") or str(Path(sys.executable).with_name("surrogap"))
+    assert Path(exe).exists(), "the surrogap console script is not installed"
+    done = subprocess.run(
+        [exe, "bounds", "--k", "1", "9", "--classes", "10", "--loss", "2.0", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert [r["k"] for r in records] == [1, 9]
+    assert records[0]["arora"] is None
+    assert records[1]["arora"] == pytest.approx(B.arora_bound(2.0, 9, 10), rel=1e-12)
+
+    bad = subprocess.run(
+        [exe, "bounds", "--k", "0", "--classes", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
+    )
+
+
+def test_negative_prior_without_equals_names_the_value(capsys):
+    code, _, err = run(capsys, "bounds", "--k", "1", "--prior", "-0.5,0.5,1.0")
+    assert code == 2
+    assert "-0.5" in err

@@ -1,0 +1,253 @@
+"""Text datasets: wiki3029 from a Wiki-3029-style tarball built here, the basic_english
+tokenizer, the min_freq vocabulary, and the generated topics corpus."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse import csr_matrix
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from surrogap import data
+from surrogap.data import archive, text
+from surrogap.errors import UserError
+
+torch.set_num_threads(1)
+
+ARTICLES = 6
+SENTENCES = 30
+RARE = "zyzzyva"  # 3 times in the whole corpus: below min_freq 5 whatever the split
+
+
+def _article_lines(k: int) -> list[str]:
+    """Every sentence has 'the' twice, its article's own five words and a number."""
+    rng = np.random.default_rng(k)
+    lines = []
+    for i in range(SENTENCES):
+        own = " ".join(f"Word{k}x{j}" for j in rng.permutation(5))
+        rare = f" {RARE}" if k == 0 and i < 3 else ""
+        lines.append(f"The {own}, the (n{i % 3}){rare}!")
+    return lines
+
+
+def make_wiki(path: Path, articles: int = ARTICLES) -> Path:
+    """A Wiki-3029-style tarball: one text file per article under a top folder, blank lines
+    and a hidden file included (neither is a sentence or a class)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for k in range(articles):
+            body = ("\n".join(_article_lines(k)) + "\n\n").encode()
+            info = tarfile.TarInfo(f"Wiki-3029/Article_{k:02d}.txt")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+        junk = tarfile.TarInfo("Wiki-3029/.DS_Store")
+        junk.size = 3
+        tar.addfile(junk, io.BytesIO(b"xyz"))
+    return path
+
+
+def _wiki(root: Path, **params) -> data.Prepared:
+    cfg = data.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
+    return data.build(cfg, root)
+
+
+def _sequences(split: dict[str, np.ndarray]) -> list[np.ndarray]:
+    ends = np.append(split["offsets"][1:], split["tokens"].size)
+    return [split["tokens"][a:b] for a, b in zip(split["offsets"], ends, strict=True)]
+
+
+def test_basic_english_matches_torchtext():
+    # torchtext.data.utils.get_tokenizer("basic_english") on the same line
+    line = 'Don\'t STOP, (ok)!<br />Yes: no; "quoted"? 3.5'
+    assert text.basic_english(line) == [
+        "don", "'", "t", "stop", ",", "(", "ok", ")", "!", "yes", "no", "quoted", "?", "3", ".", "5",
+    ]  # fmt: skip
+    assert text.basic_english("You can now install TorchText using pip!") == [
+        "you", "can", "now", "install", "torchtext", "using", "pip", "!",
+    ]  # fmt: skip
+
+
+def test_wiki3029_from_local_tarball(tmp_path):
+    tar = make_wiki(tmp_path / "wiki.tar.gz")
+    p = _wiki(tmp_path, path=str(tar), min_freq=5, seed=1)
+    assert p.modality == "text" and p.num_classes == ARTICLES
+    assert p.class_names == [f"Article_{k:02d}" for k in range(ARTICLES)]
+    # 70/10/20 per class
+    for s, n in (("train", 21), ("val", 3), ("test", 6)):
+        y = p.splits[s]["y"]
+        assert np.bincount(y, minlength=ARTICLES).tolist() == [n] * ARTICLES
+    # tokens/offsets/y consistent; every sentence tokenizes to 12 tokens (13 with the rare word)
+    for s in data.SPLITS:
+        split = p.splits[s]
+        assert split["tokens"].dtype == np.int64 and split["offsets"].dtype == np.int64
+        assert split["offsets"][0] == 0 and np.all(np.diff(split["offsets"]) > 0)
+        assert split["offsets"].size == split["y"].size
+        assert split["tokens"].min() >= 1 and split["tokens"].max() < p.vocab_size
+        lengths = np.diff(np.append(split["offsets"], split["tokens"].size))
+        assert set(lengths.tolist()) <= {12, 13}
+        for seq in _sequences(split):
+            assert (seq == 2).sum() == 2  # "the": the most frequent word has id 2
+    # only the rare word maps to the unknown token, three times in all
+    unk = sum(int((p.splits[s]["tokens"] == text.UNK_ID).sum()) for s in data.SPLITS)
+    assert unk == 3
+    # vocabulary: pad, unk; the , ( ) !; n0 n1 n2; 6 x 5 article words
+    assert p.vocab_size == 2 + 5 + 3 + ARTICLES * 5
+    # the same word has one id in every split: article 0's words appear in train and test
+    train0 = set(p.splits["train"]["tokens"][: p.splits["train"]["offsets"][21]].tolist())
+    test0 = set(p.splits["test"]["tokens"][: p.splits["test"]["offsets"][6]].tolist())
+    assert test0 <= train0
+
+
+def test_wiki3029_min_freq(tmp_path):
+    tar = make_wiki(tmp_path / "wiki.tar.gz")
+    everything = _wiki(tmp_path, path=str(tar), min_freq=1)
+    assert (everything.splits["train"]["tokens"] == text.UNK_ID).sum() == 0
+    assert everything.vocab_size > _wiki(tmp_path, path=str(tar), min_freq=5).vocab_size
+    nothing = _wiki(tmp_path, path=str(tar), min_freq=10_000)
+    assert nothing.vocab_size == 2
+    assert all(np.all(nothing.splits[s]["tokens"] == text.UNK_ID) for s in data.SPLITS)
+
+
+def test_wiki3029_class_subsampling_and_folder_path(tmp_path):
+    tar = make_wiki(tmp_path / "wiki.tar.gz")
+    folder = tmp_path / "extracted"
+    archive.safe_extract(tar, folder)
+    p = _wiki(tmp_path, path=str(folder), classes=3, seed=2)
+    q = _wiki(tmp_path, path=str(tar), classes=3, seed=2)
+    assert p.num_classes == 3 and p.class_names == q.class_names
+    assert set(p.class_names) < {f"Article_{k:02d}" for k in range(ARTICLES)}
+    assert sum(p.splits[s]["y"].size for s in data.SPLITS) == 3 * SENTENCES
+    assert np.array_equal(p.splits["test"]["tokens"], q.splits["test"]["tokens"])
+    with pytest.raises(UserError, match=r"data\.classes: got 7, allowed: 2\.\.6"):
+        _wiki(tmp_path, path=str(tar), classes=7)
+    with pytest.raises(UserError, match="classes"):
+        _wiki(tmp_path, path=str(tar), classes=1)
+
+
+def test_wiki3029_download_with_md5(tmp_path):
+    mirror = make_wiki(tmp_path / "Wiki-3029.tar.gz")
+    md5 = archive.md5sum(mirror)
+    root = tmp_path / "project"
+    p = _wiki(root, url=mirror.as_uri(), md5=md5)
+    assert p.num_classes == ARTICLES
+    assert (root / "Wiki-3029.tar.gz").exists()
+    assert (root / "Wiki-3029").is_dir()
+    with pytest.raises(UserError, match="checksum"):
+        _wiki(tmp_path / "other", url=mirror.as_uri(), md5="0" * 32)
+
+
+def test_wiki3029_missing_archive_is_one_line(tmp_path):
+    with pytest.raises(UserError) as err:
+        _wiki(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "missing" in msg
+    assert str(tmp_path / "Wiki-3029.tar.gz") in msg
+    assert "Arora" in msg and text.WIKI3029_URL in msg
+    with pytest.raises(UserError, match="does not exist"):
+        _wiki(tmp_path, path="nowhere.tar.gz")
+
+
+def test_wiki3029_refuses_path_traversal(tmp_path):
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"x\n"))
+    with pytest.raises(UserError, match=r"'\.\./evil\.txt'"):
+        _wiki(tmp_path / "sub", path=str(evil))
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_text_round_trip_and_split_inputs(tmp_path):
+    tar = make_wiki(tmp_path / "wiki.tar.gz")
+    p = _wiki(tmp_path, path=str(tar))
+    out = tmp_path / "prepared" / "wiki"
+    data.write_prepared(p, "wiki", "wiki3029", "uniform", out)
+    ds = data.load_prepared(out)
+    assert ds.meta["modality"] == "text" and ds.meta["vocab_size"] == p.vocab_size
+    assert ds.meta["class_names"] == p.class_names and ds.num_classes == ARTICLES
+    split = ds.splits["val"]
+    idx = torch.tensor([5, 0, 17])
+    tokens, offsets = split.inputs(idx)
+    want = _sequences(p.splits["val"])
+    assert offsets.tolist() == [0, len(want[5]), len(want[5]) + len(want[0])]
+    assert tokens.tolist() == [*want[5].tolist(), *want[0].tolist(), *want[17].tolist()]
+
+
+# --------------------------------------------------------------------------- topics
+def _topics(root: Path, **params) -> data.Prepared:
+    cfg = data.parse_data_config({"kind": "topics", **params}, "topics.data")
+    return data.build(cfg, root)
+
+
+def _bag_of_words(split: dict[str, np.ndarray], vocab: int):
+    lengths = np.diff(np.append(split["offsets"], split["tokens"].size))
+    rows = np.repeat(np.arange(split["y"].size), lengths)
+    counts = csr_matrix(
+        (np.ones(rows.size), (rows, split["tokens"])), shape=(split["y"].size, vocab)
+    )
+    return counts, split["y"]
+
+
+def test_topics_deterministic_per_seed(tmp_path):
+    params = {"classes": 5, "sentences_per_class": 40, "vocab_size": 300}
+    a, b = _topics(tmp_path / "a", **params), _topics(tmp_path / "b", **params)
+    (ta,) = (tmp_path / "a").glob("topics-*.tar.gz")
+    (tb,) = (tmp_path / "b").glob("topics-*.tar.gz")
+    assert ta.name == tb.name and ta.read_bytes() == tb.read_bytes()
+    for s in data.SPLITS:
+        assert all(
+            np.array_equal(a.splits[s][k], b.splits[s][k]) for k in ("tokens", "offsets", "y")
+        )
+    _topics(tmp_path / "a", **params, seed=1)
+    other = sorted((tmp_path / "a").glob("topics-*.tar.gz"))
+    assert len(other) == 2 and other[0].read_bytes() != other[1].read_bytes()
+    # the corpus is in the Wiki-3029 layout: wiki3029 reads it as is
+    w = _wiki(tmp_path, path=str(ta), min_freq=2)
+    assert w.class_names == a.class_names == [f"topic-{i}" for i in range(5)]
+    assert np.array_equal(w.splits["train"]["tokens"], a.splits["train"]["tokens"])
+
+
+def test_topics_separable_but_not_trivially(tmp_path):
+    p = _topics(tmp_path, classes=20, sentences_per_class=100)
+    x_train, y_train = _bag_of_words(p.splits["train"], p.vocab_size)
+    x_test, y_test = _bag_of_words(p.splits["test"], p.vocab_size)
+    with threadpool_limits(1):  # BLAS threads fight over the shared cores otherwise
+        acc = LogisticRegression(max_iter=500).fit(x_train, y_train).score(x_test, y_test)
+    assert 0.4 < acc < 0.98  # chance is 0.05
+
+
+def test_topics_thousands_of_classes_and_pool(tmp_path):
+    p = _topics(tmp_path, classes=2000, sentences_per_class=15, max_len=12)
+    assert p.num_classes == 2000
+    assert np.bincount(p.splits["val"]["y"]).tolist() == [2] * 2000
+    # a topic's text does not depend on how many topics are generated
+    small = _topics(tmp_path / "s", classes=3, pool=40, sentences_per_class=15, max_len=12, seed=0)
+    assert small.num_classes == 3 and set(small.class_names) < {f"topic-{i:02d}" for i in range(40)}
+    big = sorted(tmp_path.glob("topics-*"))
+    few = sorted((tmp_path / "s").glob("topics-*"))
+    big_dir, few_dir = next(d for d in big if d.is_dir()), next(d for d in few if d.is_dir())
+    assert (big_dir / "topics" / "topic-0007.txt").read_bytes() == (
+        few_dir / "topics" / "topic-07.txt"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        ({"classes": 5, "pool": 3}, "pool"),
+        ({"min_len": 9, "max_len": 3}, "max_len"),
+        ({"vocab_size": 20, "topic_words": 50}, "topic_words"),
+        ({"classes": 1}, "classes"),
+        ({"topic_weight": 1.5}, "topic_weight"),
+        ({"sentence_per_class": 5}, "did you mean 'sentences_per_class'"),
+    ],
+)
+def test_topics_config_errors(params, needle):
+    with pytest.raises(UserError, match=needle):
+        data.parse_data_config({"kind": "topics", **params}, "topics.data")

@@ -1,0 +1,274 @@
+"""Tests of surrogap.theory (Fig. 3 / Fig. 4 frames and figures) and the `theory` stage."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from surrogap import bounds as B
+from surrogap import theory as T
+from surrogap.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / "stages" / "theory.py"
+OUTPUTS = {"fig3.csv", "fig3.png", "fig4.csv", "fig4.png"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_stage():
+    spec = importlib.util.spec_from_file_location("stage_theory", STAGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def stage():
+    return load_stage()
+
+
+def write_params(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+SMALL = "theory:\n  classes_fig3: [5, 12]\n  classes_fig4: 6\n  k_max: 20\n  b: 1.0\n"
+
+
+# --------------------------------------------------------------------------- frames
+@pytest.mark.parametrize(
+    ("classes", "k_max", "b"), [((50, 100), 99, 1.0), ((3,), 7, 0.5), ((10, 2), 15, 2.0)]
+)
+def test_fig3_frame_equals_library(classes, k_max, b):
+    df = T.fig3_frame(classes, k_max, b)
+    assert list(df.columns) == [
+        "classes",
+        "k",
+        "optimal_contrastive_loss",
+        "optimal_supervised_loss",
+        "upper",
+        "lower_supervised",
+    ]
+    assert len(df) == len(classes) * k_max
+    for c in classes:
+        sub = df[df["classes"] == c]
+        ks = np.arange(1, k_max + 1)
+        np.testing.assert_array_equal(sub["k"].to_numpy(), ks)
+        r_cont = B.optimal_contrastive_loss(ks, c, b)
+        r_mu = B.optimal_supervised_loss(c, b)
+        np.testing.assert_array_equal(sub["optimal_contrastive_loss"].to_numpy(), r_cont)
+        assert (sub["optimal_supervised_loss"] == r_mu).all()
+        np.testing.assert_allclose(sub["upper"], r_cont + B.upper_gap(ks, c, b=b), rtol=1e-15)
+        np.testing.assert_allclose(
+            sub["lower_supervised"], r_mu - B.lower_gap(ks, c, b=b), rtol=1e-15
+        )
+        # the ideal encoder sits inside the band: R_mu* <= upper, R_cont* <= R_mu* - Delta_L
+        assert (sub["upper"] >= sub["optimal_supervised_loss"]).all()
+        assert (sub["lower_supervised"] >= sub["optimal_contrastive_loss"]).all()
+
+
+@pytest.mark.parametrize(("classes", "k_max", "b"), [(10, 99, 1.0), (4, 12, 0.7), (30, 40, 1.0)])
+def test_fig4_frame_equals_library(classes, k_max, b):
+    df = T.fig4_frame(classes, k_max, b)
+    assert list(df.columns) == ["k", "bound", "coefficient", "value"]
+    assert len(df) == 4 * k_max
+    assert list(dict.fromkeys(df["bound"])) == ["bao", "arora", "nozawa_sato", "ash"]
+    ks = np.arange(1, k_max + 1)
+    r_cont = B.optimal_contrastive_loss(ks, classes, b)
+    coef = B.loss_coefficients(ks, classes)
+    want = {
+        "bao": B.bao_upper_bound(r_cont, ks, classes, b=b),
+        "arora": B.arora_bound(r_cont, ks, classes),
+        "nozawa_sato": B.nozawa_sato_bound(r_cont, ks, classes),
+        "ash": B.ash_bound(r_cont, ks, classes),
+    }
+    for name in T.BOUND_NAMES:
+        sub = df[df["bound"] == name]
+        np.testing.assert_array_equal(sub["k"].to_numpy(), ks)
+        np.testing.assert_array_equal(sub["coefficient"].to_numpy(), coef[name])
+        np.testing.assert_array_equal(sub["value"].to_numpy(), want[name])
+        undefined = (
+            (ks + 1 < classes) if name in ("arora", "nozawa_sato") else np.zeros(k_max, bool)
+        )
+        assert np.array_equal(sub["value"].isna().to_numpy(), undefined)
+        assert np.array_equal(sub["coefficient"].isna().to_numpy(), undefined)
+    assert (df.loc[df["bound"] == "bao", "coefficient"] == 1.0).all()
+    assert df.attrs == {"classes": classes, "b": b}
+
+
+def test_frames_reject_bad_input():
+    with pytest.raises(ValueError, match="k_max"):
+        T.fig3_frame((10,), 0)
+    with pytest.raises(ValueError, match="num_classes"):
+        T.fig4_frame(1, 10)
+    with pytest.raises(ValueError, match="b must"):
+        T.fig3_frame((10,), 5, b=0.0)
+
+
+# --------------------------------------------------------------------------- figures
+def test_plot_fig3_panels_and_labels():
+    fig = T.plot_fig3(T.fig3_frame((5, 12), 20))
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    for ax in axes:
+        assert "nats" in ax.get_ylabel() and "K" in ax.get_xlabel()
+        legend = ax.get_legend()
+        assert legend is not None and len(legend.get_texts()) == 2
+        assert len(ax.get_lines()) >= 2
+    titles = [ax.get_title() for ax in axes]
+    assert sum("C = 5" in t for t in titles) == 2 and sum("C = 12" in t for t in titles) == 2
+
+
+def test_plot_fig4_log_scale_and_legend():
+    fig = T.plot_fig4(T.fig4_frame(6, 20))
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert len(axes) == 2
+    for ax in axes:
+        assert ax.get_yscale() == "log"
+        assert "K" in ax.get_xlabel()
+    assert "nats" in axes[1].get_ylabel()
+    texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+    assert {T.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
+
+
+# --------------------------------------------------------------------------- params
+def test_params_defaults_and_values():
+    assert T.TheoryParams.from_dict({}) == T.TheoryParams((50, 100), 10, 99, 1.0)
+    p = T.TheoryParams.from_dict({"classes_fig3": [5, 12], "classes_fig4": 6, "k_max": 20, "b": 2})
+    assert p == T.TheoryParams((5, 12), 6, 20, 2.0)
+    assert isinstance(p.b, float)
+    with pytest.raises(AttributeError):
+        p.k_max = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ({"k_maxx": 10}, ["'k_maxx'", "10", "k_max"]),
+        ({"k_max": 0}, ["theory.k_max", "got 0", "[1, 100000]"]),
+        ({"k_max": 2.5}, ["theory.k_max", "2.5", "integer"]),
+        ({"k_max": True}, ["theory.k_max", "True"]),
+        ({"k_max": "99"}, ["theory.k_max", "'99'"]),
+        ({"k_max": 10**7}, ["theory.k_max", "10000000", "100000"]),
+        ({"classes_fig3": []}, ["theory.classes_fig3", "[]", "non-empty"]),
+        ({"classes_fig3": [50, 1]}, ["theory.classes_fig3", "[50, 1]", ">= 2"]),
+        ({"classes_fig3": [50, 50]}, ["theory.classes_fig3", "distinct"]),
+        ({"classes_fig3": 50}, ["theory.classes_fig3", "got 50", "list"]),
+        ({"classes_fig4": 1}, ["theory.classes_fig4", "got 1", ">= 2"]),
+        ({"classes_fig4": [10]}, ["theory.classes_fig4", "[10]"]),
+        ({"b": 0}, ["theory.b", "got 0", "> 0"]),
+        ({"b": -1.5}, ["theory.b", "-1.5"]),
+        ({"b": float("nan")}, ["theory.b", "nan"]),
+        ({"b": "one"}, ["theory.b", "'one'"]),
+        ([1, 2], ["theory", "[1, 2]", "mapping"]),
+    ],
+)
+def test_params_errors_name_key_value_and_allowed(section, named):
+    with pytest.raises(UserError) as info:
+        T.TheoryParams.from_dict(section)
+    message = str(info.value)
+    assert "\n" not in message
+    for part in named:
+        assert part in message, (part, message)
+
+
+# --------------------------------------------------------------------------- the stage
+def test_stage_writes_the_four_files(tmp_path, stage, capsys):
+    params = write_params(tmp_path, SMALL)
+    out = tmp_path / "reports" / "theory"
+    out.mkdir(parents=True)
+    (out / "fig3.csv").write_text("old\n")  # an earlier output is replaced
+    assert stage.main(["--params", str(params), "--out-dir", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == OUTPUTS  # no temporary files left behind
+    df3 = pd.read_csv(out / "fig3.csv")
+    want3 = T.fig3_frame((5, 12), 20, 1.0)
+    pd.testing.assert_frame_equal(df3, want3, check_dtype=False, rtol=1e-15)
+    df4 = pd.read_csv(out / "fig4.csv")
+    want4 = T.fig4_frame(6, 20, 1.0)
+    pd.testing.assert_frame_equal(df4, want4, check_dtype=False, rtol=1e-15)
+    assert df4.loc[(df4["bound"] == "arora") & (df4["k"] < 5), "value"].isna().all()
+    for name in ("fig3.png", "fig4.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("theory:\n  k_max: 0\n", "theory.k_max: got 0"),
+        ("theory:\n  classes_fig3: [50, 1]\n", "[50, 1]"),
+        ("theory:\n  classes_fig4: 1\n", "theory.classes_fig4: got 1"),
+        ("theory:\n  b: -1\n", "theory.b: got -1"),
+        ("theory:\n  colour: red\n", "'colour'"),
+        ("other:\n  k_max: 5\n", "section 'theory' is missing"),
+        ("theory: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_stage_bad_params_exit_2_one_line_nothing_written(tmp_path, stage, capsys, body, named):
+    params = write_params(tmp_path, body)
+    out = tmp_path / "out"
+    assert stage.main(["--params", str(params), "--out-dir", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and named in lines[0], captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.exists()
+
+
+def test_stage_missing_params_file_and_bad_argument(tmp_path, stage, capsys):
+    assert (
+        stage.main(["--params", str(tmp_path / "nope.yaml"), "--out-dir", str(tmp_path / "o")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "nope.yaml" in err
+    assert stage.main(["--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--bogus" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.csv"
+    target.write_text("old")
+
+    def boom(tmp: Path) -> None:
+        tmp.write_text("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        T.write_atomic(target, boom)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.csv"]
+    T.write_atomic(target, lambda tmp: tmp.write_text("new"))
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o044  # readable by others as a normal file, not 0600
+
+
+def test_stage_runs_as_a_script_from_the_repo_root(tmp_path):
+    params = write_params(tmp_path, "theory:\n  classes_fig3: [4]\n  classes_fig4: 3\n  k_max: 6\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "stages/theory.py", "--params", str(params), "--out-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == OUTPUTS
+    df4 = pd.read_csv(out / "fig4.csv")
+    assert len(df4) == 4 * 6
+    assert math.isnan(df4.loc[(df4["bound"] == "arora") & (df4["k"] == 1), "value"].iloc[0])

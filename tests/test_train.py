@@ -1,0 +1,144 @@
+"""The trainer: same seed same weights, resume equals uninterrupted, faults are clear."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from surrogap import data, pipeline
+from surrogap.errors import UserError
+from surrogap.train import CHECKPOINT_NAME, Trainer, warmup_cosine
+
+torch.set_num_threads(1)
+
+
+def tiny_params(**train_over):
+    train = {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 4, "schedule": "plateau",
+             "eval_every": 1, "checkpoint_every": 2}
+    train.update(train_over)
+    return {
+        "dataset": ["circle"], "k": [4], "seed": [0],
+        "circle": {
+            "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
+            "encoder": {"name": "mlp", "widths": [16, 16]},
+            "train": train,
+        },
+        "extract": {"batch_size": 64},
+        "probe": {"repeats": 10, "max_iter": 20},
+    }
+
+
+@pytest.fixture()
+def prepared(tmp_path):
+    params = tiny_params()
+    out = tmp_path / "prepared"
+    pipeline.prepare(params, "circle", out, tmp_path / "raw")
+    return out
+
+
+def run(params, prepared, tmp_path, name, k=4, seed=0):
+    out = tmp_path / name
+    pipeline.pretrain(params, "circle", k, seed, prepared, out, tmp_path / f"{name}-ckpt")
+    return out
+
+
+def weights(out):
+    return torch.load(out / "model.pt", weights_only=True)["model"]
+
+
+def same(a, b):
+    return all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_same_seed_same_weights_different_seed_differs(prepared, tmp_path):
+    params = tiny_params()
+    a = weights(run(params, prepared, tmp_path, "a"))
+    b = weights(run(params, prepared, tmp_path, "b"))
+    c = weights(run(params, prepared, tmp_path, "c", seed=1))
+    assert same(a, b)
+    assert not same(a, c)
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+def test_resume_equals_uninterrupted(prepared, tmp_path, monkeypatch, schedule):
+    params = tiny_params(epochs=6, schedule=schedule, warmup_epochs=1)
+    full = run(params, prepared, tmp_path, "full")
+
+    original = Trainer.train_epoch
+
+    def killed_after_four(self):
+        if self.epoch == 4:
+            raise KeyboardInterrupt  # as if the process were killed during epoch 5
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        run(params, prepared, tmp_path, "resumed")
+    assert not (tmp_path / "resumed").exists()  # no partial output
+    ckpt = torch.load(tmp_path / "resumed-ckpt" / CHECKPOINT_NAME, weights_only=True)
+    assert ckpt["epoch"] == 4
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = run(params, prepared, tmp_path, "resumed")
+    assert same(weights(full), weights(resumed))
+    assert (full / "trajectory.csv").read_text() == (resumed / "trajectory.csv").read_text()
+
+
+def test_checkpoint_for_other_params_is_not_resumed(prepared, tmp_path, capsys):
+    run(tiny_params(epochs=2), prepared, tmp_path, "x")
+    run(tiny_params(epochs=3), prepared, tmp_path, "x")
+    err = capsys.readouterr().err
+    assert "was written for other params (train.epochs: checkpoint 2, params 3)" in err
+    fresh = run(tiny_params(epochs=3), prepared, tmp_path, "y")
+    assert same(weights(tmp_path / "x"), weights(fresh))
+
+
+def test_trajectory_and_dvclive_logs(prepared, tmp_path):
+    out = run(tiny_params(epochs=4, eval_every=2), prepared, tmp_path, "t")
+    rows = (out / "trajectory.csv").read_text().splitlines()
+    assert rows[0] == "epoch,train_loss,val_contrastive_loss,val_supervised_loss,val_mean_acc,lr"
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "2", "4"]
+    summary = json.loads((out / "live" / "metrics.json").read_text())
+    assert summary["step"] == 4 and "val" in summary
+    tsv = (out / "live" / "plots" / "metrics" / "val" / "supervised_loss.tsv").read_text().splitlines()
+    assert len(tsv) == 4  # header + 3 evaluations
+
+
+def test_nan_loss_stops_with_epoch_and_hint(prepared, tmp_path):
+    params = tiny_params(lr=1e30, optimizer="sgd", epochs=3)
+    with pytest.raises(UserError, match=r"became nan at epoch \d+ .*lower the learning rate"):
+        run(params, prepared, tmp_path, "nan")
+    assert not (tmp_path / "nan").exists()
+
+
+@pytest.mark.parametrize(
+    "k,over,message",
+    [
+        (32, {}, r"k: got 32, allowed: at most batch_size - 1 = 31"),
+        (0, {}, r"k: got 0, allowed: an integer >= 1"),
+        (4, {"batch_size": 1000}, r"circle.train.batch_size: got 1000, allowed: at most the training split's 96"),
+        (4, {"epochs": 0}, r"circle.train.epochs: got 0, allowed: an integer >= 1"),
+        (4, {"lrr": 0.1}, r"circle.train: unknown key 'lrr' \(did you mean 'lr'\?\)"),
+    ],
+)
+def test_bad_input_is_one_clear_error_before_work(prepared, tmp_path, k, over, message):
+    with pytest.raises(UserError, match=message):
+        run(tiny_params(**over), prepared, tmp_path, "bad", k=k)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad-ckpt").exists()
+
+
+def test_warmup_cosine_formula():
+    total, warm = 100, 10
+    got = [warmup_cosine(s, warm, total) for s in range(total)]
+    assert got[0] == pytest.approx(0.1) and got[9] == pytest.approx(1.0)
+    assert got[10] == pytest.approx(1.0)
+    assert got[55] == pytest.approx(0.5 * (1 + np.cos(np.pi * 45 / 90)))
+    assert all(a >= b for a, b in zip(got[10:], got[11:]))
+
+
+def test_text_split_inputs_concatenate_selected_sequences():
+    arrays = {"tokens": np.array([5, 6, 7, 8, 9, 10]), "offsets": np.array([0, 2, 2, 5]), "y": np.array([0, 1, 0, 1])}
+    split = data.Split(arrays, "text")
+    tokens, offsets = split.inputs(torch.tensor([3, 0, 1, 2]))
+    assert tokens.tolist() == [10, 5, 6, 7, 8, 9]
+    assert offsets.tolist() == [0, 1, 3, 3]
