@@ -109,15 +109,30 @@ def test_block_losses_match_the_naive_loop(n, d, k):
 @pytest.mark.parametrize(("n", "k"), [(64, 1), (64, 7), (100, 9), (257, 256), (1000, 64)])
 def test_fast_estimate_equals_evaluation_estimate(n, k):
     gen = torch.Generator().manual_seed(k)
-    z = torch.randn(n, 16, generator=gen)
+    z = torch.randn(n, 16, generator=gen) * torch.rand(n, 1, generator=gen) * 10
+    z[3] = 0.0  # a zero row stays zero (no NaN)
     y = torch.randint(0, 5, (n,), generator=gen)
     ref = evaluation.contrastive_loss_estimate(z, y, k, repeats=3, seed=11)
-    for chunk_rows in (None, k + 1, 3 * (k + 1) + 1):
+    for chunk_rows, workers in ((None, None), (k + 1, 1), (3 * (k + 1) + 1, 3)):
         got = external.block_contrastive_estimate(
-            z, y, k, repeats=3, seed=11, chunk_rows=chunk_rows
+            z, y, k, repeats=3, seed=11, chunk_rows=chunk_rows, workers=workers
         )
         assert got.mean == pytest.approx(ref.mean, rel=1e-6, abs=1e-6)
         assert got.se == pytest.approx(ref.se, rel=1e-3, abs=1e-6)
+
+
+def test_huge_norms_are_normalized_without_overflow():
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 8, generator=gen)
+    y = torch.arange(200) % 4
+    ref = external.block_contrastive_estimate(z, y, 8, repeats=2)
+    big = external.block_contrastive_estimate(z * 1e30, y, 8, repeats=2)  # dots overflow float32
+    assert big.mean == pytest.approx(ref.mean, rel=1e-5)
+    x, labels = mixture(n=120, c=3)
+    small = external.evaluate(features.FeatureSet(x, labels, None, "m"), [4], repeats=2)[0]
+    huge = external.evaluate(features.FeatureSet(x * 1e30, labels, None, "m"), [4], repeats=2)[0]
+    for key in ("contrastive_loss", "supervised_loss", "mean_acc"):
+        assert huge[key] == pytest.approx(small[key], rel=1e-5), key
 
 
 def test_block_estimate_agrees_with_iid_negatives_in_distribution():

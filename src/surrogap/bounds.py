@@ -26,7 +26,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy.special import gammaln
 
 __all__ = [
     "arora_bound",
@@ -177,7 +177,9 @@ def _binomial_expectation(k: np.ndarray, num_classes: int, fn) -> np.ndarray:
         lo = max(0, int(math.floor(mean - 40.0 * sd - 20.0)))
         hi = min(kk, int(math.ceil(mean + 40.0 * sd + 20.0)))
         m = np.arange(lo, hi + 1, dtype=np.float64)
-        pmf = stats.binom.pmf(m, kk, p)
+        log_pmf = (gammaln(kk + 1.0) - gammaln(m + 1.0) - gammaln(kk - m + 1.0)
+                   + m * math.log(p) + (kk - m) * math.log1p(-p))
+        pmf = np.exp(log_pmf)
         flat_out[i] = math.fsum((pmf * fn(m, kk)).tolist())
     return flat_out.reshape(k.shape)
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from surrogap import bounds, config, io
 from surrogap.config import at_least, spec
@@ -210,7 +209,10 @@ def bound_columns(loss: float, k: int, classes: int, prior: list[float] | None) 
     }
 
 
-def results_table(records: list[dict]) -> pd.DataFrame:
+def results_table(records: list[dict]):
+    """The tidy results DataFrame (RESULT_COLUMNS), sorted by dataset, classes, k, seed."""
+    import pandas as pd
+
     rows = []
     for r in records:
         row = {**r, **bound_columns(r["contrastive_loss"], r["k"], r["classes"], r.get("prior"))}
@@ -220,7 +222,7 @@ def results_table(records: list[dict]) -> pd.DataFrame:
     return df[list(RESULT_COLUMNS)].sort_values(["dataset", "classes", "k", "seed"]).reset_index(drop=True)
 
 
-def summary_metrics(df: pd.DataFrame) -> dict:
+def summary_metrics(df) -> dict:
     """A compact per-dataset summary for `dvc metrics show` and `dvc exp show`."""
     out: dict = {"runs": int(len(df)), "holds_all": bool(df["holds"].all())}
     for name, g in df.groupby("dataset", sort=True):

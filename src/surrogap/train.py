@@ -276,6 +276,19 @@ def _progress(total: int, initial: int, desc: str):
                 dynamic_ncols=True, mininterval=1.0)
 
 
+def _open_live(live_dir: Path):
+    """DVCLive's metric files (dvcyaml=None) without its Git/DVC integration: the stage's
+    outputs are tracked by dvc.yaml, and the integration fails in a repository without
+    commits."""
+    from dvclive import Live
+
+    class PlainLive(Live):
+        def _init_dvc(self):
+            return None
+
+    return PlainLive(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+
+
 def _log_live(live, row: dict) -> None:
     live.step = int(row["epoch"])
     live.log_metric("train/loss", row["train_loss"])
@@ -288,8 +301,6 @@ def _log_live(live, row: dict) -> None:
 def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
     (model.pt, trajectory.csv, live/) atomically at the end."""
-    from dvclive import Live
-
     cfg = trainer.cfg
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -300,7 +311,7 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
         print(f"resuming from {str(ckpt)!r} at epoch {trainer.epoch}/{cfg.epochs}", file=sys.stderr)
     live_dir = checkpoint_dir / "live"
     shutil.rmtree(live_dir, ignore_errors=True)  # rebuilt from the checkpoint's trajectory
-    live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    live = _open_live(live_dir)
     for row in trainer.trajectory:
         _log_live(live, row)
     if trainer.epoch == 0 and not trainer.trajectory:
