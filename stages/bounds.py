@@ -16,7 +16,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     return pipeline.stage_main(
         "bounds",
-        lambda: pipeline.collect(config.load_params(args.params), args.probe_dir, args.results, args.metrics),
+        lambda: pipeline.collect(
+            config.load_params(args.params), args.probe_dir, args.results, args.metrics
+        ),
     )
 
 

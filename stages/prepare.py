@@ -16,7 +16,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     return pipeline.stage_main(
         "prepare",
-        lambda: pipeline.prepare(config.load_params(args.params), args.dataset, args.out, args.root),
+        lambda: pipeline.prepare(
+            config.load_params(args.params), args.dataset, args.out, args.root
+        ),
     )
 
 

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="holds <dataset>/k<K>-s<seed>/trajectory.csv",
     )
     p.add_argument("--theory-dir", default="reports/theory", help="holds fig3.png, fig4.png")
+    p.add_argument(
+        "--external", default="reports/external.csv", help="the evaluate stage's table (optional)"
+    )
     p.add_argument("--out", default="reports/report.md", help="the Markdown report")
     p.add_argument("--figures-dir", default="reports/figures", help="where the PNGs go")
     return p
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> None:
         theory_links=theory_links,
         missing_trajectories=missing,
         sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
+        external=rep.load_external(args.external),
     )
     # figures first, the Markdown that links them last
     for name, fig in report.figures.items():

@@ -566,3 +566,15 @@ def test_bench_quick_reports_a_fraction_and_memory():
     assert result["name"] == "evaluate_flops_fraction" and result["target"] == 0.4
     assert 0 < result["value"] < 2
     assert "peak RSS growth" in result["detail"]
+
+
+def test_empirical_prior_uses_train_frequencies():
+    x, y = mixture(n=200, c=3)
+    y = np.where(np.arange(200) < 40, 0, y)  # class 0 over-represented
+    fs = features.FeatureSet(x=x, labels=y, split=None, source="m")
+    rec = external.evaluate(fs, [4], repeats=2, prior="empirical")[0]
+    data = external.EvalSplit(fs)
+    prior = data.train_counts / data.train_counts.sum()
+    assert rec["lower_gap"] == pytest.approx(bounds.lower_gap(4, prior=prior))
+    assert rec["upper_gap"] == pytest.approx(bounds.upper_gap(4, prior=prior))
+    assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None

@@ -27,20 +27,38 @@ def tiny_params() -> dict:
     params["probe"].update(max_iter=10)
     params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
     for name in list(params):
-        if isinstance(params[name], dict) and "data" in params[name] and name not in params["dataset"]:
+        if (
+            isinstance(params[name], dict)
+            and "data" in params[name]
+            and name not in params["dataset"]
+        ):
             del params[name]
     return params
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def ran(result: subprocess.CompletedProcess) -> list[str]:
-    return sorted(line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage"))
+    return sorted(
+        line.split("'")[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("Running stage")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +81,24 @@ def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
 
     results = pd.read_csv(repo / "reports/results.csv")
     assert sorted(results["k"]) == [1, 4]
-    assert not results[["contrastive_loss", "supervised_loss", "bao_lower", "bao_upper", "ash"]].isna().any().any()
+    assert (
+        not results[["contrastive_loss", "supervised_loss", "bao_lower", "bao_upper", "ash"]]
+        .isna()
+        .any()
+        .any()
+    )
     assert results["holds"].dtype == bool
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["runs"] == 2
-    for path in ("reports/report.md", "reports/theory/fig3.png", "reports/theory/fig4.png",
-                 "data/pretrain/circle/k4-s0/model.pt", "data/pretrain/circle/k4-s0/trajectory.csv",
-                 "data/features/circle/k4-s0.npz", "data/probe/circle/k4-s0.json"):
+    for path in (
+        "reports/report.md",
+        "reports/theory/fig3.png",
+        "reports/theory/fig4.png",
+        "data/pretrain/circle/k4-s0/model.pt",
+        "data/pretrain/circle/k4-s0/trajectory.csv",
+        "data/features/circle/k4-s0.npz",
+        "data/probe/circle/k4-s0.json",
+    ):
         assert (repo / path).exists(), path
 
     again = dvc(repo, "repro")
@@ -80,7 +109,13 @@ def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     grown = dvc(repo, "repro")
     assert grown.returncode == 0, grown.stderr[-3000:]
-    assert ran(grown) == ["bounds", "extract@circle-8-0", "pretrain@circle-8-0", "probe@circle-8-0", "report"]
+    assert ran(grown) == [
+        "bounds",
+        "extract@circle-8-0",
+        "pretrain@circle-8-0",
+        "probe@circle-8-0",
+        "report",
+    ]
     assert sorted(pd.read_csv(repo / "reports/results.csv")["k"]) == [1, 4, 8]
 
 
@@ -91,11 +126,32 @@ def test_bad_params_fail_before_any_work(repo, tmp_path):
     bad.write_text(yaml.safe_dump(params))
     out = tmp_path / "never"
     result = subprocess.run(
-        [sys.executable, "stages/pretrain.py", "--params", str(bad), "--dataset", "circle", "--k", "4",
-         "--seed", "0", "--data", "data/prepared/circle", "--out", str(out), "--checkpoints", str(tmp_path / "ck")],
-        cwd=repo, capture_output=True, text=True)
+        [
+            sys.executable,
+            "stages/pretrain.py",
+            "--params",
+            str(bad),
+            "--dataset",
+            "circle",
+            "--k",
+            "4",
+            "--seed",
+            "0",
+            "--data",
+            "data/prepared/circle",
+            "--out",
+            str(out),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("stage pretrain: circle.train: unknown key 'epochz' (did you mean 'epochs'?)")
+    assert lines[0].startswith(
+        "stage pretrain: circle.train: unknown key 'epochz' (did you mean 'epochs'?)"
+    )
     assert not out.exists() and not (tmp_path / "ck").exists()

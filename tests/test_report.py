@@ -111,6 +111,7 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         "theory": root / "reports" / "theory",
         "out": root / "reports" / "report.md",
         "figures": root / "reports" / "figures",
+        "external": root / "reports" / "external.csv",
     }
     paths["results"].parent.mkdir(parents=True)
     results.to_csv(paths["results"], index=False)
@@ -136,6 +137,7 @@ def argv(paths: dict[str, Path]) -> list[str]:
         "--theory-dir", str(paths["theory"]),
         "--out", str(paths["out"]),
         "--figures-dir", str(paths["figures"]),
+        "--external", str(paths["external"]),
     ]  # fmt: skip
 
 
@@ -355,3 +357,39 @@ def test_no_heat_map_without_a_class_sweep():
     assert "there are no heat maps" in report.markdown
     assert not any(name.startswith("fig7") for name in report.figures)
     assert "- **Claim 4 (trajectories stay inside the band):** not tested" in report.markdown
+
+
+def test_external_representations_join_the_report(tmp_path):
+    paths = write_run(tmp_path, fail=False)
+    ks = [1, 4, 16]
+    c = 5
+    rows = []
+    for k in ks:
+        loss = float(bounds.optimal_contrastive_loss(k, c)) + 0.3
+        rows.append(
+            {
+                "dataset": "clip-vit",
+                "classes": c,
+                "k": k,
+                "contrastive_loss": loss,
+                "contrastive_loss_se": 0.01,
+                "supervised_loss": 1.2,
+                "mean_acc": 0.8,
+                "bao_lower": loss + bounds.lower_gap(k, c),
+                "bao_upper": loss + bounds.upper_gap(k, c),
+                "holds": True,
+            }
+        )
+    pd.DataFrame(rows).to_csv(paths["external"], index=False)
+    assert STAGE.main(argv(paths)) == 0
+    md = paths["out"].read_text()
+    assert "## External representations (`evaluate` stage)" in md
+    assert "### clip-vit (C = 5)" in md
+    assert (paths["figures"] / "gap_external_clip-vit.png").is_file()
+    table = [line for line in md.splitlines() if line.startswith("| ") and line.endswith("| yes |")]
+    assert [int(line.split("|")[1]) for line in table] == ks
+
+
+def test_no_external_section_without_external_rows(good):
+    paths, _ = good
+    assert "External representations" not in paths["out"].read_text()

@@ -174,11 +174,16 @@ def _binomial_expectation(k: np.ndarray, num_classes: int, fn) -> np.ndarray:
         kk = int(kk)
         mean = kk * p
         sd = math.sqrt(kk * p * (1.0 - p))
-        lo = max(0, int(math.floor(mean - 40.0 * sd - 20.0)))
-        hi = min(kk, int(math.ceil(mean + 40.0 * sd + 20.0)))
+        lo = max(0, math.floor(mean - 40.0 * sd - 20.0))
+        hi = min(kk, math.ceil(mean + 40.0 * sd + 20.0))
         m = np.arange(lo, hi + 1, dtype=np.float64)
-        log_pmf = (gammaln(kk + 1.0) - gammaln(m + 1.0) - gammaln(kk - m + 1.0)
-                   + m * math.log(p) + (kk - m) * math.log1p(-p))
+        log_pmf = (
+            gammaln(kk + 1.0)
+            - gammaln(m + 1.0)
+            - gammaln(kk - m + 1.0)
+            + m * math.log(p)
+            + (kk - m) * math.log1p(-p)
+        )
         pmf = np.exp(log_pmf)
         flat_out[i] = math.fsum((pmf * fn(m, kk)).tolist())
     return flat_out.reshape(k.shape)
@@ -296,7 +301,11 @@ def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         out = np.log(_coverage_table(n_max, c))
     out[: min(c, n_max + 1)] = -np.inf
-    tiny = np.flatnonzero(~(out[c:] > math.log(_TINY))) + c if n_max >= c else np.array([], dtype=np.int64)
+    tiny = (
+        np.flatnonzero(~(out[c:] > math.log(_TINY))) + c
+        if n_max >= c
+        else np.array([], dtype=np.int64)
+    )
     if tiny.size == 0:
         return out
     n_log = int(tiny.max())
@@ -437,4 +446,3 @@ def loss_coefficients(k, num_classes):
         "nozawa_sato": nozawa,
         "ash": ash,
     }
-

@@ -77,7 +77,9 @@ def bounds_records(
     upper = np.atleast_1d(bounds.upper_gap(ks, classes, prior, b))
     c = len(prior) if prior is not None else int(classes)
     if classes is not None and prior is not None and int(classes) != len(prior):
-        raise UserError(f"--prior has {len(prior)} entries but --classes is {classes}; they must agree")
+        raise UserError(
+            f"--prior has {len(prior)} entries but --classes is {classes}; they must agree"
+        )
     uniform = prior is None or np.allclose(prior, 1.0 / c, rtol=0, atol=bounds.PRIOR_TOLERANCE)
     records = []
     if loss is None:
@@ -91,7 +93,9 @@ def bounds_records(
                     "b": b,
                     "lower_gap": float(lower[i]),
                     "upper_gap": float(upper[i]),
-                    "optimal_contrastive_loss": None if ideal_cont is None else float(ideal_cont[i]),
+                    "optimal_contrastive_loss": None
+                    if ideal_cont is None
+                    else float(ideal_cont[i]),
                     "optimal_supervised_loss": ideal_mu,
                 }
             )
@@ -155,9 +159,25 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
     head = records[0]
     print(f"C = {head['classes']}, b = {args.b:g}" + (", prior given" if args.prior else ""))
     if args.loss is None:
-        cols = ["k", "lower_gap", "upper_gap", "optimal_contrastive_loss", "optimal_supervised_loss"]
+        cols = [
+            "k",
+            "lower_gap",
+            "upper_gap",
+            "optimal_contrastive_loss",
+            "optimal_supervised_loss",
+        ]
     else:
-        cols = ["k", "loss", "lower_gap", "upper_gap", "bao_lower", "bao_upper", "arora", "nozawa_sato", "ash"]
+        cols = [
+            "k",
+            "loss",
+            "lower_gap",
+            "upper_gap",
+            "bao_lower",
+            "bao_upper",
+            "arora",
+            "nozawa_sato",
+            "ash",
+        ]
     print(format_table(records, cols))
     return 0
 
@@ -178,7 +198,9 @@ def _positive_int(name: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be an integer >= 1, got {text!r}"
+            ) from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}")
         return value
@@ -246,17 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="the gaps and every bound for given K, C (or prior) and contrastive loss",
         description="Bao et al.'s two-sided bound and the earlier upper bounds, per K.",
     )
-    p.add_argument("--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1")
+    p.add_argument(
+        "--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1"
+    )
     p.add_argument("--classes", type=int, help="number of classes C >= 2 (uniform prior)")
-    p.add_argument("--loss", type=_float_value("loss"), nargs="+", help="contrastive loss(es) in nats")
-    p.add_argument("--prior", type=_prior_value, help="class prior, comma-separated (replaces a uniform C)")
-    p.add_argument("--b", type=_float_value("b"), default=1.0, help="feature-norm bound b (default 1)")
+    p.add_argument(
+        "--loss", type=_float_value("loss"), nargs="+", help="contrastive loss(es) in nats"
+    )
+    p.add_argument(
+        "--prior", type=_prior_value, help="class prior, comma-separated (replaces a uniform C)"
+    )
+    p.add_argument(
+        "--b", type=_float_value("b"), default=1.0, help="feature-norm bound b (default 1)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_cmd_bounds)
 
     p = sub.add_parser("bench", help="measure speed ratios and print a table (or --json)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the targets)")
+    p.add_argument(
+        "--quick", action="store_true", help="smaller sizes (a smoke run, not the targets)"
+    )
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(
@@ -265,21 +297,50 @@ def build_parser() -> argparse.ArgumentParser:
         description="The surrogate gap of given features (n, d) and labels, per K: the test "
         "contrastive loss, R_mu and accuracy of the mean classifier, and every bound.",
     )
-    p.add_argument("features", help="a .npy, .npz, Parquet or Arrow/Feather file, or a datasets folder")
+    p.add_argument(
+        "features", help="a .npy, .npz, Parquet or Arrow/Feather file, or a datasets folder"
+    )
     p.add_argument("--labels", help="a separate labels file (.npy, .txt or .csv)")
-    p.add_argument("--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1")
-    p.add_argument("--features-key", "--features-column", dest="features_key",
-                   help="npz key or table column of the features (default: features/x, or features/embedding)")
-    p.add_argument("--labels-key", "--labels-column", dest="labels_key",
-                   help="npz key or column of the labels (default: labels/y, or label/labels)")
-    p.add_argument("--split-column", help='key or column of "train"/"test" values (default: a stratified split)')
-    p.add_argument("--test-fraction", type=_float_value("test fraction"), default=0.3,
-                   help="test share of each class in the stratified split (default 0.3)")
-    p.add_argument("--repeats", type=_positive_int("repeats"), default=10,
-                   help="independent pairings and negative draws (default 10)")
-    p.add_argument("--seed", type=_seed_value, default=0, help="seed of the split and the draws (default 0)")
-    p.add_argument("--prior", choices=["uniform", "empirical"], default="uniform",
-                   help="class prior of the bounds (empirical: train class frequencies)")
+    p.add_argument(
+        "--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1"
+    )
+    p.add_argument(
+        "--features-key",
+        "--features-column",
+        dest="features_key",
+        help="npz key or table column of the features (default: features/x, or features/embedding)",
+    )
+    p.add_argument(
+        "--labels-key",
+        "--labels-column",
+        dest="labels_key",
+        help="npz key or column of the labels (default: labels/y, or label/labels)",
+    )
+    p.add_argument(
+        "--split-column",
+        help='key or column of "train"/"test" values (default: a stratified split)',
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=_float_value("test fraction"),
+        default=0.3,
+        help="test share of each class in the stratified split (default 0.3)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive_int("repeats"),
+        default=10,
+        help="independent pairings and negative draws (default 10)",
+    )
+    p.add_argument(
+        "--seed", type=_seed_value, default=0, help="seed of the split and the draws (default 0)"
+    )
+    p.add_argument(
+        "--prior",
+        choices=["uniform", "empirical"],
+        default="uniform",
+        help="class prior of the bounds (empirical: train class frequencies)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("--plot", metavar="OUT.png", help="write the surrogate gap against K as PNG")
     p.set_defaults(func=_cmd_evaluate)

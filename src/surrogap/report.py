@@ -964,6 +964,72 @@ def _link(alt: str, path: str) -> str:
     return f"![{alt}]({path.replace(' ', '%20')})"
 
 
+EXTERNAL_COLUMNS = (
+    "dataset",
+    "classes",
+    "k",
+    "contrastive_loss",
+    "contrastive_loss_se",
+    "supervised_loss",
+    "mean_acc",
+    "bao_lower",
+    "bao_upper",
+    "holds",
+)
+
+
+def load_external(path: str | Path) -> pd.DataFrame | None:
+    """The `evaluate` stage's table, or None where the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{str(path)!r} is not a readable CSV ({type(exc).__name__})") from None
+    if df.empty:
+        return df
+    _require(df, EXTERNAL_COLUMNS, str(path))
+    _numeric(df, EXTERNAL_COLUMNS[1:-1], str(path))
+    df["holds"] = _as_bool(df["holds"], f"{path} column holds")
+    return df
+
+
+def external_markdown(external: pd.DataFrame, d: int, add) -> list[str]:
+    """The section for representations evaluated by the `evaluate` stage."""
+    md = ["## External representations (`evaluate` stage)", ""]
+    md += [
+        "Features of other encoders, evaluated per K exactly as the pipeline's own runs: test "
+        "contrastive loss ± standard error, R_mu and accuracy of the mean classifier (class "
+        "means from the train split), and Bao et al.'s bounds at the measured loss.",
+        "",
+    ]
+    for name in pd.unique(external["dataset"]):
+        rows = external[external["dataset"] == name].sort_values("k")
+        c = int(rows["classes"].iloc[0])
+        md += [f"### {name} (C = {c})", ""]
+        md += [
+            add(
+                f"gap_external_{_safe(str(name))}.png",
+                plot_surrogate_gap(rows),
+                f"surrogate gap, {name}",
+            ),
+            "",
+        ]
+        md += [
+            "| K | R_cont | R_mu | Bao lower | Bao upper | mean acc. | holds |",
+            "|---:|---:|---:|---:|---:|---:|:---|",
+        ]
+        for r in rows.itertuples():
+            md.append(
+                f"| {int(r.k)} | {format_number(r.contrastive_loss, d)} ± {format_number(r.contrastive_loss_se, d)} "
+                f"| {format_number(r.supervised_loss, d)} | {format_number(r.bao_lower, d)} "
+                f"| {format_number(r.bao_upper, d)} | {format_number(r.mean_acc, d)} | {'yes' if r.holds else 'no'} |"
+            )
+        md.append("")
+    return md
+
+
 def build_report(
     results: pd.DataFrame,
     trajectories: pd.DataFrame,
@@ -973,6 +1039,7 @@ def build_report(
     theory_links: Mapping[str, str | None] | None = None,
     missing_trajectories: Sequence[str] = (),
     sources: Mapping[str, str] | None = None,
+    external: pd.DataFrame | None = None,
 ) -> Report:
     """The whole report: Markdown and figures, nothing written.
 
@@ -980,6 +1047,7 @@ def build_report(
     theory_links: {"fig3": "theory/fig3.png" or None when the theory stage's file is absent}.
     sources: {"results": path, "pretrain_dir": path} as given on the command line, for the
     footer.
+    external: the `evaluate` stage's table (features of other encoders), or None.
     """
     p = params or ReportParams()
     d = p.decimals
@@ -1049,6 +1117,8 @@ def build_report(
             "",
         ]
         md += [table_markdown(summary[summary["dataset"] == ds], d), ""]
+    if external is not None and not external.empty:
+        md += external_markdown(external, d, add)
     md += ["## Accuracy over C × K (Fig. 7 / 8)", ""]
     swept = [
         kind for kind, grp in results.groupby("kind", sort=True) if grp["classes"].nunique() >= 2

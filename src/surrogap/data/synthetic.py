@@ -25,7 +25,9 @@ class SyntheticConfig:
     std: float = spec(1.0, check=positive, allowed="a number > 0 (norm: std of the Gaussian)")
     val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
     test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    prior: str = spec("uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical")
+    prior: str = spec(
+        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
+    )
     seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
 
     def validate(self, where: str) -> None:
@@ -36,7 +38,9 @@ class SyntheticConfig:
             )
 
 
-def circle_points(classes: int, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def circle_points(
+    classes: int, per_class: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(x, y): x (C * per_class, 2) float32 on circles of radius (c + 1) / 2."""
     y = np.repeat(np.arange(classes), per_class)
     angle = rng.uniform(0.0, 2.0 * np.pi, size=y.size)
@@ -45,7 +49,9 @@ def circle_points(classes: int, per_class: int, rng: np.random.Generator) -> tup
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def norm_points(classes: int, per_class: int, std: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def norm_points(
+    classes: int, per_class: int, std: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(x, y): one Gaussian cloud around (0, C + 1), rotated by 360 c / C degrees for class c."""
     base = rng.normal(0.0, std, size=(per_class, 2)) + np.array([0.0, classes + 1.0])
     theta = 2.0 * np.pi * np.arange(classes) / classes  # (C,)

@@ -24,7 +24,9 @@ ENCODER_MODULES = {
 
 def _entry(name: str):
     if name not in ENCODER_MODULES:
-        raise UserError(f"encoder.name: got {name!r}, allowed: {', '.join(sorted(ENCODER_MODULES))}")
+        raise UserError(
+            f"encoder.name: got {name!r}, allowed: {', '.join(sorted(ENCODER_MODULES))}"
+        )
     return importlib.import_module(ENCODER_MODULES[name]).ENCODERS[name]
 
 

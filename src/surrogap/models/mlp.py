@@ -43,7 +43,9 @@ class MLP(nn.Module):
 def build(cfg: MLPConfig, meta: dict) -> nn.Module:
     shape = meta.get("input_shape") or []
     if meta.get("modality") != "dense" or not shape:
-        raise UserError(f"encoder mlp needs dense inputs, dataset {meta.get('dataset')!r} is {meta.get('modality')}")
+        raise UserError(
+            f"encoder mlp needs dense inputs, dataset {meta.get('dataset')!r} is {meta.get('modality')}"
+        )
     return MLP(math.prod(shape), cfg.widths)
 
 
