@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 from surrogap import io
 from surrogap import report as rep
 from surrogap.config import load_params
+from surrogap.pipeline import check_top_level
 from surrogap.errors import UserError
 
 THEORY_FIGURES = ("fig3", "fig4")
@@ -59,7 +60,9 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    params = rep.parse_params(load_params(args.params).get("report"))
+    all_params = load_params(args.params)
+    check_top_level(all_params)
+    params = rep.parse_params(all_params.get("report"))
     results = rep.load_results(args.results)
     trajectories, missing = rep.load_trajectories(args.pretrain_dir, results)
     out = Path(args.out)
@@ -99,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(build_parser().parse_args(argv))
     except UserError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"report: error: {message}", file=sys.stderr)
+        print(f"stage report: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -154,3 +154,42 @@ def test_safe_extract_replaces_previous_extraction_whole(tmp_path):
     archive.safe_extract(_tar(tmp_path / "one.tar", [_file("a.txt", b"1")], mode="w"), dest)
     archive.safe_extract(_tar(tmp_path / "two.tar", [_file("b.txt", b"2")], mode="w"), dest)
     assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]
+
+
+def test_safe_extract_refuses_a_link_chain_that_escapes(tmp_path):
+    # each link alone looks inside ('l1' -> '.', 'l1/l2' -> '..' resolves to '.'), but on
+    # disk l1/l2 is ./l2 -> .., so 'l1/l2/escaped' would land outside dest without the
+    # through-a-link check (Python < 3.11.4 has no tarfile data filter to catch it)
+    tar = _tar(
+        tmp_path / "chain.tar",
+        [
+            _link("l1", ".", tarfile.SYMTYPE),
+            _link("l1/l2", "..", tarfile.SYMTYPE),
+            _file("l1/l2/escaped", b"x"),
+        ],
+        mode="w",
+    )
+    dest = tmp_path / "out"
+    with pytest.raises(UserError, match=r"'l1/l2' is a path through the link 'l1'"):
+        archive.safe_extract(tar, dest)
+    assert not dest.exists() and _leftovers(tmp_path) == []
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_safe_extract_failed_swap_keeps_previous_extraction(tmp_path, monkeypatch):
+    dest = tmp_path / "out"
+    archive.safe_extract(_tar(tmp_path / "one.tar", [_file("a.txt", b"1")], mode="w"), dest)
+    real, calls = archive.os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the previous extraction is aside, the new one fails to move in
+            raise OSError(30, "Read-only file system")
+        return real(src, dst)
+
+    monkeypatch.setattr(archive.os, "replace", second_fails)
+    with pytest.raises(UserError, match=r"cannot write .*out'.*previous extraction is left"):
+        archive.safe_extract(_tar(tmp_path / "two.tar", [_file("b.txt", b"2")], mode="w"), dest)
+    monkeypatch.undo()
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
+    assert _leftovers(tmp_path) == []

@@ -212,7 +212,8 @@ def test_stage_writes_the_four_files(tmp_path, stage, capsys):
         ("theory:\n  classes_fig4: 1\n", "theory.classes_fig4: got 1"),
         ("theory:\n  b: -1\n", "theory.b: got -1"),
         ("theory:\n  colour: red\n", "'colour'"),
-        ("other:\n  k_max: 5\n", "section 'theory' is missing"),
+        ("k: [1, 4]\n", "section 'theory' is missing"),
+        ("other:\n  k_max: 5\n", "unknown params key 'other'"),
         ("theory: [1, 2\n", "not valid YAML"),
     ],
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -26,8 +28,13 @@ T = TypeVar("T")
 GRID_KEYS = ("dataset", "k", "seed")
 
 
-def spec(default: Any = dataclasses.MISSING, *, check: Callable[[Any], bool] | None = None,
-         allowed: str = "", factory: Callable[[], Any] | None = None) -> Any:
+def spec(
+    default: Any = dataclasses.MISSING,
+    *,
+    check: Callable[[Any], bool] | None = None,
+    allowed: str = "",
+    factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field with a range check and the text that says what is allowed."""
     meta = {"check": check, "allowed": allowed}
     if factory is not None:
@@ -55,18 +62,20 @@ def fraction(x) -> bool:
     return 0 < x < 1
 
 
+_SINGULAR = {int: "an integer", float: "a finite number", str: "a string", bool: "true/false"}
+_PLURAL = {int: "integers", float: "finite numbers", str: "strings", bool: "true/false values"}
+
+
 def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp) or (Any,)
-        return f"a list of {_type_name(inner)}"
+        return f"a list of {_PLURAL.get(inner) or _type_name(inner)}"
     if tp is type(None):
         return "null"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+    return _SINGULAR.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -94,7 +103,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # NaN and inf pass most range checks (nan > 0 is False, inf > 0 is True): refused here
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -158,19 +168,61 @@ def to_dict(obj: Any) -> dict:
     return plain(dataclasses.asdict(obj))
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, made to read params.yaml as DVC (YAML 1.2) does: ``1e-3`` is a
+    number, not the string '1e-3'; and a key given twice in one mapping is an error, not
+    silently the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # reported by PyYAML itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read params.yaml; a missing or malformed file is one clear line."""
+    """Read params.yaml; a missing, unreadable or malformed file is one clear line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"params file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"params file {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise UserError(
+            f"params file {str(path)!r} cannot be read: {exc.strerror or exc}"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ParamsLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        at = f" at line {line + 1}" if line is not None else ""
-        raise UserError(f"params file {str(path)!r} is not valid YAML{at}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        why = f": {' '.join(str(problem).split())}" if problem else ""
+        raise UserError(f"params file {str(path)!r} is not valid YAML{at}{why}") from None
     if not isinstance(data, dict):
         raise UserError(f"params file {str(path)!r} must hold a mapping of sections")
     return data
@@ -187,9 +239,17 @@ def section(params: Mapping, name: str) -> Any:
 class Grid:
     """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed)."""
 
-    dataset: tuple[str, ...] = spec(check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names")
-    k: tuple[int, ...] = spec(check=lambda v: len(v) > 0 and all(x >= 1 for x in v), allowed="a non-empty list of integers >= 1")
-    seed: tuple[int, ...] = spec(check=lambda v: len(v) > 0 and all(x >= 0 for x in v), allowed="a non-empty list of integers >= 0")
+    dataset: tuple[str, ...] = spec(
+        check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names"
+    )
+    k: tuple[int, ...] = spec(
+        check=lambda v: len(v) > 0 and all(x >= 1 for x in v),
+        allowed="a non-empty list of integers >= 1",
+    )
+    seed: tuple[int, ...] = spec(
+        check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
+        allowed="a non-empty list of integers >= 0",
+    )
 
     def validate(self, where: str) -> None:
         for key in ("dataset", "k", "seed"):

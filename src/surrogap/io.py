@@ -3,6 +3,10 @@
 Every writer goes to a temporary file in the destination's folder, flushes and fsyncs it,
 then `os.replace`s it over the destination (atomic on POSIX). A failure to write (read-only
 folder, full disk) raises `UserError` naming the path, and the destination is untouched.
+
+Temporary names carry the writer's process id (``.<name>.part-<pid>-<random><suffix>``). A
+process killed with SIGKILL cannot clean up after itself, so the next write of the same
+destination removes the temporaries of processes that no longer exist. See docs/FAULTS.md.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,7 +32,80 @@ def _default_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
-def _explain(path: Path, exc: OSError) -> UserError:
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.part-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale(path: str | Path) -> list[Path]:
+    """Remove the temporaries of `path` left by killed writers (their process is gone).
+
+    Only names of the form ``.<name>.part-<pid>-<anything>`` whose pid no longer runs are
+    removed, so a concurrent writer's temporary is never touched. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    head = f".{path.name}."
+    for entry in entries:
+        rest = entry.name[len(head) :] if entry.name.startswith(head) else ""
+        pid, dash, _ = rest.removeprefix("part-").partition("-")
+        if not (rest.startswith("part-") and dash and pid.isdigit()) or _pid_alive(int(pid)):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename on disk (best effort: some file systems refuse it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# torch.save reports a failed write (full disk, EIO) as a RuntimeError of its zip writer
+_TORCH_WRITE_FAILURE = re.compile(r"inline_container|PytorchStreamWriter|file write failed")
+
+
+def _write_failure(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and bool(_TORCH_WRITE_FAILURE.search(str(exc)))
+
+
+def _explain(path: Path, exc: OSError | RuntimeError) -> UserError:
+    if not isinstance(exc, OSError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return UserError(
+            f"cannot write {str(path)!r}: the write failed ({first}); check the free disk "
+            "space; earlier outputs are left as they were"
+        )
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -44,7 +122,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+        sweep_stale(path)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=_temp_prefix(path), suffix=suffix or ".tmp", dir=path.parent
+        )
         os.close(fd)
         os.chmod(tmp_name, _default_mode())
     except OSError as exc:
@@ -55,12 +136,15 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         tmp.unlink(missing_ok=True)
-        raise _explain(path, exc) from None
+        if isinstance(exc, OSError) or _write_failure(exc):
+            raise _explain(path, exc) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -84,23 +168,41 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        sweep_stale(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
         os.chmod(tmp, _default_mode(directory=True))
     except OSError as exc:
         raise _explain(path, exc) from None
+    old = None
     try:
         yield tmp
-        old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            # the previous folder steps aside (under this process's temporary prefix, so a
+            # kill right here leaves it for sweep_stale) and comes back if the swap fails
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old)
         os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        _restore(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _explain(path, exc) from None
+        if isinstance(exc, OSError) or _write_failure(exc):
+            raise _explain(path, exc) from None
+        raise
     except BaseException:
+        _restore(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+
+
+def _restore(old: Path | None, path: Path) -> None:
+    """Put the previous folder back after a failed swap (it was moved aside to `old`)."""
+    if old is None or not old.exists():
+        return
+    if path.exists():  # the swap did not happen: `old` is only the empty placeholder
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        os.replace(old, path)

@@ -36,11 +36,17 @@ def run_name(k: int, seed: int) -> str:
 
 
 def stage_main(name: str, body: Callable[[], None]) -> int:
-    """Run a stage body; a UserError is one line on stderr and exit status 2."""
+    """Run a stage body; a UserError, or an input file that cannot be read (OSError), is one
+    line on stderr and exit status 2."""
     try:
         body()
     except UserError as exc:
-        print(f"stage {name}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"stage {name}: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # surrogap.io turns failed writes into UserErrors: mostly a read
+        where = f"{str(exc.filename)!r}: " if exc.filename else ""
+        print(f"stage {name}: cannot access {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -166,14 +172,29 @@ def probe(params: Mapping, dataset: str, k: int, seed: int, data_dir: Path, feat
           out_path: Path) -> None:
     import torch
 
-    from surrogap.evaluation import contrastive_loss_estimate, linear_probe, mean_classifier
+    from surrogap.evaluation import (
+        check_finite,
+        contrastive_loss_estimate,
+        linear_probe,
+        mean_classifier,
+    )
 
     cfg = stage_config(params, "probe", ProbeConfig)
     meta = json.loads((data_dir / "meta.json").read_text())
     c = int(meta["num_classes"])
-    with np.load(features_path) as f:
-        z = {s: torch.from_numpy(f[f"{s}_x"]) for s in ("train", "val", "test")}
-        y = {s: torch.from_numpy(f[f"{s}_y"]) for s in ("train", "val", "test")}
+    try:
+        with np.load(features_path) as f:
+            z = {s: torch.from_numpy(f[f"{s}_x"]) for s in ("train", "val", "test")}
+            y = {s: torch.from_numpy(f[f"{s}_y"]) for s in ("train", "val", "test")}
+    except OSError:
+        raise
+    except Exception as exc:  # truncated or foreign (BadZipFile, ValueError, KeyError)
+        raise UserError(
+            f"features {str(features_path)!r} are unreadable ({type(exc).__name__}); "
+            "rerun the extract stage"
+        ) from None
+    for s, zs in z.items():
+        check_finite(zs, f"{s} features of {str(features_path)!r}")
     test = mean_classifier(z["train"], y["train"], z["test"], y["test"], c)
     val = mean_classifier(z["train"], y["train"], z["val"], y["val"], c)
     est = contrastive_loss_estimate(z["test"], y["test"], k, repeats=cfg.repeats, seed=seed)

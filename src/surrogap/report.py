@@ -35,6 +35,7 @@ from matplotlib.patches import Patch
 from surrogap import bounds
 from surrogap.config import parse, spec
 from surrogap.errors import UserError
+from surrogap.pipeline import RESULT_COLUMNS
 
 __all__ = [
     "RESULTS_COLUMNS",
@@ -58,29 +59,7 @@ __all__ = [
     "table_markdown",
 ]
 
-RESULTS_COLUMNS = (
-    "dataset",
-    "kind",
-    "classes",
-    "k",
-    "seed",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "linear_acc",
-    "linear_loss",
-    "val_supervised_loss",
-    "val_mean_acc",
-    "lower_gap",
-    "upper_gap",
-    "bao_lower",
-    "bao_upper",
-    "arora",
-    "nozawa_sato",
-    "ash",
-    "holds",
-)
+RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table, docs/ARCHITECTURE.md
 # the columns of trajectory.csv this module reads (train_loss and lr are ignored)
 TRAJECTORY_COLUMNS = ("epoch", "val_contrastive_loss", "val_supervised_loss", "val_mean_acc")
 

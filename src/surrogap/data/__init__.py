@@ -143,7 +143,11 @@ def write_prepared(prepared: Prepared, name: str, kind: str, prior: str, out_dir
     for s in SPLITS:
         for key, arr in prepared.splits[s].items():
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise UserError(f"dataset {name!r}: split {s} key {key} holds NaN or inf")
+                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                raise UserError(
+                    f"dataset {name!r}: split {s} key {key} holds NaN or inf (first at row "
+                    f"{row}); nothing written: check the raw data or the data block of params"
+                )
     with io.atomic_dir(out_dir) as tmp:
         for s in SPLITS:
             np.savez(tmp / f"{s}.npz", **prepared.splits[s])
@@ -197,9 +201,27 @@ def load_prepared(folder: str | Path) -> Dataset:
     meta_path = folder / "meta.json"
     if not meta_path.exists():
         raise UserError(f"{str(folder)!r} holds no prepared dataset (meta.json missing); run `dvc repro prepare` first")
-    meta = json.loads(meta_path.read_text())
+    again = "rerun `dvc repro prepare` (or delete the folder first)"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{str(meta_path)!r} is unreadable ({type(exc).__name__}); {again}") from None
     splits = {}
     for s in SPLITS:
-        with np.load(folder / f"{s}.npz") as arrays:
-            splits[s] = Split({k: arrays[k] for k in arrays.files}, meta["modality"])
+        path = folder / f"{s}.npz"
+        try:
+            with np.load(path) as arrays:
+                loaded = {k: arrays[k] for k in arrays.files}
+        except FileNotFoundError:
+            raise UserError(f"{str(path)!r} is missing; {again}") from None
+        except Exception as exc:  # truncated or not an npz (BadZipFile, ValueError, EOFError)
+            raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {again}") from None
+        for key, arr in loaded.items():
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                raise UserError(
+                    f"{str(path)!r} key {key} holds NaN or inf (first at row {row}); the "
+                    f"prepared data was changed after the prepare stage: {again}"
+                )
+        splits[s] = Split(loaded, meta["modality"])
     return Dataset(meta=meta, splits=splits)

@@ -167,11 +167,24 @@ def _check_member(member: tarfile.TarInfo) -> None:
         raise UserError(f"archive member {name!r} is {unsafe}: refused, nothing extracted")
 
 
+def _check_not_through_link(member: tarfile.TarInfo, links: set[str]) -> None:
+    """Refuse a member whose path passes through a link of the archive: the lexical checks
+    of each link alone miss a chain (``a -> .`` then ``a/b -> ..``) that escapes."""
+    parts = posixpath.normpath(member.name).split("/")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in links:
+            raise UserError(
+                f"archive member {member.name!r} is a path through the link {parent!r}: "
+                "refused, nothing extracted"
+            )
+
+
 def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = None) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
     Every member is checked first: absolute paths, ``..`` components, links pointing
-    outside `dest`, and device files are refused with a `UserError` naming the member. The
+    outside `dest`, paths through a link of the archive, and device files are refused with a `UserError` naming the member. The
     members are then extracted into a temporary folder beside `dest` which replaces `dest`
     whole. A tarball that cannot be read to the end is moved aside to ``<name>.corrupt``.
     `stamp`, when given, is written to ``dest/.surrogap-source`` (see :func:`extract_once`).
@@ -208,8 +221,12 @@ def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = Non
                 lzma.LZMAError,
             ) as exc:
                 raise corrupt(exc) from None
+            links: set[str] = set()
             for member in members:
                 _check_member(member)
+                _check_not_through_link(member, links)
+                if member.issym() or member.islnk():
+                    links.add(posixpath.normpath(member.name))
             try:
                 if hasattr(tarfile, "data_filter"):  # defence in depth (Python >= 3.11.4)
                     tar.extractall(tmp, members=members, filter="data")
@@ -232,12 +249,22 @@ def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = Non
                 ) from None
         if stamp is not None:
             (tmp / STAMP).write_text(stamp + "\n")
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
+        old = None
+        try:
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(dest, old)
+            os.replace(tmp, dest)
+        except OSError as exc:  # the previous extraction comes back
+            if old is not None and old.exists() and not dest.exists():
+                os.replace(old, dest)
+            raise UserError(
+                f"cannot write {str(dest)!r}: {exc.strerror or exc}; the previous "
+                "extraction is left as it was"
+            ) from None
+        if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,163 @@
+"""Kill and resume, end to end: `dvc repro` killed with SIGKILL during pre-training, then
+`dvc repro` again, in a temporary copy of the repository (as tests/test_pipeline_e2e.py).
+
+The rerun resumes from the last checkpoint, ends with the weights of an uninterrupted run
+and runs each downstream stage once. DVC 3 removes a dead process from `.dvc/tmp/rwlock`
+by itself ("WARNING: Process '... repro' with (Pid N), in RWLock-file '...' had been
+killed. Auto removed it from the lock file."), so a user needs no manual step; should
+DVC refuse anyway ("... is busy, it is being blocked by: (PID N): ..."), the documented
+recovery (docs/FAULTS.md) is to remove `.dvc/tmp/rwlock` once no dvc runs, and the test
+does exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from surrogap import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+RUN = "data/checkpoints/circle/k4-s0"
+
+
+def kill_params() -> dict:
+    """One dataset, one K, one seed; pre-training takes several seconds, a checkpoint per epoch."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["dataset"] = ["circle"]
+    params["k"] = [4]
+    params["seed"] = [0]
+    params["circle"]["data"].update(classes=8, per_class=250)
+    params["circle"]["encoder"]["widths"] = [128, 128]
+    params["circle"]["train"].update(
+        batch_size=64, epochs=40, eval_every=5, checkpoint_every=1, schedule="plateau", threads=1
+    )
+    params["probe"].update(max_iter=10)
+    params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
+    for name in list(params):
+        if (
+            isinstance(params[name], dict)
+            and "data" in params[name]
+            and name not in params["dataset"]
+        ):
+            del params[name]
+    return params
+
+
+def env() -> dict:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def ran(result: subprocess.CompletedProcess) -> list[str]:
+    return sorted(
+        line.split("'")[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("Running stage")
+    )
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir()
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
+    (path / "params.yaml").write_text(yaml.safe_dump(kill_params(), sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    assert dvc(path, "init", "-q").returncode == 0
+    assert dvc(path, "config", "core.analytics", "false").returncode == 0
+    return path
+
+
+def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    ckpt = repo / RUN / "last.pt"
+    log = (tmp_path / "first.out").open("w"), (tmp_path / "first.err").open("w")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro"],
+        cwd=repo,
+        env=env(),
+        stdout=log[0],
+        stderr=log[1],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ckpt.exists():
+            assert first.poll() is None, "dvc repro ended before the first checkpoint: raise epochs"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # a few more epochs, so the kill may land anywhere, even mid-write
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # dvc, the stage's python and anything else
+        first.wait(timeout=60)
+        for fh in log:
+            fh.close()
+    assert first.returncode == -signal.SIGKILL
+    saved = torch.load(ckpt, weights_only=True)  # whatever the moment: a complete checkpoint
+    assert 1 <= saved["epoch"] < 40, "the kill came too late: raise epochs"
+    assert not (repo / "data/pretrain/circle/k4-s0/model.pt").exists()
+
+    second = dvc(repo, "repro")
+    if second.returncode != 0 and "is being blocked by" in second.stderr:
+        # the documented recovery (docs/FAULTS.md) for a DVC that keeps the dead process's
+        # entry (an older DVC, or the killed PID reused by a live process): no dvc runs
+        # here any more, so the lock file is stale and may be removed
+        (repo / ".dvc" / "tmp" / "rwlock").unlink()
+        second = dvc(repo, "repro")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from '{RUN}/last.pt' at epoch " in second.stderr
+    stages = ran(second)
+    for name in (
+        "pretrain@circle-4-0",
+        "extract@circle-4-0",
+        "probe@circle-4-0",
+        "bounds",
+        "report",
+    ):
+        assert stages.count(name) == 1, stages
+    assert "prepare@circle" not in stages  # finished before the kill, recorded in dvc.lock
+    # the killed writer's temporaries are gone; nothing but the checkpoint and its logs
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["last.pt", "live"]
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+
+    # an uninterrupted run of the same config, trained directly
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    ref = tmp_path / "ref"
+    pipeline.pretrain(
+        params, "circle", 4, 0, repo / "data/prepared/circle", ref, tmp_path / "ref-ckpt"
+    )
+    got = torch.load(repo / "data/pretrain/circle/k4-s0/model.pt", weights_only=True)
+    want = torch.load(ref / "model.pt", weights_only=True)
+    assert got["epoch"] == want["epoch"] == 40
+    assert got["model"].keys() == want["model"].keys()
+    assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
+    traj = (repo / "data/pretrain/circle/k4-s0/trajectory.csv").read_text()
+    assert traj == (ref / "trajectory.csv").read_text()
