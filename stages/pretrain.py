@@ -1,27 +1,58 @@
-"""Stage `pretrain`: contrastive pre-training of one (dataset, K, seed) run, resumable."""
+"""Stage `pretrain`: contrastive pre-training of one (dataset, K, seed) run, resumable.
+
+With `<dataset>.train.nproc_per_node: N > 1` the stage re-executes itself under
+`python -m torch.distributed.run --standalone --nproc_per_node N` (one node, N processes);
+launched by torchrun already (WORLD_SIZE set, e.g. several nodes), it runs as it is.
+"""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from surrogap import config, pipeline
 
 
+def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
+    """The torchrun command line that runs this script with `argv` in `nproc` processes."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(Path(__file__).resolve()),
+        *argv,
+    ]
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--dataset", required=True)
     p.add_argument("--k", type=int, required=True, help="negatives per anchor")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--data", required=True, type=Path, help="the prepared dataset folder")
-    p.add_argument("--out", required=True, type=Path, help="output folder (model.pt, trajectory.csv, live/)")
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder (model.pt, trajectory.csv, live/)"
+    )
     p.add_argument("--checkpoints", required=True, type=Path, help="resumable checkpoint folder")
     args = p.parse_args(argv)
-    return pipeline.stage_main(
-        "pretrain",
-        lambda: pipeline.pretrain(config.load_params(args.params), args.dataset, args.k, args.seed,
-                                  args.data, args.out, args.checkpoints),
-    )
+
+    def body() -> None:
+        params = config.load_params(args.params)
+        nproc = pipeline.train_config(params, args.dataset).nproc_per_node
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            cmd = relaunch_command(nproc, argv)
+            os.execv(cmd[0], cmd)  # never returns
+        pipeline.pretrain(
+            params, args.dataset, args.k, args.seed, args.data, args.out, args.checkpoints
+        )
+
+    return pipeline.stage_main("pretrain", body)
 
 
 if __name__ == "__main__":

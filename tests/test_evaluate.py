@@ -101,7 +101,7 @@ def test_block_losses_match_the_naive_loop(n, d, k):
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     partner = positive_partners(y, g1)
     assert torch.equal(partner, positive_partners(y, g2))
-    fast = external.block_losses(z, partner, k, g1, chunk_rows=2 * (k + 1))
+    fast = evaluation.block_losses(z, partner, k, g1, chunk_rows=2 * (k + 1))
     naive = naive_block_losses(z, partner, k, g2)
     np.testing.assert_allclose(fast.double().numpy(), naive, rtol=1e-5, atol=1e-5)
 
@@ -114,7 +114,7 @@ def test_fast_estimate_equals_evaluation_estimate(n, k):
     y = torch.randint(0, 5, (n,), generator=gen)
     ref = evaluation.contrastive_loss_estimate(z, y, k, repeats=3, seed=11)
     for chunk_rows, workers in ((None, None), (k + 1, 1), (3 * (k + 1) + 1, 3)):
-        got = external.block_contrastive_estimate(
+        got = evaluation.contrastive_loss_estimate(
             z, y, k, repeats=3, seed=11, chunk_rows=chunk_rows, workers=workers
         )
         assert got.mean == pytest.approx(ref.mean, rel=1e-6, abs=1e-6)
@@ -125,8 +125,8 @@ def test_huge_norms_are_normalized_without_overflow():
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(200, 8, generator=gen)
     y = torch.arange(200) % 4
-    ref = external.block_contrastive_estimate(z, y, 8, repeats=2)
-    big = external.block_contrastive_estimate(z * 1e30, y, 8, repeats=2)  # dots overflow float32
+    ref = evaluation.contrastive_loss_estimate(z, y, 8, repeats=2)
+    big = evaluation.contrastive_loss_estimate(z * 1e30, y, 8, repeats=2)  # dots overflow float32
     assert big.mean == pytest.approx(ref.mean, rel=1e-5)
     x, labels = mixture(n=120, c=3)
     small = external.evaluate(features.FeatureSet(x, labels, None, "m"), [4], repeats=2)[0]
@@ -156,7 +156,7 @@ def test_block_estimate_agrees_with_iid_negatives_in_distribution():
         per_anchor.append(top + np.log(np.exp(logits - top[:, None]).sum(1)) - s_pos)
     per_anchor = np.concatenate(per_anchor)
     naive, naive_se = per_anchor.mean(), per_anchor.std(ddof=1) / math.sqrt(per_anchor.size)
-    est = external.block_contrastive_estimate(
+    est = evaluation.contrastive_loss_estimate(
         torch.from_numpy(x), torch.from_numpy(y), k, repeats=8
     )
     tol = 4 * math.hypot(naive_se, est.se) + 2e-3
@@ -166,9 +166,9 @@ def test_block_estimate_agrees_with_iid_negatives_in_distribution():
 def test_standard_error_shrinks_and_is_zero_for_one_repeat():
     x, y = mixture(n=400, seed=1)
     z, yy = torch.from_numpy(x), torch.from_numpy(y)
-    one = external.block_contrastive_estimate(z, yy, 4, repeats=1)
+    one = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=1)
     assert one.se == 0.0
-    many = external.block_contrastive_estimate(z, yy, 4, repeats=6)
+    many = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=6)
     assert 0 < many.se < 0.1
 
 

@@ -27,14 +27,14 @@ def naive_loss(anchor, positive, idx, views, normalize=True, temperature=1.0):
 @pytest.mark.parametrize("k", [1, 3, 7])
 @pytest.mark.parametrize("dim", [2, 16])
 @pytest.mark.parametrize("normalize,temperature", [(True, 1.0), (True, 0.5), (False, 2.0)])
-def test_matches_naive_loop(k, dim, normalize, temperature):
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_matches_naive_loop(k, dim, normalize, temperature, shuffle):
     g = torch.Generator().manual_seed(100 * k + dim)
     a = torch.randn(8, dim, generator=g, dtype=torch.float64)
     p = torch.randn(8, dim, generator=g, dtype=torch.float64)
-    idx, views = sample_negatives(8, k, g)
-    got = contrastive_loss(
-        a, p, k, normalize=normalize, temperature=temperature, negatives=(idx, views)
-    )
+    neg = sample_negatives(8, k, g, shuffle=shuffle)
+    got = contrastive_loss(a, p, k, normalize=normalize, temperature=temperature, negatives=neg)
+    idx, views = neg.indices()
     want = naive_loss(a, p, idx, views, normalize, temperature)
     assert float(got) == pytest.approx(want, rel=1e-10, abs=1e-12)
 
@@ -48,7 +48,7 @@ def test_identical_embeddings_give_log_k_plus_one(k):
 
 @pytest.mark.parametrize("batch,k", [(2, 1), (10, 9), (64, 16), (64, 63)])
 def test_negatives_distinct_and_never_own_pair(batch, k):
-    idx, views = sample_negatives(batch, k, torch.Generator().manual_seed(batch + k))
+    idx, views = sample_negatives(batch, k, torch.Generator().manual_seed(batch + k)).indices()
     assert idx.shape == (batch, k) and views.shape == (batch, k)
     for i, row in enumerate(idx.tolist()):
         assert i not in row
@@ -57,13 +57,18 @@ def test_negatives_distinct_and_never_own_pair(batch, k):
 
 def test_negatives_uniform_over_other_pairs():
     g = torch.Generator().manual_seed(0)
-    counts = torch.zeros(6)
+    counts = torch.zeros(7, 7)
+    shown = torch.zeros(7)
     for _ in range(3000):
-        idx, _ = sample_negatives(6, 2, g)
-        counts += torch.bincount(idx[0], minlength=6)
-    assert counts[0] == 0
-    freq = counts[1:] / counts[1:].sum()
-    assert torch.allclose(freq, torch.full((5,), 0.2), atol=0.02)
+        idx, views = sample_negatives(7, 2, g).indices()  # 7 = 2 blocks of 3 + a partial block
+        for i in range(7):
+            counts[i] += torch.bincount(idx[i], minlength=7)
+        shown += views.float().mean(1)
+    for i in range(7):  # every anchor, in full and partial blocks alike
+        assert counts[i, i] == 0
+        freq = torch.cat([counts[i, :i], counts[i, i + 1 :]]) / counts[i].sum()
+        assert torch.allclose(freq, torch.full((6,), 1 / 6), atol=0.02)
+    assert torch.allclose(shown / 3000, torch.full((7,), 0.5), atol=0.03)
 
 
 @pytest.mark.parametrize("k", [0, 8])
@@ -85,3 +90,20 @@ def test_gradient_is_finite_with_zero_features():
     loss = contrastive_loss(z, z, 3, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(z.grad).all()
+
+
+def test_loss_runs_in_fp32_under_autocast_and_for_half_features():
+    """Mixed precision: bf16 features are upcast, and autocast does not reach the
+    normalization and similarities (checked with CPU autocast, which exists everywhere)."""
+    g = torch.Generator().manual_seed(0)
+    a, p = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    neg = sample_negatives(16, 5, g)
+    ref = contrastive_loss(a, p, 5, negatives=neg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = contrastive_loss(a, p, 5, negatives=neg)
+    assert got.dtype == torch.float32 and torch.equal(got, ref)
+    half = contrastive_loss(a.bfloat16(), p.bfloat16(), 5, negatives=neg)
+    assert half.dtype == torch.float32
+    assert torch.equal(
+        half, contrastive_loss(a.bfloat16().float(), p.bfloat16().float(), 5, negatives=neg)
+    )

@@ -1,6 +1,8 @@
 """The trainer: same seed same weights, resume equals uninterrupted, faults are clear."""
 
+import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +14,24 @@ from surrogap.train import CHECKPOINT_NAME, Trainer, warmup_cosine
 
 torch.set_num_threads(1)
 
+PRESETS = Path(__file__).resolve().parents[1] / "params"
+
 
 def tiny_params(**train_over):
-    train = {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 4, "schedule": "plateau",
-             "eval_every": 1, "checkpoint_every": 2}
+    train = {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "batch_size": 32,
+        "epochs": 4,
+        "schedule": "plateau",
+        "eval_every": 1,
+        "checkpoint_every": 2,
+    }
     train.update(train_over)
     return {
-        "dataset": ["circle"], "k": [4], "seed": [0],
+        "dataset": ["circle"],
+        "k": [4],
+        "seed": [0],
         "circle": {
             "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
             "encoder": {"name": "mlp", "widths": [16, 16]},
@@ -100,7 +113,11 @@ def test_trajectory_and_dvclive_logs(prepared, tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "2", "4"]
     summary = json.loads((out / "live" / "metrics.json").read_text())
     assert summary["step"] == 4 and "val" in summary
-    tsv = (out / "live" / "plots" / "metrics" / "val" / "supervised_loss.tsv").read_text().splitlines()
+    tsv = (
+        (out / "live" / "plots" / "metrics" / "val" / "supervised_loss.tsv")
+        .read_text()
+        .splitlines()
+    )
     assert len(tsv) == 4  # header + 3 evaluations
 
 
@@ -116,7 +133,11 @@ def test_nan_loss_stops_with_epoch_and_hint(prepared, tmp_path):
     [
         (32, {}, r"k: got 32, allowed: at most batch_size - 1 = 31"),
         (0, {}, r"k: got 0, allowed: an integer >= 1"),
-        (4, {"batch_size": 1000}, r"circle.train.batch_size: got 1000, allowed: at most the training split's 96"),
+        (
+            4,
+            {"batch_size": 1000},
+            r"circle.train.batch_size: got 1000, allowed: at most the training split's 96",
+        ),
         (4, {"epochs": 0}, r"circle.train.epochs: got 0, allowed: an integer >= 1"),
         (4, {"lrr": 0.1}, r"circle.train: unknown key 'lrr' \(did you mean 'lr'\?\)"),
     ],
@@ -133,12 +154,54 @@ def test_warmup_cosine_formula():
     assert got[0] == pytest.approx(0.1) and got[9] == pytest.approx(1.0)
     assert got[10] == pytest.approx(1.0)
     assert got[55] == pytest.approx(0.5 * (1 + np.cos(np.pi * 45 / 90)))
-    assert all(a >= b for a, b in zip(got[10:], got[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(got[10:]))
 
 
 def test_text_split_inputs_concatenate_selected_sequences():
-    arrays = {"tokens": np.array([5, 6, 7, 8, 9, 10]), "offsets": np.array([0, 2, 2, 5]), "y": np.array([0, 1, 0, 1])}
+    arrays = {
+        "tokens": np.array([5, 6, 7, 8, 9, 10]),
+        "offsets": np.array([0, 2, 2, 5]),
+        "y": np.array([0, 1, 0, 1]),
+    }
     split = data.Split(arrays, "text")
     tokens, offsets = split.inputs(torch.tensor([3, 0, 1, 2]))
     assert tokens.tolist() == [10, 5, 6, 7, 8, 9]
     assert offsets.tolist() == [0, 1, 3, 3]
+
+
+def test_new_keys_default_to_the_old_cpu_behaviour():
+    from surrogap.config import parse
+    from surrogap.train import TrainConfig
+
+    cfg = parse(TrainConfig, {}, "train")
+    assert (cfg.device, cfg.precision, cfg.lr_scaling, cfg.nproc_per_node) == (
+        "auto",
+        "fp32",
+        "none",
+        1,
+    )
+    assert cfg.optimizer == "adam" and cfg.lr_base_batch == 256 and cfg.lars_eta == 0.001
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in PRESETS.glob("paper-*.yaml")))
+def test_paper_presets_are_valid_params(preset):
+    """Every preset parses strictly, every dataset in its sweep is a section, and every K
+    fits the per-process batch of every section."""
+    from surrogap import config
+
+    params = config.load_params(PRESETS / preset)
+    pipeline.check_top_level(params)
+    grid = config.grid(params)
+    for name in grid.dataset:
+        pipeline.data_config(params, name)
+        pipeline.encoder_config(params, name)
+        tcfg = pipeline.train_config(params, name)
+        per_process = tcfg.batch_size // tcfg.nproc_per_node
+        assert tcfg.batch_size % tcfg.nproc_per_node == 0
+        assert max(grid.k) <= per_process - 1, (name, max(grid.k), per_process)
+    for section in ("extract", "probe"):
+        pipeline.stage_config(
+            params,
+            section,
+            {"extract": pipeline.ExtractConfig, "probe": pipeline.ProbeConfig}[section],
+        )

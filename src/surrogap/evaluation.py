@@ -8,6 +8,7 @@ zero), so b = 1 in every bound. Features are torch tensors (n, d); labels int64 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from surrogap.errors import UserError
-from surrogap.losses import l2_normalize
+from surrogap.losses import NORM_EPS, l2_normalize
 
 
 def check_finite(z: torch.Tensor, what: str) -> None:
@@ -36,17 +37,28 @@ def class_means(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Ten
     return (sums / counts[:, None]).to(z.dtype)
 
 
-def mean_classifier(z_train: torch.Tensor, y_train: torch.Tensor, z_eval: torch.Tensor,
-                    y_eval: torch.Tensor, num_classes: int, chunk: int = 65536) -> dict[str, float]:
+def mean_classifier(
+    z_train: torch.Tensor,
+    y_train: torch.Tensor,
+    z_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    num_classes: int,
+    chunk_elements: int = 2**24,
+) -> dict[str, float]:
     """R_mu (softmax cross-entropy of logits z @ mu^T) and accuracy on (z_eval, y_eval),
-    with class means from the normalized training features."""
+    with class means from the normalized training features.
+
+    Per-sample losses in the features' precision, summed in float64; logits are built in
+    chunks of at most `chunk_elements` entries, so memory stays bounded for any C.
+    """
     means = class_means(l2_normalize(z_train), y_train, num_classes)  # (C, d)
     loss_sum, correct = 0.0, 0
+    chunk = max(1, chunk_elements // num_classes)
     for start in range(0, z_eval.shape[0], chunk):
         z = l2_normalize(z_eval[start : start + chunk])
         y = y_eval[start : start + chunk]
         logits = z @ means.T  # (n, C)
-        loss_sum += float(F.cross_entropy(logits.double(), y, reduction="sum"))
+        loss_sum += float(F.cross_entropy(logits, y, reduction="none").double().sum())
         correct += int((logits.argmax(1) == y).sum())
     n = z_eval.shape[0]
     return {"supervised_loss": loss_sum / n, "mean_acc": correct / n}
@@ -57,7 +69,7 @@ def positive_partners(y: torch.Tensor, generator: torch.Generator) -> torch.Tens
     order = torch.argsort(y, stable=True)
     sorted_y = y[order]
     counts = torch.bincount(sorted_y)
-    if ((counts == 1)).any():
+    if (counts == 1).any():
         c = int((counts == 1).nonzero()[0, 0])
         raise UserError(f"class {c} has a single sample: no positive pair is possible")
     starts = torch.cumsum(counts, 0) - counts  # (C,)
@@ -72,41 +84,14 @@ def positive_partners(y: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return partner
 
 
-def _block_losses(za: torch.Tensor, zp: torch.Tensor, k: int, generator: torch.Generator,
-                  chunk_blocks: int) -> torch.Tensor:
-    """Per-anchor contrastive losses (n,) for one pairing with K block negatives each.
+# bytes of the three gathered (rows, d) float32 buffers of one chunk: small enough to stay in
+# the last-level cache, so each block product reads its operands from cache (about 1.0 of the
+# matmul peak instead of about 0.5 for chunks of hundreds of MB)
+CHUNK_BYTES = 12 * 2**20
+# features whose norms stay below this are normalized by scaling their float32 inner
+# products (|dot| <= 1e36 < 3.4e38); larger ones are first rescaled row by row
+RAW_NORM_LIMIT = 1e18
 
-    A random permutation cuts the n pairs into blocks of K + 1; in a block every anchor's
-    negatives are the K other pairs, one view each (chosen at random per pair), so each
-    anchor sees K distinct negatives drawn uniformly without replacement from the other
-    n - 1 pairs. The last, partial block is filled up with random pairs from the other
-    blocks, which serve as negatives only.
-    """
-    n, _ = za.shape
-    g = k + 1
-    perm = torch.randperm(n, generator=generator)
-    full = n // g
-    rest = n - full * g
-    anchors_mask = torch.ones(full * g + (g if rest else 0), dtype=torch.bool)
-    if rest:
-        fill = perm[: n - rest][torch.randperm(n - rest, generator=generator)[: g - rest]]
-        perm = torch.cat([perm, fill])
-        anchors_mask[n:] = False
-    blocks = perm.view(-1, g)  # (nb, K+1)
-    mask = anchors_mask.view(-1, g)
-    views = torch.rand(n, generator=generator) < 0.5
-    neg_view = torch.where(views[:, None], zp, za)  # (n, d): the view a pair shows as a negative
-    pos_all = (za * zp).sum(1)  # (n,)
-    eye = torch.eye(g, dtype=torch.bool)
-    out = []
-    for s in range(0, blocks.shape[0], chunk_blocks):
-        blk = blocks[s : s + chunk_blocks]  # (b, K+1)
-        sim = torch.bmm(za[blk], neg_view[blk].transpose(1, 2))  # (b, K+1, K+1)
-        sim.masked_fill_(eye, float("-inf"))  # the anchor's own pair is no negative
-        pos = pos_all[blk]  # (b, K+1)
-        lse = torch.logsumexp(torch.cat([pos[..., None], sim], -1), -1)  # (b, K+1)
-        out.append((lse - pos)[mask[s : s + chunk_blocks]])
-    return torch.cat(out)
 
 
 @dataclass(frozen=True)
@@ -116,26 +101,145 @@ class ContrastiveEstimate:
     repeats: int
 
 
-def contrastive_loss_estimate(z: torch.Tensor, y: torch.Tensor, k: int, repeats: int = 10,
-                              seed: int = 0, chunk_elements: int = 2**25) -> ContrastiveEstimate:
-    """Held-out contrastive loss of features z (n, d) with K negatives.
+def _chunk_losses(
+    z: torch.Tensor,
+    inv_norm: torch.Tensor | None,
+    rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    k: int,
+    out: torch.Tensor,
+    buffers: tuple[torch.Tensor, ...],
+) -> None:
+    """Losses of b whole blocks into `out` (b*(K+1),).
+
+    rows: (anchor, shown negative view, positive) row indices of z, each (b*(K+1),).
+    buffers: reused (cb*(K+1), d) x 3 and (cb, K+1, K+1) scratch tensors, cb >= b.
+    """
+    g = k + 1
+    d = z.shape[1]
+    b = rows[0].numel() // g
+    a, v, p = (buf[: b * g] for buf in buffers[:3])
+    blk = buffers[3][:b]
+    for buf, idx in zip((a, v, p), rows, strict=True):
+        torch.index_select(z, 0, idx, out=buf)  # (b*(K+1), d)
+    pos = p.mul_(a).sum(1)  # (b*(K+1),) s(a_i, p_i)
+    torch.bmm(a.view(b, g, d), v.view(b, g, d).transpose(1, 2), out=blk)  # (b, K+1, K+1)
+    if inv_norm is not None:  # rows of z are raw: scale the inner products to unit norm
+        ia, iv, ip = (inv_norm[idx] for idx in rows)
+        pos.mul_(ia).mul_(ip)
+        blk.mul_(ia.view(b, g, 1)).mul_(iv.view(b, 1, g))
+    blk.diagonal(0, 1, 2).copy_(pos.view(b, g))  # own pair -> its positive logit
+    torch.sub(torch.logsumexp(blk, -1).view(-1), pos, out=out)
+
+
+def block_losses(
+    z: torch.Tensor,
+    partner: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    chunk_rows: int | None = None,
+    inv_norm: torch.Tensor | None = None,
+    workers: int | None = None,
+) -> torch.Tensor:
+    """Per-anchor contrastive losses (n,) for one pairing with K block negatives each.
+
+    z: (n, d) features, unit rows (or raw rows with inv_norm (n,) = 1 / max(||z_i||, eps));
+    partner: (n,) the positive of each anchor. A random permutation (one randperm) cuts the
+    n pairs into blocks of K + 1; in a block every anchor's negatives are the K other pairs,
+    one view each (one view bit per pair), so each anchor sees K distinct negatives drawn
+    uniformly without replacement from the other n - 1 pairs. The last, partial block is
+    filled up (a second randperm) with pairs of the other blocks, which serve as negatives
+    only. Computed with little memory traffic and no per-op thread barriers:
+
+    - each chunk of blocks gathers its anchor, negative-view and positive rows straight
+      from z into reused buffers small enough for the cache (no (n, d) copies);
+    - the positive logit overwrites the masked diagonal of the block product instead of
+      being concatenated to it (row i of a block holds the other K pairs and pair i);
+    - the chunks are shared among `workers` threads (default: torch.get_num_threads()),
+      each running single-threaded torch ops, so a busy core delays only its own chunk.
+    """
+    n, d = z.shape
+    g = k + 1
+    perm = torch.randperm(n, generator=generator)
+    full = n // g
+    rest = n - full * g
+    if rest:
+        fill = perm[: n - rest][torch.randperm(n - rest, generator=generator)[: g - rest]]
+        perm = torch.cat([perm, fill])  # the fill pairs are negatives only
+    views = torch.rand(n, generator=generator) < 0.5
+    shown = torch.where(views, partner, torch.arange(n))  # (n,) the row a pair shows as a negative
+    neg_rows = shown[perm]  # (nb*(K+1),)
+    pos_rows = partner[perm]
+    nb = perm.numel() // g
+    if chunk_rows is None:
+        chunk_rows = CHUNK_BYTES // (3 * 4 * d)
+    cb = max(1, min(nb, chunk_rows // g))  # blocks per chunk
+    starts = list(range(0, nb, cb))
+    out = torch.empty(nb * g, dtype=z.dtype)
+    workers = max(1, min(workers or torch.get_num_threads(), len(starts)))
+
+    def run(first: int) -> None:
+        buffers = (
+            *(torch.empty(cb * g, d, dtype=z.dtype) for _ in range(3)),
+            torch.empty(cb, g, g, dtype=z.dtype),
+        )
+        for s in starts[first::workers]:
+            sl = slice(s * g, min(s + cb, nb) * g)
+            _chunk_losses(z, inv_norm, (perm[sl], neg_rows[sl], pos_rows[sl]), k, out[sl], buffers)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # chunks are parallel, ops inside them are not
+    try:
+        if workers == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                for future in [pool.submit(run, w) for w in range(workers)]:
+                    future.result()
+    finally:
+        torch.set_num_threads(threads)
+    return out[:n]  # anchors come first; the fill rows of the last block are dropped
+
+
+def _rescale_rows(z: torch.Tensor) -> torch.Tensor:
+    """z with each row divided by its largest |entry| (zero rows stay zero): same directions."""
+    return z / z.abs().amax(1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+
+
+def contrastive_loss_estimate(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    repeats: int = 10,
+    seed: int = 0,
+    chunk_rows: int | None = None,
+    workers: int | None = None,
+) -> ContrastiveEstimate:
+    """Held-out contrastive loss of features z (n, d) with K negatives: mean and SE.
 
     Each repeat draws a fresh pairing (every sample an anchor, a random other sample of its
-    class its positive) and fresh block negatives (see :func:`_block_losses`). Returns the
-    mean over repeats of the per-repeat average and its standard error. Needs n >= K + 1.
+    class its positive) and fresh block negatives (:func:`block_losses`). Features are
+    L2-normalized (x / max(||x||, eps), so b = 1) by scaling the inner products, so no
+    normalized (n, d) copy is made. Returns the mean over repeats of the per-repeat average
+    and its standard error. Needs n >= K + 1.
     """
     n = z.shape[0]
     if k < 1 or k > n - 1:
         raise UserError(f"k: got {k}, allowed: 1..{n - 1} (samples in the split - 1)")
     if repeats < 1:
         raise UserError(f"repeats: got {repeats}, allowed: an integer >= 1")
-    zn = l2_normalize(z.float())
+    zf = z.float().contiguous()
+    norm = torch.linalg.vector_norm(zf, dim=1)  # (n,)
+    if not bool((norm <= RAW_NORM_LIMIT).all()):
+        # raw inner products (or the norms themselves) could overflow float32: rescale the
+        # rows by their largest entry first, which leaves the normalized rows unchanged
+        zf = _rescale_rows(zf)
+        norm = torch.linalg.vector_norm(zf, dim=1)
+    inv_norm = 1.0 / norm.clamp_min(NORM_EPS)
     gen = torch.Generator().manual_seed(seed)
-    chunk_blocks = max(1, chunk_elements // ((k + 1) * max(k + 1, z.shape[1])))
     values = []
     for _ in range(repeats):
         partner = positive_partners(y, gen)
-        losses = _block_losses(zn, zn[partner], k, gen, chunk_blocks)
+        losses = block_losses(zf, partner, k, gen, chunk_rows, inv_norm, workers)
         values.append(float(losses.double().mean()))
     mean = math.fsum(values) / repeats
     se = float(np.std(values, ddof=1) / math.sqrt(repeats)) if repeats > 1 else 0.0
@@ -158,7 +262,7 @@ def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tens
         opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, history_size=20,
                                 line_search_fn="strong_wolfe", tolerance_grad=1e-6)
 
-        def closure():
+        def closure(opt=opt, w=w, wd=wd):
             opt.zero_grad()
             loss = F.cross_entropy(xtr @ w, y_train) + 0.5 * wd * (w * w).sum()
             loss.backward()

@@ -20,7 +20,6 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +28,13 @@ import torch
 
 from surrogap.config import parse, spec
 from surrogap.errors import UserError
-from surrogap.evaluation import ContrastiveEstimate, mean_classifier, positive_partners
+from surrogap.evaluation import (
+    RAW_NORM_LIMIT,
+    _rescale_rows,
+    contrastive_loss_estimate,
+    mean_classifier,
+)
 from surrogap.features import FeatureSet
-from surrogap.losses import NORM_EPS
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -40,8 +43,6 @@ __all__ = [
     "EvaluateParams",
     "FeatureEntry",
     "bench_evaluate_flops_fraction",
-    "block_contrastive_estimate",
-    "block_losses",
     "check_features",
     "encode_labels",
     "evaluate",
@@ -75,158 +76,6 @@ RECORD_COLUMNS = (
 STAGE_COLUMNS = ("dataset", *RECORD_COLUMNS)  # reports/external.csv
 SPLIT_IGNORED = ("val", "valid", "validation")  # split values whose rows are left out
 PRIORS = ("uniform", "empirical")
-# bytes of the three gathered (rows, d) float32 buffers of one chunk: small enough to stay in
-# the last-level cache, so each block product reads its operands from cache (about 1.0 of the
-# matmul peak instead of about 0.5 for chunks of hundreds of MB)
-CHUNK_BYTES = 12 * 2**20
-# features whose norms stay below this are normalized by scaling their float32 inner
-# products (|dot| <= 1e36 < 3.4e38); larger ones are first rescaled row by row
-RAW_NORM_LIMIT = 1e18
-
-
-# --------------------------------------------------------------------------- the estimator
-def _chunk_losses(
-    z: torch.Tensor,
-    inv_norm: torch.Tensor | None,
-    rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    k: int,
-    out: torch.Tensor,
-    buffers: tuple[torch.Tensor, ...],
-) -> None:
-    """Losses of b whole blocks into `out` (b*(K+1),).
-
-    rows: (anchor, shown negative view, positive) row indices of z, each (b*(K+1),).
-    buffers: reused (cb*(K+1), d) x 3 and (cb, K+1, K+1) scratch tensors, cb >= b.
-    """
-    g = k + 1
-    d = z.shape[1]
-    b = rows[0].numel() // g
-    a, v, p = (buf[: b * g] for buf in buffers[:3])
-    blk = buffers[3][:b]
-    for buf, idx in zip((a, v, p), rows, strict=True):
-        torch.index_select(z, 0, idx, out=buf)  # (b*(K+1), d)
-    pos = p.mul_(a).sum(1)  # (b*(K+1),) s(a_i, p_i)
-    torch.bmm(a.view(b, g, d), v.view(b, g, d).transpose(1, 2), out=blk)  # (b, K+1, K+1)
-    if inv_norm is not None:  # rows of z are raw: scale the inner products to unit norm
-        ia, iv, ip = (inv_norm[idx] for idx in rows)
-        pos.mul_(ia).mul_(ip)
-        blk.mul_(ia.view(b, g, 1)).mul_(iv.view(b, 1, g))
-    blk.diagonal(0, 1, 2).copy_(pos.view(b, g))  # own pair -> its positive logit
-    torch.sub(torch.logsumexp(blk, -1).view(-1), pos, out=out)
-
-
-def block_losses(
-    z: torch.Tensor,
-    partner: torch.Tensor,
-    k: int,
-    generator: torch.Generator,
-    chunk_rows: int | None = None,
-    inv_norm: torch.Tensor | None = None,
-    workers: int | None = None,
-) -> torch.Tensor:
-    """Per-anchor contrastive losses (n,) for one pairing with K block negatives each.
-
-    z: (n, d) features, unit rows (or raw rows with inv_norm (n,) = 1 / max(||z_i||, eps));
-    partner: (n,) the positive of each anchor. The same estimator as
-    ``surrogap.evaluation._block_losses`` with the same random draws (one randperm of the n
-    pairs cut into blocks of K + 1, a second randperm to fill the last partial block, one
-    view bit per pair), computed with less memory traffic and no per-op thread barriers:
-
-    - each chunk of blocks gathers its anchor, negative-view and positive rows straight
-      from z into reused buffers small enough for the cache (no (n, d) copies);
-    - the positive logit overwrites the masked diagonal of the block product instead of
-      being concatenated to it (row i of a block holds the other K pairs and pair i);
-    - the chunks are shared among `workers` threads (default: torch.get_num_threads()),
-      each running single-threaded torch ops, so a busy core delays only its own chunk.
-    """
-    n, d = z.shape
-    g = k + 1
-    perm = torch.randperm(n, generator=generator)
-    full = n // g
-    rest = n - full * g
-    if rest:
-        fill = perm[: n - rest][torch.randperm(n - rest, generator=generator)[: g - rest]]
-        perm = torch.cat([perm, fill])  # the fill pairs are negatives only
-    views = torch.rand(n, generator=generator) < 0.5
-    shown = torch.where(views, partner, torch.arange(n))  # (n,) the row a pair shows as a negative
-    neg_rows = shown[perm]  # (nb*(K+1),)
-    pos_rows = partner[perm]
-    nb = perm.numel() // g
-    if chunk_rows is None:
-        chunk_rows = CHUNK_BYTES // (3 * 4 * d)
-    cb = max(1, min(nb, chunk_rows // g))  # blocks per chunk
-    starts = list(range(0, nb, cb))
-    out = torch.empty(nb * g, dtype=z.dtype)
-    workers = max(1, min(workers or torch.get_num_threads(), len(starts)))
-
-    def run(first: int) -> None:
-        buffers = (
-            *(torch.empty(cb * g, d, dtype=z.dtype) for _ in range(3)),
-            torch.empty(cb, g, g, dtype=z.dtype),
-        )
-        for s in starts[first::workers]:
-            sl = slice(s * g, min(s + cb, nb) * g)
-            _chunk_losses(z, inv_norm, (perm[sl], neg_rows[sl], pos_rows[sl]), k, out[sl], buffers)
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # chunks are parallel, ops inside them are not
-    try:
-        if workers == 1:
-            run(0)
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                for future in [pool.submit(run, w) for w in range(workers)]:
-                    future.result()
-    finally:
-        torch.set_num_threads(threads)
-    return out[:n]  # anchors come first; the fill rows of the last block are dropped
-
-
-def _rescale_rows(z: torch.Tensor) -> torch.Tensor:
-    """z with each row divided by its largest |entry| (zero rows stay zero): same directions."""
-    return z / z.abs().amax(1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
-
-
-def block_contrastive_estimate(
-    z: torch.Tensor,
-    y: torch.Tensor,
-    k: int,
-    repeats: int = 10,
-    seed: int = 0,
-    chunk_rows: int | None = None,
-    workers: int | None = None,
-) -> ContrastiveEstimate:
-    """Held-out contrastive loss of features z (n, d) with K negatives, mean and SE.
-
-    Identical to ``surrogap.evaluation.contrastive_loss_estimate`` (same generator, same
-    draws, equal up to float rounding) with the faster :func:`block_losses`; features are
-    L2-normalized as there (x / max(||x||, eps)) but by scaling the inner products, so no
-    normalized (n, d) copy is made.
-    """
-    n = z.shape[0]
-    if k < 1 or k > n - 1:
-        raise UserError(f"k: got {k}, allowed: 1..{n - 1} (samples in the split - 1)")
-    if repeats < 1:
-        raise UserError(f"repeats: got {repeats}, allowed: an integer >= 1")
-    zf = z.float().contiguous()
-    norm = torch.linalg.vector_norm(zf, dim=1)  # (n,)
-    if not bool((norm <= RAW_NORM_LIMIT).all()):
-        # raw inner products (or the norms themselves) could overflow float32: rescale the
-        # rows by their largest entry first, which leaves the normalized rows unchanged
-        zf = _rescale_rows(zf)
-        norm = torch.linalg.vector_norm(zf, dim=1)
-    inv_norm = 1.0 / norm.clamp_min(NORM_EPS)
-    gen = torch.Generator().manual_seed(seed)
-    values = []
-    for _ in range(repeats):
-        partner = positive_partners(y, gen)
-        losses = block_losses(zf, partner, k, gen, chunk_rows, inv_norm, workers)
-        values.append(float(losses.double().mean()))
-    mean = math.fsum(values) / repeats
-    se = float(np.std(values, ddof=1) / math.sqrt(repeats)) if repeats > 1 else 0.0
-    return ContrastiveEstimate(mean=mean, se=se, repeats=repeats)
-
-
 # --------------------------------------------------------------------------- input checks
 def check_features(x: np.ndarray, source: str) -> None:
     """One line naming the first NaN or inf (row, column) of x."""
@@ -354,7 +203,7 @@ def evaluate_split(
         raise UserError(f"prior: got {prior!r}, allowed: {', '.join(PRIORS)}")
     mu = mean_classifier(data.z_train, data.y_train, data.z_test, data.y_test, data.num_classes)
     estimates = [
-        block_contrastive_estimate(data.z_test, data.y_test, int(k), repeats, seed) for k in ks
+        contrastive_loss_estimate(data.z_test, data.y_test, int(k), repeats, seed) for k in ks
     ]
     weights = None
     if prior == "empirical":
@@ -572,10 +421,10 @@ def bench_evaluate_flops_fraction(quick: bool = False) -> dict:
     y = torch.randint(0, 100, (n,), generator=gen)
     peak = matmul_peak_flops()
     warm = 4 * (k + 1)
-    block_contrastive_estimate(z[:warm], torch.arange(warm) % 2, k, 1)  # warm-up
+    contrastive_loss_estimate(z[:warm], torch.arange(warm) % 2, k, 1)  # warm-up
     with _PeakRSS() as rss:
         t0 = time.perf_counter()
-        block_contrastive_estimate(z, y, k, repeats, seed=0)
+        contrastive_loss_estimate(z, y, k, repeats, seed=0)
         elapsed = time.perf_counter() - t0
     peak = max(peak, matmul_peak_flops())
     n_blocks = math.ceil(n / (k + 1))

@@ -2,15 +2,26 @@
 
 For a mini-batch of B positive pairs (anchor a_i, positive p_i), each anchor gets K
 negatives: K of the other B - 1 pairs, chosen uniformly without replacement, one of each
-pair's two views taken at random. With s(u, v) = u^T v / temperature,
+pair's two views taken at random (drawn as random blocks of K + 1 pairs: :class:`Negatives`).
+With s(u, v) = u^T v / temperature,
 
     loss_i = -log( e^{s(a_i, p_i)} / (e^{s(a_i, p_i)} + sum_k e^{s(a_i, n_ik)}) ),
 
-the InfoNCE form of THEORY.md's R_cont. Negatives come from the anchor's own batch (and,
-under torch.distributed, from the process's own batch), so K <= B - 1.
+the InfoNCE form of THEORY.md's R_cont. Negatives come from the anchor's own batch, so
+K <= B - 1. Under torch.distributed each process calls this on its own share of the global
+batch (B / W pairs), so negatives come from the process's own batch (K <= B / W - 1) and the
+training objective is the mean over processes of per-process in-batch losses: the same
+estimator of R_cont with negatives drawn from a smaller pool, not the loss of the global
+batch (docs/SCALING.md).
+
+Precision: half-precision features (from autocast) are upcast and the normalization,
+similarities and log-sum-exp run in fp32 with autocast disabled; fp32 and fp64 inputs
+are used as they are.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,42 +36,133 @@ def l2_normalize(z: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
     return F.normalize(z, dim=-1, eps=eps)
 
 
-def sample_negatives(batch: int, k: int, generator: torch.Generator | None = None,
-                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Negative pair indices (B, K), distinct per row and never the row itself, and view
-    bits (B, K) (True: the negative's positive view, False: its anchor view)."""
+@dataclass(frozen=True)
+class Negatives:
+    """Which pairs serve as whose negatives in a batch of B pairs, drawn as blocks.
+
+    The pairs, in a uniformly random order, are cut into blocks of K + 1; inside a block
+    every anchor's negatives are the K other pairs, each showing one view (chosen at random
+    per slot). The last, partial block is filled up with random pairs from the other blocks,
+    which serve as negatives only. So each anchor gets K distinct negatives drawn uniformly
+    without replacement from the other B - 1 pairs, each with a random view: the rule of
+    PROTOCOL.md, computed as dense block products (4 B (K + 1) d multiply-adds) instead of
+    B x 2B similarities.
+
+    order (B,) or None: the random order of the pairs; None when the batch itself already
+    comes in uniformly random order (the trainer's batches are slices of a seeded epoch
+    permutation), which saves gathering the features. fill (F,): the filler pairs of the
+    partial block (F = 0 when K + 1 divides B). views (B + F,): per slot, True where it
+    shows its positive view, False where it shows its anchor view.
+    """
+
+    batch: int
+    k: int
+    order: torch.Tensor | None
+    fill: torch.Tensor
+    views: torch.Tensor
+
+    @property
+    def slots(self) -> torch.Tensor:
+        """(B + F,) the pair in each slot: blocks are consecutive runs of K + 1 slots."""
+        order = torch.arange(self.batch, device=self.fill.device) if self.order is None else self.order
+        return torch.cat([order, self.fill])
+
+    def indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(idx, views), each (B, K): every anchor's negative pairs and their shown views."""
+        g = self.k + 1
+        blocks = self.slots.view(-1, g)
+        views = self.views.view(-1, g)
+        others = ~torch.eye(g, dtype=torch.bool)
+        idx = torch.empty(self.batch, self.k, dtype=torch.long)
+        shown = torch.empty(self.batch, self.k, dtype=torch.bool)
+        for slot in range(self.batch):  # the first B slots are the anchors
+            b, j = divmod(slot, g)
+            owner = int(blocks[b, j])
+            idx[owner] = blocks[b][others[j]]
+            shown[owner] = views[b][others[j]]
+        return idx, shown
+
+
+def sample_negatives(
+    batch: int,
+    k: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    shuffle: bool = True,
+) -> Negatives:
+    """Draw the negatives of a batch of `batch` pairs, K per anchor (see :class:`Negatives`).
+
+    shuffle=False takes the batch's own order as the random order: only for batches that
+    are already a uniformly random ordering (then no features need gathering).
+    """
     if not 1 <= k <= batch - 1:
         raise UserError(f"k: got {k}, allowed: 1..{batch - 1} (batch size - 1)")
-    keys = torch.rand(batch, batch, generator=generator, device=device)
-    keys.fill_diagonal_(2.0)  # never pick the anchor's own pair
-    idx = keys.topk(k, dim=1, largest=False).indices  # (B, K)
-    views = torch.rand(batch, k, generator=generator, device=device) < 0.5  # (B, K)
-    return idx, views
+    g = k + 1
+    order = torch.randperm(batch, generator=generator) if shuffle else torch.arange(batch)
+    rest = batch % g
+    if rest:
+        fill = order[: batch - rest][torch.randperm(batch - rest, generator=generator)[: g - rest]]
+    else:
+        fill = torch.empty(0, dtype=torch.long)
+    views = torch.rand(batch + fill.numel(), generator=generator) < 0.5
+    return Negatives(
+        batch=batch,
+        k=k,
+        order=order.to(device) if shuffle else None,
+        fill=fill.to(device),
+        views=views.to(device),
+    )
 
 
-def contrastive_loss(anchor: torch.Tensor, positive: torch.Tensor, k: int, *,
-                     normalize: bool = True, temperature: float = 1.0,
-                     generator: torch.Generator | None = None,
-                     negatives: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def contrastive_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    k: int,
+    *,
+    normalize: bool = True,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    negatives: Negatives | None = None,
+) -> torch.Tensor:
     """Mean contrastive loss of a batch of pairs.
 
     anchor, positive: (B, d) features. k: negatives per anchor (1 <= k <= B - 1).
     normalize: L2-normalize features first (b = 1; the paper's synthetic runs).
-    temperature: divides every inner product. negatives: precomputed
-    (idx, views) from :func:`sample_negatives` (drawn here when None).
+    temperature: divides every inner product. negatives: drawn by
+    :func:`sample_negatives` (drawn here when None).
     Returns a scalar tensor (nats).
     """
     if anchor.shape != positive.shape or anchor.ndim != 2:
-        raise ValueError(f"anchor and positive must both be (B, d), got {tuple(anchor.shape)} and {tuple(positive.shape)}")
+        raise ValueError(
+            f"anchor and positive must both be (B, d), got {tuple(anchor.shape)} and {tuple(positive.shape)}"
+        )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    b = anchor.shape[0]
-    idx, views = negatives if negatives is not None else sample_negatives(b, k, generator, anchor.device)
-    if normalize:
-        anchor, positive = l2_normalize(anchor), l2_normalize(positive)
-    both = torch.cat([anchor, positive], 0)  # (2B, d): rows 0..B-1 anchor views, B..2B-1 positive views
-    sim = anchor @ both.T / temperature  # (B, 2B)
-    pos = sim.diagonal(offset=b)  # (B,) s(a_i, p_i)
-    neg = sim.gather(1, idx + b * views.long())  # (B, K)
-    logits = torch.cat([pos[:, None], neg], 1)  # (B, K + 1)
-    return (torch.logsumexp(logits, 1) - pos).mean()
+    neg = negatives if negatives is not None else sample_negatives(anchor.shape[0], k, generator, anchor.device)
+    if neg.k != k or neg.batch != anchor.shape[0]:
+        raise ValueError(f"negatives were drawn for B = {neg.batch}, K = {neg.k}, not B = {anchor.shape[0]}, K = {k}")
+    if anchor.dtype in (torch.float16, torch.bfloat16):
+        anchor, positive = anchor.float(), positive.float()
+    with torch.autocast(device_type=anchor.device.type, enabled=False):  # fp32 under mixed precision
+        if normalize:
+            anchor, positive = l2_normalize(anchor), l2_normalize(positive)
+        g = k + 1
+        if neg.order is not None:  # gather the pairs into their random order
+            a, p = anchor[neg.slots], positive[neg.slots]
+        elif neg.fill.numel():  # the batch's own order: only the fillers are gathered
+            a, p = torch.cat([anchor, anchor[neg.fill]]), torch.cat([positive, positive[neg.fill]])
+        else:
+            a, p = anchor, positive
+        nb = a.shape[0] // g
+        a3, p3 = a.view(nb, g, -1), p.view(nb, g, -1)  # (nb, K+1, d)
+        s_aa = torch.bmm(a3, a3.transpose(1, 2))  # (nb, K+1, K+1) s(a_i, anchor view of slot j)
+        s_ap = torch.bmm(a3, p3.transpose(1, 2))  # (nb, K+1, K+1) s(a_i, positive view of slot j)
+        sim = torch.where(neg.views.view(nb, 1, g), s_ap, s_aa)  # the view slot j shows
+        pos = s_ap.diagonal(0, 1, 2)  # (nb, K+1) s(a_i, p_i)
+        own = torch.eye(g, dtype=torch.bool, device=sim.device)
+        logits = torch.where(own, s_ap, sim)  # own pair -> its positive logit
+        if temperature != 1.0:
+            logits, pos = logits / temperature, pos / temperature
+        losses = torch.logsumexp(logits, -1).view(-1) - pos.reshape(-1)  # (B + F,)
+        return losses[: neg.batch].mean()  # the first B slots are the anchors
+

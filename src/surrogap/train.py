@@ -8,11 +8,20 @@ with the same weights as an uninterrupted run.
 
 Every ``eval_every`` epochs the held-out trajectory (validation contrastive loss, R_mu and
 mean-classifier accuracy) is recorded, logged with DVCLive and kept in the checkpoint.
+
+Scale-out (docs/SCALING.md): ``device`` (auto, cpu, cuda), ``precision`` (fp32, bf16, fp16;
+mixed precision only on cuda; features and the loss always in fp32), and torch.distributed
+when launched by torchrun (:mod:`surrogap.distributed`): ``batch_size`` is the global batch,
+each process trains on its B / W share with negatives from that share only, gradients are
+averaged by DDP, and only rank 0 evaluates and writes checkpoints, logs and outputs. On the
+CPU in one process (``device: auto`` without a GPU) a run is bit-for-bit what it was before
+these options existed.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import json
 import shutil
 import sys
 import time
@@ -23,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from surrogap import __version__, config, io
+from surrogap import __version__, config, distributed, io
 from surrogap.config import at_least, non_negative, one_of, positive, spec
 from surrogap.data import Dataset, Split
 from surrogap.errors import UserError
@@ -35,22 +44,45 @@ from surrogap.evaluation import (
 )
 from surrogap.losses import contrastive_loss, sample_negatives
 from surrogap.models import build_encoder
+from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
+
+__all__ = ["CHECKPOINT_NAME", "TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
 CHECKPOINT_NAME = "last.pt"
-TRAJECTORY_COLUMNS = ("epoch", "train_loss", "val_contrastive_loss", "val_supervised_loss", "val_mean_acc", "lr")
+TRAJECTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_contrastive_loss",
+    "val_supervised_loss",
+    "val_mean_acc",
+    "lr",
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The `train` block of a dataset section of params.yaml."""
 
-    optimizer: str = spec("adam", check=one_of("adam", "sgd"), allowed="adam or sgd")
+    optimizer: str = spec(
+        "adam", check=one_of("adam", "sgd", "lars"), allowed="adam, sgd or lars (SGD with LARS)"
+    )
     lr: float = spec(0.01, check=positive, allowed="a number > 0")
+    lr_scaling: str = spec(
+        "none",
+        check=one_of(*LR_SCALINGS),
+        allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt",
+    )
+    lr_base_batch: int = spec(
+        256, check=at_least(1), allowed="an integer >= 1 (the batch size lr is given for)"
+    )
+    lars_eta: float = spec(0.001, check=positive, allowed="a number > 0 (LARS trust coefficient)")
     weight_decay: float = spec(0.0, check=non_negative, allowed="a number >= 0")
     momentum: float = spec(0.9, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
     batch_size: int = spec(512, check=at_least(2), allowed="an integer >= 2")
     epochs: int = spec(30, check=at_least(1), allowed="an integer >= 1")
-    schedule: str = spec("none", check=one_of("none", "plateau", "cosine"), allowed="none, plateau or cosine")
+    schedule: str = spec(
+        "none", check=one_of("none", "plateau", "cosine"), allowed="none, plateau or cosine"
+    )
     warmup_epochs: int = spec(0, check=at_least(0), allowed="an integer >= 0")
     plateau_patience: int = spec(5, check=at_least(0), allowed="an integer >= 0")
     plateau_factor: float = spec(0.5, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
@@ -59,36 +91,90 @@ class TrainConfig:
     fixed_positives: bool = spec(False)
     eval_every: int = spec(1, check=at_least(1), allowed="an integer >= 1")
     eval_mean_samples: int | None = spec(
-        None, check=at_least(1), allowed="null (all) or an integer >= 1 (training samples per class for the trajectory's class means)"
+        None,
+        check=at_least(1),
+        allowed="null (all) or an integer >= 1 (training samples per class for the trajectory's class means)",
     )
     checkpoint_every: int = spec(5, check=at_least(1), allowed="an integer >= 1")
-    threads: int | None = spec(None, check=at_least(1), allowed="null (torch's default) or an integer >= 1")
+    threads: int | None = spec(
+        None, check=at_least(1), allowed="null (torch's default) or an integer >= 1"
+    )
+    device: str = spec(
+        "auto",
+        check=one_of("auto", "cpu", "cuda"),
+        allowed="auto (cuda if available, else cpu), cpu or cuda",
+    )
+    precision: str = spec(
+        "fp32",
+        check=one_of("fp32", "bf16", "fp16"),
+        allowed="fp32, bf16 or fp16 (mixed precision: cuda only)",
+    )
+    nproc_per_node: int = spec(
+        1, check=at_least(1), allowed="an integer >= 1 (processes the stage starts under torchrun)"
+    )
 
     def validate(self, where: str) -> None:
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
-            raise UserError(f"{where}.warmup_epochs: got {self.warmup_epochs}, allowed: fewer than epochs ({self.epochs})")
+            raise UserError(
+                f"{where}.warmup_epochs: got {self.warmup_epochs}, allowed: fewer than epochs ({self.epochs})"
+            )
+
+
+def resolve_device(
+    cfg: TrainConfig, where: str, denv: distributed.DistEnv | None = None
+) -> torch.device:
+    """The torch.device of this process; cuda:<LOCAL_RANK> under torchrun. One clear error
+    for cuda without a GPU and for mixed precision on the CPU (refused: CPU autocast is slow
+    on most CPUs and would change the CPU results; fp32 is exact and fast enough there)."""
+    denv = denv or distributed.from_env()
+    kind = cfg.device
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"{where}.device: got 'cuda', but torch sees no GPU here; use device: auto or cpu"
+            )
+        count = torch.cuda.device_count()
+        if denv.local_rank >= count:
+            raise UserError(
+                f"{where}.device: LOCAL_RANK {denv.local_rank} but only {count} GPU(s) on this node"
+            )
+        device = torch.device("cuda", denv.local_rank)
+    else:
+        device = torch.device("cpu")
+    if device.type == "cpu" and cfg.precision != "fp32":
+        raise UserError(
+            f"{where}.precision: got {cfg.precision!r}, allowed on the CPU: fp32 (mixed precision needs cuda)"
+        )
+    return device
 
 
 def check_sizes(cfg: TrainConfig, k: int, data: Dataset, where: str) -> None:
-    """The checks that need the data: K against the batch, the batch against the split."""
+    """The checks that need the data and the launch: K against the per-process batch, the
+    batch against the split and the processes, the device and precision."""
     n_train = len(data.splits["train"])
     n_val = len(data.splits["val"])
     if k < 1:
         raise UserError(f"k: got {k}, allowed: an integer >= 1")
     if cfg.batch_size > n_train:
-        raise UserError(f"{where}.batch_size: got {cfg.batch_size}, allowed: at most the training split's {n_train} samples")
+        raise UserError(
+            f"{where}.batch_size: got {cfg.batch_size}, allowed: at most the training split's {n_train} samples"
+        )
+    denv = distributed.from_env()
+    b = distributed.per_process_batch(cfg.batch_size, denv.world_size, where)
+    if denv.world_size > 1 and k > b - 1:
+        raise UserError(
+            f"k: got {k}, allowed: at most the per-process batch - 1 = {b - 1} ({where}.batch_size {cfg.batch_size} "
+            f"split across {denv.world_size} processes; negatives come from each process's own batch)"
+        )
     if k > cfg.batch_size - 1:
-        raise UserError(f"k: got {k}, allowed: at most batch_size - 1 = {cfg.batch_size - 1} ({where}.batch_size is {cfg.batch_size})")
+        raise UserError(
+            f"k: got {k}, allowed: at most batch_size - 1 = {cfg.batch_size - 1} ({where}.batch_size is {cfg.batch_size})"
+        )
     if k > n_val - 1:
         raise UserError(f"k: got {k}, allowed: at most {n_val - 1} (validation samples - 1)")
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR factor: linear warm-up from 1/warmup to 1 over warmup_steps, then cosine to 0."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    resolve_device(cfg, where, denv)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -96,39 +182,89 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 @torch.inference_mode()
-def encode(model: nn.Module, split: Split, batch_size: int = 4096,
-           idx: torch.Tensor | None = None) -> torch.Tensor:
-    """Features (n, d) of a split (or of the samples `idx`), encoder in eval mode."""
+def encode(
+    model: nn.Module, split: Split, batch_size: int = 4096, idx: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Features (n, d) float32 on the CPU of a split (or of the samples `idx`), encoder in
+    eval mode on whatever device its parameters are."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     order = torch.arange(len(split)) if idx is None else idx
-    parts = [model(*split.inputs(order[s : s + batch_size])) for s in range(0, order.numel(), batch_size)]
+    parts = [
+        model(*(x.to(device) for x in split.inputs(order[s : s + batch_size])))
+        for s in range(0, order.numel(), batch_size)
+    ]
     model.train(was_training)
-    return torch.cat(parts).float()
+    return torch.cat(parts).float().cpu()
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Trainer:
-    """Holds the model, optimizer and schedule of one (dataset, K, seed) run."""
+    """Holds the model, optimizer and schedule of one (dataset, K, seed) run.
 
-    def __init__(self, cfg: TrainConfig, encoder_cfg, data: Dataset, k: int, seed: int,
-                 run_info: dict, augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    Under torchrun (WORLD_SIZE set, even to 1) it joins the process group, converts BatchNorm to
+    SyncBatchNorm on cuda (SyncBatchNorm has no CPU kernel: on Gloo/CPU each process keeps
+    its own batch statistics) and wraps the model in DistributedDataParallel as `self.ddp`;
+    `self.model` is always the plain module (evaluation, state dicts).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        encoder_cfg,
+        data: Dataset,
+        k: int,
+        seed: int,
+        run_info: dict,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         self.cfg, self.data, self.k, self.seed = cfg, data, k, seed
         self.augment = augment
-        self.run_info = run_info  # resolved params, K, seed, dataset: recorded in checkpoints
+        self.denv = distributed.from_env()
+        self.device = resolve_device(cfg, "train", self.denv)
+        self.local_batch = distributed.per_process_batch(
+            cfg.batch_size, self.denv.world_size, "train"
+        )
+        distributed.setup(self.denv, self.device)
+        self.lr0 = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling, cfg.lr_base_batch)
+        resolved = {
+            "lr": self.lr0,
+            "world_size": self.denv.world_size,
+            "per_process_batch": self.local_batch,
+            "device": self.device.type,
+        }
+        # resolved params, K, seed, dataset and the launch: recorded in checkpoints
+        self.run_info = {**run_info, "resolved": resolved}
         torch.manual_seed(seed)
-        self.model = build_encoder(encoder_cfg, data.meta)
-        if cfg.optimizer == "adam":
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        model = build_encoder(encoder_cfg, data.meta)
+        if self.denv.active and self.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.opt = build_optimizer(
+            self.model, cfg.optimizer, self.lr0, cfg.weight_decay, cfg.momentum, cfg.lars_eta
+        )
+        self.ddp: nn.Module = self.model
+        if self.denv.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self.amp_dtype = AMP_DTYPES.get(cfg.precision)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.steps_per_epoch = len(data.splits["train"]) // cfg.batch_size
         if cfg.schedule == "plateau":
             self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+                self.opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+            )
         elif cfg.schedule == "cosine":
             total = cfg.epochs * self.steps_per_epoch
             warm = cfg.warmup_epochs * self.steps_per_epoch
-            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: warmup_cosine(s, warm, total))
+            self.sched = torch.optim.lr_scheduler.LambdaLR(
+                self.opt, lambda s: warmup_cosine(s, warm, total)
+            )
         else:
             self.sched = None
         self.epoch = 0  # epochs completed
@@ -141,6 +277,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": None if self.sched is None else self.sched.state_dict(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "epoch": self.epoch,
             "trajectory": self.trajectory,
             "run": self.run_info,
@@ -152,6 +289,8 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         if self.sched is not None:
             self.sched.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.trajectory = list(state["trajectory"])
 
@@ -160,41 +299,74 @@ class Trainer:
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self) -> float:
-        """Run epoch `self.epoch + 1`; returns its mean training loss."""
-        cfg = self.cfg
+        """Run epoch `self.epoch + 1`; returns its mean training loss (over all processes).
+
+        Every process draws the same permutation, partners and negatives from `gen` (so the
+        generator stays in step); process r trains on the r-th shard of each global batch
+        with the r-th of the W negative draws."""
+        cfg, denv, b = self.cfg, self.denv, self.local_batch
         epoch = self.epoch + 1
         gen = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
-        torch.manual_seed(_epoch_seed(self.seed, epoch))  # augmentation uses the global RNG
+        # augmentation uses the global RNG; rank 0 (and a single process) as before
+        torch.manual_seed(_epoch_seed(self.seed, epoch) + denv.rank)
         split = self.data.splits["train"]
         if cfg.fixed_positives:
-            partner = positive_partners(split.y, torch.Generator().manual_seed(_epoch_seed(self.seed, 0)))
+            partner = positive_partners(
+                split.y, torch.Generator().manual_seed(_epoch_seed(self.seed, 0))
+            )
         else:
             partner = positive_partners(split.y, gen)
         order = torch.randperm(len(split), generator=gen)
         self.model.train()
         total, steps = 0.0, 0
         for step in range(self.steps_per_epoch):
-            anchors = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]  # (B,)
-            pairs = torch.cat([anchors, partner[anchors]])  # (2B,)
-            inputs = split.inputs(pairs)
-            if self.augment is not None:
+            anchors = order[
+                step * cfg.batch_size : (step + 1) * cfg.batch_size
+            ]  # (B,) global batch
+            anchors = distributed.shard(anchors, denv)  # (b,) this process's share, b = B / W
+            pairs = torch.cat([anchors, partner[anchors]])  # (2b,)
+            inputs = tuple(x.to(self.device, non_blocking=True) for x in split.inputs(pairs))
+            if self.augment is not None:  # on the device: the GPU does the augmentation
                 inputs = (self.augment(inputs[0]), *inputs[1:])
-            z = self.model(*inputs)  # (2B, d)
-            negatives = sample_negatives(cfg.batch_size, self.k, gen)
-            loss = contrastive_loss(z[: cfg.batch_size], z[cfg.batch_size :], self.k,
-                                    normalize=cfg.normalize, temperature=cfg.temperature,
-                                    negatives=negatives)
-            if not torch.isfinite(loss):
+            amp = (
+                torch.autocast(self.device.type, dtype=self.amp_dtype)
+                if self.amp_dtype is not None
+                else contextlib.nullcontext()
+            )
+            with amp:
+                z = self.ddp(*inputs)  # (2b, d)
+            # every process draws all processes' negatives, so the generator stays in step
+            # the batch is a slice of the epoch's random permutation: its order is random
+            draws = [
+                sample_negatives(b, self.k, gen, self.device, shuffle=False)
+                for _ in range(denv.world_size)
+            ]
+            # fp32 inside, whatever autocast made of z
+            loss = contrastive_loss(
+                z[:b],
+                z[b:],
+                self.k,
+                normalize=cfg.normalize,
+                temperature=cfg.temperature,
+                negatives=draws[denv.rank],
+            )
+            seen = distributed.all_mean(loss.detach(), denv)  # the same value on every process
+            if not torch.isfinite(seen):
                 raise UserError(
-                    f"the training loss became {float(loss.detach())} at epoch {epoch} (step {step + 1}); "
+                    f"the training loss became {float(seen)} at epoch {epoch} (step {step + 1}); "
                     f"lower the learning rate (train.lr is {cfg.lr:g}); the last good checkpoint is kept"
                 )
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
             if isinstance(self.sched, torch.optim.lr_scheduler.LambdaLR):
                 self.sched.step()
-            total += float(loss.detach())
+            total += float(seen)
             steps += 1
         mean_loss = total / max(steps, 1)
         if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -224,11 +396,16 @@ class Trainer:
         check_finite(z_val, f"validation features at epoch {self.epoch}")
         mc = mean_classifier(z_train, y_train, z_val, val.y, self.data.num_classes)
         est = contrastive_loss_estimate(z_val, val.y, self.k, repeats=1, seed=self.seed)
-        return {"val_contrastive_loss": est.mean, "val_supervised_loss": mc["supervised_loss"],
-                "val_mean_acc": mc["mean_acc"]}
+        return {
+            "val_contrastive_loss": est.mean,
+            "val_supervised_loss": mc["supervised_loss"],
+            "val_mean_acc": mc["mean_acc"],
+        }
 
 
-def run_info(dataset: str, k: int, seed: int, encoder_cfg, train_cfg: TrainConfig, meta: dict) -> dict:
+def run_info(
+    dataset: str, k: int, seed: int, encoder_cfg, train_cfg: TrainConfig, meta: dict
+) -> dict:
     """What a checkpoint records about the run; resuming requires an exact match."""
     return {
         "dataset": dataset,
@@ -236,7 +413,9 @@ def run_info(dataset: str, k: int, seed: int, encoder_cfg, train_cfg: TrainConfi
         "seed": seed,
         "encoder": config.to_dict(encoder_cfg),
         "train": config.to_dict(train_cfg),
-        "data": {key: meta[key] for key in ("kind", "num_classes", "sizes", "input_shape", "vocab_size")},
+        "data": {
+            key: meta[key] for key in ("kind", "num_classes", "sizes", "input_shape", "vocab_size")
+        },
     }
 
 
@@ -260,11 +439,21 @@ def load_checkpoint(path: Path, info: dict) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: never trusted, never fatal
-        print(f"note: checkpoint {str(path)!r} is unreadable ({type(exc).__name__}); starting from scratch", file=sys.stderr)
+        print(
+            f"note: checkpoint {str(path)!r} is unreadable ({type(exc).__name__}); starting from scratch",
+            file=sys.stderr,
+        )
         return None
-    why = _mismatch(state.get("run", {}), info) if isinstance(state, dict) else "not a surrogap checkpoint"
+    why = (
+        _mismatch(state.get("run", {}), info)
+        if isinstance(state, dict)
+        else "not a surrogap checkpoint"
+    )
     if why:
-        print(f"note: checkpoint {str(path)!r} was written for other params ({why}); starting from scratch", file=sys.stderr)
+        print(
+            f"note: checkpoint {str(path)!r} was written for other params ({why}); starting from scratch",
+            file=sys.stderr,
+        )
         return None
     return state
 
@@ -272,8 +461,15 @@ def load_checkpoint(path: Path, info: dict) -> dict | None:
 def _progress(total: int, initial: int, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=sys.stderr,
-                dynamic_ncols=True, mininterval=1.0)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="epoch",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
 
 
 def _open_live(live_dir: Path):
@@ -298,53 +494,116 @@ def _log_live(live, row: dict) -> None:
     live.make_summary()
 
 
+def train_info(trainer: Trainer) -> dict:
+    """How the run was actually executed (train_info.json): the learning rate used and
+    the rule that gave it, the global and per-process batch, the launch."""
+    cfg = trainer.cfg
+    return {
+        "lr_given": cfg.lr,
+        "lr_scaling": cfg.lr_scaling,
+        "lr_base_batch": cfg.lr_base_batch,
+        "lr_used": trainer.lr0,
+        "global_batch": cfg.batch_size,
+        "per_process_batch": trainer.local_batch,
+        "world_size": trainer.denv.world_size,
+        "device": trainer.device.type,
+        "precision": cfg.precision,
+        "optimizer": cfg.optimizer,
+        "steps_per_epoch": trainer.steps_per_epoch,
+        "epochs": trainer.epoch,
+        "negatives": "per process: K of the other pairs of the process's own batch",
+        "backend": ("nccl" if trainer.device.type == "cuda" else "gloo")
+        if trainer.denv.active
+        else None,
+    }
+
+
 def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
-    (model.pt, trajectory.csv, live/) atomically at the end."""
-    cfg = trainer.cfg
+    (model.pt, trajectory.csv, train_info.json, live/) atomically at the end.
+
+    Distributed: rank 0 reads the checkpoint and broadcasts it (every rank resumes from the
+    same state, no shared filesystem needed), evaluates while the others wait at a barrier,
+    and alone writes checkpoints, DVCLive logs and outputs."""
+    cfg, denv = trainer.cfg, trainer.denv
+    main = denv.is_main
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    if main and cfg.lr_scaling != "none":
+        print(
+            f"lr: {trainer.lr0:g} used = {cfg.lr:g} scaled by lr_scaling {cfg.lr_scaling} "
+            f"(global batch {cfg.batch_size}, base {cfg.lr_base_batch})",
+            file=sys.stderr,
+        )
     ckpt = checkpoint_dir / CHECKPOINT_NAME
-    state = load_checkpoint(ckpt, trainer.run_info)
+    state = load_checkpoint(ckpt, trainer.run_info) if main else None
+    state = distributed.broadcast_object(state, denv)
     if state is not None:
         trainer.load_state(state)
-        print(f"resuming from {str(ckpt)!r} at epoch {trainer.epoch}/{cfg.epochs}", file=sys.stderr)
+        if main:
+            print(
+                f"resuming from {str(ckpt)!r} at epoch {trainer.epoch}/{cfg.epochs}",
+                file=sys.stderr,
+            )
     live_dir = checkpoint_dir / "live"
-    shutil.rmtree(live_dir, ignore_errors=True)  # rebuilt from the checkpoint's trajectory
-    live = _open_live(live_dir)
-    for row in trainer.trajectory:
-        _log_live(live, row)
+    live = bar = None
+    if main:
+        shutil.rmtree(live_dir, ignore_errors=True)  # rebuilt from the checkpoint's trajectory
+        live = _open_live(live_dir)
+        for row in trainer.trajectory:
+            _log_live(live, row)
     if trainer.epoch == 0 and not trainer.trajectory:
-        row = {"epoch": 0, "train_loss": float("nan"), **trainer.evaluate(), "lr": trainer.lr()}
-        trainer.trajectory.append(row)
-        _log_live(live, row)
-    bar = _progress(cfg.epochs, trainer.epoch, desc)
+        if main:
+            row = {"epoch": 0, "train_loss": float("nan"), **trainer.evaluate(), "lr": trainer.lr()}
+            trainer.trajectory.append(row)
+            _log_live(live, row)
+        distributed.barrier(denv)
+    if main:
+        bar = _progress(cfg.epochs, trainer.epoch, desc)
     try:
         while trainer.epoch < cfg.epochs:
             t0 = time.perf_counter()
             lr = trainer.lr()
             loss = trainer.train_epoch()
             rate = trainer.steps_per_epoch * cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{rate:.0f}")
             e = trainer.epoch
+            if main:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{rate:.0f}")
             if e % cfg.eval_every == 0 or e == cfg.epochs:
-                row = {"epoch": e, "train_loss": loss, **trainer.evaluate(), "lr": lr}
-                trainer.trajectory.append(row)
-                _log_live(live, row)
-            if e % cfg.checkpoint_every == 0 or e == cfg.epochs:
+                if main:
+                    row = {"epoch": e, "train_loss": loss, **trainer.evaluate(), "lr": lr}
+                    trainer.trajectory.append(row)
+                    _log_live(live, row)
+                distributed.barrier(denv)
+            if main and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
                 io.write_with(ckpt, lambda p: torch.save(trainer.state(), p))
     finally:
-        bar.close()
-        live.end()
-    final = {"model": trainer.model.state_dict(), "run": trainer.run_info, "epoch": trainer.epoch,
-             "version": __version__}
-    with io.atomic_dir(out_dir) as tmp:
-        torch.save(final, tmp / "model.pt")
-        lines = [",".join(TRAJECTORY_COLUMNS)]
-        lines += [",".join(repr(float(r[c])) if c != "epoch" else str(r[c]) for c in TRAJECTORY_COLUMNS) for r in trainer.trajectory]
-        (tmp / "trajectory.csv").write_text("\n".join(lines) + "\n")
-        shutil.copytree(live_dir, tmp / "live")
+        if bar is not None:
+            bar.close()
+        if live is not None:
+            live.end()
+    if main:
+        final = {
+            "model": trainer.model.state_dict(),
+            "run": trainer.run_info,
+            "epoch": trainer.epoch,
+            "version": __version__,
+        }
+        with io.atomic_dir(out_dir) as tmp:
+            torch.save(final, tmp / "model.pt")
+            lines = [",".join(TRAJECTORY_COLUMNS)]
+            lines += [
+                ",".join(
+                    repr(float(r[c])) if c != "epoch" else str(r[c]) for c in TRAJECTORY_COLUMNS
+                )
+                for r in trainer.trajectory
+            ]
+            (tmp / "trajectory.csv").write_text("\n".join(lines) + "\n")
+            (tmp / "train_info.json").write_text(json.dumps(train_info(trainer), indent=2) + "\n")
+            shutil.copytree(live_dir, tmp / "live")
+    distributed.barrier(denv)
+    distributed.teardown()
 
 
 def load_model(path: Path, meta: dict) -> tuple[nn.Module, dict]:
@@ -354,9 +613,13 @@ def load_model(path: Path, meta: dict) -> tuple[nn.Module, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UserError(f"model {str(path)!r} does not exist; run the pretrain stage first") from None
+        raise UserError(
+            f"model {str(path)!r} does not exist; run the pretrain stage first"
+        ) from None
     except Exception as exc:
-        raise UserError(f"model {str(path)!r} is unreadable ({type(exc).__name__}); rerun the pretrain stage") from None
+        raise UserError(
+            f"model {str(path)!r} is unreadable ({type(exc).__name__}); rerun the pretrain stage"
+        ) from None
     run = state["run"]
     model = build_encoder(parse_encoder_config(run["encoder"], "encoder"), meta)
     model.load_state_dict(state["model"])

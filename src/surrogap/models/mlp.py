@@ -33,7 +33,7 @@ class MLP(nn.Module):
             last = i == len(widths) - 1
             layers.append(nn.Linear(dims[i], dims[i + 1], bias=not last))
             if not last:
-                layers.append(nn.ReLU())
+                layers.append(nn.ReLU(inplace=True))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,187 @@
+"""Optimizers, learning-rate schedules and rules of the paper's CIFAR and Wiki-3029 runs.
+
+- :class:`LARS`: SGD with momentum and layer-wise adaptive rate scaling (You et al. 2017,
+  as in SimCLR). Every parameter tensor with ndim > 1 (a weight matrix or a kernel) gets its
+  update rescaled by the trust ratio ``eta * ||w|| / (||g|| + wd * ||w||)`` and weight
+  decay; bias and BatchNorm parameters (ndim <= 1) get neither (plain SGD with momentum).
+- :func:`warmup_cosine`: the LR factor of a linear warm-up followed by a cosine decay
+  (the one implementation; :mod:`surrogap.train` imports it).
+- :func:`scaled_lr`: the documented batch-size rule ``lr_scaling: none | linear | sqrt``.
+- :func:`select_best`: model selection over the learning-rate grid on validation accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+LR_SCALINGS = ("none", "linear", "sqrt")
+LR_SECTION = re.compile(r"^(?P<base>.+)_lr(?P<lr>[0-9]+(?:p[0-9]+)?(?:e-?[0-9]+)?)$")
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """LR factor at optimizer step `step` (0-based): (step + 1) / warmup_steps during the
+    warm-up, then 0.5 (1 + cos(pi * min(1, (step - warmup) / (total - warmup))))."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def scaled_lr(lr: float, batch_size: int, rule: str, base_batch: int = 256) -> float:
+    """The learning rate actually used for a global batch of `batch_size`.
+
+    none: `lr` as given; linear: lr * B / base_batch; sqrt: lr * sqrt(B / base_batch)
+    (Goyal et al. 2017; the SimCLR paper's rules). Never applied silently: the trainer
+    writes the result to model.pt's run info, train_info.json and stderr.
+    """
+    if rule == "none":
+        return float(lr)
+    if rule == "linear":
+        return float(lr) * batch_size / base_batch
+    if rule == "sqrt":
+        return float(lr) * math.sqrt(batch_size / base_batch)
+    raise ValueError(f"lr_scaling must be one of {LR_SCALINGS}, got {rule!r}")
+
+
+def lars_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: tensors with ndim > 1 (weight decay and trust ratio) and ndim <= 1
+    (biases, BatchNorm weights and biases: neither)."""
+    adapt = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    plain = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": adapt, "weight_decay": weight_decay, "lars": True}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0, "lars": False})
+    return groups
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum, each `lars` group's update rescaled layer-wise.
+
+    For a parameter w with gradient g in a group with ``lars=True``:
+
+        d = g + wd * w
+        d = d * eta * ||w|| / (||g|| + wd * ||w||)   (factor 1 when ||w|| or ||g|| is 0)
+        buf = momentum * buf + d;  w = w - lr * buf
+
+    In a ``lars=False`` group, d = g + wd * w and no rescaling (use wd = 0 there, as
+    :func:`lars_param_groups` does). Norms are per tensor (one "layer" = one tensor).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.001,
+    ):
+        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or eta <= 0:
+            raise ValueError(
+                f"LARS: bad lr={lr}, momentum={momentum}, weight_decay={weight_decay} or eta={eta}"
+            )
+        super().__init__(
+            params,
+            {
+                "lr": lr,
+                "momentum": momentum,
+                "weight_decay": weight_decay,
+                "eta": eta,
+                "lars": True,
+            },
+        )
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            wd, eta, mom, lr = group["weight_decay"], group["eta"], group["momentum"], group["lr"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                d = g.add(p, alpha=wd) if wd else g.clone()
+                if group["lars"]:
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    trust = torch.where(
+                        (w_norm > 0) & (g_norm > 0),
+                        eta * w_norm / (g_norm + wd * w_norm),
+                        torch.ones_like(w_norm),
+                    )
+                    d.mul_(trust)
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = d.clone()
+                else:
+                    state["momentum_buffer"].mul_(mom).add_(d)
+                p.add_(state["momentum_buffer"], alpha=-lr)
+        return loss
+
+
+def build_optimizer(
+    model: nn.Module,
+    name: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    lars_eta: float = 0.001,
+) -> torch.optim.Optimizer:
+    """adam and sgd: one group, weight decay on every parameter (the synthetic runs);
+    lars: :class:`LARS` over :func:`lars_param_groups`."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+    if name == "lars":
+        return LARS(
+            lars_param_groups(model, weight_decay),
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            eta=lars_eta,
+        )
+    raise ValueError(f"optimizer must be adam, sgd or lars, got {name!r}")
+
+
+def parse_lr_section(name: str) -> tuple[str, float | None]:
+    """'cifar10_lr0p5' -> ('cifar10', 0.5); a name without an `_lr<value>` suffix -> (name, None).
+
+    In the suffix 'p' stands for the decimal point (a '.' would split the params path)."""
+    m = LR_SECTION.match(name)
+    if m is None:
+        return name, None
+    return m["base"], float(m["lr"].replace("p", "."))
+
+
+def select_best(results, metric: str = "val_mean_acc"):
+    """Model selection over the learning-rate grid (PROTOCOL.md): for each
+    (base dataset, classes, k, seed) keep the row with the highest validation accuracy.
+
+    results: the tidy results DataFrame (reports/results.csv), whose `dataset` column holds
+    lr-grid section names like ``cifar10_lr0p5``. Returns those rows with two more columns,
+    `base_dataset` and `lr` (NaN for a dataset without an lr suffix), sorted; ties go to the
+    smaller learning rate.
+    """
+    import pandas as pd
+
+    if metric not in results.columns:
+        raise ValueError(f"select_best: results have no column {metric!r}")
+    df = results.copy()
+    parsed = [parse_lr_section(str(d)) for d in df["dataset"]]
+    df["base_dataset"] = [b for b, _ in parsed]
+    df["lr"] = [float("nan") if lr is None else lr for _, lr in parsed]
+    keys = ["base_dataset", "classes", "k", "seed"]
+    df = df.sort_values(
+        [*keys, metric, "lr"], ascending=[True] * len(keys) + [False, True], na_position="last"
+    )
+    best = df.groupby(keys, sort=True, as_index=False).head(1)
+    return pd.DataFrame(best).sort_values(keys).reset_index(drop=True)

@@ -1,0 +1,164 @@
+"""LARS against a naive per-layer loop, the warm-up/cosine schedule against its formula,
+the lr scaling rule, model selection over the lr grid, and the trainer's use of them."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from surrogap import pipeline
+from surrogap.optim import (
+    LARS,
+    build_optimizer,
+    lars_param_groups,
+    parse_lr_section,
+    scaled_lr,
+    select_best,
+    warmup_cosine,
+)
+
+torch.set_num_threads(1)
+
+
+def naive_lars(params, grads_per_step, lr, momentum, wd, eta):
+    """Straight from You et al. (2017): per tensor, trust = eta ||w|| / (||g|| + wd ||w||)
+    for weights (ndim > 1), with weight decay; biases and norms (ndim <= 1): plain SGD."""
+    ws = [p.detach().clone().double() for p in params]
+    bufs = [None] * len(ws)
+    for grads in grads_per_step:
+        for i, (w, g) in enumerate(zip(ws, grads, strict=True)):
+            g = g.double()
+            if w.ndim > 1:
+                wn, gn = math.sqrt(float((w * w).sum())), math.sqrt(float((g * g).sum()))
+                trust = eta * wn / (gn + wd * wn) if wn > 0 and gn > 0 else 1.0
+                d = (g + wd * w) * trust
+            else:
+                d = g.clone()
+            bufs[i] = d if bufs[i] is None else momentum * bufs[i] + d
+            ws[i] = w - lr * bufs[i]
+    return ws
+
+
+@pytest.mark.parametrize("wd,eta,momentum", [(0.0, 0.001, 0.9), (1e-4, 0.02, 0.9), (0.1, 1.0, 0.0)])
+def test_lars_matches_naive_per_layer_loop(wd, eta, momentum):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.ReLU(), nn.Linear(7, 3)).double()
+    params = list(model.parameters())
+    opt = LARS(lars_param_groups(model, wd), lr=0.5, momentum=momentum, weight_decay=wd, eta=eta)
+    g = torch.Generator().manual_seed(1)
+    steps = [
+        [torch.randn(p.shape, generator=g, dtype=torch.float64) for p in params] for _ in range(4)
+    ]
+    steps[2][0].zero_()  # a zero gradient: trust ratio 1, only weight decay moves it
+    want = naive_lars(params, steps, 0.5, momentum, wd, eta)
+    for grads in steps:
+        for p, gr in zip(params, grads, strict=True):
+            p.grad = gr.clone()
+        opt.step()
+    for p, w in zip(params, want, strict=True):
+        torch.testing.assert_close(p.detach(), w, rtol=1e-12, atol=1e-12)
+
+
+def test_lars_groups_exclude_biases_and_batchnorm():
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2, bias=False))
+    adapt, plain = lars_param_groups(model, 0.01)
+    assert adapt["lars"] and adapt["weight_decay"] == 0.01
+    assert not plain["lars"] and plain["weight_decay"] == 0.0
+    assert [tuple(p.shape) for p in adapt["params"]] == [(4, 4), (2, 4)]
+    assert all(p.ndim == 1 for p in plain["params"]) and len(plain["params"]) == 3
+    assert isinstance(build_optimizer(model, "lars", 0.1, 0.01, 0.9), LARS)
+
+
+def test_warmup_cosine_against_formula():
+    total, warm = 50, 5
+    for s in range(total):
+        want = (
+            (s + 1) / warm
+            if s < warm
+            else 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
+        )
+        assert warmup_cosine(s, warm, total) == pytest.approx(want, abs=1e-15)
+    assert warmup_cosine(total + 3, warm, total) == pytest.approx(0.0, abs=1e-15)  # stays at 0
+    assert warmup_cosine(0, 0, 10) == 1.0  # no warm-up
+
+
+@pytest.mark.parametrize(
+    "rule,batch,want",
+    [
+        ("none", 1024, 0.3),
+        ("linear", 1024, 1.2),
+        ("linear", 256, 0.3),
+        ("sqrt", 1024, 0.6),
+        ("sqrt", 64, 0.15),
+    ],
+)
+def test_lr_scaling_rule(rule, batch, want):
+    assert scaled_lr(0.3, batch, rule, 256) == pytest.approx(want, rel=1e-12)
+
+
+def test_lr_section_names_and_select_best():
+    assert parse_lr_section("cifar10_lr0p5") == ("cifar10", 0.5)
+    assert parse_lr_section("wiki3029_c500_lr2") == ("wiki3029_c500", 2.0)
+    assert parse_lr_section("circle") == ("circle", None)
+    rows = [
+        # dataset, k, seed, val acc, test acc
+        ("cifar10_lr0p5", 4, 0, 0.70, 0.69),
+        ("cifar10_lr1p0", 4, 0, 0.75, 0.71),
+        ("cifar10_lr2p0", 4, 0, 0.75, 0.90),
+        ("cifar10_lr0p5", 4, 1, 0.80, 0.10),
+        ("cifar10_lr1p0", 4, 1, 0.60, 0.99),
+        ("circle", 4, 0, 0.5, 0.5),
+    ]
+    df = pd.DataFrame(rows, columns=["dataset", "k", "seed", "val_mean_acc", "mean_acc"]).assign(
+        classes=10
+    )
+    best = select_best(df)
+    assert len(best) == 3
+    got = {(r.base_dataset, r.seed): (r.dataset, r.mean_acc) for r in best.itertuples()}
+    assert got[("cifar10", 0)] == (
+        "cifar10_lr1p0",
+        0.71,
+    )  # tie on val: the smaller lr; test never looked at
+    assert got[("cifar10", 1)] == ("cifar10_lr0p5", 0.10)
+    assert got[("circle", 0)] == ("circle", 0.5) and math.isnan(
+        best.loc[best.dataset == "circle", "lr"].item()
+    )
+
+
+def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
+    params = {
+        "dataset": ["circle"],
+        "k": [2],
+        "seed": [0],
+        "circle": {
+            "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
+            "encoder": {"name": "mlp", "widths": [8]},
+            "train": {
+                "optimizer": "lars",
+                "lr": 0.1,
+                "lr_scaling": "linear",
+                "lr_base_batch": 16,
+                "batch_size": 32,
+                "epochs": 2,
+                "schedule": "cosine",
+                "warmup_epochs": 1,
+            },
+        },
+    }
+    pipeline.prepare(params, "circle", tmp_path / "p", tmp_path / "raw")
+    pipeline.pretrain(params, "circle", 2, 0, tmp_path / "p", tmp_path / "o", tmp_path / "c")
+    info = json.loads((tmp_path / "o" / "train_info.json").read_text())
+    assert (
+        info["lr_given"] == 0.1
+        and info["lr_used"] == pytest.approx(0.2)
+        and info["lr_scaling"] == "linear"
+    )
+    assert torch.load(tmp_path / "o" / "model.pt", weights_only=True)["run"]["resolved"][
+        "lr"
+    ] == pytest.approx(0.2)
+    assert "lr: 0.2 used = 0.1 scaled by lr_scaling linear" in capsys.readouterr().err
+    rows = (tmp_path / "o" / "trajectory.csv").read_text().splitlines()
+    assert float(rows[1].split(",")[-1]) == pytest.approx(0.2 * 1 / 3)  # warm-up step 1 of 3

@@ -1,0 +1,190 @@
+"""Writes params/paper-*.yaml, the full-scale presets, from one place.
+
+Run from the repository root:  python tools/gen_presets.py
+(the stage sections are copied from the current params.yaml; probe.repeats becomes 25).
+"""
+
+from pathlib import Path
+
+import yaml
+
+
+class Dumper(yaml.SafeDumper):
+    """Block mappings, flow lists: [1, 4, 16]."""
+
+
+Dumper.add_representer(
+    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
+def y(obj) -> str:
+    return yaml.dump(obj, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+stage = yaml.safe_load(Path("params.yaml").read_text())
+stage = {k: stage[k] for k in ("extract", "probe", "theory", "evaluate", "report")}
+stage["probe"] = {**stage["probe"], "repeats": 25}  # the paper: 25 pairings of the test split
+
+
+def lr_name(lr):
+    return f"{lr:g}".replace(".", "p")
+
+
+def dump(path, header, top, sections):
+    body = y(top) + "\n" + y(sections) + "\n" + y(stage)
+    Path(path).write_text(header.strip() + "\n" + body)
+
+
+# ---------------------------------------------------------------- circle
+def synth(kind):
+    d = {"kind": kind, "classes": 100, "per_class": 1000}
+    if kind == "norm":
+        d["std"] = 1.0
+    d.update({"val_fraction": 0.2, "test_fraction": 0.2, "seed": 0})
+    return {
+        "data": d,
+        "encoder": {"name": "mlp", "widths": [256, 256, 256]},
+        "train": {
+            "optimizer": "adam",
+            "lr": 0.01,
+            "weight_decay": 0.01,
+            "batch_size": 1024,
+            "epochs": 300,
+            "schedule": "plateau",
+            "eval_every": 10,
+            "checkpoint_every": 10,
+            "device": "auto",
+            "precision": "fp32",
+        },
+    }
+
+
+dump(
+    "params/paper-circle.yaml",
+    """
+# The paper's synthetic grid (PROTOCOL.md): circle, C = 100, 1000 points per class, MLP
+# 2-256-256-256, Adam lr 0.01 weight decay 0.01, batch 1024, 300 epochs, plateau schedule,
+# K in {1, 4, 16, 64, 256}, 8 seeds: 40 runs. A full params.yaml replacement:
+#   cp params/paper-circle.yaml params.yaml && dvc repro
+# Split: 60% train, 40% held out (20% val for the trajectory and model selection, 20% test).
+# `norm` is ready too:  dvc exp run -S 'dataset=[circle,norm]'
+""",
+    {"dataset": ["circle"], "k": [1, 4, 16, 64, 256], "seed": list(range(8))},
+    {"circle": synth("circle"), "norm": synth("norm")},
+)
+
+# ---------------------------------------------------------------- cifar
+CIFAR_LRS = (0.15, 0.3, 0.6)
+
+
+def cifar(kind, lr):
+    return {
+        "data": {"kind": kind, "download": True, "val_fraction": 0.1, "augment": True, "seed": 0},
+        "encoder": {"name": "resnet18", "head": True, "hidden": 512, "out_dim": 128},
+        "train": {
+            "optimizer": "lars",
+            "lr": lr,
+            "lr_scaling": "linear",
+            "lr_base_batch": 256,
+            "lars_eta": 0.001,
+            "momentum": 0.9,
+            "weight_decay": 1.0e-6,
+            "batch_size": 1024,
+            "epochs": 500,
+            "schedule": "cosine",
+            "warmup_epochs": 10,
+            "normalize": False,
+            "temperature": 1.0,
+            "eval_every": 10,
+            "eval_mean_samples": 500,
+            "checkpoint_every": 5,
+            "device": "auto",
+            "precision": "bf16",
+            "nproc_per_node": 1,
+        },
+    }
+
+
+for kind in ("cifar10", "cifar100"):
+    names = [f"{kind}_lr{lr_name(lr)}" for lr in CIFAR_LRS]
+    dump(
+        f"params/paper-{kind}.yaml",
+        f"""
+# The paper's {kind} grid (PROTOCOL.md): ResNet-18 (CIFAR stem) + projection head, SimCLR
+# augmentation, SGD with LARS, global batch 1024, cosine schedule with 10 warm-up epochs,
+# bf16 mixed precision (needs a GPU: on a CPU the run refuses with one line), K in
+# {{4, 16, 32, 64, 128, 512}}, 3 seeds, and the learning-rate grid as one dataset section per
+# base lr ({", ".join(names)}; 'p' is the decimal point). lr is the base lr
+# for batch 256, scaled linearly to the global batch (lr_scaling: linear): the lr used is
+# written to model.pt, train_info.json and stderr. Model selection on validation accuracy:
+# docs/SCALING.md ("The learning-rate grid"). 3 x 6 x 3 = 54 runs.
+#   cp params/paper-{kind}.yaml params.yaml && dvc repro
+# nproc_per_node stays 1: negatives come from each process's own batch, and K = 512 needs a
+# per-process batch >= 513. Use the GPUs for runs side by side (docs/SCALING.md).
+# Epochs, weight decay and the lr values are this project's proposal, not the paper's table.
+""",
+        {"dataset": names, "k": [4, 16, 32, 64, 128, 512], "seed": [0, 1, 2]},
+        {n: cifar(kind, lr) for n, lr in zip(names, CIFAR_LRS)},
+    )
+
+# ---------------------------------------------------------------- wiki3029
+WIKI_LRS = (0.1, 0.3, 1.0)
+WIKI_C = {500: 60, 1000: 30, 2000: 15, 3029: 10}  # epochs: about the same number of steps
+
+
+def wiki(c, lr):
+    return {
+        "data": {
+            "kind": "wiki3029",
+            "download": True,
+            "classes": None if c == 3029 else c,
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+            "min_freq": 5,
+            "seed": 0,
+        },
+        "encoder": {"name": "bag", "dim": 256},
+        "train": {
+            "optimizer": "sgd",
+            "lr": lr,
+            "momentum": 0.9,
+            "weight_decay": 0.0,
+            "batch_size": 2048,
+            "epochs": WIKI_C[c],
+            "schedule": "cosine",
+            "warmup_epochs": 1,
+            "normalize": False,
+            "temperature": 1.0,
+            "eval_every": max(1, WIKI_C[c] // 10),
+            "eval_mean_samples": 50,
+            "checkpoint_every": max(1, WIKI_C[c] // 10),
+            "device": "auto",
+            "precision": "fp32",
+            "nproc_per_node": 1,
+        },
+    }
+
+
+sections = {}
+for c in WIKI_C:
+    for lr in WIKI_LRS:
+        base = "wiki3029" if c == 3029 else f"wiki3029_c{c}"
+        sections[f"{base}_lr{lr_name(lr)}"] = wiki(c, lr)
+dump(
+    "params/paper-wiki3029.yaml",
+    """
+# The paper's Wiki-3029 grid (PROTOCOL.md): fastText-style bag of embeddings (dim 256), SGD
+# momentum 0.9, batch 2048, cosine schedule with warm-up, K in {8, 64, 256, 1024}, 3 seeds;
+# the C sweep C in {500, 1000, 2000, 3029} as dataset sections (random class subsets, epochs
+# scaled by 3029 / C so the number of steps stays comparable) crossed with the lr grid
+# {0.1, 0.3, 1.0} (section suffix _lr<value>, 'p' the decimal point): 12 sections x 4 K x
+# 3 seeds = 144 runs. Model selection over lr on validation accuracy: docs/SCALING.md.
+#   cp params/paper-wiki3029.yaml params.yaml && dvc repro
+# Only the C = 3029 sections:  dvc exp run -S 'dataset=[wiki3029_lr0p1,wiki3029_lr0p3,wiki3029_lr1]'
+# nproc_per_node stays 1: K = 1024 needs a per-process batch >= 1025 (per-process negatives).
+# Epochs and the lr values are this project's proposal, not the paper's table.
+""",
+    {"dataset": list(sections), "k": [8, 64, 256, 1024], "seed": [0, 1, 2]},
+    sections,
+)
