@@ -25,8 +25,8 @@ matplotlib.use("Agg")
 from surrogap import io
 from surrogap import report as rep
 from surrogap.config import load_params
-from surrogap.pipeline import check_top_level
 from surrogap.errors import UserError
+from surrogap.pipeline import check_top_level
 
 THEORY_FIGURES = ("fig3", "fig4")
 

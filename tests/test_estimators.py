@@ -87,7 +87,9 @@ def test_block_losses_match_naive(n, k):
     z = torch.randn(n, 4, generator=g)
     partner = positive_partners(torch.arange(n) % 2, g)
     inv = 1.0 / z.norm(dim=1)
-    got = block_losses(z, partner, k, torch.Generator().manual_seed(7), chunk_rows=2 * (k + 1), inv_norm=inv)
+    got = block_losses(
+        z, partner, k, torch.Generator().manual_seed(7), chunk_rows=2 * (k + 1), inv_norm=inv
+    )
     want = naive_block_losses(z, partner, k, torch.Generator().manual_seed(7))
     assert got.shape == (n,)
     # got is in block order; compare as multisets

@@ -586,7 +586,9 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     torch.save({**good, "extra": Payload(str(marker))}, ckpt / train.CHECKPOINT_NAME)
     assert train.load_checkpoint(ckpt / train.CHECKPOINT_NAME, good["run"]) is None
     err = capsys.readouterr().err
-    assert "is unreadable (UnpicklingError); starting from scratch" in one_line(err)
+    assert "holds objects other than tensors and plain data: refused (weights_only)" in one_line(
+        err
+    )
     assert not marker.exists()
     # the pretrain stage then trains from scratch and replaces the file
     params = write_params(tmp_path / "params.yaml", tiny_params())
@@ -645,10 +647,17 @@ def test_truncated_or_foreign_checkpoint_is_not_resumed(built, tmp_path, capsys)
     assert train.load_checkpoint(cut, info) is None
     assert "unreadable" in one_line(capsys.readouterr().err)
     other = tmp_path / "other.pt"
-    torch.save({"run": {**info, "k": 8}, "model": {}}, other)
+    torch.save({**torch.load(good, weights_only=True), "run": {**info, "k": 8}}, other)
     assert train.load_checkpoint(other, info) is None
     assert (
         "written for other params (k: checkpoint 8, params 4); starting from scratch"
+        in one_line(capsys.readouterr().err)
+    )
+    partial = tmp_path / "partial.pt"
+    torch.save({"run": info, "model": {}}, partial)
+    assert train.load_checkpoint(partial, info) is None
+    assert (
+        "is not a surrogap checkpoint (it needs epoch, model, optimizer, run, trajectory)"
         in one_line(capsys.readouterr().err)
     )
 

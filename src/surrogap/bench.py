@@ -12,8 +12,8 @@ import math
 import re
 import time
 from collections.abc import Callable
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -200,7 +200,9 @@ def _encoder_forward_flops(model, inputs) -> float:
         nonlocal total
         total += 2.0 * args[0].shape[0] * module.in_features * module.out_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    handles = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)
+    ]
     with torch.inference_mode():
         model(*inputs)
     for h in handles:
@@ -231,8 +233,13 @@ def _train_measurement(quick: bool) -> dict:
     x, y = circle_points(classes, per_class, rng)
     parts = _train_val_split(y, 0.4)
     splits = {s: Split({"x": x[idx], "y": y[idx]}, "dense") for s, idx in parts.items()}
-    meta = {"dataset": "circle", "kind": "circle", "modality": "dense", "num_classes": classes,
-            "input_shape": [2]}
+    meta = {
+        "dataset": "circle",
+        "kind": "circle",
+        "modality": "dense",
+        "num_classes": classes,
+        "input_shape": [2],
+    }
     data = Dataset(meta=meta, splits=splits)
     cfg = TrainConfig(batch_size=batch, epochs=1, eval_mean_samples=100)
     trainer = Trainer(cfg, MLPConfig(), data, k, 0, run_info={})
@@ -247,10 +254,20 @@ def _train_measurement(quick: bool) -> dict:
     peak = max(peak_before, matmul_peak_flops())
     view_inputs = splits["train"].inputs(torch.arange(2 * batch))
     d = int(trainer.model(*splits["train"].inputs(torch.arange(2))).shape[1])
-    step_flops = 3.0 * _encoder_forward_flops(trainer.model, view_inputs) + 3.0 * 2.0 * batch * (k + 1) * d
+    step_flops = (
+        3.0 * _encoder_forward_flops(trainer.model, view_inputs) + 3.0 * 2.0 * batch * (k + 1) * d
+    )
     achieved = trainer.steps_per_epoch * step_flops / epoch_s
-    return {"epoch_s": epoch_s, "eval_s": eval_s, "achieved": achieved, "peak": peak,
-            "steps": trainer.steps_per_epoch, "classes": classes, "batch": batch, "k": k}
+    return {
+        "epoch_s": epoch_s,
+        "eval_s": eval_s,
+        "achieved": achieved,
+        "peak": peak,
+        "steps": trainer.steps_per_epoch,
+        "classes": classes,
+        "batch": batch,
+        "k": k,
+    }
 
 
 def _train_val_split(y: np.ndarray, val_fraction: float) -> dict[str, np.ndarray]:
@@ -259,7 +276,7 @@ def _train_val_split(y: np.ndarray, val_fraction: float) -> dict[str, np.ndarray
     train, val = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = int(round(idx.size * val_fraction))
+        n_val = round(idx.size * val_fraction)
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
@@ -274,8 +291,10 @@ def train_flops_fraction(quick: bool = False) -> BenchResult:
         name="train_flops_fraction",
         value=value,
         target=f">= {TRAIN_TARGET_FRACTION}",
-        detail=(f"C={m['classes']}, B={m['batch']}, K={m['k']}: {m['steps']} steps in {m['epoch_s']:.2f} s, "
-                f"{m['achieved'] / 1e9:.1f} of {m['peak'] / 1e9:.1f} GFLOP/s"),
+        detail=(
+            f"C={m['classes']}, B={m['batch']}, K={m['k']}: {m['steps']} steps in {m['epoch_s']:.2f} s, "
+            f"{m['achieved'] / 1e9:.1f} of {m['peak'] / 1e9:.1f} GFLOP/s"
+        ),
         passed=None if quick else value >= TRAIN_TARGET_FRACTION,
     )
 

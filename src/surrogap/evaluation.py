@@ -24,7 +24,9 @@ def check_finite(z: torch.Tensor, what: str) -> None:
     bad = ~torch.isfinite(z)
     if bad.any():
         row = int(bad.nonzero()[0, 0])
-        raise UserError(f"{what} holds NaN or inf (first at row {row}); the encoder or its input is broken")
+        raise UserError(
+            f"{what} holds NaN or inf (first at row {row}); the encoder or its input is broken"
+        )
 
 
 def class_means(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -33,7 +35,9 @@ def class_means(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Ten
     sums.index_add_(0, y, z.double())
     counts = torch.bincount(y, minlength=num_classes).to(sums)
     if (counts == 0).any():
-        raise UserError(f"class {int((counts == 0).nonzero()[0, 0])} has no sample to build its mean from")
+        raise UserError(
+            f"class {int((counts == 0).nonzero()[0, 0])} has no sample to build its mean from"
+        )
     return (sums / counts[:, None]).to(z.dtype)
 
 
@@ -91,7 +95,6 @@ CHUNK_BYTES = 12 * 2**20
 # features whose norms stay below this are normalized by scaling their float32 inner
 # products (|dot| <= 1e36 < 3.4e38); larger ones are first rescaled row by row
 RAW_NORM_LIMIT = 1e18
-
 
 
 @dataclass(frozen=True)
@@ -246,10 +249,18 @@ def contrastive_loss_estimate(
     return ContrastiveEstimate(mean=mean, se=se, repeats=repeats)
 
 
-def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor,
-                 y_val: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
-                 num_classes: int, weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-2),
-                 max_iter: int = 200, seed: int = 0) -> dict[str, float]:
+def linear_probe(
+    z_train: torch.Tensor,
+    y_train: torch.Tensor,
+    z_val: torch.Tensor,
+    y_val: torch.Tensor,
+    z_test: torch.Tensor,
+    y_test: torch.Tensor,
+    num_classes: int,
+    weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-2),
+    max_iter: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
     """A linear classifier without bias on frozen normalized features, cross-entropy,
     trained full-batch with L-BFGS for each weight decay; the one with the best validation
     accuracy is kept. Returns test accuracy and loss, the chosen weight decay, val accuracy.
@@ -259,8 +270,14 @@ def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tens
     best = None
     for wd in weight_decays:
         w = torch.zeros(xtr.shape[1], num_classes, requires_grad=True)
-        opt = torch.optim.LBFGS([w], lr=1.0, max_iter=max_iter, history_size=20,
-                                line_search_fn="strong_wolfe", tolerance_grad=1e-6)
+        opt = torch.optim.LBFGS(
+            [w],
+            lr=1.0,
+            max_iter=max_iter,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-6,
+        )
 
         def closure(opt=opt, w=w, wd=wd):
             opt.zero_grad()

@@ -76,6 +76,8 @@ RECORD_COLUMNS = (
 STAGE_COLUMNS = ("dataset", *RECORD_COLUMNS)  # reports/external.csv
 SPLIT_IGNORED = ("val", "valid", "validation")  # split values whose rows are left out
 PRIORS = ("uniform", "empirical")
+
+
 # --------------------------------------------------------------------------- input checks
 def check_features(x: np.ndarray, source: str) -> None:
     """One line naming the first NaN or inf (row, column) of x."""

@@ -64,7 +64,9 @@ class Negatives:
     @property
     def slots(self) -> torch.Tensor:
         """(B + F,) the pair in each slot: blocks are consecutive runs of K + 1 slots."""
-        order = torch.arange(self.batch, device=self.fill.device) if self.order is None else self.order
+        order = (
+            torch.arange(self.batch, device=self.fill.device) if self.order is None else self.order
+        )
         return torch.cat([order, self.fill])
 
     def indices(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,12 +140,20 @@ def contrastive_loss(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    neg = negatives if negatives is not None else sample_negatives(anchor.shape[0], k, generator, anchor.device)
+    neg = (
+        negatives
+        if negatives is not None
+        else sample_negatives(anchor.shape[0], k, generator, anchor.device)
+    )
     if neg.k != k or neg.batch != anchor.shape[0]:
-        raise ValueError(f"negatives were drawn for B = {neg.batch}, K = {neg.k}, not B = {anchor.shape[0]}, K = {k}")
+        raise ValueError(
+            f"negatives were drawn for B = {neg.batch}, K = {neg.k}, not B = {anchor.shape[0]}, K = {k}"
+        )
     if anchor.dtype in (torch.float16, torch.bfloat16):
         anchor, positive = anchor.float(), positive.float()
-    with torch.autocast(device_type=anchor.device.type, enabled=False):  # fp32 under mixed precision
+    with torch.autocast(
+        device_type=anchor.device.type, enabled=False
+    ):  # fp32 under mixed precision
         if normalize:
             anchor, positive = l2_normalize(anchor), l2_normalize(positive)
         g = k + 1
@@ -165,4 +175,3 @@ def contrastive_loss(
             logits, pos = logits / temperature, pos / temperature
         losses = torch.logsumexp(logits, -1).view(-1) - pos.reshape(-1)  # (B + F,)
         return losses[: neg.batch].mean()  # the first B slots are the anchors
-

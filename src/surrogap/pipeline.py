@@ -24,10 +24,27 @@ STAGE_SECTIONS = ("theory", "extract", "probe", "bounds", "report", "evaluate")
 DATASET_BLOCKS = ("data", "encoder", "train")
 
 RESULT_COLUMNS = (
-    "dataset", "kind", "classes", "k", "seed", "contrastive_loss", "contrastive_loss_se",
-    "supervised_loss", "mean_acc", "linear_acc", "linear_loss", "val_supervised_loss",
-    "val_mean_acc", "lower_gap", "upper_gap", "bao_lower", "bao_upper", "arora",
-    "nozawa_sato", "ash", "holds",
+    "dataset",
+    "kind",
+    "classes",
+    "k",
+    "seed",
+    "contrastive_loss",
+    "contrastive_loss_se",
+    "supervised_loss",
+    "mean_acc",
+    "linear_acc",
+    "linear_loss",
+    "val_supervised_loss",
+    "val_mean_acc",
+    "lower_gap",
+    "upper_gap",
+    "bao_lower",
+    "bao_upper",
+    "arora",
+    "nozawa_sato",
+    "ash",
+    "holds",
 )
 
 
@@ -61,7 +78,9 @@ def check_top_level(params: Mapping) -> None:
         if isinstance(value, Mapping) and "data" in value:
             extra = sorted(set(value) - set(DATASET_BLOCKS))
             if extra:
-                raise UserError(f"{key}: unknown key {extra[0]!r}; a dataset section holds {', '.join(DATASET_BLOCKS)}")
+                raise UserError(
+                    f"{key}: unknown key {extra[0]!r}; a dataset section holds {', '.join(DATASET_BLOCKS)}"
+                )
             continue
         close = difflib.get_close_matches(str(key), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -75,7 +94,9 @@ def dataset_section(params: Mapping, name: str) -> Mapping:
     section = params.get(name)
     if not isinstance(section, Mapping) or "data" not in section:
         sections = sorted(k for k, v in params.items() if isinstance(v, Mapping) and "data" in v)
-        raise UserError(f"dataset: got {name!r}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)")
+        raise UserError(
+            f"dataset: got {name!r}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)"
+        )
     return section
 
 
@@ -104,9 +125,12 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    repeats: int = spec(10, check=at_least(10), allowed="an integer >= 10 (independent pairings of the test split)")
+    repeats: int = spec(
+        10, check=at_least(10), allowed="an integer >= 10 (independent pairings of the test split)"
+    )
     weight_decays: tuple[float, ...] = spec(
-        factory=lambda: (0.0, 1e-4, 1e-2), check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
+        factory=lambda: (0.0, 1e-4, 1e-2),
+        check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
         allowed="a non-empty list of numbers >= 0 (the linear probe's grid, chosen on val accuracy)",
     )
     max_iter: int = spec(200, check=at_least(1), allowed="an integer >= 1 (L-BFGS iterations)")
@@ -127,8 +151,15 @@ def prepare(params: Mapping, dataset: str, out_dir: Path, root: Path) -> None:
 
 
 # --------------------------------------------------------------------------- pretrain
-def pretrain(params: Mapping, dataset: str, k: int, seed: int, data_dir: Path, out_dir: Path,
-             checkpoint_dir: Path) -> None:
+def pretrain(
+    params: Mapping,
+    dataset: str,
+    k: int,
+    seed: int,
+    data_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+) -> None:
     from surrogap import train
     from surrogap.data import load_prepared
 
@@ -168,8 +199,15 @@ def extract(params: Mapping, data_dir: Path, model_path: Path, out_path: Path) -
 
 
 # --------------------------------------------------------------------------- probe
-def probe(params: Mapping, dataset: str, k: int, seed: int, data_dir: Path, features_path: Path,
-          out_path: Path) -> None:
+def probe(
+    params: Mapping,
+    dataset: str,
+    k: int,
+    seed: int,
+    data_dir: Path,
+    features_path: Path,
+    out_path: Path,
+) -> None:
     import torch
 
     from surrogap.evaluation import (
@@ -198,14 +236,32 @@ def probe(params: Mapping, dataset: str, k: int, seed: int, data_dir: Path, feat
     test = mean_classifier(z["train"], y["train"], z["test"], y["test"], c)
     val = mean_classifier(z["train"], y["train"], z["val"], y["val"], c)
     est = contrastive_loss_estimate(z["test"], y["test"], k, repeats=cfg.repeats, seed=seed)
-    lin = linear_probe(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"], c,
-                       weight_decays=cfg.weight_decays, max_iter=cfg.max_iter, seed=seed)
+    lin = linear_probe(
+        z["train"],
+        y["train"],
+        z["val"],
+        y["val"],
+        z["test"],
+        y["test"],
+        c,
+        weight_decays=cfg.weight_decays,
+        max_iter=cfg.max_iter,
+        seed=seed,
+    )
     record = {
-        "dataset": dataset, "kind": meta["kind"], "classes": c, "k": k, "seed": seed,
+        "dataset": dataset,
+        "kind": meta["kind"],
+        "classes": c,
+        "k": k,
+        "seed": seed,
         "prior": meta.get("prior"),
-        "contrastive_loss": est.mean, "contrastive_loss_se": est.se, "contrastive_repeats": est.repeats,
-        "supervised_loss": test["supervised_loss"], "mean_acc": test["mean_acc"],
-        "val_supervised_loss": val["supervised_loss"], "val_mean_acc": val["mean_acc"],
+        "contrastive_loss": est.mean,
+        "contrastive_loss_se": est.se,
+        "contrastive_repeats": est.repeats,
+        "supervised_loss": test["supervised_loss"],
+        "mean_acc": test["mean_acc"],
+        "val_supervised_loss": val["supervised_loss"],
+        "val_mean_acc": val["mean_acc"],
         **lin,
     }
     io.write_json(out_path, record)
@@ -216,14 +272,18 @@ def bound_columns(loss: float, k: int, classes: int, prior: list[float] | None) 
     """Bao et al.'s gaps and bounds and the earlier bounds at contrastive loss `loss` (b = 1).
 
     With a non-uniform prior the earlier bounds (uniform-prior results) are NaN."""
-    uniform = prior is None or np.allclose(prior, 1.0 / classes, rtol=0, atol=bounds.PRIOR_TOLERANCE)
+    uniform = prior is None or np.allclose(
+        prior, 1.0 / classes, rtol=0, atol=bounds.PRIOR_TOLERANCE
+    )
     kw = {"num_classes": classes} if uniform else {"prior": prior}
     lower = bounds.lower_gap(k, **kw)
     upper = bounds.upper_gap(k, **kw)
     nan = float("nan")
     return {
-        "lower_gap": lower, "upper_gap": upper,
-        "bao_lower": loss + lower, "bao_upper": loss + upper,
+        "lower_gap": lower,
+        "upper_gap": upper,
+        "bao_lower": loss + lower,
+        "bao_upper": loss + upper,
         "arora": bounds.arora_bound(loss, k, classes) if uniform else nan,
         "nozawa_sato": bounds.nozawa_sato_bound(loss, k, classes) if uniform else nan,
         "ash": bounds.ash_bound(loss, k, classes) if uniform else nan,
@@ -240,12 +300,16 @@ def results_table(records: list[dict]):
         row["holds"] = bool(row["bao_lower"] <= row["supervised_loss"] <= row["bao_upper"])
         rows.append(row)
     df = pd.DataFrame(rows)
-    return df[list(RESULT_COLUMNS)].sort_values(["dataset", "classes", "k", "seed"]).reset_index(drop=True)
+    return (
+        df[list(RESULT_COLUMNS)]
+        .sort_values(["dataset", "classes", "k", "seed"])
+        .reset_index(drop=True)
+    )
 
 
 def summary_metrics(df) -> dict:
     """A compact per-dataset summary for `dvc metrics show` and `dvc exp show`."""
-    out: dict = {"runs": int(len(df)), "holds_all": bool(df["holds"].all())}
+    out: dict = {"runs": len(df), "holds_all": bool(df["holds"].all())}
     for name, g in df.groupby("dataset", sort=True):
         by_k = g.groupby("k")[["supervised_loss", "mean_acc", "linear_acc"]].mean()
         out[name] = {
@@ -273,13 +337,16 @@ def collect(params: Mapping, probe_dir: Path, results_path: Path, metrics_path: 
                     continue
                 records.append(json.loads(path.read_text()))
     if missing:
-        raise UserError(f"{len(missing)} probe result(s) missing, first {missing[0]!r}; run `dvc repro` to make them")
+        raise UserError(
+            f"{len(missing)} probe result(s) missing, first {missing[0]!r}; run `dvc repro` to make them"
+        )
     df = results_table(records)
     for col in ("contrastive_loss", "supervised_loss"):
         bad = df[~np.isfinite(df[col])]
         if len(bad):
             r = bad.iloc[0]
             raise UserError(f"{col} of {r['dataset']} k={r['k']} seed={r['seed']} is not finite")
-    io.write_with(results_path, lambda p: df.to_csv(p, index=False, float_format="%.10g"), suffix=".csv")
+    io.write_with(
+        results_path, lambda p: df.to_csv(p, index=False, float_format="%.10g"), suffix=".csv"
+    )
     io.write_json(metrics_path, summary_metrics(df))
-

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import shutil
 import sys
 import time
@@ -49,6 +50,7 @@ from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosin
 __all__ = ["CHECKPOINT_NAME", "TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
 CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
 TRAJECTORY_COLUMNS = (
     "epoch",
     "train_loss",
@@ -438,17 +440,31 @@ def load_checkpoint(path: Path, info: dict) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refuses anything but tensors and plain data
+        print(
+            f"note: checkpoint {str(path)!r} holds objects other than tensors and plain data: "
+            "refused (weights_only); starting from scratch",
+            file=sys.stderr,
+        )
+        return None
     except Exception as exc:  # a truncated or foreign file: never trusted, never fatal
         print(
             f"note: checkpoint {str(path)!r} is unreadable ({type(exc).__name__}); starting from scratch",
             file=sys.stderr,
         )
         return None
-    why = (
-        _mismatch(state.get("run", {}), info)
-        if isinstance(state, dict)
-        else "not a surrogap checkpoint"
-    )
+    if (
+        not isinstance(state, dict)
+        or not CHECKPOINT_KEYS <= set(state)
+        or not isinstance(state["run"], dict)
+    ):
+        print(
+            f"note: {str(path)!r} is not a surrogap checkpoint (it needs {', '.join(sorted(CHECKPOINT_KEYS))}); "
+            "starting from scratch",
+            file=sys.stderr,
+        )
+        return None
+    why = _mismatch(state["run"], info)
     if why:
         print(
             f"note: checkpoint {str(path)!r} was written for other params ({why}); starting from scratch",
@@ -620,8 +636,21 @@ def load_model(path: Path, meta: dict) -> tuple[nn.Module, dict]:
         raise UserError(
             f"model {str(path)!r} is unreadable ({type(exc).__name__}); rerun the pretrain stage"
         ) from None
+    if (
+        not isinstance(state, dict)
+        or not {"model", "run"} <= set(state)
+        or not isinstance(state["run"], dict)
+    ):
+        raise UserError(
+            f"model {str(path)!r} is not a surrogap model file; rerun the pretrain stage"
+        )
     run = state["run"]
-    model = build_encoder(parse_encoder_config(run["encoder"], "encoder"), meta)
-    model.load_state_dict(state["model"])
+    try:
+        model = build_encoder(parse_encoder_config(run["encoder"], "encoder"), meta)
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"model {str(path)!r} does not fit this dataset's encoder ({type(exc).__name__}); rerun the pretrain stage"
+        ) from None
     model.eval()
     return model, run
