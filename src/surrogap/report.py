@@ -414,7 +414,16 @@ def _claim_downstream(summary: pd.DataFrame, d: int) -> Claim:
         r0, r1 = first["supervised_loss_mean"], last["supervised_loss_mean"]
         a0, a1 = first["mean_acc_mean"], last["mean_acc_mean"]
         l0, l1 = first["linear_acc_mean"], last["linear_acc_mean"]
-        improves = bool(r1 < r0 and a1 > a0 and l1 > l0)
+        worse = [
+            name
+            for name, better in (
+                ("R_mu", r1 < r0),
+                ("mean-classifier accuracy", a1 > a0),
+                ("linear-probe accuracy", l1 > l0),
+            )
+            if not better
+        ]
+        improves = not worse
         line = (
             f"{ds}: from K={ks[0]} to K={ks[-1]}, R_mu {format_number(r0, d)} → "
             f"{format_number(r1, d)} nats, mean-classifier accuracy {format_number(a0, d)} → "
@@ -439,7 +448,7 @@ def _claim_downstream(summary: pd.DataFrame, d: int) -> Claim:
             line += "; saturation not testable with two K values"
         verdict = []
         if not improves:
-            verdict.append("does not improve")
+            verdict.append(f"{' and '.join(worse)} does not improve")
         if not saturates:
             verdict.append("does not saturate")
         line += f" ({' and '.join(verdict) if verdict else 'improves and saturates'})"
