@@ -259,15 +259,19 @@ def collision_term(k, num_classes):
 _TINY = 1e-280  # below this, v_n from the probability-space pass is recomputed in log space
 
 
-def _coverage_table(n_max: int, num_classes: int) -> np.ndarray:
+def _coverage_table(
+    n_max: int, num_classes: int, snapshot: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """v_n(C) for n = 0..n_max in probability space (entries below _TINY are not trusted).
 
     State j = distinct classes seen after t draws: P_{t+1}(j) = P_t(j) j/C +
     P_t(j-1) (C-j+1)/C, vectorized over j. States below the bulk whose mass is under 1e-300
     of the largest are dropped: mass only moves up, so their share of any later state stays
     under 1e-300 of the bulk's. Every term is a product of probabilities: no cancellation.
+    Returns (v_n for n = 0..n_max, a copy of P_t at t = `snapshot` or None).
     """
     c = num_classes
+    state = None
     out = np.zeros(n_max + 1)
     j = np.arange(c + 1, dtype=np.float64)
     stay = j / c  # (C+1,)  the draw hits a seen class
@@ -275,19 +279,24 @@ def _coverage_table(n_max: int, num_classes: int) -> np.ndarray:
     p = np.zeros(c + 1)
     p[0] = 1.0
     lo = 0
+    buf = np.empty(c + 1)
     for t in range(1, n_max + 1):
         hi = min(t, c)
-        new = p[lo : hi + 1] * stay[lo : hi + 1]
-        new[1:] += p[lo:hi] * move[lo + 1 : hi + 1]
-        p[lo : hi + 1] = new
+        moved = buf[: hi - lo]
+        np.multiply(p[lo:hi], move[lo + 1 : hi + 1], out=moved)  # old P(j-1) (C-j+1)/C
+        window = p[lo : hi + 1]
+        np.multiply(window, stay[lo : hi + 1], out=window)  # P(j) j/C, in place
+        np.add(p[lo + 1 : hi + 1], moved, out=p[lo + 1 : hi + 1])
         out[t] = p[c]
+        if t == snapshot:
+            state = p.copy()
         if t % 32 == 0:
             window = p[lo : hi + 1]
             keep = np.flatnonzero(window > window.max() * 1e-300)
             if keep.size and keep[0] > 0:
                 p[lo : lo + keep[0]] = 0.0
                 lo += int(keep[0])
-    return out
+    return out, state
 
 
 def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
@@ -298,8 +307,15 @@ def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
     log space up to the last such n, so log v_n stays exact far below the smallest float.
     """
     c = num_classes
+    # Up to step t0 every state j <= t0 keeps P_t(j) >= P_t(t) = prod_{i<t} (C-i)/C, which
+    # stays far above the smallest float while sum_{i<t} -log(1 - i/C) < 600: there the
+    # probability pass is exact and the log pass can start from its state.
+    steps = np.arange(min(c, n_max + 1))
+    all_new = np.cumsum(-np.log1p(-steps / c))  # -log P_{t+1}(t+1)
+    t0 = int(np.searchsorted(all_new, 600.0))  # all_new[t0 - 1] < 600
+    table, state = _coverage_table(n_max, c, snapshot=t0 if t0 >= 1 else None)
     with np.errstate(divide="ignore"):
-        out = np.log(_coverage_table(n_max, c))
+        out = np.log(table)
     out[: min(c, n_max + 1)] = -np.inf
     tiny = (
         np.flatnonzero(~(out[c:] > math.log(_TINY))) + c
@@ -314,18 +330,27 @@ def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
         log_stay = np.log(j / c)
         log_move = np.log((c - j + 1) / c)
     # only states that can still reach C by step n_log matter: j >= C - (n_log - t)
-    logp = np.full(c + 1, -np.inf)
-    logp[0] = 0.0
-    for t in range(1, n_log + 1):
+    if state is None:
+        t_start = 0
+        logp = np.full(c + 1, -np.inf)
+        logp[0] = 0.0
+    else:
+        t_start = t0
+        with np.errstate(divide="ignore"):
+            logp = np.log(state)
+    stay_buf, move_buf = np.empty(c + 1), np.empty(c + 1)
+    for t in range(t_start + 1, n_log + 1):
         hi = min(t, c)
         lo = max(0, c - (n_log - t))
-        stay = logp[lo : hi + 1] + log_stay[lo : hi + 1]
-        move = np.full(hi + 1 - lo, -np.inf)
+        stay = stay_buf[: hi + 1 - lo]
+        move = move_buf[: hi + 1 - lo]
+        np.add(logp[lo : hi + 1], log_stay[lo : hi + 1], out=stay)
         if lo == 0:
-            move[1:] = logp[:hi] + log_move[1 : hi + 1]
+            move[0] = -np.inf
+            np.add(logp[:hi], log_move[1 : hi + 1], out=move[1:])
         else:
-            move[:] = logp[lo - 1 : hi] + log_move[lo : hi + 1]
-        logp[lo : hi + 1] = np.logaddexp(stay, move)
+            np.add(logp[lo - 1 : hi], log_move[lo : hi + 1], out=move)
+        np.logaddexp(stay, move, out=logp[lo : hi + 1])
         if t >= c:
             out[t] = logp[c]
     return out
