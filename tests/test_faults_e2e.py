@@ -13,20 +13,17 @@ does exactly that.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from repo_copy import default_params, dvc, env, make_repo, only_datasets, ran
 
 from surrogap import pipeline
-
-ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +32,7 @@ RUN = "data/checkpoints/circle/k4-s0"
 
 def kill_params() -> dict:
     """One dataset, one K, one seed; pre-training takes several seconds, a checkpoint per epoch."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     params["dataset"] = ["circle"]
     params["k"] = [4]
     params["seed"] = [0]
@@ -46,58 +43,11 @@ def kill_params() -> dict:
     )
     params["probe"].update(max_iter=10)
     params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
-    for name in list(params):
-        if (
-            isinstance(params[name], dict)
-            and "data" in params[name]
-            and name not in params["dataset"]
-        ):
-            del params[name]
-    return params
-
-
-def env() -> dict:
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-
-
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=repo,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def ran(result: subprocess.CompletedProcess) -> list[str]:
-    return sorted(
-        line.split("'")[1]
-        for line in result.stdout.splitlines()
-        if line.startswith("Running stage")
-    )
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir()
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
-    (path / "params.yaml").write_text(yaml.safe_dump(kill_params(), sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
-    assert dvc(path, "init", "-q").returncode == 0
-    assert dvc(path, "config", "core.analytics", "false").returncode == 0
-    return path
+    return only_datasets(params)
 
 
 def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_path):
-    repo = make_repo(tmp_path / "repo")
+    repo = make_repo(tmp_path / "repo", kill_params())
     ckpt = repo / RUN / "last.pt"
     log = (tmp_path / "first.out").open("w"), (tmp_path / "first.err").open("w")
     first = subprocess.Popen(

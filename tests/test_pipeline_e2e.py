@@ -1,8 +1,6 @@
 """The DVC pipeline end to end, in a temporary copy of the repository with tiny params."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from repo_copy import default_params, dvc, make_repo, only_datasets, ran
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_params() -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     params["dataset"] = ["circle"]
     params["k"] = [1, 4]
     params["seed"] = [0]
@@ -26,52 +23,12 @@ def tiny_params() -> dict:
     params["circle"]["train"].update(batch_size=32, epochs=2, eval_every=1, checkpoint_every=1)
     params["probe"].update(max_iter=10)
     params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
-    for name in list(params):
-        if (
-            isinstance(params[name], dict)
-            and "data" in params[name]
-            and name not in params["dataset"]
-        ):
-            del params[name]
-    return params
-
-
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def ran(result: subprocess.CompletedProcess) -> list[str]:
-    return sorted(
-        line.split("'")[1]
-        for line in result.stdout.splitlines()
-        if line.startswith("Running stage")
-    )
+    return only_datasets(params)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    assert dvc(repo, "init", "-q").returncode == 0
-    assert dvc(repo, "config", "core.analytics", "false").returncode == 0
-    return repo
+    return make_repo(tmp_path_factory.mktemp("repo"), tiny_params())
 
 
 def test_repro_builds_everything_then_nothing_then_only_new_k(repo):

@@ -1,0 +1,69 @@
+"""Helpers of the end-to-end tests: a temporary copy of the repository with its own params,
+and `dvc` run in it by this interpreter (so the stages find the installed package)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def only_datasets(params: dict) -> dict:
+    """Drop the dataset sections that the `dataset` list does not name."""
+    for name in list(params):
+        section = params[name]
+        if isinstance(section, dict) and "data" in section and name not in params["dataset"]:
+            del params[name]
+    return params
+
+
+def env() -> dict:
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=repo,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def ran(result: subprocess.CompletedProcess) -> list[str]:
+    """The stages a `dvc repro` run ran, sorted."""
+    return sorted(
+        line.split("'")[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("Running stage")
+    )
+
+
+def make_repo(path: Path, params: dict) -> Path:
+    """A fresh git + DVC repository at `path` with the pipeline's code and `params`."""
+    path.mkdir(parents=True, exist_ok=True)
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    assert dvc(path, "init", "-q").returncode == 0
+    assert dvc(path, "config", "core.analytics", "false").returncode == 0
+    return path
