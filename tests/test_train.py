@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from surrogap import data, pipeline
+from surrogap import train as train_module
 from surrogap.errors import UserError
 from surrogap.train import CHECKPOINT_NAME, Trainer, warmup_cosine
 
@@ -205,3 +206,12 @@ def test_paper_presets_are_valid_params(preset):
             section,
             {"extract": pipeline.ExtractConfig, "probe": pipeline.ProbeConfig}[section],
         )
+
+
+def test_checkpoint_of_other_training_code_is_not_resumed(prepared, tmp_path, capsys, monkeypatch):
+    run(tiny_params(epochs=2), prepared, tmp_path, "x")
+    monkeypatch.setattr(train_module, "code_fingerprint", lambda: "0123456789abcdef")
+    run(tiny_params(epochs=2), prepared, tmp_path, "x")
+    err = capsys.readouterr().err
+    assert "was written for other params (code: checkpoint '" in err
+    assert "params '0123456789abcdef')" in err

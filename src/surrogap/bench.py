@@ -212,7 +212,7 @@ def _encoder_forward_flops(model, inputs) -> float:
 
 @lru_cache(maxsize=2)
 def _train_measurement(quick: bool) -> dict:
-    """One training epoch and one held-out evaluation on the paper's circle setting.
+    """Training epochs and held-out evaluations on the paper's circle setting (best of 3).
 
     Full: C = 100, 600 training and 400 validation points per class, B = 1024, K = 64, the
     MLP 2-256-256-256; quick: C = 20, B = 256, K = 16. The training FLOPs counted are the
@@ -245,12 +245,14 @@ def _train_measurement(quick: bool) -> dict:
     trainer = Trainer(cfg, MLPConfig(), data, k, 0, run_info={})
     peak_before = matmul_peak_flops()
     trainer.train_epoch()  # warm-up (allocator, kernels)
-    t0 = time.perf_counter()
-    trainer.train_epoch()
-    epoch_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    trainer.evaluate()
-    eval_s = time.perf_counter() - t0
+    epoch_s = eval_s = math.inf  # best of 3: the machine is shared
+    for _ in range(3):
+        t0 = time.perf_counter()
+        trainer.train_epoch()
+        epoch_s = min(epoch_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        trainer.evaluate()
+        eval_s = min(eval_s, time.perf_counter() - t0)
     peak = max(peak_before, matmul_peak_flops())
     view_inputs = splits["train"].inputs(torch.arange(2 * batch))
     d = int(trainer.model(*splits["train"].inputs(torch.arange(2))).shape[1])

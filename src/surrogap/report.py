@@ -819,14 +819,17 @@ def plot_trajectories(traj: pd.DataFrame) -> Figure:
     return fig
 
 
-def _mean_band(ax, frame: pd.DataFrame, x: str, y: str, color, label: str) -> None:
+def _mean_band(
+    ax, frame: pd.DataFrame, x: str, y: str, color, label: str, limits=(-np.inf, np.inf)
+) -> None:
+    """Mean over seeds with a ± std band, the band clipped to `limits` (e.g. [0, 1])."""
     stats = frame.groupby(x)[y].agg(["mean", "std"]).sort_index()
     ax.plot(stats.index, stats["mean"], color=color, lw=1.6, label=label)
     if stats["std"].notna().any():
         sd = stats["std"].fillna(0.0)
-        ax.fill_between(
-            stats.index, stats["mean"] - sd, stats["mean"] + sd, color=color, alpha=0.2, lw=0
-        )
+        low = (stats["mean"] - sd).clip(*limits)
+        high = (stats["mean"] + sd).clip(*limits)
+        ax.fill_between(stats.index, low, high, color=color, alpha=0.2, lw=0)
 
 
 def plot_learning_curves(traj: pd.DataFrame) -> Figure:
@@ -848,7 +851,7 @@ def plot_learning_curves(traj: pd.DataFrame) -> Figure:
         for k in ks:
             sub = traj[traj["k"] == k]
             _mean_band(ax_loss, sub, "epoch", "val_supervised_loss", colors[k], f"K = {k}")
-            _mean_band(ax_acc, sub, "epoch", "val_mean_acc", colors[k], f"K = {k}")
+            _mean_band(ax_acc, sub, "epoch", "val_mean_acc", colors[k], f"K = {k}", (0.0, 1.0))
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel(r"held-out $R_\mu$ (nats)")
         ax_loss.set_title(r"Held-out $R_\mu$ (mean ± std over seeds)")

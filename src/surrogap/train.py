@@ -21,6 +21,7 @@ these options existed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import pickle
 import shutil
@@ -345,8 +346,7 @@ class Trainer:
             ]
             # fp32 inside, whatever autocast made of z
             loss = contrastive_loss(
-                z[:b],
-                z[b:],
+                *z.chunk(2),  # (b, d) anchors, (b, d) positives: views whose backward is one cat
                 self.k,
                 normalize=cfg.normalize,
                 temperature=cfg.temperature,
@@ -405,11 +405,29 @@ class Trainer:
         }
 
 
+# the modules whose code decides the weights a run ends with (pretrain's code deps in dvc.yaml)
+TRAINING_CODE = (
+    "train.py", "losses.py", "optim.py", "distributed.py", "evaluation.py", "augment.py",
+    "models/__init__.py", "models/mlp.py", "models/vision.py", "models/text.py",
+)  # fmt: skip
+
+
+def code_fingerprint() -> str:
+    """sha256 of the training code: a checkpoint written by other code is not resumed."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def run_info(
     dataset: str, k: int, seed: int, encoder_cfg, train_cfg: TrainConfig, meta: dict
 ) -> dict:
-    """What a checkpoint records about the run; resuming requires an exact match."""
+    """What a checkpoint records about the run; resuming requires an exact match (params,
+    data sizes and the training code)."""
     return {
+        "code": code_fingerprint(),
         "dataset": dataset,
         "k": k,
         "seed": seed,
