@@ -42,6 +42,11 @@ def stage(name: str):
     return module
 
 
+def cli_args(**options) -> list[str]:
+    """A stage's command line from keywords: cli_args(probe_dir=p) -> ["--probe-dir", "p"]."""
+    return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
+
+
 def tiny_params() -> dict:
     return {
         "dataset": ["circle"],
@@ -241,16 +246,7 @@ def test_malformed_params_file_is_one_line(tmp_path, text, message):
 def test_params_file_unreadable_is_one_line(tmp_path, capsys):
     assert (
         stage("extract").main(
-            [
-                "--params",
-                str(tmp_path),
-                "--data",
-                "x",
-                "--model",
-                "y",
-                "--out",
-                str(tmp_path / "f.npz"),
-            ]
+            cli_args(params=str(tmp_path), data="x", model="y", out=str(tmp_path / "f.npz"))
         )
         == 2
     )
@@ -450,22 +446,15 @@ def test_prepared_data_edited_to_nan_is_refused_before_training(built, tmp_path,
     np.savez(prepared / "train.npz", **arrays)
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("pretrain").main(
-        [
-            "--params",
-            str(params),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            str(prepared),
-            "--out",
-            str(tmp_path / "run"),
-            "--checkpoints",
-            str(tmp_path / "ckpt"),
-        ]
+        cli_args(
+            params=str(params),
+            dataset="circle",
+            k="4",
+            seed="0",
+            data=str(prepared),
+            out=str(tmp_path / "run"),
+            checkpoints=str(tmp_path / "ckpt"),
+        )
     )
     assert code == 2
     msg = one_line(capsys.readouterr().err)
@@ -496,16 +485,12 @@ def test_extract_refuses_nan_features(built, tmp_path, capsys):
     out = tmp_path / "features" / "k4-s0.npz"
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("extract").main(
-        [
-            "--params",
-            str(params),
-            "--data",
-            str(built / "prepared"),
-            "--model",
-            str(tmp_path / "model.pt"),
-            "--out",
-            str(out),
-        ]
+        cli_args(
+            params=str(params),
+            data=str(built / "prepared"),
+            model=str(tmp_path / "model.pt"),
+            out=str(out),
+        )
     )
     assert code == 2
     msg = one_line(capsys.readouterr().err)
@@ -527,22 +512,15 @@ def test_probe_refuses_non_finite_features(built, tmp_path, capsys):
     np.savez(tmp_path / "f.npz", **arrays)
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("probe").main(
-        [
-            "--params",
-            str(params),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            str(built / "prepared"),
-            "--features",
-            str(tmp_path / "f.npz"),
-            "--out",
-            str(tmp_path / "p.json"),
-        ]
+        cli_args(
+            params=str(params),
+            dataset="circle",
+            k="4",
+            seed="0",
+            data=str(built / "prepared"),
+            features=str(tmp_path / "f.npz"),
+            out=str(tmp_path / "p.json"),
+        )
     )
     assert code == 2
     assert "test features of" in one_line(capsys.readouterr().err)
@@ -593,22 +571,15 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     # the pretrain stage then trains from scratch and replaces the file
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("pretrain").main(
-        [
-            "--params",
-            str(params),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            str(built / "prepared"),
-            "--out",
-            str(tmp_path / "run"),
-            "--checkpoints",
-            str(ckpt),
-        ]
+        cli_args(
+            params=str(params),
+            dataset="circle",
+            k="4",
+            seed="0",
+            data=str(built / "prepared"),
+            out=str(tmp_path / "run"),
+            checkpoints=str(ckpt),
+        )
     )
     assert code == 0 and not marker.exists()
     assert "resuming" not in capsys.readouterr().err
@@ -621,16 +592,12 @@ def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys
     torch.save({**state, "extra": Payload(str(marker))}, tmp_path / "model.pt")
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("extract").main(
-        [
-            "--params",
-            str(params),
-            "--data",
-            str(built / "prepared"),
-            "--model",
-            str(tmp_path / "model.pt"),
-            "--out",
-            str(tmp_path / "f.npz"),
-        ]
+        cli_args(
+            params=str(params),
+            data=str(built / "prepared"),
+            model=str(tmp_path / "model.pt"),
+            out=str(tmp_path / "f.npz"),
+        )
     )
     assert code == 2
     assert "is unreadable (UnpicklingError); rerun the pretrain stage" in one_line(
@@ -733,22 +700,15 @@ def test_bounds_stage_write_failure_keeps_previous_results(
 def test_missing_input_file_is_one_line(built, tmp_path, capsys):
     params = write_params(tmp_path / "params.yaml", tiny_params())
     code = stage("probe").main(
-        [
-            "--params",
-            str(params),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            str(built / "prepared"),
-            "--features",
-            str(tmp_path / "none.npz"),
-            "--out",
-            str(tmp_path / "p.json"),
-        ]
+        cli_args(
+            params=str(params),
+            dataset="circle",
+            k="4",
+            seed="0",
+            data=str(built / "prepared"),
+            features=str(tmp_path / "none.npz"),
+            out=str(tmp_path / "p.json"),
+        )
     )
     assert code == 2
     msg = one_line(capsys.readouterr().err)
