@@ -733,3 +733,16 @@ def test_harmonic_number_validation_not_bypassed_by_cache(valid, invalid):
     B.harmonic_number(valid)
     with pytest.raises(ValueError, match="n must be"):
         B.harmonic_number(invalid)
+
+
+def test_bounds_at_equals_each_bound_and_blanks_earlier_bounds_for_a_prior():
+    ks = np.array([1, 4, 9, 64])
+    at = B.bounds_at(2.3, ks, num_classes=10)
+    assert np.allclose(at["bao_upper"], B.bao_upper_bound(2.3, ks, num_classes=10), rtol=0, atol=0)
+    assert np.allclose(at["bao_lower"], B.bao_lower_bound(2.3, ks, num_classes=10), rtol=0, atol=0)
+    np.testing.assert_array_equal(at["arora"], B.arora_bound(2.3, ks, 10))
+    np.testing.assert_array_equal(at["ash"], B.ash_bound(2.3, ks, 10))
+    assert np.isnan(at["nozawa_sato"][:2]).all() and np.isfinite(at["nozawa_sato"][2:]).all()
+    skewed = B.bounds_at(2.3, ks, prior=[0.5, 0.3, 0.2])
+    assert np.isnan(skewed["arora"]).all() and np.isnan(skewed["ash"]).all()
+    np.testing.assert_array_equal(skewed["upper_gap"], B.upper_gap(ks, prior=[0.5, 0.3, 0.2]))

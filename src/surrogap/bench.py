@@ -222,7 +222,7 @@ def _train_measurement(quick: bool) -> dict:
     """
     import torch
 
-    from surrogap.data import Dataset, Split
+    from surrogap.data import Dataset, Split, stratified_split
     from surrogap.data.synthetic import circle_points
     from surrogap.external import matmul_peak_flops
     from surrogap.models.mlp import MLPConfig
@@ -231,7 +231,8 @@ def _train_measurement(quick: bool) -> dict:
     classes, per_class, batch, k = (20, 250, 256, 16) if quick else (100, 1000, 1024, 64)
     rng = np.random.default_rng(0)
     x, y = circle_points(classes, per_class, rng)
-    parts = _train_val_split(y, 0.4)
+    parts = stratified_split(y, val_fraction=0.4, test_fraction=0.0, seed=0)  # paper: 60/40
+    del parts["test"]
     splits = {s: Split({"x": x[idx], "y": y[idx]}, "dense") for s, idx in parts.items()}
     meta = {
         "dataset": "circle",
@@ -270,18 +271,6 @@ def _train_measurement(quick: bool) -> dict:
         "batch": batch,
         "k": k,
     }
-
-
-def _train_val_split(y: np.ndarray, val_fraction: float) -> dict[str, np.ndarray]:
-    """The paper's circle split: 60/40 train/validation per class (no test split needed)."""
-    rng = np.random.default_rng(0)
-    train, val = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = round(idx.size * val_fraction)
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return {"train": np.sort(np.concatenate(train)), "val": np.sort(np.concatenate(val))}
 
 
 @register("train_flops_fraction")

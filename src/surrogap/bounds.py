@@ -33,6 +33,7 @@ __all__ = [
     "ash_bound",
     "bao_lower_bound",
     "bao_upper_bound",
+    "bounds_at",
     "collision_probability",
     "collision_term",
     "coverage_probability",
@@ -471,3 +472,25 @@ def loss_coefficients(k, num_classes):
         "nozawa_sato": nozawa,
         "ash": ash,
     }
+
+
+def bounds_at(loss, k, num_classes=None, prior=None, b=1.0) -> dict[str, np.ndarray]:
+    """Every bound at a measured contrastive loss, per K: a dict of arrays (k's shape).
+
+    Keys: lower_gap, upper_gap, bao_lower, bao_upper, arora, nozawa_sato, ash. The earlier
+    bounds are uniform-prior results: NaN with a non-uniform prior, as where undefined.
+    """
+    lb, kb, _ = _loss_and_k(loss, k)
+    c, p = _class_setting(num_classes, prior)
+    lower = np.asarray(lower_gap(kb, num_classes, prior, b), dtype=np.float64)
+    upper = np.asarray(upper_gap(kb, num_classes, prior, b), dtype=np.float64)
+    out = {"lower_gap": lower, "upper_gap": upper, "bao_lower": lb + lower, "bao_upper": lb + upper}
+    for name, fn in (
+        ("arora", arora_bound),
+        ("nozawa_sato", nozawa_sato_bound),
+        ("ash", ash_bound),
+    ):
+        out[name] = (
+            np.asarray(fn(lb, kb, c), dtype=np.float64) if p is None else np.full(kb.shape, np.nan)
+        )
+    return out

@@ -106,14 +106,7 @@ def bounds_records(
             f"--loss takes one value or one per --k value ({ks.size}), got {losses.size}"
         )
     losses = np.broadcast_to(losses, ks.shape)
-    earlier = {
-        name: (np.atleast_1d(fn(losses, ks, c)) if uniform else np.full(ks.shape, np.nan))
-        for name, fn in (
-            ("arora", bounds.arora_bound),
-            ("nozawa_sato", bounds.nozawa_sato_bound),
-            ("ash", bounds.ash_bound),
-        )
-    }
+    at = bounds.bounds_at(losses, ks, classes, prior, b)
     for i, kk in enumerate(ks):
         records.append(
             {
@@ -121,11 +114,7 @@ def bounds_records(
                 "classes": c,
                 "b": b,
                 "loss": float(losses[i]),
-                "lower_gap": float(lower[i]),
-                "upper_gap": float(upper[i]),
-                "bao_lower": float(losses[i] + lower[i]),
-                "bao_upper": float(losses[i] + upper[i]),
-                **{name: _none_if_nan(values[i]) for name, values in earlier.items()},
+                **{name: _none_if_nan(float(values[i])) for name, values in at.items()},
             }
         )
     return records

@@ -268,35 +268,16 @@ def probe(
 
 
 # --------------------------------------------------------------------------- bounds
-def bound_columns(loss: float, k: int, classes: int, prior: list[float] | None) -> dict[str, float]:
-    """Bao et al.'s gaps and bounds and the earlier bounds at contrastive loss `loss` (b = 1).
-
-    With a non-uniform prior the earlier bounds (uniform-prior results) are NaN."""
-    uniform = prior is None or np.allclose(
-        prior, 1.0 / classes, rtol=0, atol=bounds.PRIOR_TOLERANCE
-    )
-    kw = {"num_classes": classes} if uniform else {"prior": prior}
-    lower = bounds.lower_gap(k, **kw)
-    upper = bounds.upper_gap(k, **kw)
-    nan = float("nan")
-    return {
-        "lower_gap": lower,
-        "upper_gap": upper,
-        "bao_lower": loss + lower,
-        "bao_upper": loss + upper,
-        "arora": bounds.arora_bound(loss, k, classes) if uniform else nan,
-        "nozawa_sato": bounds.nozawa_sato_bound(loss, k, classes) if uniform else nan,
-        "ash": bounds.ash_bound(loss, k, classes) if uniform else nan,
-    }
-
-
 def results_table(records: list[dict]):
     """The tidy results DataFrame (RESULT_COLUMNS), sorted by dataset, classes, k, seed."""
     import pandas as pd
 
     rows = []
     for r in records:
-        row = {**r, **bound_columns(r["contrastive_loss"], r["k"], r["classes"], r.get("prior"))}
+        prior = r.get("prior")
+        setting = {"num_classes": r["classes"]} if prior is None else {"prior": prior}
+        at = bounds.bounds_at(r["contrastive_loss"], r["k"], **setting)
+        row = {**r, **{key: float(value) for key, value in at.items()}}
         row["holds"] = bool(row["bao_lower"] <= row["supervised_loss"] <= row["bao_upper"])
         rows.append(row)
     df = pd.DataFrame(rows)
