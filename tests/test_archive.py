@@ -102,7 +102,7 @@ def test_safe_extract_plain_archive_and_extract_once(tmp_path):
     assert _leftovers(tmp_path) == []
 
     digest = archive.md5sum(tar)
-    archive.extract_once(tar, dest, digest)  # no stamp yet: extracts again, stamps
+    archive.safe_extract(tar, dest, stamp=digest)  # stamped: an extraction of ours
     (dest / "top" / "a.txt").write_bytes(b"changed")
     archive.extract_once(tar, dest, digest)  # stamp matches: reused as is
     assert (dest / "top" / "a.txt").read_bytes() == b"changed"
@@ -193,3 +193,67 @@ def test_safe_extract_failed_swap_keeps_previous_extraction(tmp_path, monkeypatc
     monkeypatch.undo()
     assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
     assert _leftovers(tmp_path) == []
+
+
+def test_corrupt_copies_are_numbered_never_replaced(tmp_path):
+    """A second bad file of the same name does not replace the first one set aside."""
+    f = tmp_path / "a.bin"
+    for n, payload in enumerate((b"first", b"second", b"third")):
+        f.write_bytes(payload)
+        with pytest.raises(UserError, match="moved aside") as err:
+            archive.verify_md5(f, "0" * 32)
+        aside = tmp_path / ("a.bin.corrupt" + ("" if n == 0 else f".{n}"))
+        assert repr(str(aside)) in str(err.value)
+    assert not f.exists()
+    assert (tmp_path / "a.bin.corrupt").read_bytes() == b"first"
+    assert (tmp_path / "a.bin.corrupt.1").read_bytes() == b"second"
+    assert (tmp_path / "a.bin.corrupt.2").read_bytes() == b"third"
+
+
+def test_files_not_ours_are_refused_in_place(tmp_path):
+    """ours=False (a file of the user's): refused with one line, never renamed or moved."""
+    f = tmp_path / "mine.tar.gz"
+    f.write_bytes(b"not the archive")
+    with pytest.raises(UserError, match="left where it is") as err:
+        archive.verify_md5(f, "0" * 32, ours=False)
+    assert "\n" not in str(err.value) and "moved" not in str(err.value).split(":")[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tar.gz"]
+    with pytest.raises(UserError, match=r"truncated or corrupt.*left where it is") as err:
+        archive.safe_extract(f, tmp_path / "out", ours=False)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.tar.gz"]
+    assert f.read_bytes() == b"not the archive"
+
+
+def test_inside_resolves_the_path():
+    assert archive.inside("data/raw/x.tar.gz", "data/raw")
+    assert archive.inside("data/raw/sub/../x.tar.gz", "data")
+    assert not archive.inside("data/raw/../x.tar.gz", "data/raw")
+    assert not archive.inside("data/raw", "data/raw")
+
+
+def test_extraction_never_replaces_the_folder_holding_the_archive(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "other.bin").write_bytes(b"another dataset's file")
+    tar = _tar(raw / "x.tar.gz", [_file("a.txt", b"1")])
+    for dest in (raw, tmp_path):
+        with pytest.raises(UserError, match="the folder that holds it: refused"):
+            archive.safe_extract(tar, dest)
+    assert sorted(p.name for p in raw.iterdir()) == ["other.bin", "x.tar.gz"]
+
+
+def test_extract_once_never_replaces_a_folder_it_did_not_write(tmp_path):
+    tar = _tar(tmp_path / "x.tar.gz", [_file("a.txt", b"1")])
+    mine = tmp_path / "x"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's own")
+    with pytest.raises(UserError, match=r"no extraction of surrogap's.*refused to replace"):
+        archive.extract_once(tar, mine, archive.md5sum(tar))
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # an extraction of ours is replaced when the archive changes
+    ours = tmp_path / "y"
+    archive.extract_once(tar, ours, archive.md5sum(tar))
+    tar2 = _tar(tmp_path / "x2.tar.gz", [_file("b.txt", b"2")])
+    archive.extract_once(tar2, ours, archive.md5sum(tar2))
+    assert sorted(p.name for p in ours.iterdir()) == [archive.STAMP, "b.txt"]

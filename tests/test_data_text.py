@@ -4,12 +4,16 @@ tokenizer, the min_freq vocabulary, and the generated topics corpus."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
@@ -251,3 +255,81 @@ def test_topics_thousands_of_classes_and_pool(tmp_path):
 def test_topics_config_errors(params, needle):
     with pytest.raises(UserError, match=needle):
         data.parse_data_config({"kind": "topics", **params}, "topics.data")
+
+
+# --------------------------------------------------------------------------- user's archives
+def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
+    """Run stages/prepare.py for the dataset `wiki` as `dvc repro` would, in the project
+    folder `project` (raw folder data/raw); return (exit status, stderr)."""
+    (project / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    if isinstance(params, dict):
+        params = yaml.safe_dump({"dataset": ["wiki"], "wiki": {"data": params}})
+    (project / "params.yaml").write_text(params)
+    script = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parents[2])}
+    argv = ["--dataset", "wiki", "--out", "data/prepared/wiki", "--root", "data/raw"]
+    done = subprocess.run(
+        [sys.executable, str(script), *argv], cwd=project, capture_output=True, text=True, env=env
+    )
+    return done.returncode, done.stderr
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_archives_given_by_path_are_never_moved(tmp_path):
+    """A wrong md5 or a truncated archive given by `path` is refused with one line and left
+    exactly where it was: no rename, no `.corrupt` beside it, in a read-only folder too."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    good = make_wiki(mine / "Wiki-3029.tar.gz")
+    cut = mine / "cut.tar.gz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    mine.chmod(0o555)  # read-only (root ignores it: the snapshot below is the real check)
+    try:
+        before = _snapshot(mine)
+        cases = [
+            ({"path": str(good), "md5": "0" * 32}, "fails its checksum"),
+            ({"path": str(cut)}, "truncated or corrupt"),
+        ]
+        for block, needle in cases:
+            status, err = _prepare_stage(tmp_path / "project", {"kind": "wiki3029", **block})
+            lines = err.strip().splitlines()
+            assert status == 2 and len(lines) == 1, err
+            assert needle in lines[0] and "left where it is" in lines[0], err
+            assert _snapshot(mine) == before
+        assert not (tmp_path / "project" / "data" / "prepared").exists()
+    finally:
+        mine.chmod(0o755)
+
+
+def test_an_archive_without_a_stem_never_replaces_the_raw_folder(tmp_path):
+    """`.tar.gz` names no folder: it is extracted to data/raw/archive-<md5>, and the other
+    datasets' raw files in data/raw stay."""
+    raw = tmp_path / "project" / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "cifar-10-python.tar.gz").write_bytes(b"another dataset")
+    nameless = make_wiki(tmp_path / ".tar.gz")
+    status, err = _prepare_stage(tmp_path / "project", {"kind": "wiki3029", "path": str(nameless)})
+    assert status == 0, err
+    digest = archive.md5sum(nameless)
+    assert sorted(p.name for p in raw.iterdir()) == [
+        f"archive-{digest[:12]}",
+        "cifar-10-python.tar.gz",
+    ]
+    assert (raw / "cifar-10-python.tar.gz").read_bytes() == b"another dataset"
+    assert (
+        text._stem(".tar.gz", digest) == text._stem("..tar.gz", digest) == f"archive-{digest[:12]}"
+    )
+    assert text._stem("Wiki-3029.tar.gz", digest) == "Wiki-3029"
+
+
+def test_unquoted_digit_md5_says_quote_it(tmp_path):
+    """YAML reads md5: 0123... as a number (its digits are lost): one line saying to quote it."""
+    params = "dataset: [wiki]\nwiki:\n  data: {kind: wiki3029, path: x.tar.gz, md5: %s}\n"
+    status, err = _prepare_stage(tmp_path, params % ("1" * 32))
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert "wiki.data.md5: got the number 1111" in lines[0] and "quote it" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["raw"]  # nothing written

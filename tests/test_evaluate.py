@@ -578,3 +578,16 @@ def test_empirical_prior_uses_train_frequencies():
     assert rec["lower_gap"] == pytest.approx(bounds.lower_gap(4, prior=prior))
     assert rec["upper_gap"] == pytest.approx(bounds.upper_gap(4, prior=prior))
     assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None
+
+
+def test_float64_features_too_large_for_float32_say_so(tmp_path, capsys):
+    """1e300 is finite in float64 but inf in float32: the line says that (no numpy warning)."""
+    x, y = mixture(n=40, c=4)
+    big = x.astype(np.float64)
+    big[3, 1] = -1e300
+    np.savez(tmp_path / "big.npz", x=big, y=y)
+    with np.errstate(all="raise"):  # a numpy overflow warning would fail here
+        rc, out, err = run_cli(capsys, "evaluate", tmp_path / "big.npz", "--k", 1, "--repeats", 1)
+    assert rc == 2 and out == "" and err.count("\n") == 1, err
+    assert "finite values too large for float32 (first at row 3: 1e+300" in err
+    assert "holds NaN or inf" not in err

@@ -78,10 +78,22 @@ def _type_name(tp) -> str:
     return _SINGULAR.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def _refuse_unquoted_digits(value: Any, tp: Any, where: str) -> None:
+    """A string of digits only (an MD5 like 0123...) that YAML read as a number: say to
+    quote it (its digits cannot be recovered: leading zeros are gone, 0-7 only is octal)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise UserError(
+            f"{where}: got the number {value}, expected {_type_name(tp)}; YAML reads a value "
+            f'of digits only as a number: quote it ({where.rsplit(".", 1)[-1]}: "...")'
+        )
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp`; ints are accepted where floats are."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        if str in typing.get_args(tp) and int not in typing.get_args(tp):
+            _refuse_unquoted_digits(value, tp, where)
         for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, where)
@@ -109,6 +121,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+        _refuse_unquoted_digits(value, tp, where)
     elif dataclasses.is_dataclass(tp):
         return parse(tp, value, where)
     elif tp is Any:

@@ -93,7 +93,19 @@ def _as_features(arr: np.ndarray, where: str) -> np.ndarray:
         raise UserError(
             f"{where}: features must be a non-empty 2-D array (n, d), got shape {arr.shape}"
         )
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore"):  # checked just below, with a message that says why
+        x = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        over = np.isinf(x) & np.isfinite(arr)
+        if over.any():
+            row = int(np.flatnonzero(over.any(axis=1))[0])
+            big = float(np.max(np.abs(arr[row][over[row]])))
+            raise UserError(
+                f"{where}: features hold finite values too large for float32 (first at row "
+                f"{row}: {big:.3g}; float32 holds magnitudes up to "
+                f"{float(np.finfo(np.float32).max):.3g}); rescale them"
+            )
+    return x
 
 
 def _as_labels(arr: np.ndarray, where: str) -> np.ndarray:

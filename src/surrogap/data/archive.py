@@ -4,8 +4,11 @@ Nothing partial is ever left under a final name: a download goes to a temporary 
 beside its destination and is renamed only once complete and verified; an extraction goes
 to a temporary folder renamed over its destination only once every member is out. A file
 that fails its checksum, or a tarball that cannot be read to the end (truncated,
-corrupt), is renamed aside to ``<name>.corrupt`` so it is never used again silently, and
-the `UserError` says so.
+corrupt), is refused with a `UserError`. It is renamed aside to a fresh ``<name>.corrupt``
+(``<name>.corrupt.1``, ``.2``, ... when older ones exist: none is ever replaced) only when it
+lies inside the project's raw folder (the prepare stage's ``--root``, ``data/raw``), so it
+is never used again silently; a file of the user's own (``data.path``, a ``root`` elsewhere)
+is never renamed, moved or deleted: it is refused and left where it is.
 """
 
 from __future__ import annotations
@@ -46,28 +49,71 @@ def md5sum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def quarantine(path: str | Path) -> Path:
-    """Rename `path` aside to ``<name>.corrupt`` (replacing an older one); return the new path."""
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` lies inside `folder` (both resolved: links and ``..`` followed)."""
+    return Path(folder).resolve() in Path(path).resolve().parents
+
+
+def quarantine(path: str | Path, as_name: str | None = None) -> Path:
+    """Rename `path` aside to a fresh ``<name>.corrupt`` and return the new path (`name`:
+    `as_name`, by default the file's own name).
+
+    An older ``<name>.corrupt`` is never replaced: the next free ``<name>.corrupt.1``,
+    ``.2``, ... is taken instead (claimed with a hard link, which fails rather than
+    replace; where links are not supported, by a checked rename).
+    """
     path = Path(path)
-    aside = path.with_name(path.name + ".corrupt")
-    os.replace(path, aside)
-    return aside
+    name = as_name or path.name
+    for n in range(10_000):
+        aside = path.with_name(name + (".corrupt" if n == 0 else f".corrupt.{n}"))
+        if aside.exists() or aside.is_symlink():
+            continue
+        try:
+            os.link(path, aside)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some file systems)
+            if aside.exists():  # pragma: no cover - a race
+                continue
+            os.rename(path, aside)
+            return aside
+        os.unlink(path)
+        return aside
+    raise UserError(f"{str(path)!r} is refused, and 10000 older '.corrupt' copies lie beside it")
 
 
-def verify_md5(path: str | Path, md5: str | None, url: str | None = None) -> str:
+def refuse(path: str | Path, reason: str, ours: bool, hint: str = "") -> UserError:
+    """The `UserError` refusing the file `path`; moves it aside first when `ours`
+    (a file of the project's raw folder), else leaves it where it is (the user's own)."""
+    path = Path(path)
+    if ours:
+        try:
+            fate = f"refused and moved aside to {str(quarantine(path))!r}"
+        except OSError as exc:
+            fate = f"refused (it could not be moved aside: {exc.strerror or exc})"
+    else:
+        fate = "refused and left where it is (a file of yours: surrogap never moves it)"
+    return UserError(f"{reason}: {fate}{hint}")
+
+
+def verify_md5(
+    path: str | Path, md5: str | None, url: str | None = None, *, ours: bool = True
+) -> str:
     """Check `path` against `md5` (skipped when None) and return its actual digest.
 
-    On a mismatch the file is renamed aside to ``<name>.corrupt`` and `UserError` says
-    where it went and where a good copy comes from.
+    On a mismatch the file is refused (see :func:`refuse`: moved aside to
+    ``<name>.corrupt`` only when `ours`) and `UserError` says where it is and where a
+    good copy comes from.
     """
     path = Path(path)
     actual = md5sum(path)
     if md5 is not None and actual != md5.lower():
-        aside = quarantine(path)
         again = f"; fetch it again from {url}" if url else ""
-        raise UserError(
-            f"{str(path)!r} fails its checksum (md5 {actual}, expected {md5.lower()}): "
-            f"refused and moved aside to {str(aside)!r}{again}"
+        raise refuse(
+            path,
+            f"{str(path)!r} fails its checksum (md5 {actual}, expected {md5.lower()})",
+            ours,
+            again,
         )
     return actual
 
@@ -103,9 +149,8 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
             raise UserError(f"cannot download {url} ({reason}); {by_hand}") from None
         raise
-    aside = path.with_name(path.name + ".corrupt")
     if expected is not None and expected.isdigit() and got != int(expected):
-        os.replace(tmp, aside)
+        aside = quarantine(tmp, as_name=path.name)
         raise UserError(
             f"download of {url} stopped after {got} of {expected} bytes: refused and moved "
             f"aside to {str(aside)!r}; retry, or {by_hand}"
@@ -113,7 +158,7 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
     if md5 is not None:
         actual = md5sum(tmp)
         if actual != md5.lower():
-            os.replace(tmp, aside)
+            aside = quarantine(tmp, as_name=path.name)
             raise UserError(
                 f"download of {url} fails its checksum (md5 {actual}, expected {md5.lower()}): "
                 f"refused and moved aside to {str(aside)!r}"
@@ -122,11 +167,20 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
     return path
 
 
-def ensure(path: str | Path, url: str | None, md5: str | None, download: bool, what: str) -> str:
+def ensure(
+    path: str | Path,
+    url: str | None,
+    md5: str | None,
+    download: bool,
+    what: str,
+    *,
+    ours: bool = True,
+) -> str:
     """Make sure the archive `path` is there and sound; return its MD5 digest.
 
-    Present: verified against `md5`. Missing: downloaded from `url` when `download` is true,
-    else one line saying where to place it and where it comes from.
+    Present: verified against `md5` (a mismatch is moved aside only when `ours`, see
+    :func:`refuse`). Missing: downloaded from `url` when `download` is true, else one line
+    saying where to place it and where it comes from.
     """
     path = Path(path)
     if not path.exists():
@@ -137,7 +191,7 @@ def ensure(path: str | Path, url: str | None, md5: str | None, download: bool, w
                 f"{what}: archive missing: place {path.name} at {str(path)!r} ({source}){hint}"
             )
         fetch(url, path, md5)
-    return verify_md5(path, md5, url)
+    return verify_md5(path, md5, url, ours=ours)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -180,24 +234,35 @@ def _check_not_through_link(member: tarfile.TarInfo, links: set[str]) -> None:
             )
 
 
-def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = None) -> Path:
+def safe_extract(
+    tar_path: str | Path, dest: str | Path, stamp: str | None = None, *, ours: bool = True
+) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
     Every member is checked first: absolute paths, ``..`` components, links pointing
     outside `dest`, paths through a link of the archive, and device files are refused with a `UserError` naming the member. The
     members are then extracted into a temporary folder beside `dest` which replaces `dest`
-    whole. A tarball that cannot be read to the end is moved aside to ``<name>.corrupt``.
-    `stamp`, when given, is written to ``dest/.surrogap-source`` (see :func:`extract_once`).
+    whole. A tarball that cannot be read to the end is refused (moved aside to
+    ``<name>.corrupt`` only when `ours`, see :func:`refuse`). `dest` may not hold the
+    archive itself (it would be replaced with the folder). `stamp`, when given, is written
+    to ``dest/.surrogap-source`` (see :func:`extract_once`).
     """
     tar_path, dest = Path(tar_path), Path(dest)
     if not tar_path.is_file():
         raise UserError(f"archive {str(tar_path)!r} does not exist")
+    if dest.resolve() == tar_path.resolve() or inside(tar_path, dest):
+        raise UserError(
+            f"archive {str(tar_path)!r} would be extracted into {str(dest)!r}, the folder "
+            "that holds it: refused, nothing extracted"
+        )
 
     def corrupt(exc: BaseException) -> UserError:
-        aside = quarantine(tar_path)
-        return UserError(
-            f"archive {str(tar_path)!r} is truncated or corrupt ({type(exc).__name__}: {exc}): "
-            f"refused and moved aside to {str(aside)!r}"
+        return refuse(
+            tar_path,
+            f"archive {str(tar_path)!r} is truncated or corrupt ({type(exc).__name__}: "
+            + " ".join(str(exc).split())  # tarfile's reasons span lines: one line here
+            + ")",
+            ours,
         )
 
     try:
@@ -271,14 +336,22 @@ def safe_extract(tar_path: str | Path, dest: str | Path, stamp: str | None = Non
     return dest
 
 
-def extract_once(tar_path: str | Path, dest: str | Path, digest: str) -> Path:
+def extract_once(tar_path: str | Path, dest: str | Path, digest: str, *, ours: bool = True) -> Path:
     """`safe_extract` unless `dest` already holds a complete extraction of this very archive.
 
     `digest` (the archive's MD5) is stamped inside the extraction, so a changed archive is
-    extracted again and an interrupted extraction (never renamed into place) is redone.
+    extracted again and an interrupted extraction (never renamed into place) is redone. A
+    `dest` that exists without a stamp is not ours (a folder of the user's) and is never
+    replaced.
     """
     dest = Path(dest)
     stamp = dest / STAMP
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return dest
-    return safe_extract(tar_path, dest, stamp=digest)
+    if (dest.exists() or dest.is_symlink()) and not stamp.is_file():
+        raise UserError(
+            f"{str(dest)!r} exists and is no extraction of surrogap's (it has no {STAMP}): "
+            f"refused to replace it with the extraction of {str(tar_path)!r}; move it away, "
+            "or give that folder as data.path"
+        )
+    return safe_extract(tar_path, dest, stamp=digest, ours=ours)

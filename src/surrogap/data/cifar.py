@@ -176,9 +176,10 @@ def build(cfg: CifarConfig, root: Path) -> Prepared:
     src = SOURCES[cfg.kind]
     folder = archive.raw_folder(cfg.root, root)
     tar_path = folder / src.filename
-    digest = archive.ensure(tar_path, src.url, src.md5, cfg.download, cfg.kind)
+    ours = archive.inside(tar_path, root)  # a `root` elsewhere is the user's folder
+    digest = archive.ensure(tar_path, src.url, src.md5, cfg.download, cfg.kind, ours=ours)
     extracted = archive.extract_once(
-        tar_path, folder / src.filename.removesuffix(".tar.gz"), digest
+        tar_path, folder / src.filename.removesuffix(".tar.gz"), digest, ours=ours
     )
     batches = extracted / src.folder
 

@@ -162,17 +162,24 @@ def load_corpus(
     )
 
 
-def _stem(name: str) -> str:
+def _stem(name: str, digest: str) -> str:
+    """The extraction folder's name for the archive `name`: the name without its archive
+    suffix; an archive with no name of its own (``.tar.gz``, ``..tar.gz``) gets
+    ``archive-<md5 prefix>``, never the raw folder itself or its parent."""
     for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar"):
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name + ".d"
+            stem = name[: -len(suffix)]
+            break
+    else:
+        stem = name + ".d"
+    return stem if stem.strip(".") else f"archive-{digest[:12]}"
 
 
-def _corpus_folder(tar_path: Path, digest: str, folder: Path | None = None) -> Path:
-    """The extraction of `tar_path` (once per digest) into `folder` (default: beside it)."""
-    dest = (folder if folder is not None else tar_path.parent) / _stem(tar_path.name)
-    return archive.extract_once(tar_path, dest, digest)
+def _corpus_folder(tar_path: Path, digest: str, folder: Path, ours: bool = True) -> Path:
+    """The extraction of `tar_path` (once per digest) into `folder`; `ours`: whether the
+    archive lies in the project's raw folder (see :func:`archive.refuse`)."""
+    dest = folder / _stem(tar_path.name, digest)
+    return archive.extract_once(tar_path, dest, digest, ours=ours)
 
 
 # --------------------------------------------------------------------------- wiki3029
@@ -219,17 +226,22 @@ def wiki3029_source(cfg: Wiki3029Config, root: Path) -> Path:
             return local
         if not local.is_file():
             raise UserError(f"wiki3029: data.path {str(local)!r} does not exist")
-        digest = archive.verify_md5(local, cfg.md5)
-        return _corpus_folder(local, digest, archive.raw_folder(cfg.root, root))
+        raw = archive.raw_folder(cfg.root, root)
+        ours = archive.inside(local, root)  # the user's own file unless in the raw folder
+        digest = archive.verify_md5(local, cfg.md5, ours=ours)
+        return _corpus_folder(local, digest, raw, ours)
     name = Path(cfg.url.split("?")[0]).name if cfg.url else WIKI3029_NAME
-    tar_path = archive.raw_folder(cfg.root, root) / (name or WIKI3029_NAME)
+    tar_path = archive.raw_folder(cfg.root, root) / (
+        name if name not in ("", ".", "..") else WIKI3029_NAME
+    )
     if not tar_path.exists() and cfg.url is None:
         raise UserError(
             f"wiki3029: archive missing: place {tar_path.name} at {str(tar_path)!r} (the Wiki-3029 "
             f"dataset of Arora et al. 2019, {WIKI3029_URL}), or set data.url (+ md5) or data.path"
         )
-    digest = archive.ensure(tar_path, cfg.url, cfg.md5, cfg.download, "wiki3029")
-    return _corpus_folder(tar_path, digest)
+    ours = archive.inside(tar_path, root)  # a `root` elsewhere is the user's folder
+    digest = archive.ensure(tar_path, cfg.url, cfg.md5, cfg.download, "wiki3029", ours=ours)
+    return _corpus_folder(tar_path, digest, tar_path.parent, ours)
 
 
 def build_wiki3029(cfg: Wiki3029Config, root: Path) -> Prepared:
@@ -379,7 +391,7 @@ def _generator_fingerprint(cfg: TopicsConfig) -> str:
 def build_topics(cfg: TopicsConfig, root: Path) -> Prepared:
     tar_path = archive.raw_folder(cfg.root, root) / f"topics-{_generator_fingerprint(cfg)}.tar.gz"
     write_topics_corpus(cfg, tar_path)
-    folder = _corpus_folder(tar_path, archive.md5sum(tar_path))
+    folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent)
     classes = None if cfg.pool is None else cfg.classes
     prepared = load_corpus(
         folder, classes, cfg.val_fraction, cfg.test_fraction, cfg.min_freq, cfg.seed
