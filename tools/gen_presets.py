@@ -65,7 +65,7 @@ def synth(kind):
 dump(
     "params/paper-circle.yaml",
     """
-# The paper's synthetic grid (PROTOCOL.md): circle, C = 100, 1000 points per class, MLP
+# The paper's synthetic grid (docs/PROTOCOL.md): circle, C = 100, 1000 points per class, MLP
 # 2-256-256-256, Adam lr 0.01 weight decay 0.01, batch 1024, 300 epochs, plateau schedule
 # with patience 10 and factor 0.1 (as the paper's official code),
 # K in {1, 4, 16, 64, 256}, 8 seeds: 40 runs. A full params.yaml replacement:
@@ -116,7 +116,7 @@ for kind in ("cifar10", "cifar100"):
     dump(
         f"params/paper-{kind}.yaml",
         f"""
-# The paper's {kind} grid (PROTOCOL.md): ResNet-18 (CIFAR stem) + projection head, SimCLR
+# The paper's {kind} grid (docs/PROTOCOL.md): ResNet-18 (CIFAR stem) + projection head, SimCLR
 # augmentation; as the paper's official code: SGD momentum 0.9 with LARS (optimizer: lars),
 # weight decay 1e-4, global batch 1024, 2000 epochs, cosine schedule with 10 warm-up epochs,
 # and the learning-rate grid {{0.03125, 0.0625, 0.09375}} scaled by sqrt(batch size)
@@ -185,7 +185,7 @@ for c in WIKI_C:
 dump(
     "params/paper-wiki3029.yaml",
     """
-# The paper's Wiki-3029 grid (PROTOCOL.md): fastText-style bag of embeddings (dim 256), SGD
+# The paper's Wiki-3029 grid (docs/PROTOCOL.md): fastText-style bag of embeddings (dim 256), SGD
 # momentum 0.9, batch 2048, cosine schedule with warm-up, K in {8, 64, 256, 1024}, 3 seeds;
 # the C sweep C in {500, 1000, 2000, 3029} as dataset sections (random class subsets, epochs
 # scaled by 3029 / C so the number of steps stays comparable) crossed with the lr grid

@@ -8,7 +8,7 @@ Batch layout: ``batch_size`` in params is the *global* batch B. With W processes
 takes a contiguous shard of B / W anchors of every global batch of the epoch's seeded
 permutation (all processes draw the same permutation), so the same params give the same
 global batch whatever W is. Negatives are drawn inside each process's own shard
-(PROTOCOL.md), so K <= B / W - 1.
+(docs/PROTOCOL.md), so K <= B / W - 1.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Evaluations of frozen features: the mean classifier, the held-out contrastive loss,
-the linear probe (PROTOCOL.md, "Evaluations of a frozen encoder").
+the linear probe (docs/PROTOCOL.md, "Evaluations of a frozen encoder").
 
 Every function L2-normalizes the features it is given (``l2_normalize``: a zero row stays
 zero), so b = 1 in every bound. Features are torch tensors (n, d); labels int64 (n,).

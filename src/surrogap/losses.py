@@ -1,4 +1,4 @@
-"""The contrastive loss with K in-batch negatives (PROTOCOL.md), as a pure function.
+"""The contrastive loss with K in-batch negatives (docs/PROTOCOL.md), as a pure function.
 
 For a mini-batch of B positive pairs (anchor a_i, positive p_i), each anchor gets K
 negatives: K of the other B - 1 pairs, chosen uniformly without replacement, one of each
@@ -45,7 +45,7 @@ class Negatives:
     per slot). The last, partial block is filled up with random pairs from the other blocks,
     which serve as negatives only. So each anchor gets K distinct negatives drawn uniformly
     without replacement from the other B - 1 pairs, each with a random view: the rule of
-    PROTOCOL.md, computed as dense block products (4 B (K + 1) d multiply-adds) instead of
+    docs/PROTOCOL.md, computed as dense block products (4 B (K + 1) d multiply-adds) instead of
     B x 2B similarities.
 
     order (B,) or None: the random order of the pairs; None when the batch itself already

@@ -163,7 +163,7 @@ def parse_lr_section(name: str) -> tuple[str, float | None]:
 
 
 def select_best(results, metric: str = "val_mean_acc"):
-    """Model selection over the learning-rate grid (PROTOCOL.md): for each
+    """Model selection over the learning-rate grid (docs/PROTOCOL.md): for each
     (base dataset, classes, k, seed) keep the row with the highest validation accuracy.
 
     results: the tidy results DataFrame (reports/results.csv), whose `dataset` column holds

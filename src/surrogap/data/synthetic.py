@@ -1,4 +1,4 @@
-"""The paper's synthetic 2-D datasets (PROTOCOL.md), generated from a seed.
+"""The paper's synthetic 2-D datasets (docs/PROTOCOL.md), generated from a seed.
 
 - ``circle``: class c has points at radius (c + 1) / 2 with a uniform angle.
 - ``norm``: one set of Gaussian points around (0, C + 1), copied and rotated by
