@@ -309,3 +309,17 @@ def test_augment_off_or_not_applicable():
     assert build_augment({"modality": "text", "input_shape": []}) is None
     with pytest.raises(UserError, match="RGB"):
         build_augment({**META, "input_shape": [1, 8, 8]})
+
+
+def test_cifar_archive_in_a_root_of_yours_is_refused_in_place(raw, tmp_path):
+    """data.root outside the project's raw folder: a bad archive there is the user's file,
+    refused with one line and left exactly as it was (no .corrupt, nothing extracted)."""
+    tar = raw / "cifar-10-python.tar.gz"
+    tar.write_bytes(tar.read_bytes() + b"tampered")
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    project_raw = tmp_path / "project" / "data" / "raw"
+    with pytest.raises(UserError) as err:
+        _build(project_raw, kind="cifar10", root=str(raw), download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and "checksum" in msg and "left where it is" in msg
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
