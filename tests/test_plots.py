@@ -125,3 +125,19 @@ def test_the_page_renders_offline_in_a_headless_browser(page, tmp_path):
     titles = re.findall(r"<text[^>]*>([^<]*\(C = \d+\))</text>", done.stdout)
     expected = sorted(f"{name} (C = {c})" for name, c in DATASETS.items())
     assert sorted(titles) == sorted(expected * 2), done.stderr[-2000:]  # one per plot
+
+
+def test_the_committed_page_carries_the_pinned_releases():
+    """plots/page.html was written by tools/make_plots_page.py from its pinned releases:
+    change a pin without rebuilding the page and this fails."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_plots_page", ROOT / "tools" / "make_plots_page.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    html = (ROOT / "plots" / "page.html").read_text(encoding="utf-8")
+    inlined = re.findall(r"<script>/\* ([\w-]+@[\d.]+) \*/", html)
+    assert inlined == [f"{name}@{version}" for name, version, *_ in tool.PACKAGES]
+    assert "{plot_divs}" in html and "{scripts}" not in html  # DVC's CDN tags have no place
