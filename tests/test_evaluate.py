@@ -22,7 +22,7 @@ import pytest
 import torch
 from scipy import stats
 
-from surrogap import bounds, cli, evaluation, external, features
+from surrogap import bench, bounds, cli, evaluation, external, features
 from surrogap.errors import UserError
 from surrogap.evaluation import positive_partners
 from surrogap.losses import l2_normalize
@@ -562,7 +562,7 @@ def test_stage_bad_params_write_nothing(tmp_path, capsys, monkeypatch, section, 
 
 # --------------------------------------------------------------------------- the benchmark
 def test_bench_quick_reports_a_fraction_and_memory():
-    result = external.bench_evaluate_flops_fraction(quick=True)
+    result = bench.bench_evaluate_flops_fraction(quick=True)
     assert result["name"] == "evaluate_flops_fraction" and result["target"] == 0.4
     assert 0 < result["value"] < 2
     assert "peak RSS growth" in result["detail"]

@@ -24,10 +24,11 @@ import pytest
 import torch
 import yaml
 
-from surrogap import config, data, io, pipeline, train
+from surrogap import config, data, io, train
 from surrogap.errors import UserError
 from surrogap.evaluation import contrastive_loss_estimate, mean_classifier
 from surrogap.losses import contrastive_loss, l2_normalize
+from surrogap.pipeline import prepare, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -97,8 +98,8 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    pipeline.prepare(params, "circle", root / "prepared", root / "raw")
-    pipeline.pretrain(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
+    prepare.run(params, "circle", root / "prepared", root / "raw")
+    pretrain.run(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
     return root
 
 
@@ -198,6 +199,8 @@ STAGE_CASES = [
             "{t}/out/report.md",
             "--figures-dir",
             "{t}/out/fig",
+            "--external",
+            "{t}/none/external.csv",
         ],
     ),
     (
@@ -264,7 +267,7 @@ def test_exponent_numbers_are_numbers_as_in_dvc(tmp_path):
     )
     params = config.load_params(path)
     assert params["circle"]["train"] == {"lr": 1e-3, "weight_decay": 5e-4}
-    assert pipeline.train_config(params, "circle").lr == 1e-3
+    assert pretrain.train_config(params, "circle").lr == 1e-3
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -273,16 +276,16 @@ def test_non_finite_numbers_are_refused(value):
     with pytest.raises(
         UserError, match=r"circle\.train\.lr: got (nan|inf|-inf), expected a finite number"
     ):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
 
 
 def test_wrong_types_and_lists_name_the_key_and_the_type():
     params = _set(tiny_params(), "circle.train.epochs", 2.5)
     with pytest.raises(UserError, match=r"^circle\.train\.epochs: got 2\.5, expected an integer$"):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
     params = _set(tiny_params(), "circle.train.epochs", True)
     with pytest.raises(UserError, match=r"circle\.train\.epochs: got True, expected an integer"):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
     with pytest.raises(UserError, match=r"^k: got 4, expected a list of integers$"):
         config.grid({**tiny_params(), "k": 4})
     with pytest.raises(UserError, match=r"^seed: got \[0, 0\], allowed: a list without repeats$"):
@@ -728,7 +731,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
 
     monkeypatch.setattr(io.os, "replace", full_after_first_checkpoint)
     with pytest.raises(UserError) as err:
-        pipeline.pretrain(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+        pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert str(err.value) == (
         f"cannot write {str(ckpt / train.CHECKPOINT_NAME)!r}: the disk is full; "
         "earlier outputs are left as they were"
@@ -737,7 +740,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
     assert not (tmp_path / "run").exists()
     assert sorted(p.name for p in ckpt.iterdir()) == [train.CHECKPOINT_NAME, "live"]
     monkeypatch.undo()  # space freed: the same call resumes from epoch 1
-    pipeline.pretrain(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+    pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["epoch"] == 3
 
 

@@ -23,7 +23,7 @@ import torch
 import yaml
 from repo_copy import default_params, dvc, env, make_repo, only_datasets, ran
 
-from surrogap import pipeline
+from surrogap.pipeline import pretrain
 
 pytestmark = pytest.mark.slow
 
@@ -101,9 +101,7 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     # an uninterrupted run of the same config, trained directly
     params = yaml.safe_load((repo / "params.yaml").read_text())
     ref = tmp_path / "ref"
-    pipeline.pretrain(
-        params, "circle", 4, 0, repo / "data/prepared/circle", ref, tmp_path / "ref-ckpt"
-    )
+    pretrain.run(params, "circle", 4, 0, repo / "data/prepared/circle", ref, tmp_path / "ref-ckpt")
     got = torch.load(repo / "data/pretrain/circle/k4-s0/model.pt", weights_only=True)
     want = torch.load(ref / "model.pt", weights_only=True)
     assert got["epoch"] == want["epoch"] == 40

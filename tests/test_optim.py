@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from surrogap import pipeline
 from surrogap.optim import (
     LARS,
     build_optimizer,
@@ -19,6 +18,7 @@ from surrogap.optim import (
     select_best,
     warmup_cosine,
 )
+from surrogap.pipeline import prepare, pretrain
 
 torch.set_num_threads(1)
 
@@ -148,8 +148,8 @@ def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
             },
         },
     }
-    pipeline.prepare(params, "circle", tmp_path / "p", tmp_path / "raw")
-    pipeline.pretrain(params, "circle", 2, 0, tmp_path / "p", tmp_path / "o", tmp_path / "c")
+    prepare.run(params, "circle", tmp_path / "p", tmp_path / "raw")
+    pretrain.run(params, "circle", 2, 0, tmp_path / "p", tmp_path / "o", tmp_path / "c")
     info = json.loads((tmp_path / "o" / "train_info.json").read_text())
     assert (
         info["lr_given"] == 0.1

@@ -26,6 +26,8 @@ from surrogap.errors import UserError
 T = TypeVar("T")
 
 GRID_KEYS = ("dataset", "k", "seed")
+STAGE_SECTIONS = ("theory", "extract", "probe", "bounds", "report", "evaluate")
+DATASET_BLOCKS = ("data", "encoder", "train")
 
 
 def spec(
@@ -260,3 +262,47 @@ class Grid:
 
 def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
+
+
+def run_name(k: int, seed: int) -> str:
+    """The name of one (K, seed) run inside its dataset's folders: ``k<K>-s<seed>``."""
+    return f"k{k}-s{seed}"
+
+
+# --------------------------------------------------------------------------- params.yaml
+def check_top_level(params: Mapping) -> None:
+    """Every top-level key is a grid list, a stage section or a dataset section."""
+    known = (*GRID_KEYS, *STAGE_SECTIONS)
+    for key, value in params.items():
+        if key in known:
+            continue
+        if isinstance(value, Mapping) and "data" in value:
+            extra = sorted(set(value) - set(DATASET_BLOCKS))
+            if extra:
+                raise UserError(
+                    f"{key}: unknown key {extra[0]!r}; a dataset section holds {', '.join(DATASET_BLOCKS)}"
+                )
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(
+            f"unknown params key {key!r}{hint}; allowed: {', '.join(known)}, or a dataset section with a 'data' block"
+        )
+
+
+def dataset_section(params: Mapping, name: str) -> Mapping:
+    """The dataset section `name` of params.yaml, after checking every top-level key."""
+    check_top_level(params)
+    section = params.get(name)
+    if not isinstance(section, Mapping) or "data" not in section:
+        sections = sorted(k for k, v in params.items() if isinstance(v, Mapping) and "data" in v)
+        raise UserError(
+            f"dataset: got {name!r}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)"
+        )
+    return section
+
+
+def stage_config(params: Mapping, name: str, cls: type[T]) -> T:
+    """The stage section `name` parsed into `cls`, after checking every top-level key."""
+    check_top_level(params)
+    return parse(cls, params.get(name), name)

@@ -47,19 +47,12 @@ from surrogap.evaluation import (
 from surrogap.losses import contrastive_loss, sample_negatives
 from surrogap.models import build_encoder
 from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
+from surrogap.schema import TRAJECTORY_COLUMNS
 
 __all__ = ["CHECKPOINT_NAME", "TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
-TRAJECTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_contrastive_loss",
-    "val_supervised_loss",
-    "val_mean_acc",
-    "lr",
-)
 
 
 @dataclass(frozen=True)
