@@ -1,7 +1,8 @@
 """Stage `evaluate`: the surrogate gap of external encoders' features, one row per (entry, K).
 
 Reads params section `evaluate` (a list of feature files, K values, repeats, seed) and
-writes one CSV with the columns of reports/results.csv that apply, plus `dataset`.
+writes one CSV with the columns of reports/results.csv that apply, plus `dataset`. Every
+feature and labels file lies inside the `--inputs` folder (data/external), the stage's dep.
 """
 
 import sys
@@ -14,8 +15,11 @@ from surrogap.config import load_params
 def main(argv=None) -> int:
     p = stage.parser("evaluate", __doc__)
     p.add_argument("--out", required=True, type=Path, help="reports/external.csv")
+    p.add_argument(
+        "--inputs", required=True, type=Path, help="the folder every feature file lies in"
+    )
     return stage.run(
-        "evaluate", p, lambda a: external.run_stage(load_params(a.params), a.out), argv
+        "evaluate", p, lambda a: external.run_stage(load_params(a.params), a.out, a.inputs), argv
     )
 
 

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from surrogap import data
-from surrogap.data import archive, text
+from surrogap.data import archive, kinds, text
 from surrogap.errors import UserError
 
 torch.set_num_threads(1)
@@ -52,8 +52,8 @@ def make_wiki(path: Path, articles: int = ARTICLES) -> Path:
 
 
 def _wiki(root: Path, **params) -> data.Prepared:
-    cfg = data.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
-    return data.build(cfg, root)
+    cfg = kinds.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
+    return kinds.build(cfg, root)
 
 
 def _sequences(split: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -181,8 +181,8 @@ def test_text_round_trip_and_split_inputs(tmp_path):
 
 # --------------------------------------------------------------------------- topics
 def _topics(root: Path, **params) -> data.Prepared:
-    cfg = data.parse_data_config({"kind": "topics", **params}, "topics.data")
-    return data.build(cfg, root)
+    cfg = kinds.parse_data_config({"kind": "topics", **params}, "topics.data")
+    return kinds.build(cfg, root)
 
 
 def _bag_of_words(split: dict[str, np.ndarray], vocab: int):
@@ -250,4 +250,4 @@ def test_topics_thousands_of_classes_and_pool(tmp_path):
 )
 def test_topics_config_errors(params, needle):
     with pytest.raises(UserError, match=needle):
-        data.parse_data_config({"kind": "topics", **params}, "topics.data")
+        kinds.parse_data_config({"kind": "topics", **params}, "topics.data")

@@ -503,7 +503,10 @@ def write_params(folder: Path, section: str) -> Path:
 def test_stage_with_an_empty_list_writes_the_header(tmp_path):
     params = write_params(tmp_path, "evaluate:\n  features: []\n  k: [1, 4]\n")
     out = tmp_path / "reports" / "external.csv"
-    assert evaluate_stage.main(["--params", str(params), "--out", str(out)]) == 0
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", str(out), "--inputs", str(tmp_path)])
+        == 0
+    )
     assert out.read_text() == ",".join(external.STAGE_COLUMNS) + "\n"
 
 
@@ -519,7 +522,10 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
         "evaluate:\n  features:\n    - {name: mine, path: x.npy, labels: y.txt}\n"
         "  k: [1, 4, 16]\n  repeats: 2\n  seed: 3\n",
     )
-    assert evaluate_stage.main(["--params", str(params), "--out", "external.csv"]) == 0
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", "external.csv", "--inputs", "."])
+        == 0
+    )
     df = pd.read_csv(tmp_path / "external.csv")
     assert list(df.columns) == list(external.STAGE_COLUMNS)
     assert df["dataset"].tolist() == ["mine"] * 3 and df["k"].tolist() == [1, 4, 16]
@@ -549,12 +555,23 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
             "twice",
         ),
         ("other: {}\n", "section 'evaluate' is missing"),
+        (
+            "evaluate:\n  features:\n    - {name: a, path: ../x.npy}\n",
+            "evaluate.features[0].path: got '../x.npy', allowed: a path inside '.'",
+        ),
+        (
+            "evaluate:\n  features:\n    - {name: a, path: x.npy, labels: /y.npy}\n",
+            "evaluate.features[0].labels: got '/y.npy'",
+        ),
     ],
 )
 def test_stage_bad_params_write_nothing(tmp_path, capsys, monkeypatch, section, fragment):
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path, section)
-    assert evaluate_stage.main(["--params", str(params), "--out", "out/external.csv"]) == 2
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", "out/external.csv", "--inputs", "."])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err, err
     assert not (tmp_path / "out").exists()

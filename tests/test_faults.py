@@ -207,7 +207,7 @@ STAGE_CASES = [
         "evaluate",
         ("evaluate.repeat", 5),
         "stage evaluate: evaluate: unknown key 'repeat' (did you mean 'repeats'?)",
-        ["--out", "{t}/out/external.csv"],
+        ["--out", "{t}/out/external.csv", "--inputs", "{t}"],
     ),
 ]
 

@@ -290,9 +290,20 @@ def parse_params(params: Mapping) -> EvaluateParams:
     return parse(EvaluateParams, section(params, "evaluate"), "evaluate")
 
 
-def run_stage(params: Mapping, out: str | Path) -> None:
+def check_inside(path: str, inputs: Path, where: str) -> None:
+    """`path` lies inside the folder `inputs` (the stage's declared dep in dvc.yaml)."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(inputs.resolve()):
+        raise UserError(
+            f"{where}: got {path!r}, allowed: a path inside {str(inputs)!r} (the folder the "
+            "evaluate stage depends on in dvc.yaml, so that a changed file re-runs it)"
+        )
+
+
+def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
     """The `evaluate` stage: one row per (entry, K) in `out` (CSV, header only for no entries).
 
+    Every entry's files must lie inside the folder `inputs`, the stage's dep in dvc.yaml.
     Every entry is read and evaluated before anything is written; a failure names the entry.
     """
     import pandas as pd
@@ -300,6 +311,11 @@ def run_stage(params: Mapping, out: str | Path) -> None:
     from surrogap import features, io
 
     p = parse_params(params)
+    inputs = Path(inputs)
+    for i, entry in enumerate(p.features):
+        check_inside(entry.path, inputs, f"evaluate.features[{i}].path")
+        if entry.labels is not None:
+            check_inside(entry.labels, inputs, f"evaluate.features[{i}].labels")
     rows = []
     for i, entry in enumerate(p.features):
         try:
