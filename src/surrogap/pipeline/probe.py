@@ -43,7 +43,9 @@ def run(
     data_dir: Path,
     features_path: Path,
     out_path: Path,
+    lr: float | None = None,
 ) -> None:
+    """One run's record; `lr` is the run's entry of the lr grid (None: the section's)."""
     cfg = stage_config(params, "probe", ProbeConfig)
     meta = json.loads((data_dir / "meta.json").read_text())
     c = int(meta["num_classes"])
@@ -81,6 +83,7 @@ def run(
         "classes": c,
         "k": k,
         "seed": seed,
+        "lr": lr,
         "prior": meta.get("prior"),
         "contrastive_loss": est.mean,
         "contrastive_loss_se": est.se,
