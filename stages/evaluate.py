@@ -1,23 +1,25 @@
 """Stage `evaluate`: the surrogate gap of external encoders' features, one row per (entry, K).
 
 Reads params section `evaluate` (a list of feature files, K values, repeats, seed) and
-writes one CSV with the columns of reports/results.csv that apply, plus `dataset`.
+writes one CSV with the columns of reports/results.csv that apply, plus `dataset`. Every
+feature and labels file lies inside the `--inputs` folder (data/external), the stage's dep.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from surrogap import config, external, pipeline
+from surrogap import external, stage
+from surrogap.config import load_params
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--params", default="params.yaml")
+    p = stage.parser("evaluate", __doc__)
     p.add_argument("--out", required=True, type=Path, help="reports/external.csv")
-    args = p.parse_args(argv)
-    return pipeline.stage_main(
-        "evaluate", lambda: external.run_stage(config.load_params(args.params), args.out)
+    p.add_argument(
+        "--inputs", required=True, type=Path, help="the folder every feature file lies in"
+    )
+    return stage.run(
+        "evaluate", p, lambda a: external.run_stage(load_params(a.params), a.out, a.inputs), argv
     )
 
 

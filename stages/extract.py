@@ -1,22 +1,20 @@
 """Stage `extract`: frozen features of every split, computed once, encoder in eval mode."""
 
-import argparse
 import sys
 from pathlib import Path
 
-from surrogap import config, pipeline
+from surrogap import stage
+from surrogap.config import load_params
+from surrogap.pipeline import extract
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--params", default="params.yaml")
+    p = stage.parser("extract", __doc__)
     p.add_argument("--data", required=True, type=Path, help="the prepared dataset folder")
     p.add_argument("--model", required=True, type=Path, help="model.pt written by pretrain")
     p.add_argument("--out", required=True, type=Path, help="features .npz")
-    args = p.parse_args(argv)
-    return pipeline.stage_main(
-        "extract",
-        lambda: pipeline.extract(config.load_params(args.params), args.data, args.model, args.out),
+    return stage.run(
+        "extract", p, lambda a: extract.run(load_params(a.params), a.data, a.model, a.out), argv
     )
 
 

@@ -1,24 +1,25 @@
-"""Stage `prepare`: build one dataset's train/val/test splits into data/prepared/<dataset>/."""
+"""Stage `prepare`: one (dataset, seed)'s train/val/test splits, drawn with data seed
+`<dataset>.data.seed + seed`, into data/prepared/<dataset>/s<seed>/."""
 
-import argparse
 import sys
 from pathlib import Path
 
-from surrogap import config, pipeline
+from surrogap import stage
+from surrogap.config import load_params
+from surrogap.pipeline import prepare
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--params", default="params.yaml")
+    p = stage.parser("prepare", __doc__)
     p.add_argument("--dataset", required=True, help="a dataset section of params.yaml")
+    p.add_argument("--seed", required=True, type=stage.integer(0, "seed"), help="training seed")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--root", default=Path("data/raw"), type=Path, help="downloads and raw files")
-    args = p.parse_args(argv)
-    return pipeline.stage_main(
+    p.add_argument("--root", required=True, type=Path, help="downloads and raw files")
+    return stage.run(
         "prepare",
-        lambda: pipeline.prepare(
-            config.load_params(args.params), args.dataset, args.out, args.root
-        ),
+        p,
+        lambda a: prepare.run(load_params(a.params), a.dataset, a.seed, a.out, a.root),
+        argv,
     )
 
 

@@ -5,12 +5,13 @@ With `<dataset>.train.nproc_per_node: N > 1` the stage re-executes itself under
 launched by torchrun already (WORLD_SIZE set, e.g. several nodes), it runs as it is.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from surrogap import config, pipeline
+from surrogap import stage
+from surrogap.config import load_params
+from surrogap.pipeline import pretrain
 
 
 def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
@@ -28,31 +29,39 @@ def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--params", default="params.yaml")
+    p = stage.parser("pretrain", __doc__)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--k", type=int, required=True, help="negatives per anchor")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--k", type=stage.integer(1, "k"), required=True, help="negatives per anchor")
+    p.add_argument("--seed", type=stage.integer(0, "seed"), required=True)
+    p.add_argument(
+        "--lr", type=stage.positive_number("lr"), help="an lr of the grid (default: train.lr)"
+    )
     p.add_argument("--data", required=True, type=Path, help="the prepared dataset folder")
     p.add_argument(
         "--out", required=True, type=Path, help="output folder (model.pt, trajectory.csv, live/)"
     )
     p.add_argument("--checkpoints", required=True, type=Path, help="resumable checkpoint folder")
-    args = p.parse_args(argv)
 
-    def body() -> None:
-        params = config.load_params(args.params)
-        nproc = pipeline.train_config(params, args.dataset).nproc_per_node
+    def body(args) -> None:
+        params = load_params(args.params)
+        nproc = pretrain.train_config(params, args.dataset).nproc_per_node
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
             sys.stdout.flush()
             sys.stderr.flush()
             cmd = relaunch_command(nproc, argv)
             os.execv(cmd[0], cmd)  # never returns
-        pipeline.pretrain(
-            params, args.dataset, args.k, args.seed, args.data, args.out, args.checkpoints
+        pretrain.run(
+            params,
+            args.dataset,
+            args.k,
+            args.seed,
+            args.data,
+            args.out,
+            args.checkpoints,
+            lr=args.lr,
         )
 
-    return pipeline.stage_main("pretrain", body)
+    return stage.run("pretrain", p, body, argv)
 
 
 if __name__ == "__main__":

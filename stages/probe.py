@@ -1,35 +1,33 @@
 """Stage `probe`: mean classifier, linear probe and test contrastive loss of one run."""
 
-import argparse
 import sys
 from pathlib import Path
 
-from surrogap import config, pipeline
+from surrogap import stage
+from surrogap.config import load_params
+from surrogap.pipeline import probe
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--params", default="params.yaml")
+    p = stage.parser("probe", __doc__)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--k", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--k", type=stage.integer(1, "k"), required=True)
+    p.add_argument("--seed", type=stage.integer(0, "seed"), required=True)
+    p.add_argument(
+        "--lr", type=stage.positive_number("lr"), help="the run's lr of the grid, if any"
+    )
     p.add_argument(
         "--data", required=True, type=Path, help="the prepared dataset folder (meta.json)"
     )
     p.add_argument("--features", required=True, type=Path, help="features .npz written by extract")
     p.add_argument("--out", required=True, type=Path, help="the run's result .json")
-    args = p.parse_args(argv)
-    return pipeline.stage_main(
+    return stage.run(
         "probe",
-        lambda: pipeline.probe(
-            config.load_params(args.params),
-            args.dataset,
-            args.k,
-            args.seed,
-            args.data,
-            args.features,
-            args.out,
+        p,
+        lambda a: probe.run(
+            load_params(a.params), a.dataset, a.k, a.seed, a.data, a.features, a.out, lr=a.lr
         ),
+        argv,
     )
 
 

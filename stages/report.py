@@ -12,7 +12,6 @@ as it was. A user error is one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -22,35 +21,25 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap import io
+from surrogap import io, stage
 from surrogap import report as rep
-from surrogap.config import load_params
-from surrogap.errors import UserError
-from surrogap.pipeline import check_top_level
+from surrogap.config import check_top_level, load_params
 
 THEORY_FIGURES = ("fig3", "fig4")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="report", description=__doc__.splitlines()[0])
-    p.add_argument("--params", default="params.yaml", help="params file (section `report`)")
-    p.add_argument("--results", default="reports/results.csv", help="the bounds stage's table")
+def build_parser():
+    p = stage.parser("report", __doc__)
+    p.add_argument("--results", required=True, help="the bounds stage's table")
     p.add_argument(
-        "--pretrain-dir",
-        default="data/pretrain",
-        help="holds <dataset>/k<K>-s<seed>/trajectory.csv",
+        "--pretrain-dir", required=True, help="holds <dataset>/k<K>-s<seed>/trajectory.csv"
     )
-    p.add_argument("--theory-dir", default="reports/theory", help="holds fig3.png, fig4.png")
+    p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
     p.add_argument(
-        "--external", default="reports/external.csv", help="the evaluate stage's table (optional)"
+        "--external", required=True, help="the evaluate stage's table (read if it exists)"
     )
-    p.add_argument("--out", default="reports/report.md", help="the Markdown report")
-    p.add_argument("--figures-dir", default="reports/figures", help="where the PNGs go")
+    p.add_argument("--out", required=True, help="the Markdown report")
+    p.add_argument("--figures-dir", required=True, help="where the PNGs go")
     return p
 
 
@@ -59,7 +48,7 @@ def _relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args) -> None:
     all_params = load_params(args.params)
     check_top_level(all_params)
     params = rep.parse_params(all_params.get("report"))
@@ -85,26 +74,18 @@ def run(args: argparse.Namespace) -> None:
         sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
         external=rep.load_external(args.external),
     )
-    # figures first, the Markdown that links them last
-    for name, fig in report.figures.items():
-        io.write_with(
-            figures_dir / name,
-            lambda tmp, fig=fig: fig.savefig(
-                tmp, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
-            ),
-        )
+    # the figures folder first, replaced as a whole; the Markdown that links them last
+    with io.atomic_dir(figures_dir) as tmp:
+        for name, fig in report.figures.items():
+            fig.savefig(
+                tmp / name, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
+            )
     io.write_text(out, report.markdown)
     print(f"report: wrote {out} and {len(report.figures)} figures in {figures_dir}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(build_parser().parse_args(argv))
-    except UserError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"stage report: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return stage.run("report", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from surrogap import data
-from surrogap.data import archive, text
+from surrogap.data import archive, kinds, text
 from surrogap.errors import UserError
 
 torch.set_num_threads(1)
@@ -56,8 +56,8 @@ def make_wiki(path: Path, articles: int = ARTICLES) -> Path:
 
 
 def _wiki(root: Path, **params) -> data.Prepared:
-    cfg = data.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
-    return data.build(cfg, root)
+    cfg = kinds.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
+    return kinds.build(cfg, root)
 
 
 def _sequences(split: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -185,8 +185,8 @@ def test_text_round_trip_and_split_inputs(tmp_path):
 
 # --------------------------------------------------------------------------- topics
 def _topics(root: Path, **params) -> data.Prepared:
-    cfg = data.parse_data_config({"kind": "topics", **params}, "topics.data")
-    return data.build(cfg, root)
+    cfg = kinds.parse_data_config({"kind": "topics", **params}, "topics.data")
+    return kinds.build(cfg, root)
 
 
 def _bag_of_words(split: dict[str, np.ndarray], vocab: int):
@@ -254,7 +254,7 @@ def test_topics_thousands_of_classes_and_pool(tmp_path):
 )
 def test_topics_config_errors(params, needle):
     with pytest.raises(UserError, match=needle):
-        data.parse_data_config({"kind": "topics", **params}, "topics.data")
+        kinds.parse_data_config({"kind": "topics", **params}, "topics.data")
 
 
 # --------------------------------------------------------------------------- user's archives
@@ -267,7 +267,7 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     (project / "params.yaml").write_text(params)
     script = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
     env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parents[2])}
-    argv = ["--dataset", "wiki", "--out", "data/prepared/wiki", "--root", "data/raw"]
+    argv = ["--dataset", "wiki", "--seed", "0", "--out", "data/prepared/wiki/s0", "--root", "data/raw"]
     done = subprocess.run(
         [sys.executable, str(script), *argv], cwd=project, capture_output=True, text=True, env=env
     )

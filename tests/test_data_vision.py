@@ -15,7 +15,7 @@ import torch
 
 from surrogap import data
 from surrogap.augment import build_augment
-from surrogap.data import archive, cifar
+from surrogap.data import archive, cifar, kinds
 from surrogap.errors import UserError
 
 torch.set_num_threads(1)
@@ -120,8 +120,8 @@ def raw(tmp_path, monkeypatch, archives):
 
 
 def _build(prepare_root: Path, **params):
-    cfg = data.parse_data_config(params, "cifar.data")
-    return data.build(cfg, prepare_root)
+    cfg = kinds.parse_data_config(params, "cifar.data")
+    return kinds.build(cfg, prepare_root)
 
 
 def _label_of(x: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -252,7 +252,7 @@ def test_cifar_prepared_round_trip(raw, tmp_path):
 
 # --------------------------------------------------------------------------- digits
 def test_digits_shapes_and_stratified_splits(tmp_path):
-    p = data.build(data.parse_data_config({"kind": "digits"}, "digits.data"), tmp_path)
+    p = kinds.build(kinds.parse_data_config({"kind": "digits"}, "digits.data"), tmp_path)
     assert p.num_classes == 10 and p.input_shape == (1, 8, 8) and p.class_names[0] == "0"
     total = sum(p.splits[s]["y"].size for s in data.SPLITS)
     assert total == 1797
@@ -267,15 +267,15 @@ def test_digits_shapes_and_stratified_splits(tmp_path):
 
 
 def test_digits_classes_and_seed(tmp_path):
-    cfg = data.parse_data_config({"kind": "digits", "classes": 4, "seed": 1}, "digits.data")
-    a, b = data.build(cfg, tmp_path), data.build(cfg, tmp_path)
+    cfg = kinds.parse_data_config({"kind": "digits", "classes": 4, "seed": 1}, "digits.data")
+    a, b = kinds.build(cfg, tmp_path), kinds.build(cfg, tmp_path)
     assert a.num_classes == 4 and len(a.class_names) == 4
     assert np.array_equal(a.splits["train"]["x"], b.splits["train"]["x"])
     assert set(a.splits["test"]["y"].tolist()) == {0, 1, 2, 3}
     with pytest.raises(UserError, match=r"allowed: 2\.\.10"):
-        data.build(data.parse_data_config({"kind": "digits", "classes": 12}, "d"), tmp_path)
+        kinds.build(kinds.parse_data_config({"kind": "digits", "classes": 12}, "d"), tmp_path)
     with pytest.raises(UserError, match="unknown key"):
-        data.parse_data_config({"kind": "digits", "clases": 4}, "d")
+        kinds.parse_data_config({"kind": "digits", "clases": 4}, "d")
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -13,8 +13,9 @@ import pytest
 import torch
 import yaml
 
-from surrogap import distributed, pipeline
+from surrogap import distributed
 from surrogap.errors import UserError
+from surrogap.pipeline import prepare, pretrain
 
 torch.set_num_threads(1)
 
@@ -56,7 +57,7 @@ def tiny_params(**train_over):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
-    pipeline.prepare(tiny_params(), "circle", root / "prepared", root / "raw")
+    prepare.run(tiny_params(), "circle", 0, root / "prepared", root / "raw")
     return root / "prepared"
 
 
@@ -122,7 +123,7 @@ def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
     assert model["run"]["resolved"]["world_size"] == 2 and model["epoch"] == 5
 
     single = tmp_path / "one"
-    pipeline.pretrain(tiny_params(), "circle", 4, 0, prepared, single, tmp_path / "one-ckpt")
+    pretrain.run(tiny_params(), "circle", 4, 0, prepared, single, tmp_path / "one-ckpt")
     two, one = train_losses(out), train_losses(single)
     assert len(two) == len(one) == 5
     diffs = [abs(a - b) for a, b in zip(two, one, strict=True)]
@@ -159,9 +160,7 @@ def _resume_worker(rank: int, ports: list[int], params: dict, prepared: str, roo
         Trainer.train_epoch = killed_after_two if phase == "killed" else original
         name = "full" if phase == "full" else "resumed"
         try:
-            pipeline.pretrain(
-                params, "circle", 4, 0, Path(prepared), root / name, root / f"{name}-ckpt"
-            )
+            pretrain.run(params, "circle", 4, 0, Path(prepared), root / name, root / f"{name}-ckpt")
         except KeyboardInterrupt:
             distributed.teardown()
             if rank == 0:  # the state a killed job leaves behind
@@ -204,7 +203,7 @@ def test_k_and_batch_checked_against_the_per_process_batch(
     monkeypatch.setenv("WORLD_SIZE", str(world))
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(UserError, match=message):
-        pipeline.pretrain(
+        pretrain.run(
             tiny_params(batch_size=batch), "circle", k, 0, prepared, tmp_path / "o", tmp_path / "c"
         )
     assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
@@ -239,9 +238,7 @@ def test_env_parsing():
 )
 def test_cpu_refuses_mixed_precision_and_missing_gpu(prepared, tmp_path, over, message):
     with pytest.raises(UserError, match=message):
-        pipeline.pretrain(
-            tiny_params(**over), "circle", 4, 0, prepared, tmp_path / "o", tmp_path / "c"
-        )
+        pretrain.run(tiny_params(**over), "circle", 4, 0, prepared, tmp_path / "o", tmp_path / "c")
 
 
 # ------------------------------------------------------------------ GPU only
@@ -249,7 +246,7 @@ def test_cpu_refuses_mixed_precision_and_missing_gpu(prepared, tmp_path, over, m
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_cuda_run_with_mixed_precision(prepared, tmp_path, precision):
     out = tmp_path / precision
-    pipeline.pretrain(
+    pretrain.run(
         tiny_params(device="cuda", precision=precision),
         "circle",
         4,
@@ -286,7 +283,7 @@ def _nccl_worker(rank: int, port: int, prepared: str, root: str) -> None:
             "MASTER_PORT": str(port),
         }
     )
-    pipeline.pretrain(
+    pretrain.run(
         tiny_params(device="cuda", precision="bf16"),
         "circle",
         4,

@@ -54,28 +54,22 @@ def leftovers(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the estimator
-def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, gen: torch.Generator):
-    """The block estimator from its definition, anchor by anchor, in float64 Python.
-
-    Same draws as the implementation: a permutation cut into blocks of K + 1, a second one
-    to fill the last block, one view bit per pair; anchor i of a block has positive
-    partner[i] and as negatives the shown view of every other pair of its block.
+def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, slots: list, views: list):
+    """The block estimator from its definition, anchor by anchor, in float64 Python, for a
+    given draw: `slots` lists the pairs block after block (K + 1 each; the slots past the
+    n-th are fillers, negatives only) and `views[j]` says whether pair j shows its positive.
+    Anchor i of a block has positive partner[i] and as negatives the shown view of every
+    other pair of its block.
     """
     n = z.shape[0]
     g = k + 1
-    perm = torch.randperm(n, generator=gen)
-    rest = n % g
-    if rest:
-        fill = perm[: n - rest][torch.randperm(n - rest, generator=gen)[: g - rest]]
-        perm = torch.cat([perm, fill])
-    views = (torch.rand(n, generator=gen) < 0.5).tolist()
     zz = z.double().tolist()
     part = partner.tolist()
 
     def dot(u, v):
         return math.fsum(a * b for a, b in zip(zz[u], zz[v], strict=True))
 
-    order = perm.tolist()
+    order = list(slots)
     losses = []
     for pos_in_perm, i in enumerate(order[:n]):
         start = pos_in_perm - pos_in_perm % g
@@ -98,12 +92,30 @@ def test_block_losses_match_the_naive_loop(n, d, k):
     gen = torch.Generator().manual_seed(n + k)
     z = l2_normalize(torch.randn(n, d, generator=gen))
     y = torch.arange(n) % 3
-    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    partner = positive_partners(y, g1)
-    assert torch.equal(partner, positive_partners(y, g2))
-    fast = evaluation.block_losses(z, partner, k, g1, chunk_rows=2 * (k + 1))
-    naive = naive_block_losses(z, partner, k, g2)
+    g = torch.Generator().manual_seed(7)
+    partner = positive_partners(y, g)
+    # a draw given explicitly, not replayed: pairs in a random order, fillers, random views
+    slots = torch.randperm(n, generator=g)
+    rest = n % (k + 1)
+    if rest:  # fillers: k + 1 - rest pairs from outside the partial block
+        outside = slots[: n - rest]
+        fill = outside[torch.randperm(outside.numel(), generator=g)[: k + 1 - rest]]
+        slots = torch.cat([slots, fill])
+    views = torch.rand(n, generator=g) < 0.5
+    fast = evaluation.block_losses(z, partner, k, None, 2 * (k + 1), draw=(slots, views))
+    naive = naive_block_losses(z, partner, k, slots.tolist(), views.tolist())
     np.testing.assert_allclose(fast.double().numpy(), naive, rtol=1e-5, atol=1e-5)
+
+
+def test_block_draw_is_a_permutation_with_fillers_from_other_blocks():
+    for n, k in ((30, 4), (31, 4), (10, 9), (7, 1)):
+        slots, views = evaluation.block_draw(n, k, torch.Generator().manual_seed(n + k))
+        g, rest = k + 1, n % (k + 1)
+        assert slots.numel() % g == 0 and views.shape == (n,)
+        assert sorted(slots[:n].tolist()) == list(range(n))
+        fill = slots[n:].tolist()
+        assert len(fill) == (g - rest if rest else 0)
+        assert len(set(fill)) == len(fill) and not set(fill) & set(slots[n - rest : n].tolist())
 
 
 @pytest.mark.parametrize(("n", "k"), [(64, 1), (64, 7), (100, 9), (257, 256), (1000, 64)])
@@ -503,7 +515,10 @@ def write_params(folder: Path, section: str) -> Path:
 def test_stage_with_an_empty_list_writes_the_header(tmp_path):
     params = write_params(tmp_path, "evaluate:\n  features: []\n  k: [1, 4]\n")
     out = tmp_path / "reports" / "external.csv"
-    assert evaluate_stage.main(["--params", str(params), "--out", str(out)]) == 0
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", str(out), "--inputs", str(tmp_path)])
+        == 0
+    )
     assert out.read_text() == ",".join(external.STAGE_COLUMNS) + "\n"
 
 
@@ -519,7 +534,10 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
         "evaluate:\n  features:\n    - {name: mine, path: x.npy, labels: y.txt}\n"
         "  k: [1, 4, 16]\n  repeats: 2\n  seed: 3\n",
     )
-    assert evaluate_stage.main(["--params", str(params), "--out", "external.csv"]) == 0
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", "external.csv", "--inputs", "."])
+        == 0
+    )
     df = pd.read_csv(tmp_path / "external.csv")
     assert list(df.columns) == list(external.STAGE_COLUMNS)
     assert df["dataset"].tolist() == ["mine"] * 3 and df["k"].tolist() == [1, 4, 16]
@@ -549,23 +567,26 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
             "twice",
         ),
         ("other: {}\n", "section 'evaluate' is missing"),
+        (
+            "evaluate:\n  features:\n    - {name: a, path: ../x.npy}\n",
+            "evaluate.features[0].path: got '../x.npy', allowed: a path inside '.'",
+        ),
+        (
+            "evaluate:\n  features:\n    - {name: a, path: x.npy, labels: /y.npy}\n",
+            "evaluate.features[0].labels: got '/y.npy'",
+        ),
     ],
 )
 def test_stage_bad_params_write_nothing(tmp_path, capsys, monkeypatch, section, fragment):
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path, section)
-    assert evaluate_stage.main(["--params", str(params), "--out", "out/external.csv"]) == 2
+    assert (
+        evaluate_stage.main(["--params", str(params), "--out", "out/external.csv", "--inputs", "."])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err, err
     assert not (tmp_path / "out").exists()
-
-
-# --------------------------------------------------------------------------- the benchmark
-def test_bench_quick_reports_a_fraction_and_memory():
-    result = external.bench_evaluate_flops_fraction(quick=True)
-    assert result["name"] == "evaluate_flops_fraction" and result["target"] == 0.4
-    assert 0 < result["value"] < 2
-    assert "peak RSS growth" in result["detail"]
 
 
 def test_empirical_prior_uses_train_frequencies():

@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_params
 
-from surrogap import config, data, io, pipeline, train
+from surrogap import config, data, io, train
 from surrogap.errors import UserError
 from surrogap.evaluation import contrastive_loss_estimate, mean_classifier
 from surrogap.losses import contrastive_loss, l2_normalize
+from surrogap.pipeline import prepare, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -45,31 +47,6 @@ def stage(name: str):
 def cli_args(**options) -> list[str]:
     """A stage's command line from keywords: cli_args(probe_dir=p) -> ["--probe-dir", "p"]."""
     return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
-
-
-def tiny_params() -> dict:
-    return {
-        "dataset": ["circle"],
-        "k": [4],
-        "seed": [0],
-        "circle": {
-            "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
-            "encoder": {"name": "mlp", "widths": [16, 16]},
-            "train": {
-                "optimizer": "adam",
-                "lr": 0.01,
-                "batch_size": 32,
-                "epochs": 2,
-                "eval_every": 1,
-                "checkpoint_every": 1,
-                "threads": 1,
-            },
-        },
-        "extract": {"batch_size": 64},
-        "probe": {"repeats": 10, "max_iter": 10},
-        "theory": {"classes_fig3": [5], "classes_fig4": 3, "k_max": 9},
-        "report": {"dpi": 60},
-    }
 
 
 def write_params(path: Path, params: dict) -> Path:
@@ -97,8 +74,8 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    pipeline.prepare(params, "circle", root / "prepared", root / "raw")
-    pipeline.pretrain(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
+    prepare.run(params, "circle", 0, root / "prepared", root / "raw")
+    pretrain.run(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
     return root
 
 
@@ -118,7 +95,16 @@ STAGE_CASES = [
         "prepare",
         ("circle.data.per_class", "many"),
         "stage prepare: circle.data.per_class: got 'many', expected an integer",
-        ["--dataset", "circle", "--out", "{t}/out/prepared", "--root", "{t}/out/raw"],
+        [
+            "--dataset",
+            "circle",
+            "--seed",
+            "0",
+            "--out",
+            "{t}/out/prepared",
+            "--root",
+            "{t}/out/raw",
+        ],
     ),
     (
         "pretrain",
@@ -174,7 +160,7 @@ STAGE_CASES = [
             "--results",
             "{t}/out/results.csv",
             "--metrics",
-            "{t}/out/metrics.json",
+            "{t}/out/metrics",
         ],
     ),
     (
@@ -198,13 +184,15 @@ STAGE_CASES = [
             "{t}/out/report.md",
             "--figures-dir",
             "{t}/out/fig",
+            "--external",
+            "{t}/none/external.csv",
         ],
     ),
     (
         "evaluate",
         ("evaluate.repeat", 5),
         "stage evaluate: evaluate: unknown key 'repeat' (did you mean 'repeats'?)",
-        ["--out", "{t}/out/external.csv"],
+        ["--out", "{t}/out/external.csv", "--inputs", "{t}"],
     ),
 ]
 
@@ -264,7 +252,7 @@ def test_exponent_numbers_are_numbers_as_in_dvc(tmp_path):
     )
     params = config.load_params(path)
     assert params["circle"]["train"] == {"lr": 1e-3, "weight_decay": 5e-4}
-    assert pipeline.train_config(params, "circle").lr == 1e-3
+    assert pretrain.train_config(params, "circle").lr == 1e-3
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -273,16 +261,16 @@ def test_non_finite_numbers_are_refused(value):
     with pytest.raises(
         UserError, match=r"circle\.train\.lr: got (nan|inf|-inf), expected a finite number"
     ):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
 
 
 def test_wrong_types_and_lists_name_the_key_and_the_type():
     params = _set(tiny_params(), "circle.train.epochs", 2.5)
     with pytest.raises(UserError, match=r"^circle\.train\.epochs: got 2\.5, expected an integer$"):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
     params = _set(tiny_params(), "circle.train.epochs", True)
     with pytest.raises(UserError, match=r"circle\.train\.epochs: got True, expected an integer"):
-        pipeline.train_config(params, "circle")
+        pretrain.train_config(params, "circle")
     with pytest.raises(UserError, match=r"^k: got 4, expected a list of integers$"):
         config.grid({**tiny_params(), "k": 4})
     with pytest.raises(UserError, match=r"^seed: got \[0, 0\], allowed: a list without repeats$"):
@@ -666,7 +654,8 @@ def test_bounds_stage_write_failure_keeps_previous_results(
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "results.csv").write_text("previous results\n")
-    (reports / "metrics.json").write_text("{}\n")
+    (reports / "metrics").mkdir()
+    (reports / "metrics" / "all.json").write_text("{}\n")
     params = write_params(tmp_path / "params.yaml", tiny_params())
     argv = [
         "--params",
@@ -676,7 +665,7 @@ def test_bounds_stage_write_failure_keeps_previous_results(
         "--results",
         str(reports / "results.csv"),
         "--metrics",
-        str(reports / "metrics.json"),
+        str(reports / "metrics"),
     ]
 
     def fail(*args, **kwargs):
@@ -690,7 +679,7 @@ def test_bounds_stage_write_failure_keeps_previous_results(
         "earlier outputs are left as they were"
     )
     assert (reports / "results.csv").read_text() == "previous results\n"
-    assert (reports / "metrics.json").read_text() == "{}\n"
+    assert (reports / "metrics" / "all.json").read_text() == "{}\n"
     assert leftovers(reports) == []
     monkeypatch.undo()
     assert stage("bounds").main(argv) == 0  # the fault gone, the stage just works
@@ -728,7 +717,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
 
     monkeypatch.setattr(io.os, "replace", full_after_first_checkpoint)
     with pytest.raises(UserError) as err:
-        pipeline.pretrain(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+        pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert str(err.value) == (
         f"cannot write {str(ckpt / train.CHECKPOINT_NAME)!r}: the disk is full; "
         "earlier outputs are left as they were"
@@ -737,7 +726,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
     assert not (tmp_path / "run").exists()
     assert sorted(p.name for p in ckpt.iterdir()) == [train.CHECKPOINT_NAME, "live"]
     monkeypatch.undo()  # space freed: the same call resumes from epoch 1
-    pipeline.pretrain(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+    pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["epoch"] == 3
 
 

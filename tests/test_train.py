@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from surrogap import data, pipeline
+from surrogap import config, data
 from surrogap import train as train_module
 from surrogap.errors import UserError
+from surrogap.pipeline import extract, prepare, pretrain, probe
 from surrogap.train import CHECKPOINT_NAME, Trainer, warmup_cosine
 
 torch.set_num_threads(1)
@@ -47,13 +48,13 @@ def tiny_params(**train_over):
 def prepared(tmp_path):
     params = tiny_params()
     out = tmp_path / "prepared"
-    pipeline.prepare(params, "circle", out, tmp_path / "raw")
+    prepare.run(params, "circle", 0, out, tmp_path / "raw")
     return out
 
 
 def run(params, prepared, tmp_path, name, k=4, seed=0):
     out = tmp_path / name
-    pipeline.pretrain(params, "circle", k, seed, prepared, out, tmp_path / f"{name}-ckpt")
+    pretrain.run(params, "circle", k, seed, prepared, out, tmp_path / f"{name}-ckpt")
     return out
 
 
@@ -188,23 +189,22 @@ def test_new_keys_default_to_the_old_cpu_behaviour():
 def test_paper_presets_are_valid_params(preset):
     """Every preset parses strictly, every dataset in its sweep is a section, and every K
     fits the per-process batch of every section."""
-    from surrogap import config
 
     params = config.load_params(PRESETS / preset)
-    pipeline.check_top_level(params)
+    config.check_top_level(params)
     grid = config.grid(params)
     for name in grid.dataset:
-        pipeline.data_config(params, name)
-        pipeline.encoder_config(params, name)
-        tcfg = pipeline.train_config(params, name)
+        prepare.data_config(params, name)
+        pretrain.encoder_config(params, name)
+        tcfg = pretrain.train_config(params, name)
         per_process = tcfg.batch_size // tcfg.nproc_per_node
         assert tcfg.batch_size % tcfg.nproc_per_node == 0
         assert max(grid.k) <= per_process - 1, (name, max(grid.k), per_process)
     for section in ("extract", "probe"):
-        pipeline.stage_config(
+        config.stage_config(
             params,
             section,
-            {"extract": pipeline.ExtractConfig, "probe": pipeline.ProbeConfig}[section],
+            {"extract": extract.ExtractConfig, "probe": probe.ProbeConfig}[section],
         )
 
 

@@ -50,14 +50,14 @@ RESNET = {"name": "resnet18", "head": True, "hidden": 512, "out_dim": 128}
 
 
 def in_process(tmp: Path, name: str, p: dict) -> dict:
-    from surrogap import pipeline
+    from surrogap.pipeline import prepare, pretrain
 
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        pipeline.prepare(p, "d", prepared, tmp / "raw")
+        prepare.run(p, "d", 0, prepared, tmp / "raw")
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    pipeline.pretrain(p, "d", 16, 0, prepared, tmp / name, tmp / f"{name}-ckpt")
+    pretrain.run(p, "d", 16, 0, prepared, tmp / name, tmp / f"{name}-ckpt")
     torch.cuda.synchronize()
     return {"seconds": time.perf_counter() - t0, **read(tmp / name)}
 
@@ -74,12 +74,12 @@ def read(out: Path) -> dict:
 
 
 def under_torchrun(tmp: Path, name: str, p: dict, nproc: int) -> dict:
-    from surrogap import pipeline
+    from surrogap.pipeline import prepare
 
     p["d"]["train"]["nproc_per_node"] = nproc
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        pipeline.prepare(p, "d", prepared, tmp / "raw")
+        prepare.run(p, "d", 0, prepared, tmp / "raw")
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(p))
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}

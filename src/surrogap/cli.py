@@ -15,6 +15,7 @@ import numpy as np
 
 from surrogap import __version__, bounds
 from surrogap.errors import UserError
+from surrogap.schema import EVALUATE_TABLE_COLUMNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -207,19 +208,7 @@ def _seed_value(text: str) -> int:
     return value
 
 
-EVALUATE_TABLE = [
-    "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "bao_lower",
-    "bao_upper",
-    "arora",
-    "nozawa_sato",
-    "ash",
-    "holds",
-]
+EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

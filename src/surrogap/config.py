@@ -25,7 +25,9 @@ from surrogap.errors import UserError
 
 T = TypeVar("T")
 
-GRID_KEYS = ("dataset", "k", "seed")
+GRID_KEYS = ("dataset", "k", "seed", "lr")
+STAGE_SECTIONS = ("theory", "extract", "probe", "bounds", "report", "evaluate")
+DATASET_BLOCKS = ("data", "encoder", "train")
 
 
 def spec(
@@ -250,7 +252,9 @@ def section(params: Mapping, name: str) -> Any:
 
 @dataclass(frozen=True)
 class Grid:
-    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed)."""
+    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed), and one
+    more per (dataset, k, seed, lr) for every extra learning rate of `lr` (the lr grid; each
+    dataset section's own train.lr always runs)."""
 
     dataset: tuple[str, ...] = spec(
         check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names"
@@ -263,9 +267,14 @@ class Grid:
         check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
         allowed="a non-empty list of integers >= 0",
     )
+    lr: tuple[float, ...] = spec(
+        (),
+        check=lambda v: all(x > 0 for x in v),
+        allowed="a list of numbers > 0 (extra learning rates; [] runs each section's train.lr only)",
+    )
 
     def validate(self, where: str) -> None:
-        for key in ("dataset", "k", "seed"):
+        for key in ("dataset", "k", "seed", "lr"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise UserError(f"{key}: got {list(values)!r}, allowed: a list without repeats")
@@ -273,3 +282,55 @@ class Grid:
 
 def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
+
+
+def run_name(k: int, seed: int, lr: int | float | None = None) -> str:
+    """The name of one run inside its dataset's folders: ``k<K>-s<seed>`` with the dataset
+    section's train.lr, ``k<K>-s<seed>-lr<lr>`` with an extra lr of the grid. `lr` is the
+    value as params.yaml holds it (an int or a float), written as DVC writes it into the
+    paths of dvc.yaml (Python's str: 0.03, 0.001, 1e-05)."""
+    return f"k{k}-s{seed}" if lr is None else f"k{k}-s{seed}-lr{lr}"
+
+
+def prepared_name(seed: int) -> str:
+    """The folder of one seed's data inside ``data/prepared/<dataset>/``: ``s<seed>``."""
+    return f"s{seed}"
+
+
+# --------------------------------------------------------------------------- params.yaml
+def check_top_level(params: Mapping) -> None:
+    """Every top-level key is a grid list, a stage section or a dataset section."""
+    known = (*GRID_KEYS, *STAGE_SECTIONS)
+    for key, value in params.items():
+        if key in known:
+            continue
+        if isinstance(value, Mapping) and "data" in value:
+            extra = sorted(set(value) - set(DATASET_BLOCKS))
+            if extra:
+                raise UserError(
+                    f"{key}: unknown key {extra[0]!r}; a dataset section holds {', '.join(DATASET_BLOCKS)}"
+                )
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(
+            f"unknown params key {key!r}{hint}; allowed: {', '.join(known)}, or a dataset section with a 'data' block"
+        )
+
+
+def dataset_section(params: Mapping, name: str) -> Mapping:
+    """The dataset section `name` of params.yaml, after checking every top-level key."""
+    check_top_level(params)
+    section = params.get(name)
+    if not isinstance(section, Mapping) or "data" not in section:
+        sections = sorted(k for k, v in params.items() if isinstance(v, Mapping) and "data" in v)
+        raise UserError(
+            f"dataset: got {name!r}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)"
+        )
+    return section
+
+
+def stage_config(params: Mapping, name: str, cls: type[T]) -> T:
+    """The stage section `name` parsed into `cls`, after checking every top-level key."""
+    check_top_level(params)
+    return parse(cls, params.get(name), name)

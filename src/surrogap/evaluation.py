@@ -134,14 +134,32 @@ def _chunk_losses(
     torch.sub(torch.logsumexp(blk, -1).view(-1), pos, out=out)
 
 
+def block_draw(n: int, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draw of one pairing's blocks: (slots, views).
+
+    slots (nb (K + 1),): a random permutation of the n pairs cut into blocks of K + 1, the
+    last partial block filled up with pairs drawn from the other blocks (negatives only);
+    views (n,): per pair, True where it shows its positive view as a negative.
+    """
+    g = k + 1
+    perm = torch.randperm(n, generator=generator)
+    rest = n % g
+    if rest:
+        fill = perm[: n - rest][torch.randperm(n - rest, generator=generator)[: g - rest]]
+        perm = torch.cat([perm, fill])  # the fill pairs are negatives only
+    views = torch.rand(n, generator=generator) < 0.5
+    return perm, views
+
+
 def block_losses(
     z: torch.Tensor,
     partner: torch.Tensor,
     k: int,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
     chunk_rows: int | None = None,
     inv_norm: torch.Tensor | None = None,
     workers: int | None = None,
+    draw: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Per-anchor contrastive losses (n,) for one pairing with K block negatives each.
 
@@ -151,7 +169,7 @@ def block_losses(
     one view each (one view bit per pair), so each anchor sees K distinct negatives drawn
     uniformly without replacement from the other n - 1 pairs. The last, partial block is
     filled up (a second randperm) with pairs of the other blocks, which serve as negatives
-    only. Computed with little memory traffic and no per-op thread barriers:
+    only (:func:`block_draw`; `draw` gives that draw explicitly). Computed with little memory traffic and no per-op thread barriers:
 
     - each chunk of blocks gathers its anchor, negative-view and positive rows straight
       from z into reused buffers small enough for the cache (no (n, d) copies);
@@ -162,13 +180,7 @@ def block_losses(
     """
     n, d = z.shape
     g = k + 1
-    perm = torch.randperm(n, generator=generator)
-    full = n // g
-    rest = n - full * g
-    if rest:
-        fill = perm[: n - rest][torch.randperm(n - rest, generator=generator)[: g - rest]]
-        perm = torch.cat([perm, fill])  # the fill pairs are negatives only
-    views = torch.rand(n, generator=generator) < 0.5
+    perm, views = block_draw(n, k, generator) if draw is None else draw
     shown = torch.where(views, partner, torch.arange(n))  # (n,) the row a pair shows as a negative
     neg_rows = shown[perm]  # (nb*(K+1),)
     pos_rows = partner[perm]

@@ -17,8 +17,6 @@ Supervised Losses", ICML 2022 (arXiv:2110.02501). Losses in nats.
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from surrogap.evaluation import (
     mean_classifier,
 )
 from surrogap.features import FeatureSet
+from surrogap.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -42,7 +41,6 @@ __all__ = [
     "EvalSplit",
     "EvaluateParams",
     "FeatureEntry",
-    "bench_evaluate_flops_fraction",
     "check_features",
     "encode_labels",
     "evaluate",
@@ -53,27 +51,8 @@ __all__ = [
     "split_features",
 ]
 
-# the keys of one record, in the order of reports/results.csv where they apply
-RECORD_COLUMNS = (
-    "classes",
-    "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "lower_gap",
-    "upper_gap",
-    "bao_lower",
-    "bao_upper",
-    "arora",
-    "nozawa_sato",
-    "ash",
-    "holds",
-    "n_train",
-    "n_test",
-    "dim",
-)
-STAGE_COLUMNS = ("dataset", *RECORD_COLUMNS)  # reports/external.csv
+RECORD_COLUMNS = EVALUATE_RECORD_COLUMNS  # the keys of one record
+STAGE_COLUMNS = EXTERNAL_COLUMNS  # reports/external.csv
 SPLIT_IGNORED = ("val", "valid", "validation")  # split values whose rows are left out
 PRIORS = ("uniform", "empirical")
 
@@ -311,9 +290,20 @@ def parse_params(params: Mapping) -> EvaluateParams:
     return parse(EvaluateParams, section(params, "evaluate"), "evaluate")
 
 
-def run_stage(params: Mapping, out: str | Path) -> None:
+def check_inside(path: str, inputs: Path, where: str) -> None:
+    """`path` lies inside the folder `inputs` (the stage's declared dep in dvc.yaml)."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(inputs.resolve()):
+        raise UserError(
+            f"{where}: got {path!r}, allowed: a path inside {str(inputs)!r} (the folder the "
+            "evaluate stage depends on in dvc.yaml, so that a changed file re-runs it)"
+        )
+
+
+def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
     """The `evaluate` stage: one row per (entry, K) in `out` (CSV, header only for no entries).
 
+    Every entry's files must lie inside the folder `inputs`, the stage's dep in dvc.yaml.
     Every entry is read and evaluated before anything is written; a failure names the entry.
     """
     import pandas as pd
@@ -321,6 +311,11 @@ def run_stage(params: Mapping, out: str | Path) -> None:
     from surrogap import features, io
 
     p = parse_params(params)
+    inputs = Path(inputs)
+    for i, entry in enumerate(p.features):
+        check_inside(entry.path, inputs, f"evaluate.features[{i}].path")
+        if entry.labels is not None:
+            check_inside(entry.labels, inputs, f"evaluate.features[{i}].labels")
     rows = []
     for i, entry in enumerate(p.features):
         try:
@@ -356,91 +351,3 @@ def save_plot(records: Sequence[dict], path: str | Path) -> None:
 
     fig = surrogate_gap_figure(records)
     io.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150), suffix=".png")
-
-
-# --------------------------------------------------------------------------- the benchmark
-class _PeakRSS:
-    """Peak resident set size (bytes) above the level at start, sampled every 2 ms."""
-
-    def __init__(self):
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _rss() -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * 4096
-        except OSError:  # no /proc: the lifetime peak (an upper bound of the growth)
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _run(self):
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.base
-
-
-def matmul_peak_flops(size: int = 2048, tries: int = 5) -> float:
-    """fp32 FLOP/s of a size x size torch.matmul, best of `tries`."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen)
-    b = torch.randn(size, size, generator=gen)
-    torch.matmul(a, b)  # warm-up
-    best = math.inf
-    for _ in range(tries):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * size**3 / best
-
-
-def bench_evaluate_flops_fraction(quick: bool = False) -> dict:
-    """Achieved FLOP/s of the held-out contrastive estimate over the fp32 matmul peak.
-
-    n = 100000, d = 768, K = 256, 2 repeats (quick: n = 20000, d = 512, K = 128). FLOPs per
-    repeat: 2 n_blocks (K+1)^2 d for the block products plus 2 n d for the positive dots.
-    The peak is the best of several 2048 x 2048 matmuls measured before and after. Target
-    at least 0.4, with the peak RSS growth (sampled from /proc) under 4 GB.
-    """
-    n, d, k, repeats = (20_000, 512, 128, 2) if quick else (100_000, 768, 256, 2)
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(n, d, generator=gen)
-    y = torch.randint(0, 100, (n,), generator=gen)
-    peak = matmul_peak_flops()
-    warm = 4 * (k + 1)
-    contrastive_loss_estimate(z[:warm], torch.arange(warm) % 2, k, 1)  # warm-up
-    with _PeakRSS() as rss:
-        t0 = time.perf_counter()
-        contrastive_loss_estimate(z, y, k, repeats, seed=0)
-        elapsed = time.perf_counter() - t0
-    peak = max(peak, matmul_peak_flops())
-    n_blocks = math.ceil(n / (k + 1))
-    flops = repeats * (2.0 * n_blocks * (k + 1) ** 2 * d + 2.0 * n * d)
-    achieved = flops / elapsed
-    detail = (
-        f"n={n} d={d} K={k} repeats={repeats}: {elapsed:.2f} s, {achieved / 1e9:.1f} GFLOP/s "
-        f"of a {peak / 1e9:.1f} GFLOP/s fp32 matmul peak; peak RSS growth "
-        f"{rss.growth / 2**20:.0f} MiB (limit 4096 MiB)"
-    )
-    return {
-        "name": "evaluate_flops_fraction",
-        "value": achieved / peak,
-        "target": 0.4,
-        "detail": detail,
-        "rss_growth_bytes": rss.growth,
-    }

@@ -35,7 +35,7 @@ from matplotlib.patches import Patch
 from surrogap import bounds
 from surrogap.config import parse, spec
 from surrogap.errors import UserError
-from surrogap.pipeline import RESULT_COLUMNS
+from surrogap.schema import REPORT_EXTERNAL_COLUMNS, REPORT_TRAJECTORY_COLUMNS, RESULT_COLUMNS
 
 __all__ = [
     "RESULTS_COLUMNS",
@@ -61,7 +61,7 @@ __all__ = [
 
 RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table, docs/ARCHITECTURE.md
 # the columns of trajectory.csv this module reads (train_loss and lr are ignored)
-TRAJECTORY_COLUMNS = ("epoch", "val_contrastive_loss", "val_supervised_loss", "val_mean_acc")
+TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
 
 EARLIER_BOUNDS = {
     "arora": "Arora et al. 2019",
@@ -955,18 +955,7 @@ def _link(alt: str, path: str) -> str:
     return f"![{alt}]({path.replace(' ', '%20')})"
 
 
-EXTERNAL_COLUMNS = (
-    "dataset",
-    "classes",
-    "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "bao_lower",
-    "bao_upper",
-    "holds",
-)
+EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
 
 
 def load_external(path: str | Path) -> pd.DataFrame | None:

@@ -129,10 +129,8 @@ def _positive_number(key: str, value: Any) -> float:
 
 def read_params(path: str | os.PathLike) -> TheoryParams:
     """Read the `theory` section of a YAML params file (UserError if absent or invalid)."""
-    from surrogap.pipeline import check_top_level
-
     params = config.load_params(path)
-    check_top_level(params)
+    config.check_top_level(params)
     return TheoryParams.from_dict(config.section(params, "theory"))
 
 

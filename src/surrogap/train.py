@@ -21,7 +21,6 @@ these options existed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import pickle
 import shutil
@@ -47,19 +46,12 @@ from surrogap.evaluation import (
 from surrogap.losses import contrastive_loss, sample_negatives
 from surrogap.models import build_encoder
 from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
+from surrogap.schema import TRAJECTORY_COLUMNS
 
 __all__ = ["CHECKPOINT_NAME", "TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
-TRAJECTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "val_contrastive_loss",
-    "val_supervised_loss",
-    "val_mean_acc",
-    "lr",
-)
 
 
 @dataclass(frozen=True)
@@ -405,20 +397,16 @@ class Trainer:
         }
 
 
-# the modules whose code decides the weights a run ends with (pretrain's code deps in dvc.yaml)
-TRAINING_CODE = (
-    "train.py", "losses.py", "optim.py", "distributed.py", "evaluation.py", "augment.py",
-    "models/__init__.py", "models/mlp.py", "models/vision.py", "models/text.py",
-)  # fmt: skip
+# the module whose code (with all it reaches) decides the weights a run ends with: the same
+# import walk that tests/test_deps.py checks against pretrain's deps in dvc.yaml
+TRAINING_CODE = "surrogap.pipeline.pretrain"
 
 
 def code_fingerprint() -> str:
     """sha256 of the training code: a checkpoint written by other code is not resumed."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for name in TRAINING_CODE:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
-    return digest.hexdigest()[:16]
+    from surrogap import codedeps
+
+    return codedeps.fingerprint(TRAINING_CODE)
 
 
 def run_info(

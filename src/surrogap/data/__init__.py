@@ -1,7 +1,8 @@
-"""Datasets: preparation into a common on-disk layout, and loading for training.
+"""Datasets: the common on-disk layout, its writing and its loading for training.
 
 Each dataset *kind* lives in one module that exposes ``KINDS = {kind: (ConfigClass,
-build)}``; ``build(cfg, root) -> Prepared`` returns the three splits. The `prepare` stage
+build)}``; ``build(cfg, root) -> Prepared`` returns the three splits (the registry and the
+dispatch are in :mod:`surrogap.data.kinds`, which only the `prepare` stage reaches). The `prepare` stage
 writes them under ``data/prepared/<dataset>/`` as ``{train,val,test}.npz`` plus
 ``meta.json`` (see docs/ARCHITECTURE.md); training and evaluation read them back with
 :func:`load_prepared`.
@@ -9,7 +10,6 @@ writes them under ``data/prepared/<dataset>/`` as ``{train,val,test}.npz`` plus
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +22,6 @@ from surrogap import config, io
 from surrogap.errors import UserError
 
 SPLITS = ("train", "val", "test")
-
-# kind -> module defining it (imported on first use, so torchvision/datasets load lazily)
-KIND_MODULES = {
-    "circle": "surrogap.data.synthetic",
-    "norm": "surrogap.data.synthetic",
-    "digits": "surrogap.data.digits",
-    "topics": "surrogap.data.text",
-    "wiki3029": "surrogap.data.text",
-    "cifar10": "surrogap.data.cifar",
-    "cifar100": "surrogap.data.cifar",
-}
-
 
 @dataclass
 class Prepared:
@@ -50,27 +38,6 @@ class Prepared:
     vocab_size: int | None = None
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _kind_entry(kind: str):
-    if kind not in KIND_MODULES:
-        raise UserError(f"data.kind: got {kind!r}, allowed: {', '.join(sorted(KIND_MODULES))}")
-    module = importlib.import_module(KIND_MODULES[kind])
-    return module.KINDS[kind]
-
-
-def parse_data_config(data: Any, where: str):
-    """The frozen config of a dataset section's `data` block, chosen by its `kind`."""
-    if not isinstance(data, dict) or "kind" not in data:
-        raise UserError(f"{where}: expected a mapping with a 'kind' key, got {data!r}")
-    cls, _ = _kind_entry(data["kind"])
-    return config.parse(cls, data, where)
-
-
-def build(cfg, root: Path) -> Prepared:
-    """Run the builder of ``cfg.kind`` (root: where downloads and raw files live)."""
-    _, builder = _kind_entry(cfg.kind)
-    return builder(cfg, root)
 
 
 # --------------------------------------------------------------------------- shared helpers

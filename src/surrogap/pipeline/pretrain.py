@@ -1,0 +1,53 @@
+"""The `pretrain` stage: contrastive pre-training of one (dataset, K, seed) run, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from surrogap import config, train
+from surrogap.config import dataset_section, run_name
+from surrogap.data import load_prepared
+from surrogap.models import parse_encoder_config
+
+
+def encoder_config(params: Mapping, name: str):
+    """The `<name>.encoder` block of params.yaml, parsed."""
+    return parse_encoder_config(dataset_section(params, name).get("encoder"), f"{name}.encoder")
+
+
+def train_config(params: Mapping, name: str) -> train.TrainConfig:
+    """The `<name>.train` block of params.yaml, parsed."""
+    return config.parse(
+        train.TrainConfig, dataset_section(params, name).get("train"), f"{name}.train"
+    )
+
+
+def run(
+    params: Mapping,
+    dataset: str,
+    k: int,
+    seed: int,
+    data_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    lr: float | None = None,
+) -> None:
+    """One run; `lr` (an entry of the lr grid) replaces the section's train.lr."""
+    enc = encoder_config(params, dataset)
+    tcfg = train_config(params, dataset)
+    if lr is not None:
+        tcfg = dataclasses.replace(tcfg, lr=float(lr))
+    data = load_prepared(data_dir)
+    train.check_sizes(tcfg, k, data, f"{dataset}.train")
+    augment = None
+    if data.meta.get("augment"):
+        from surrogap.augment import build_augment
+
+        augment = build_augment(data.meta)
+    info = train.run_info(dataset, k, seed, enc, tcfg, data.meta)
+    trainer = train.Trainer(tcfg, enc, data, k, seed, info, augment=augment)
+    train.pretrain(
+        trainer, out_dir, checkpoint_dir, desc=f"pretrain {dataset} {run_name(k, seed, lr)}"
+    )

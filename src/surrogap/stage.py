@@ -1,0 +1,102 @@
+"""The one pattern of every `stages/<name>.py`: parse the command line, run the body, and
+turn a user error into one line on stderr and exit status 2.
+
+    def main(argv=None) -> int:
+        p = stage.parser("probe", __doc__)
+        p.add_argument(...)
+        return stage.run("probe", p, lambda args: probe.run(...), argv)
+
+A bad argument (argparse's own complaint), a `UserError` or an input file that cannot be
+read (OSError) is one line ``stage <name>: <message>``; any other exception is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+from surrogap.errors import UserError
+
+
+def message(exc: BaseException) -> str:
+    """The one-line text of an error: its message with whitespace collapsed, or its type."""
+    if isinstance(exc, OSError):
+        where = f"{str(exc.filename)!r}: " if exc.filename else ""
+        return f"cannot access {where}{exc.strerror or exc}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a UserError (one line), not usage plus exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(message)
+
+
+def parser(name: str, doc: str | None, params: bool = True) -> Parser:
+    """A stage's parser, with the `--params` option of every stage that reads params."""
+    first = (doc or "").strip().splitlines()
+    p = Parser(prog=f"stages/{name}.py", description=first[0] if first else None)
+    if params:
+        p.add_argument("--params", default="params.yaml", help="the params file")
+    return p
+
+
+def integer(minimum: int, key: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum`; the message names the params key that
+    dvc.yaml fills the option from (a sweep list entry such as `k: [four]`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"got {text!r}, allowed: an integer >= {minimum} (an entry of params `{key}`)"
+            )
+        return value
+
+    return parse
+
+
+def positive_number(key: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0, named after the params key it comes from."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f"got {text!r}, allowed: a number > 0 (an entry of params `{key}`)"
+            )
+        return value
+
+    return parse
+
+
+def stage_main(name: str, body: Callable[[], None]) -> int:
+    """Run a stage body; a UserError, or an input file that cannot be read (OSError), is one
+    line on stderr and exit status 2."""
+    try:
+        body()
+    except (UserError, OSError) as exc:
+        # surrogap.io turns failed writes into UserErrors: an OSError here is mostly a read
+        print(f"stage {name}: {message(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(
+    name: str,
+    p: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], None],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse `argv` with `p` and run `body(args)`, both inside the one error boundary."""
+    return stage_main(name, lambda: body(p.parse_args(argv)))
