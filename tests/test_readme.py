@@ -120,9 +120,10 @@ def test_evaluate_command_parses_and_its_json_keys_are_documented(tmp_path):
 # --------------------------------------------------------------------------- pipeline
 def test_stage_table_lists_the_stages_of_dvc_yaml():
     text = section("The pipeline")
-    table = re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE)
+    first_cells = re.findall(r"^\| (`[^|]+`) \|", text, re.MULTILINE)
+    table = [name for cell in first_cells for name in re.findall(r"`([\w-]+)`", cell)]
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert table == list(stages)
+    assert sorted(table) == sorted(stages) and len(table) == len(set(table))
 
 
 def test_quick_start_describes_the_default_sweep():
