@@ -75,18 +75,27 @@ def log_cosh(x: float) -> float:
 
 
 def upper_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    """Uniform: log(C / K) + 2 log cosh(b^2). Prior: min of the paper's
+    log(pi_max C^2 cosh^2(b^2) / K) and the derived 2 log cosh(b^2) - log(K pi_min)."""
     if prior is None:
         return math.log(c / k) + 2 * log_cosh(b * b)
-    return 2 * log_cosh(b * b) - math.log(k * min(prior))
+    c = len(prior)
+    paper = math.log(max(prior) * c * c * math.cosh(b * b) ** 2 / k)
+    derived = 2 * log_cosh(b * b) - math.log(k * min(prior))
+    return min(paper, derived)
 
 
 def lower_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    """max of the paper's H(pi) + log K - 2 log(1 + K) - 2 log cosh(b^2) (H = log C when
+    uniform) and the derived -2 log cosh(b^2) - log(1 + K pi_max)."""
     lc = 2 * log_cosh(b * b)
     if prior is None:
-        paper = math.log(c) + math.log(k) - 2 * math.log(k + 1) - lc
-        derived = -lc - math.log(1 + k / c)
-        return max(paper, derived)
-    return -lc - math.log(1 + k * max(prior))
+        entropy, pi_max = math.log(c), 1 / c
+    else:
+        entropy, pi_max = -sum(p * math.log(p) for p in prior), max(prior)
+    paper = entropy + math.log(k) - 2 * math.log(k + 1) - lc
+    derived = -lc - math.log(1 + k * pi_max)
+    return max(paper, derived)
 
 
 def one_minus_tau_naive(k, c) -> float:
@@ -219,11 +228,27 @@ def test_gaps_uniform_match_formulas(k, c, b):
 @pytest.mark.parametrize("prior", PRIORS)
 @pytest.mark.parametrize("k", [1, 3, 16, 256])
 @pytest.mark.parametrize("b", [0.5, 1.0])
-def test_gaps_prior_match_derived_forms(prior, k, b):
+def test_gaps_prior_match_the_tightest_forms(prior, k, b):
     assert close(B.upper_gap(k, prior=prior, b=b), upper_gap_naive(k, prior=prior, b=b))
     assert close(B.lower_gap(k, prior=prior, b=b), lower_gap_naive(k, prior=prior, b=b))
     # num_classes may be given alongside when it agrees
     assert B.upper_gap(k, len(prior), prior, b) == B.upper_gap(k, prior=prior, b=b)
+
+
+def test_prior_gaps_take_each_family_where_it_is_tighter():
+    lc = 2 * log_cosh(1.0)
+    # pi_max pi_min C^2 < 1: the paper's upper form is the smaller
+    skewed = [0.9, 0.05, 0.05]
+    assert B.upper_gap(4, prior=skewed) == pytest.approx(math.log(0.9 * 9 / 4) + lc, rel=1e-14)
+    # pi_max pi_min C^2 > 1: the derived one is
+    flat = [0.36, 0.32, 0.32]
+    assert B.upper_gap(4, prior=flat) == pytest.approx(lc - math.log(4 * 0.32), rel=1e-14)
+    # lower: derived at K = 1 for C = 2, the paper's (entropy) form at large K
+    two = [0.6, 0.4]
+    assert B.lower_gap(1, prior=two) == pytest.approx(-lc - math.log(1.6), rel=1e-14)
+    h = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4))
+    want = h + math.log(1000) - 2 * math.log(1001) - lc
+    assert B.lower_gap(1000, prior=two) == pytest.approx(want, rel=1e-14)
 
 
 def test_lower_gap_uniform_uses_the_larger_form():
@@ -619,14 +644,26 @@ def test_two_sided_bound_holds_for_the_ideal_encoder():
 
 
 # --------------------------------------------------------------------------- bad input
-BAD_K = [0, -3, 2.5, float("nan"), True, "3", [1, 0], np.array([1.0, 2.5])]
+BAD_K = [
+    0,
+    -3,
+    2.5,
+    float("nan"),
+    True,
+    "3",
+    [1, 0],
+    np.array([1.0, 2.5]),
+    [1, 10**31],
+    np.array([B.MAX_K + 1]),
+]
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS_OF_K))
-@pytest.mark.parametrize("k", [0, -3, 2.5])
+@pytest.mark.parametrize("k", [0, -3, 2.5, B.MAX_K + 1, 10**30])
 def test_bad_k_names_the_value(name, k):
     # the value may be shown as Python (2.5) or numpy (np.float64(2.5)) renders it
-    named = rf"k must be an integer >= 1, got (np\.\w+\()?{re.escape(repr(k))}\b"
+    allowed = re.escape(B.K_ALLOWED)
+    named = rf"k must be {allowed}, got (np\.\w+\()?{re.escape(repr(k))}\b"
     with pytest.raises(ValueError, match=named):
         FUNCTIONS_OF_K[name](k)
 
@@ -639,7 +676,7 @@ def test_bad_k_variants_raise(k):
         B.loss_coefficients(k, 10)
 
 
-BAD_CLASSES = [1, 0, -5, 2.5, True, "10"]
+BAD_CLASSES = [1, 0, -5, 2.5, True, "10", B.MAX_CLASSES + 1, 10**31]
 
 
 @pytest.mark.parametrize("c", BAD_CLASSES)
@@ -661,7 +698,8 @@ BAD_CLASSES = [1, 0, -5, 2.5, True, "10"]
 )
 def test_bad_num_classes_names_the_value(fn, c):
     with pytest.raises(
-        ValueError, match=rf"num_classes must be an integer >= 2, got {re.escape(repr(c))}"
+        ValueError,
+        match=rf"num_classes must be {re.escape(B.CLASSES_ALLOWED)}, got {re.escape(repr(c))}",
     ):
         fn(c)
 
@@ -708,8 +746,10 @@ def test_bad_b_names_the_value(fn, b):
 
 @pytest.mark.parametrize("fn", [B.arora_bound, B.nozawa_sato_bound, B.ash_bound, B.bao_upper_bound])
 def test_bad_loss(fn):
-    with pytest.raises(ValueError, match="loss must be finite, got nan"):
+    with pytest.raises(ValueError, match="loss must be a finite number >= 0.*got nan"):
         fn(float("nan"), 10, 10)
+    with pytest.raises(ValueError, match=r"loss must be a finite number >= 0.*got -5\.0"):
+        fn(np.array([1.0, -5.0]), 10, 10)
     with pytest.raises(ValueError, match="must broadcast"):
         fn(np.ones(3), np.array([10, 11]), 10)
 

@@ -27,6 +27,7 @@ RECORD_KEYS = {
     "arora",
     "nozawa_sato",
     "ash",
+    "why_null",
 }
 
 
@@ -124,6 +125,8 @@ def test_json_records_equal_library(capsys, ks, classes, losses):
             assert same(rec[name], float(values[i])), (name, ks[i])
         assert (rec["arora"] is None) == (ks[i] + 1 < classes)
         assert (rec["nozawa_sato"] is None) == (ks[i] + 1 < classes)
+        undefined = {"arora": "undefined", "nozawa_sato": "undefined"}
+        assert rec["why_null"] == (undefined if ks[i] + 1 < classes else {})
 
 
 def test_json_null_where_undefined_is_valid_json(capsys):
@@ -158,6 +161,9 @@ def test_json_with_prior_and_b(capsys):
         assert same(rec["bao_upper"], B.bao_upper_bound(1.2, k, prior=prior, b=0.7))
         # the earlier bounds assume a uniform prior: not given for a skewed one
         assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None
+        assert rec["why_null"] == dict.fromkeys(
+            ("arora", "nozawa_sato", "ash"), "uniform prior only"
+        )
 
 
 def test_uniform_prior_equals_classes(capsys):
@@ -202,7 +208,7 @@ def test_without_loss_prints_gaps_and_ideal_values(capsys):
 def test_without_loss_skewed_prior_ideal_values_undefined(capsys):
     code, out, _ = run(capsys, "bounds", "--k", "2", "--prior", "0.7,0.3")
     assert code == 0
-    assert table_rows(out)[0][3:] == ["undefined", "undefined"]
+    assert table_rows(out)[0][3:] == ["n/a", "n/a"]  # the ideal values assume a uniform prior
 
 
 @pytest.mark.parametrize(
@@ -210,7 +216,7 @@ def test_without_loss_skewed_prior_ideal_values_undefined(capsys):
     [
         (["--k", "0", "--classes", "3"], "'0'"),
         (["--k", "2.5", "--classes", "3"], "'2.5'"),
-        (["--k", "1", "--classes", "1"], "got 1"),
+        (["--k", "1", "--classes", "1"], "got '1'"),
         (["--k", "1", "--prior", "0.5,0.6"], "1.1"),
         (["--k", "1", "--classes", "3", "--b", "0"], "got 0.0"),
         (["--k", "1", "--classes", "3", "--prior", "0.5,0.5"], "num_classes is 3"),

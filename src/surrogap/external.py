@@ -196,7 +196,7 @@ def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
     """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.cli import bounds_records
+    from surrogap.bounds import bounds_records, holds
 
     data.check_k(ks)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -234,7 +234,7 @@ def evaluate_split(
                 "arora": rec["arora"],
                 "nozawa_sato": rec["nozawa_sato"],
                 "ash": rec["ash"],
-                "holds": bool(rec["bao_lower"] <= r_mu <= rec["bao_upper"]),
+                "holds": holds(rec["bao_lower"], r_mu, rec["bao_upper"]),
                 "n_train": int(data.z_train.shape[0]),
                 "n_test": data.n_test,
                 "dim": int(data.z_test.shape[1]),
