@@ -746,7 +746,7 @@ def test_bad_b_names_the_value(fn, b):
 
 @pytest.mark.parametrize("fn", [B.arora_bound, B.nozawa_sato_bound, B.ash_bound, B.bao_upper_bound])
 def test_bad_loss(fn):
-    with pytest.raises(ValueError, match="loss must be a finite number >= 0.*got nan"):
+    with pytest.raises(ValueError, match=r"loss must be a finite number >= 0.*got nan"):
         fn(float("nan"), 10, 10)
     with pytest.raises(ValueError, match=r"loss must be a finite number >= 0.*got -5\.0"):
         fn(np.array([1.0, -5.0]), 10, 10)
@@ -786,3 +786,216 @@ def test_bounds_at_equals_each_bound_and_blanks_earlier_bounds_for_a_prior():
     skewed = B.bounds_at(2.3, ks, prior=[0.5, 0.3, 0.2])
     assert np.isnan(skewed["arora"]).all() and np.isnan(skewed["ash"]).all()
     np.testing.assert_array_equal(skewed["upper_gap"], B.upper_gap(ks, prior=[0.5, 0.3, 0.2]))
+
+
+# --------------------------------------------------------------------------- every size (issue: no hangs)
+def log_v_close(got, want, rel=1e-9):
+    """v agrees to `rel` relative (|log v_a - log v_b| <= rel), and log v itself to `rel`."""
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    assert np.array_equal(np.isneginf(got), np.isneginf(want))
+    fin = np.isfinite(want)
+    diff = np.abs(got[fin] - want[fin])
+    assert np.all(diff <= rel * np.maximum(1.0, np.abs(want[fin]))), diff.max()
+    assert np.all(diff <= rel), diff.max()
+
+
+@pytest.mark.parametrize("c", [2, 3, 5, 10, 37, 120, 1000, 4000])
+def test_coverage_default_equals_the_recursion_for_every_n_it_runs(c):
+    n = np.arange(0, 5001)
+    recursion = B._log_coverage_table(5000, c)
+    log_v_close(B.log_coverage_probability(n, c), recursion)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 37, 120, 400])
+def test_alternating_form_equals_the_recursion_from_its_switch_point(c):
+    # the alternating form is used where t1 = C (1 - 1/C)^n <= 1/2; check it there, from
+    # the first such n on, and that the default picks it there
+    n = np.arange(c, 5001)
+    t1 = c * (1 - 1 / c) ** n.astype(float)
+    assert (t1 <= B._ALTERNATING_MAX_T1).any()
+    first = int(n[np.argmax(t1 <= B._ALTERNATING_MAX_T1)])
+    ns = np.arange(first, min(first + 400, 5001))
+    alternating = B._log_coverage(ns, c, "alternating")
+    log_v_close(alternating, B._log_coverage_table(5000, c)[ns], rel=1e-12)
+    log_v_close(B.log_coverage_probability(ns, c), alternating, rel=0.0)
+    # just below the switch the default takes an exact mid-range method instead
+    if first > c:
+        below = np.array([first - 1])
+        log_v_close(B.log_coverage_probability(below, c), B._log_coverage_table(first, c)[below])
+
+
+@pytest.mark.parametrize(
+    ("c", "ns"),
+    [
+        (2, [2, 3, 4, 50]),
+        (3, [3, 4, 5, 9, 30]),
+        (10, [10, 11, 12, 25, 40, 80]),
+        (37, [37, 38, 60, 150, 400]),
+        (120, [120, 121, 300, 500, 700, 1500]),
+        (1000, [1000, 1001, 1500, 3000, 7000, 9999]),
+        (3000, [3000, 3001, 5000, 9999]),
+    ],
+)
+def test_saddle_form_equals_the_recursion(c, ns):
+    ns = np.array(ns)
+    want = B._log_coverage_table(int(ns.max()), c)[ns]
+    log_v_close(B._log_coverage(ns, c, "saddle"), want)
+
+
+@pytest.mark.parametrize("c", [3, 10, 50])
+@pytest.mark.parametrize("n_over_c", [1.5, 4.0, 9.0])
+def test_saddle_form_equals_exact_inclusion_exclusion(c, n_over_c):
+    import mpmath
+
+    n = int(c * n_over_c)
+    num = sum((-1) ** i * math.comb(c, i) * (c - i) ** n for i in range(c + 1))
+    with mpmath.workdps(60):
+        want = float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(c) ** n))
+    assert B._log_coverage(np.array([n]), c, "saddle")[0] == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("c", [10**4, 10**5, 10**7, 10**9])
+def test_large_c_closed_forms_near_n_equal_c(c):
+    """v_C = C!/C^C, v_{C+1} = v_C (C+1)/2, v_{C+2} = v_C (C+2)(C+1)(3C+1)/(24 C)
+    (S(C+1, C) = binom(C+1, 2), S(C+2, C) = binom(C+2, 3)(3C+1)/4), at 50 digits."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        log_vc = mpmath.loggamma(c + 1) - c * mpmath.log(c)
+        want = [
+            float(log_vc),
+            float(log_vc + mpmath.log(mpmath.mpf(c + 1) / 2)),
+            float(log_vc + mpmath.log(mpmath.mpf(c + 2) * (c + 1) * (3 * c + 1) / (24 * c))),
+        ]
+    got = B.log_coverage_probability(np.array([c, c + 1, c + 2]), c)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("c", "n"), [(10**5, 2 * 10**6), (10**7, 2 * 10**8), (10**9, 25 * 10**9)])
+def test_saddle_and_alternating_agree_where_both_hold(c, n):
+    # two independent exact methods, in the range (t1 <= 1/2) where the alternating one holds
+    assert c * (1 - 1 / c) ** n <= 0.5
+    alternating = B._log_coverage(np.array([n]), c, "alternating")[0]
+    saddle = B._log_coverage(np.array([n]), c, "saddle")[0]
+    assert saddle == pytest.approx(alternating, rel=1e-9)
+
+
+@pytest.mark.parametrize(("c", "n"), [(2, 10**12), (10, 10**12), (10**9, 10**12)])
+def test_coverage_at_the_largest_n(c, n):
+    # v_n = 1 - C (1 - 1/C)^n + ... : log v_n = -C (1 - 1/C)^n to first order
+    t1 = math.exp(math.log(c) + n * math.log1p(-1 / c))
+    got = B.log_coverage_probability(n, c)
+    assert got == pytest.approx(-t1, rel=1e-6, abs=1e-300)
+
+
+def test_moment_series_equals_the_pmf_sum_where_both_run():
+    for k, c, q in [
+        (10**6, 2, 0.0),
+        (10**6, 3, math.exp(-2)),
+        (4 * 10**6, 10, 0.0),
+        (10**8, 1000, 0.3),
+    ]:
+        p = 1 / c
+        lo, hi = B._pmf_window(k, p)
+        assert hi - lo + 1 > B._PMF_WINDOW_MAX  # the moment series is what runs here
+        by_pmf = B._expectation_by_pmf(k, p, q, lo, hi)
+        by_moments = B._expectation_by_moments(k, p, q)
+        assert by_moments == pytest.approx(by_pmf, rel=1e-13)
+
+
+@pytest.mark.parametrize(("k", "c"), [(3000, 2), (20_000, 3), (50_000, 10)])
+def test_collision_term_equals_exact_sum_for_large_k(k, c):
+    # exact binomial weights (Fraction) at the window the pmf sum uses
+    want = col_naive(k, c) if k <= 3000 else None
+    got = B.collision_term(k, c)
+    if want is not None:
+        assert got == pytest.approx(want, rel=1e-13)
+    # log(1 + m) is concave: Col <= log(1 + K/C) (Jensen), within var / (2 (1 + K/C)^2)
+    mu, var = k / c, k / c * (1 - 1 / c)
+    assert math.log1p(mu) - var / (1 + mu) ** 2 <= got <= math.log1p(mu)
+
+
+@pytest.mark.parametrize("n", [2000, 2001, 2500])
+def test_harmonic_number_both_paths_exact(n):
+    assert B.harmonic_number(n) == float(harmonic_exact(n))
+
+
+@pytest.mark.parametrize("c", [2, 10, 1000, 10**5, 10**7, 10**9])
+@pytest.mark.parametrize("k", [1, 9, 5000, 10**6, 10**9, 10**12])
+def test_every_size_answers_finite_or_an_honest_overflow(c, k):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at = B.bounds_at(2.3, k, c)
+        ideal = B.optimal_contrastive_loss(k, c)
+    assert math.isfinite(ideal) and 0 < ideal
+    # R_cont* grows like log(1 + K (1/C + e^-2)) at most, and at least like log(1 + K/C)
+    assert math.log1p(k / c) - 1e-9 <= ideal <= math.log1p(k / c + k * math.exp(-2)) + 1e-9
+    for name in ("lower_gap", "upper_gap", "bao_lower", "bao_upper"):
+        assert math.isfinite(float(at[name]))
+    for name in ("arora", "nozawa_sato"):
+        assert math.isnan(float(at[name])) == (k + 1 < c)
+    assert not math.isnan(float(at["ash"]))
+
+
+def test_log_cosh_never_overflows():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for b in (1.4e154, 1e200, 1e308):
+            assert B.upper_gap(5, 10, b=b) == math.inf
+            assert B.lower_gap(5, 10, b=b) == -math.inf
+            assert B.upper_gap(5, prior=[0.5, 0.3, 0.2], b=b) == math.inf
+            assert B.optimal_supervised_loss(10, b=b) == 0.0
+        # finite where 2 log cosh(b^2) ~ 2 b^2 still fits: b = 1e150
+        assert B.upper_gap(5, 10, b=1e150) == pytest.approx(2e300, rel=1e-12)
+
+
+def test_huge_loss_overflows_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at = B.bounds_at(1e308, np.array([1, 9, 100]), 10)
+    assert np.all(at["nozawa_sato"][1:] == math.inf)
+    assert np.all(at["bao_upper"] == 1e308 + at["upper_gap"])
+
+
+# --------------------------------------------------------------------------- records and holds
+def test_holds_is_the_two_sided_rule():
+    assert B.holds(1.0, 1.5, 2.0) and B.holds(1.0, 1.0, 1.0)
+    assert not B.holds(1.0, 0.9, 2.0) and not B.holds(1.0, 2.1, 2.0)
+    assert B.holds(None, -1e300, None) and B.holds(-math.inf, 5.0, math.inf)
+    with pytest.raises(ValueError, match="NaN"):
+        B.holds(1.0, float("nan"), 2.0)
+
+
+def test_records_say_why_a_value_is_null():
+    # issue example: K = 10000, C = 10, loss 12: Arora and Ash overflow, they are defined
+    rec = B.bounds_records([10_000, 5], 10, [12.0])
+    assert B.arora_bound(12.0, 10_000, 10) == math.inf and B.ash_bound(12.0, 10_000, 10) == math.inf
+    assert rec[0]["arora"] is None and rec[0]["ash"] is None
+    assert rec[0]["why_null"] == {"arora": "inf", "ash": "inf"}
+    assert rec[1]["why_null"] == {"arora": "undefined", "nozawa_sato": "undefined"}
+    skew = B.bounds_records([3], None, [1.0], prior=[0.5, 0.3, 0.2], b=1e200)[0]
+    assert skew["why_null"] == {
+        "lower_gap": "-inf",
+        "upper_gap": "inf",
+        "bao_lower": "-inf",
+        "bao_upper": "inf",
+        "arora": "uniform prior only",
+        "nozawa_sato": "uniform prior only",
+        "ash": "uniform prior only",
+    }
+    ideal = B.bounds_records([3], None, None, prior=[0.5, 0.3, 0.2])[0]
+    assert ideal["why_null"] == dict.fromkeys(
+        ("optimal_contrastive_loss", "optimal_supervised_loss"), "uniform prior only"
+    )
+    # every other value is a finite float
+    for r in (*rec, skew, ideal):
+        for key, value in r.items():
+            if key not in ("k", "classes", "why_null"):
+                assert (value is None) == (key in r["why_null"])
+                assert value is None or math.isfinite(value)

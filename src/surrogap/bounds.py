@@ -528,12 +528,12 @@ def _log_coverage_saddle(n: int, num_classes: int) -> float:
     mean = rho  # the tilted mean per class
     var = max(mean * (1.0 + r - mean), 0.0)
     sigma = math.sqrt(c * var)
-    m_nodes = int(math.ceil(40.0 * sigma)) + 64
+    m_nodes = math.ceil(40.0 * sigma) + 64
     # log-modulus of the integrand relative to theta = 0, cheaply in float64
     half = m_nodes // 2
     # near theta = 0 the log-modulus is -sigma^2 theta^2 / 2 + O(theta^4): nodes beyond twice
     # the theta where that reaches -90 are not needed; checked below, else all are taken
-    cut = 8 + int(math.ceil(2.0 * math.sqrt(180.0) / max(sigma, 1e-300) * m_nodes / (2 * math.pi)))
+    cut = 8 + math.ceil(2.0 * math.sqrt(180.0) / max(sigma, 1e-300) * m_nodes / (2 * math.pi))
     cut = min(half, cut)
     for last in (cut, half):
         theta = 2.0 * math.pi * np.arange(0, last + 1) / m_nodes
