@@ -999,3 +999,92 @@ def test_records_say_why_a_value_is_null():
             if key not in ("k", "classes", "why_null"):
                 assert (value is None) == (key in r["why_null"])
                 assert value is None or math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- non-uniform priors: both families valid
+def paper_gaps(k, prior, b=1.0):
+    """The paper's general forms (its official plotting code)."""
+    c, lc = len(prior), 2 * log_cosh(b * b)
+    entropy = -sum(p * math.log(p) for p in prior)
+    upper = math.log(max(prior) * c * c / k) + lc
+    lower = entropy + math.log(k) - 2 * math.log1p(k) - lc
+    return lower, upper
+
+
+def derived_gaps(k, prior, b=1.0):
+    """The derived forms (docs/THEORY.md)."""
+    lc = 2 * log_cosh(b * b)
+    return -lc - math.log1p(k * max(prior)), lc - math.log(k * min(prior))
+
+
+def skewed_feature_sets(rng, kind, prior, dim=4):
+    """Unit-vector sets per class: `clustered` (tight, random centers), `spread` (nearly
+    uniform on the sphere), `collapsed` (every class on one point, up to tiny noise),
+    `rare_on_common` (the rare classes sit on the most likely class's points), `antipodal`
+    (the most likely class split between u and -u, its mean near 0; the others at u)."""
+    c = len(prior)
+    common = int(np.argmax(prior))
+    u = rng.normal(size=dim)
+    u /= np.linalg.norm(u)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    sets = []
+    for y in range(c):
+        size = int(rng.integers(3, 8))
+        if kind == "clustered":
+            center = unit(rng.normal(size=(1, dim)))
+            pts = unit(6.0 * center + rng.normal(size=(size, dim)))
+        elif kind == "spread":
+            pts = unit(rng.normal(size=(size, dim)))
+        elif kind == "collapsed":
+            pts = unit(u + 1e-3 * rng.normal(size=(size, dim)))
+        elif kind == "rare_on_common":
+            base = unit(3.0 * u + rng.normal(size=(size, dim)))
+            pts = base if y == common else unit(base + 0.05 * rng.normal(size=(size, dim)))
+        else:  # antipodal
+            if y == common:
+                sign = np.where(np.arange(size) % 2 == 0, 1.0, -1.0)[:, None]
+                pts = unit(sign * u + 0.05 * rng.normal(size=(size, dim)))
+            else:
+                pts = unit(u + 0.05 * rng.normal(size=(size, dim)))
+        sets.append(pts)
+    return sets
+
+
+FEATURE_KINDS = ["clustered", "spread", "collapsed", "rare_on_common", "antipodal"]
+
+
+def prior_band_slacks(seed, c, alpha, kind, ks=(1, 4, 16, 64), samples=40_000):
+    """Per K: R_mu, R_cont (MC mean, se) and each family's gaps, on one random setting."""
+    rng = np.random.default_rng([seed, c, int(alpha * 100), FEATURE_KINDS.index(kind)])
+    prior = rng.dirichlet(np.full(c, alpha))
+    prior = np.maximum(prior, 1e-3)
+    prior /= prior.sum()
+    sets = skewed_feature_sets(rng, kind, prior)
+    r_mu = r_mu_exact(sets, prior)
+    rows = []
+    for k in ks:
+        r_cont, se = r_cont_monte_carlo(rng, sets, prior, k, samples)
+        rows.append((k, prior, r_mu, r_cont, se, paper_gaps(k, prior), derived_gaps(k, prior)))
+    return rows
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("alpha", [0.3, 1.0])
+@pytest.mark.parametrize("c", [3, 5, 10])
+def test_both_prior_families_valid_on_skewed_priors(c, alpha, kind):
+    for seed in (0, 1):
+        for k, prior, r_mu, r_cont, se, paper, derived in prior_band_slacks(seed, c, alpha, kind):
+            tol = 5 * se + 1e-12
+            for name, (lower, upper) in (("paper", paper), ("derived", derived)):
+                assert r_cont + lower <= r_mu + tol, (name, "lower", seed, k, r_cont, lower, r_mu)
+                assert r_mu <= r_cont + upper + tol, (name, "upper", seed, k, r_cont, upper, r_mu)
+            # the library takes the tightest of the two, so it is valid too
+            assert B.lower_gap(k, prior=prior) == pytest.approx(
+                max(paper[0], derived[0]), rel=1e-12
+            )
+            assert B.upper_gap(k, prior=prior) == pytest.approx(
+                min(paper[1], derived[1]), rel=1e-12
+            )
