@@ -252,7 +252,7 @@ def test_prior_gaps_take_each_family_where_it_is_tighter():
 
 
 def test_lower_gap_uniform_uses_the_larger_form():
-    # C = 2: the derived form is the larger; C >= 3: the paper's (THEORY.md)
+    # C = 2: the derived form is the larger; C >= 3: the paper's (docs/THEORY.md)
     lc = 2 * log_cosh(1.0)
     for k in (1, 5, 50):
         derived2 = -lc - math.log1p(k / 2)

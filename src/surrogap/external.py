@@ -4,7 +4,7 @@ Given frozen features (n, d) and labels, this splits them into train and test (a
 split, or a seeded stratified one), L2-normalizes them (b = 1) and reports for each K
 
 - the test contrastive loss R_cont with K negatives and its standard error over repeats
-  (THEORY.md; the block estimator of ARCHITECTURE.md, "Estimators": negatives drawn from
+  (docs/THEORY.md; the block estimator of docs/ARCHITECTURE.md, "Estimators": negatives drawn from
   the whole test split, independent of any batch),
 - R_mu and the accuracy of the mean classifier (class means from train),
 - Bao et al.'s two-sided bound R_cont + Delta_L <= R_mu <= R_cont + Delta_U and the earlier
