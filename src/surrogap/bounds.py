@@ -112,7 +112,12 @@ def _as_b(b) -> float:
 
 
 def _as_prior(prior, num_classes) -> np.ndarray:
-    p = np.asarray(prior, dtype=np.float64)
+    try:
+        p = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"prior must be a vector of probabilities, got {prior!r}") from None
+    if p.size > MAX_CLASSES:
+        raise UserError(f"prior must have at most {MAX_CLASSES} entries, got {p.size}")
     if p.ndim != 1 or p.size < 2:
         raise UserError(f"prior must be a vector of at least 2 probabilities, got {prior!r}")
     if not np.isfinite(p).all() or (p < 0).any():
@@ -457,7 +462,7 @@ def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
     return out
 
 
-_RECURSION_MAX_N = 5_000  # the exact recursion always runs up to this n
+_RECURSION_MAX_N = 5_000  # the exact recursion always runs up to this n (and C)
 _RECURSION_CAP_N = 2_000_000  # and never beyond this n (its table holds n floats)
 _ALTERNATING_MAX_T1 = 0.5  # the alternating form runs where C (1 - 1/C)^n <= this
 
@@ -574,9 +579,9 @@ def log_coverage_probability(n, num_classes):
     Three exact-enough methods, each where it is cheap (docs/THEORY.md, "Coverage"):
     C (1 - 1/C)^n <= 1/2: the alternating complementary sum (`_log_coverage_alternating`);
     otherwise the recursion over the number of distinct classes (`_log_coverage_table`),
-    one pass for every n, where max(n) <= 5 000 or the pass is cheaper than the per-n
-    alternative, the saddle-point contour integral (`_log_coverage_saddle`, ~25 ms per
-    distinct n). Every n up to MAX_K and C up to MAX_CLASSES costs bounded time and memory
+    one pass for every n, where C <= 5 000 and max(n) <= 5 000 or the pass is cheaper than
+    the per-n alternative, the saddle-point contour integral (`_log_coverage_saddle`,
+    ~25 ms per distinct n). Every n up to MAX_K and C up to MAX_CLASSES costs bounded time and memory
     per requested n.
     """
     c = _as_classes(num_classes)
@@ -608,8 +613,10 @@ def _log_coverage(nn: np.ndarray, c: int, method: str | None = None) -> np.ndarr
         if mid.any():
             # one recursion pass serves every n up to its end (~10 us a step); the saddle form
             # costs ~25 ms per distinct n: take the cheaper, within the recursion's memory cap
+            # (its work per step grows with C: only for C <= _RECURSION_MAX_N)
             n_end, count = int(nn[mid].max()), int(np.unique(nn[mid]).size)
-            if n_end <= min(_RECURSION_CAP_N, max(_RECURSION_MAX_N, 2000 * count)):
+            cheap = n_end <= min(_RECURSION_CAP_N, max(_RECURSION_MAX_N, 2000 * count))
+            if cheap and c <= _RECURSION_MAX_N:
                 mid_method = "recursion"
     else:
         alt = covered if method == "alternating" else np.zeros(nn.shape, dtype=bool)

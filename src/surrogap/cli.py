@@ -1,6 +1,8 @@
 """The `surrogap` command line: `surrogap bounds`, `surrogap bench`, `surrogap evaluate`.
 
-Every user error is one line on stderr and exit status 2, never a traceback.
+Every user error (a `UserError`) is one line on stderr and exit status 2, never a
+traceback; any other exception is a bug and shows its traceback. A closed output pipe
+(`surrogap bounds ... | head`) ends quietly.
 """
 
 from __future__ import annotations
