@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from surrogap import bounds as B
+from surrogap import special as S
 
 FLOAT_MAX_LOG = math.log(np.finfo(np.float64).max)
 
@@ -802,7 +803,7 @@ def log_v_close(got, want, rel=1e-9):
 @pytest.mark.parametrize("c", [2, 3, 5, 10, 37, 120, 1000, 4000])
 def test_coverage_default_equals_the_recursion_for_every_n_it_runs(c):
     n = np.arange(0, 5001)
-    recursion = B._log_coverage_table(5000, c)
+    recursion = S.log_coverage_table(5000, c)
     log_v_close(B.log_coverage_probability(n, c), recursion)
 
 
@@ -812,16 +813,16 @@ def test_alternating_form_equals_the_recursion_from_its_switch_point(c):
     # the first such n on, and that the default picks it there
     n = np.arange(c, 5001)
     t1 = c * (1 - 1 / c) ** n.astype(float)
-    assert (t1 <= B._ALTERNATING_MAX_T1).any()
-    first = int(n[np.argmax(t1 <= B._ALTERNATING_MAX_T1)])
+    assert (t1 <= S.ALTERNATING_MAX_T1).any()
+    first = int(n[np.argmax(t1 <= S.ALTERNATING_MAX_T1)])
     ns = np.arange(first, min(first + 400, 5001))
-    alternating = B._log_coverage(ns, c, "alternating")
-    log_v_close(alternating, B._log_coverage_table(5000, c)[ns], rel=1e-12)
+    alternating = S.log_coverage(ns, c, "alternating")
+    log_v_close(alternating, S.log_coverage_table(5000, c)[ns], rel=1e-12)
     log_v_close(B.log_coverage_probability(ns, c), alternating, rel=0.0)
     # just below the switch the default takes an exact mid-range method instead
     if first > c:
         below = np.array([first - 1])
-        log_v_close(B.log_coverage_probability(below, c), B._log_coverage_table(first, c)[below])
+        log_v_close(B.log_coverage_probability(below, c), S.log_coverage_table(first, c)[below])
 
 
 @pytest.mark.parametrize(
@@ -838,8 +839,8 @@ def test_alternating_form_equals_the_recursion_from_its_switch_point(c):
 )
 def test_saddle_form_equals_the_recursion(c, ns):
     ns = np.array(ns)
-    want = B._log_coverage_table(int(ns.max()), c)[ns]
-    log_v_close(B._log_coverage(ns, c, "saddle"), want)
+    want = S.log_coverage_table(int(ns.max()), c)[ns]
+    log_v_close(S.log_coverage(ns, c, "saddle"), want)
 
 
 @pytest.mark.parametrize("c", [3, 10, 50])
@@ -851,7 +852,7 @@ def test_saddle_form_equals_exact_inclusion_exclusion(c, n_over_c):
     num = sum((-1) ** i * math.comb(c, i) * (c - i) ** n for i in range(c + 1))
     with mpmath.workdps(60):
         want = float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(c) ** n))
-    assert B._log_coverage(np.array([n]), c, "saddle")[0] == pytest.approx(want, rel=1e-13)
+    assert S.log_coverage(np.array([n]), c, "saddle")[0] == pytest.approx(want, rel=1e-13)
 
 
 @pytest.mark.parametrize("c", [10**4, 10**5, 10**7, 10**9])
@@ -875,8 +876,8 @@ def test_large_c_closed_forms_near_n_equal_c(c):
 def test_saddle_and_alternating_agree_where_both_hold(c, n):
     # two independent exact methods, in the range (t1 <= 1/2) where the alternating one holds
     assert c * (1 - 1 / c) ** n <= 0.5
-    alternating = B._log_coverage(np.array([n]), c, "alternating")[0]
-    saddle = B._log_coverage(np.array([n]), c, "saddle")[0]
+    alternating = S.log_coverage(np.array([n]), c, "alternating")[0]
+    saddle = S.log_coverage(np.array([n]), c, "saddle")[0]
     assert saddle == pytest.approx(alternating, rel=1e-9)
 
 
@@ -896,10 +897,10 @@ def test_moment_series_equals_the_pmf_sum_where_both_run():
         (10**8, 1000, 0.3),
     ]:
         p = 1 / c
-        lo, hi = B._pmf_window(k, p)
-        assert hi - lo + 1 > B._PMF_WINDOW_MAX  # the moment series is what runs here
-        by_pmf = B._expectation_by_pmf(k, p, q, lo, hi)
-        by_moments = B._expectation_by_moments(k, p, q)
+        lo, hi = S.pmf_window(k, p)
+        assert hi - lo + 1 > S.PMF_WINDOW_MAX  # the moment series is what runs here
+        by_pmf = S.expectation_by_pmf(k, p, q, lo, hi)
+        by_moments = S.expectation_by_moments(k, p, q)
         assert by_moments == pytest.approx(by_pmf, rel=1e-13)
 
 
