@@ -190,7 +190,7 @@ def upper_gap(k, num_classes=None, prior=None, b=1.0):
 
     Uniform prior: log(C / K) + 2 log cosh(b^2). Prior pi: the smaller of the two valid forms,
     the paper's log(max_c pi_c C^2 cosh^2(b^2) / K) and the derived
-    2 log cosh(b^2) - log(K min_c pi_c) (docs/THEORY.md, "Non-uniform prior"); both equal
+    2 log cosh(b^2) - log(K min_c pi_c) (docs/THEORY.md, section 3.2); both equal
     the uniform form for a uniform prior. +inf where 2 log cosh(b^2) exceeds float64.
     """
     kk = _as_k(k)
@@ -265,16 +265,18 @@ def collision_term(k, num_classes):
 def log_coverage_probability(n, num_classes):
     """log v_n(C), accurate where v_n itself underflows; -inf for n < C.
 
-    Three exact-enough methods, each where it is cheap (docs/THEORY.md, "Coverage"):
-    C (1 - 1/C)^n <= 1/2: the alternating complementary sum (`special.log_coverage_alternating`);
-    otherwise the recursion over the number of distinct classes (`special.log_coverage_table`),
-    one pass for every n, where C <= 5 000 and max(n) <= 5 000 or the pass is cheaper than
-    the per-n alternative, the saddle-point contour integral (`special.log_coverage_saddle`,
-    ~25 ms per distinct n). Every n up to MAX_K and C up to MAX_CLASSES costs bounded time and memory
-    per requested n.
+    Three exact-enough methods, each where it is cheap (docs/THEORY.md, section 6): where
+    C (1 - 1/C)^n <= 1/2 the alternating complementary sum; otherwise, for C <= 5 000 when
+    max(n) <= 5 000 or one pass is cheaper than the per-n alternative, the recursion over
+    the number of distinct classes (one pass serves every n); else the saddle-point
+    contour integral (~25 ms per distinct n). See surrogap.special. Every n up to
+    MAX_K + 1 and C up to MAX_CLASSES costs bounded time and memory per requested n.
     """
     c = _as_classes(num_classes)
-    arr = np.asarray(n)
+    try:
+        arr = np.asarray(n)
+    except (OverflowError, ValueError):
+        raise UserError(f"n must be integers in 0..{MAX_K + 1}, got {n!r}") from None
     if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.size == 0:
         raise UserError(f"n must be integers >= 0, got {n!r}")
     if arr.dtype.kind == "f" and (~np.isfinite(arr) | (arr != np.round(arr))).any():
