@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from surrogap import bounds as B
+from surrogap import special as S
 
 FLOAT_MAX_LOG = math.log(np.finfo(np.float64).max)
 
@@ -75,18 +76,27 @@ def log_cosh(x: float) -> float:
 
 
 def upper_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    """Uniform: log(C / K) + 2 log cosh(b^2). Prior: min of the paper's
+    log(pi_max C^2 cosh^2(b^2) / K) and the derived 2 log cosh(b^2) - log(K pi_min)."""
     if prior is None:
         return math.log(c / k) + 2 * log_cosh(b * b)
-    return 2 * log_cosh(b * b) - math.log(k * min(prior))
+    c = len(prior)
+    paper = math.log(max(prior) * c * c * math.cosh(b * b) ** 2 / k)
+    derived = 2 * log_cosh(b * b) - math.log(k * min(prior))
+    return min(paper, derived)
 
 
 def lower_gap_naive(k, c=None, prior=None, b=1.0) -> float:
+    """max of the paper's H(pi) + log K - 2 log(1 + K) - 2 log cosh(b^2) (H = log C when
+    uniform) and the derived -2 log cosh(b^2) - log(1 + K pi_max)."""
     lc = 2 * log_cosh(b * b)
     if prior is None:
-        paper = math.log(c) + math.log(k) - 2 * math.log(k + 1) - lc
-        derived = -lc - math.log(1 + k / c)
-        return max(paper, derived)
-    return -lc - math.log(1 + k * max(prior))
+        entropy, pi_max = math.log(c), 1 / c
+    else:
+        entropy, pi_max = -sum(p * math.log(p) for p in prior), max(prior)
+    paper = entropy + math.log(k) - 2 * math.log(k + 1) - lc
+    derived = -lc - math.log(1 + k * pi_max)
+    return max(paper, derived)
 
 
 def one_minus_tau_naive(k, c) -> float:
@@ -219,15 +229,31 @@ def test_gaps_uniform_match_formulas(k, c, b):
 @pytest.mark.parametrize("prior", PRIORS)
 @pytest.mark.parametrize("k", [1, 3, 16, 256])
 @pytest.mark.parametrize("b", [0.5, 1.0])
-def test_gaps_prior_match_derived_forms(prior, k, b):
+def test_gaps_prior_match_the_tightest_forms(prior, k, b):
     assert close(B.upper_gap(k, prior=prior, b=b), upper_gap_naive(k, prior=prior, b=b))
     assert close(B.lower_gap(k, prior=prior, b=b), lower_gap_naive(k, prior=prior, b=b))
     # num_classes may be given alongside when it agrees
     assert B.upper_gap(k, len(prior), prior, b) == B.upper_gap(k, prior=prior, b=b)
 
 
+def test_prior_gaps_take_each_family_where_it_is_tighter():
+    lc = 2 * log_cosh(1.0)
+    # pi_max pi_min C^2 < 1: the paper's upper form is the smaller
+    skewed = [0.9, 0.05, 0.05]
+    assert B.upper_gap(4, prior=skewed) == pytest.approx(math.log(0.9 * 9 / 4) + lc, rel=1e-14)
+    # pi_max pi_min C^2 > 1: the derived one is
+    flat = [0.36, 0.32, 0.32]
+    assert B.upper_gap(4, prior=flat) == pytest.approx(lc - math.log(4 * 0.32), rel=1e-14)
+    # lower: derived at K = 1 for C = 2, the paper's (entropy) form at large K
+    two = [0.6, 0.4]
+    assert B.lower_gap(1, prior=two) == pytest.approx(-lc - math.log(1.6), rel=1e-14)
+    h = -(0.6 * math.log(0.6) + 0.4 * math.log(0.4))
+    want = h + math.log(1000) - 2 * math.log(1001) - lc
+    assert B.lower_gap(1000, prior=two) == pytest.approx(want, rel=1e-14)
+
+
 def test_lower_gap_uniform_uses_the_larger_form():
-    # C = 2: the derived form is the larger; C >= 3: the paper's (THEORY.md)
+    # C = 2: the derived form is the larger; C >= 3: the paper's (docs/THEORY.md)
     lc = 2 * log_cosh(1.0)
     for k in (1, 5, 50):
         derived2 = -lc - math.log1p(k / 2)
@@ -619,14 +645,26 @@ def test_two_sided_bound_holds_for_the_ideal_encoder():
 
 
 # --------------------------------------------------------------------------- bad input
-BAD_K = [0, -3, 2.5, float("nan"), True, "3", [1, 0], np.array([1.0, 2.5])]
+BAD_K = [
+    0,
+    -3,
+    2.5,
+    float("nan"),
+    True,
+    "3",
+    [1, 0],
+    np.array([1.0, 2.5]),
+    [1, 10**31],
+    np.array([B.MAX_K + 1]),
+]
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS_OF_K))
-@pytest.mark.parametrize("k", [0, -3, 2.5])
+@pytest.mark.parametrize("k", [0, -3, 2.5, B.MAX_K + 1, 10**30])
 def test_bad_k_names_the_value(name, k):
     # the value may be shown as Python (2.5) or numpy (np.float64(2.5)) renders it
-    named = rf"k must be an integer >= 1, got (np\.\w+\()?{re.escape(repr(k))}\b"
+    allowed = re.escape(B.K_ALLOWED)
+    named = rf"k must be {allowed}, got (np\.\w+\()?{re.escape(repr(k))}\b"
     with pytest.raises(ValueError, match=named):
         FUNCTIONS_OF_K[name](k)
 
@@ -639,7 +677,7 @@ def test_bad_k_variants_raise(k):
         B.loss_coefficients(k, 10)
 
 
-BAD_CLASSES = [1, 0, -5, 2.5, True, "10"]
+BAD_CLASSES = [1, 0, -5, 2.5, True, "10", B.MAX_CLASSES + 1, 10**31]
 
 
 @pytest.mark.parametrize("c", BAD_CLASSES)
@@ -661,7 +699,8 @@ BAD_CLASSES = [1, 0, -5, 2.5, True, "10"]
 )
 def test_bad_num_classes_names_the_value(fn, c):
     with pytest.raises(
-        ValueError, match=rf"num_classes must be an integer >= 2, got {re.escape(repr(c))}"
+        ValueError,
+        match=rf"num_classes must be {re.escape(B.CLASSES_ALLOWED)}, got {re.escape(repr(c))}",
     ):
         fn(c)
 
@@ -708,8 +747,10 @@ def test_bad_b_names_the_value(fn, b):
 
 @pytest.mark.parametrize("fn", [B.arora_bound, B.nozawa_sato_bound, B.ash_bound, B.bao_upper_bound])
 def test_bad_loss(fn):
-    with pytest.raises(ValueError, match="loss must be finite, got nan"):
+    with pytest.raises(ValueError, match=r"loss must be a finite number >= 0.*got nan"):
         fn(float("nan"), 10, 10)
+    with pytest.raises(ValueError, match=r"loss must be a finite number >= 0.*got -5\.0"):
+        fn(np.array([1.0, -5.0]), 10, 10)
     with pytest.raises(ValueError, match="must broadcast"):
         fn(np.ones(3), np.array([10, 11]), 10)
 
@@ -746,3 +787,305 @@ def test_bounds_at_equals_each_bound_and_blanks_earlier_bounds_for_a_prior():
     skewed = B.bounds_at(2.3, ks, prior=[0.5, 0.3, 0.2])
     assert np.isnan(skewed["arora"]).all() and np.isnan(skewed["ash"]).all()
     np.testing.assert_array_equal(skewed["upper_gap"], B.upper_gap(ks, prior=[0.5, 0.3, 0.2]))
+
+
+# --------------------------------------------------------------------------- every size (issue: no hangs)
+def log_v_close(got, want, rel=1e-9):
+    """v agrees to `rel` relative (|log v_a - log v_b| <= rel), and log v itself to `rel`."""
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    assert np.array_equal(np.isneginf(got), np.isneginf(want))
+    fin = np.isfinite(want)
+    diff = np.abs(got[fin] - want[fin])
+    assert np.all(diff <= rel * np.maximum(1.0, np.abs(want[fin]))), diff.max()
+    assert np.all(diff <= rel), diff.max()
+
+
+@pytest.mark.parametrize("c", [2, 3, 5, 10, 37, 120, 1000, 4000])
+def test_coverage_default_equals_the_recursion_for_every_n_it_runs(c):
+    n = np.arange(0, 5001)
+    recursion = S.log_coverage_table(5000, c)
+    log_v_close(B.log_coverage_probability(n, c), recursion)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 37, 120, 400])
+def test_alternating_form_equals_the_recursion_from_its_switch_point(c):
+    # the alternating form is used where t1 = C (1 - 1/C)^n <= 1/2; check it there, from
+    # the first such n on, and that the default picks it there
+    n = np.arange(c, 5001)
+    t1 = c * (1 - 1 / c) ** n.astype(float)
+    assert (t1 <= S.ALTERNATING_MAX_T1).any()
+    first = int(n[np.argmax(t1 <= S.ALTERNATING_MAX_T1)])
+    ns = np.arange(first, min(first + 400, 5001))
+    alternating = S.log_coverage(ns, c, "alternating")
+    log_v_close(alternating, S.log_coverage_table(5000, c)[ns], rel=1e-12)
+    log_v_close(B.log_coverage_probability(ns, c), alternating, rel=0.0)
+    # just below the switch the default takes an exact mid-range method instead
+    if first > c:
+        below = np.array([first - 1])
+        log_v_close(B.log_coverage_probability(below, c), S.log_coverage_table(first, c)[below])
+
+
+@pytest.mark.parametrize(
+    ("c", "ns"),
+    [
+        (2, [2, 3, 4, 50]),
+        (3, [3, 4, 5, 9, 30]),
+        (10, [10, 11, 12, 25, 40, 80]),
+        (37, [37, 38, 60, 150, 400]),
+        (120, [120, 121, 300, 500, 700, 1500]),
+        (1000, [1000, 1001, 1500, 3000, 7000, 9999]),
+        (3000, [3000, 3001, 5000, 9999]),
+    ],
+)
+def test_saddle_form_equals_the_recursion(c, ns):
+    ns = np.array(ns)
+    want = S.log_coverage_table(int(ns.max()), c)[ns]
+    log_v_close(S.log_coverage(ns, c, "saddle"), want)
+
+
+@pytest.mark.parametrize("c", [3, 10, 50])
+@pytest.mark.parametrize("n_over_c", [1.5, 4.0, 9.0])
+def test_saddle_form_equals_exact_inclusion_exclusion(c, n_over_c):
+    import mpmath
+
+    n = int(c * n_over_c)
+    num = sum((-1) ** i * math.comb(c, i) * (c - i) ** n for i in range(c + 1))
+    with mpmath.workdps(60):
+        want = float(mpmath.log(mpmath.mpf(num) / mpmath.mpf(c) ** n))
+    assert S.log_coverage(np.array([n]), c, "saddle")[0] == pytest.approx(want, rel=1e-13)
+
+
+@pytest.mark.parametrize("c", [10**4, 10**5, 10**7, 10**9])
+def test_large_c_closed_forms_near_n_equal_c(c):
+    """v_C = C!/C^C, v_{C+1} = v_C (C+1)/2, v_{C+2} = v_C (C+2)(C+1)(3C+1)/(24 C)
+    (S(C+1, C) = binom(C+1, 2), S(C+2, C) = binom(C+2, 3)(3C+1)/4), at 50 digits."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        log_vc = mpmath.loggamma(c + 1) - c * mpmath.log(c)
+        want = [
+            float(log_vc),
+            float(log_vc + mpmath.log(mpmath.mpf(c + 1) / 2)),
+            float(log_vc + mpmath.log(mpmath.mpf(c + 2) * (c + 1) * (3 * c + 1) / (24 * c))),
+        ]
+    got = B.log_coverage_probability(np.array([c, c + 1, c + 2]), c)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("c", "n"), [(10**5, 2 * 10**6), (10**7, 2 * 10**8), (10**9, 25 * 10**9)])
+def test_saddle_and_alternating_agree_where_both_hold(c, n):
+    # two independent exact methods, in the range (t1 <= 1/2) where the alternating one holds
+    assert c * (1 - 1 / c) ** n <= 0.5
+    alternating = S.log_coverage(np.array([n]), c, "alternating")[0]
+    saddle = S.log_coverage(np.array([n]), c, "saddle")[0]
+    assert saddle == pytest.approx(alternating, rel=1e-9)
+
+
+@pytest.mark.parametrize(("c", "n"), [(2, 10**12), (10, 10**12), (10**9, 10**12)])
+def test_coverage_at_the_largest_n(c, n):
+    # v_n = 1 - C (1 - 1/C)^n + ... : log v_n = -C (1 - 1/C)^n to first order
+    t1 = math.exp(math.log(c) + n * math.log1p(-1 / c))
+    got = B.log_coverage_probability(n, c)
+    assert got == pytest.approx(-t1, rel=1e-6, abs=1e-300)
+
+
+def test_moment_series_equals_the_pmf_sum_where_both_run():
+    for k, c, q in [
+        (10**6, 2, 0.0),
+        (10**6, 3, math.exp(-2)),
+        (4 * 10**6, 10, 0.0),
+        (10**8, 1000, 0.3),
+    ]:
+        p = 1 / c
+        lo, hi = S.pmf_window(k, p)
+        assert hi - lo + 1 > S.PMF_WINDOW_MAX  # the moment series is what runs here
+        by_pmf = S.expectation_by_pmf(k, p, q, lo, hi)
+        by_moments = S.expectation_by_moments(k, p, q)
+        assert by_moments == pytest.approx(by_pmf, rel=1e-13)
+
+
+@pytest.mark.parametrize(("k", "c"), [(3000, 2), (20_000, 3), (50_000, 10)])
+def test_collision_term_equals_exact_sum_for_large_k(k, c):
+    # exact binomial weights (Fraction) at the window the pmf sum uses
+    want = col_naive(k, c) if k <= 3000 else None
+    got = B.collision_term(k, c)
+    if want is not None:
+        assert got == pytest.approx(want, rel=1e-13)
+    # log(1 + m) is concave: Col <= log(1 + K/C) (Jensen), within var / (2 (1 + K/C)^2)
+    mu, var = k / c, k / c * (1 - 1 / c)
+    assert math.log1p(mu) - var / (1 + mu) ** 2 <= got <= math.log1p(mu)
+
+
+@pytest.mark.parametrize("n", [2000, 2001, 2500])
+def test_harmonic_number_both_paths_exact(n):
+    assert B.harmonic_number(n) == float(harmonic_exact(n))
+
+
+@pytest.mark.parametrize("c", [2, 10, 1000, 10**5, 10**7, 10**9])
+@pytest.mark.parametrize("k", [1, 9, 5000, 10**6, 10**9, 10**12])
+def test_every_size_answers_finite_or_an_honest_overflow(c, k):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at = B.bounds_at(2.3, k, c)
+        ideal = B.optimal_contrastive_loss(k, c)
+    assert math.isfinite(ideal) and 0 < ideal
+    # R_cont* grows like log(1 + K (1/C + e^-2)) at most, and at least like log(1 + K/C)
+    assert math.log1p(k / c) - 1e-9 <= ideal <= math.log1p(k / c + k * math.exp(-2)) + 1e-9
+    for name in ("lower_gap", "upper_gap", "bao_lower", "bao_upper"):
+        assert math.isfinite(float(at[name]))
+    for name in ("arora", "nozawa_sato"):
+        assert math.isnan(float(at[name])) == (k + 1 < c)
+    assert not math.isnan(float(at["ash"]))
+
+
+def test_log_cosh_never_overflows():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for b in (1.4e154, 1e200, 1e308):
+            assert B.upper_gap(5, 10, b=b) == math.inf
+            assert B.lower_gap(5, 10, b=b) == -math.inf
+            assert B.upper_gap(5, prior=[0.5, 0.3, 0.2], b=b) == math.inf
+            assert B.optimal_supervised_loss(10, b=b) == 0.0
+        # finite where 2 log cosh(b^2) ~ 2 b^2 still fits: b = 1e150
+        assert B.upper_gap(5, 10, b=1e150) == pytest.approx(2e300, rel=1e-12)
+
+
+def test_huge_loss_overflows_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at = B.bounds_at(1e308, np.array([1, 9, 100]), 10)
+    assert np.all(at["nozawa_sato"][1:] == math.inf)
+    assert np.all(at["bao_upper"] == 1e308 + at["upper_gap"])
+
+
+# --------------------------------------------------------------------------- records and holds
+def test_holds_is_the_two_sided_rule():
+    assert B.holds(1.0, 1.5, 2.0) and B.holds(1.0, 1.0, 1.0)
+    assert not B.holds(1.0, 0.9, 2.0) and not B.holds(1.0, 2.1, 2.0)
+    assert B.holds(None, -1e300, None) and B.holds(-math.inf, 5.0, math.inf)
+    with pytest.raises(ValueError, match="NaN"):
+        B.holds(1.0, float("nan"), 2.0)
+
+
+def test_records_say_why_a_value_is_null():
+    # issue example: K = 10000, C = 10, loss 12: Arora and Ash overflow, they are defined
+    rec = B.bounds_records([10_000, 5], 10, [12.0])
+    assert B.arora_bound(12.0, 10_000, 10) == math.inf and B.ash_bound(12.0, 10_000, 10) == math.inf
+    assert rec[0]["arora"] is None and rec[0]["ash"] is None
+    assert rec[0]["why_null"] == {"arora": "inf", "ash": "inf"}
+    assert rec[1]["why_null"] == {"arora": "undefined", "nozawa_sato": "undefined"}
+    skew = B.bounds_records([3], None, [1.0], prior=[0.5, 0.3, 0.2], b=1e200)[0]
+    assert skew["why_null"] == {
+        "lower_gap": "-inf",
+        "upper_gap": "inf",
+        "bao_lower": "-inf",
+        "bao_upper": "inf",
+        "arora": "uniform prior only",
+        "nozawa_sato": "uniform prior only",
+        "ash": "uniform prior only",
+    }
+    ideal = B.bounds_records([3], None, None, prior=[0.5, 0.3, 0.2])[0]
+    assert ideal["why_null"] == dict.fromkeys(
+        ("optimal_contrastive_loss", "optimal_supervised_loss"), "uniform prior only"
+    )
+    # every other value is a finite float
+    for r in (*rec, skew, ideal):
+        for key, value in r.items():
+            if key not in ("k", "classes", "why_null"):
+                assert (value is None) == (key in r["why_null"])
+                assert value is None or math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- non-uniform priors: both families valid
+def paper_gaps(k, prior, b=1.0):
+    """The paper's general forms (its official plotting code)."""
+    c, lc = len(prior), 2 * log_cosh(b * b)
+    entropy = -sum(p * math.log(p) for p in prior)
+    upper = math.log(max(prior) * c * c / k) + lc
+    lower = entropy + math.log(k) - 2 * math.log1p(k) - lc
+    return lower, upper
+
+
+def derived_gaps(k, prior, b=1.0):
+    """The derived forms (docs/THEORY.md)."""
+    lc = 2 * log_cosh(b * b)
+    return -lc - math.log1p(k * max(prior)), lc - math.log(k * min(prior))
+
+
+def skewed_feature_sets(rng, kind, prior, dim=4):
+    """Unit-vector sets per class: `clustered` (tight, random centers), `spread` (nearly
+    uniform on the sphere), `collapsed` (every class on one point, up to tiny noise),
+    `rare_on_common` (the rare classes sit on the most likely class's points), `antipodal`
+    (the most likely class split between u and -u, its mean near 0; the others at u)."""
+    c = len(prior)
+    common = int(np.argmax(prior))
+    u = rng.normal(size=dim)
+    u /= np.linalg.norm(u)
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    sets = []
+    for y in range(c):
+        size = int(rng.integers(3, 8))
+        if kind == "clustered":
+            center = unit(rng.normal(size=(1, dim)))
+            pts = unit(6.0 * center + rng.normal(size=(size, dim)))
+        elif kind == "spread":
+            pts = unit(rng.normal(size=(size, dim)))
+        elif kind == "collapsed":
+            pts = unit(u + 1e-3 * rng.normal(size=(size, dim)))
+        elif kind == "rare_on_common":
+            base = unit(3.0 * u + rng.normal(size=(size, dim)))
+            pts = base if y == common else unit(base + 0.05 * rng.normal(size=(size, dim)))
+        else:  # antipodal
+            if y == common:
+                sign = np.where(np.arange(size) % 2 == 0, 1.0, -1.0)[:, None]
+                pts = unit(sign * u + 0.05 * rng.normal(size=(size, dim)))
+            else:
+                pts = unit(u + 0.05 * rng.normal(size=(size, dim)))
+        sets.append(pts)
+    return sets
+
+
+FEATURE_KINDS = ["clustered", "spread", "collapsed", "rare_on_common", "antipodal"]
+
+
+def prior_band_slacks(seed, c, alpha, kind, ks=(1, 4, 16, 64), samples=40_000):
+    """Per K: R_mu, R_cont (MC mean, se) and each family's gaps, on one random setting."""
+    rng = np.random.default_rng([seed, c, int(alpha * 100), FEATURE_KINDS.index(kind)])
+    prior = rng.dirichlet(np.full(c, alpha))
+    prior = np.maximum(prior, 1e-3)
+    prior /= prior.sum()
+    sets = skewed_feature_sets(rng, kind, prior)
+    r_mu = r_mu_exact(sets, prior)
+    rows = []
+    for k in ks:
+        r_cont, se = r_cont_monte_carlo(rng, sets, prior, k, samples)
+        rows.append((k, prior, r_mu, r_cont, se, paper_gaps(k, prior), derived_gaps(k, prior)))
+    return rows
+
+
+@pytest.mark.parametrize("kind", FEATURE_KINDS)
+@pytest.mark.parametrize("alpha", [0.3, 1.0])
+@pytest.mark.parametrize("c", [3, 5, 10])
+def test_both_prior_families_valid_on_skewed_priors(c, alpha, kind):
+    for seed in (0, 1):
+        for k, prior, r_mu, r_cont, se, paper, derived in prior_band_slacks(seed, c, alpha, kind):
+            tol = 5 * se + 1e-12
+            for name, (lower, upper) in (("paper", paper), ("derived", derived)):
+                assert r_cont + lower <= r_mu + tol, (name, "lower", seed, k, r_cont, lower, r_mu)
+                assert r_mu <= r_cont + upper + tol, (name, "upper", seed, k, r_cont, upper, r_mu)
+            # the library takes the tightest of the two, so it is valid too
+            assert B.lower_gap(k, prior=prior) == pytest.approx(
+                max(paper[0], derived[0]), rel=1e-12
+            )
+            assert B.upper_gap(k, prior=prior) == pytest.approx(
+                min(paper[1], derived[1]), rel=1e-12
+            )

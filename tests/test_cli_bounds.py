@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pytest
 
 from surrogap import bounds as B
 from surrogap.cli import main
+
+SRC = Path(B.__file__).resolve().parents[1]
 
 RECORD_KEYS = {
     "k",
@@ -27,6 +30,7 @@ RECORD_KEYS = {
     "arora",
     "nozawa_sato",
     "ash",
+    "why_null",
 }
 
 
@@ -124,6 +128,8 @@ def test_json_records_equal_library(capsys, ks, classes, losses):
             assert same(rec[name], float(values[i])), (name, ks[i])
         assert (rec["arora"] is None) == (ks[i] + 1 < classes)
         assert (rec["nozawa_sato"] is None) == (ks[i] + 1 < classes)
+        undefined = {"arora": "undefined", "nozawa_sato": "undefined"}
+        assert rec["why_null"] == (undefined if ks[i] + 1 < classes else {})
 
 
 def test_json_null_where_undefined_is_valid_json(capsys):
@@ -158,6 +164,9 @@ def test_json_with_prior_and_b(capsys):
         assert same(rec["bao_upper"], B.bao_upper_bound(1.2, k, prior=prior, b=0.7))
         # the earlier bounds assume a uniform prior: not given for a skewed one
         assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None
+        assert rec["why_null"] == dict.fromkeys(
+            ("arora", "nozawa_sato", "ash"), "uniform prior only"
+        )
 
 
 def test_uniform_prior_equals_classes(capsys):
@@ -202,7 +211,7 @@ def test_without_loss_prints_gaps_and_ideal_values(capsys):
 def test_without_loss_skewed_prior_ideal_values_undefined(capsys):
     code, out, _ = run(capsys, "bounds", "--k", "2", "--prior", "0.7,0.3")
     assert code == 0
-    assert table_rows(out)[0][3:] == ["undefined", "undefined"]
+    assert table_rows(out)[0][3:] == ["n/a", "n/a"]  # the ideal values assume a uniform prior
 
 
 @pytest.mark.parametrize(
@@ -210,7 +219,7 @@ def test_without_loss_skewed_prior_ideal_values_undefined(capsys):
     [
         (["--k", "0", "--classes", "3"], "'0'"),
         (["--k", "2.5", "--classes", "3"], "'2.5'"),
-        (["--k", "1", "--classes", "1"], "got 1"),
+        (["--k", "1", "--classes", "1"], "got '1'"),
         (["--k", "1", "--prior", "0.5,0.6"], "1.1"),
         (["--k", "1", "--classes", "3", "--b", "0"], "got 0.0"),
         (["--k", "1", "--classes", "3", "--prior", "0.5,0.5"], "num_classes is 3"),
@@ -270,3 +279,150 @@ def test_negative_prior_without_equals_names_the_value(capsys):
     code, _, err = run(capsys, "bounds", "--k", "1", "--prior", "-0.5,0.5,1.0")
     assert code == 2
     assert "-0.5" in err
+
+
+# --------------------------------------------------------------------------- sizes, overflow, pipes
+def run_module(*argv, stdin_cmd: str | None = None) -> subprocess.CompletedProcess:
+    """The calculator as a user runs it, in a fresh interpreter with warnings shown."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run(
+        [sys.executable, "-W", "default", "-m", "surrogap.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN / Infinity tokens (not JSON)."""
+
+    def refuse(token):
+        raise AssertionError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--k", "1" * 31, "--classes", "10"], "1" * 31),
+        (["--k", str(10**12 + 1), "--classes", "10"], str(10**12 + 1)),
+        (["--k", "5", "--classes", "1" * 31], "1" * 31),
+        (["--k", "5", "--classes", str(10**9 + 1), "--loss", "2.3"], str(10**9 + 1)),
+        (["--k", "5", "--classes", "10", "--loss", "-5"], "'-5'"),
+        (["--k", "5", "--classes", "10", "--loss", "2", "-0.1"], "'-0.1'"),
+    ],
+)
+def test_sizes_and_negative_loss_refused_in_one_line(capsys, argv, named):
+    code, out, err = run(capsys, "bounds", *argv)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert named in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--k", "1000000000", "--classes", "10", "--loss", "2.3"],
+        ["--k", "1000000000000", "--classes", "10", "--loss", "2.3"],
+        ["--k", "1", "20000000000", "1000000000000", "--classes", "1000000000", "--loss", "2.3"],
+        ["--k", "5", "50000", "200000", "--classes", "10000000", "--loss", "2.3"],
+        ["--k", "1000000000000", "--classes", "2"],
+    ],
+)
+def test_largest_sizes_answer_and_equal_the_library(capsys, argv):
+    code, out, err = run(capsys, "bounds", *argv, "--json")
+    assert code == 0 and err == ""
+    ks = [int(x) for x in argv[argv.index("--k") + 1 : argv.index("--classes")]]
+    c = int(argv[argv.index("--classes") + 1])
+    for rec, k in zip(strict_json(out), ks, strict=True):
+        assert same(rec["upper_gap"], B.upper_gap(k, c))
+        if "--loss" in argv:
+            for name, fn in (("arora", B.arora_bound), ("ash", B.ash_bound)):
+                want = fn(2.3, k, c)
+                if math.isfinite(want):
+                    assert same(rec[name], want)
+                else:
+                    assert rec[name] is None and name in rec["why_null"]
+
+
+def test_huge_b_json_is_valid_and_says_overflow(capsys):
+    code, out, err = run(
+        capsys,
+        "bounds",
+        "--k",
+        "1",
+        "10",
+        "--classes",
+        "10",
+        "--loss",
+        "2.3",
+        "--b",
+        "1e154",
+        "--json",
+    )
+    assert code == 0 and err == ""
+    assert "Infinity" not in out and "NaN" not in out
+    first, second = strict_json(out)
+    assert first["upper_gap"] is None and first["why_null"]["upper_gap"] == "inf"
+    assert first["why_null"]["lower_gap"] == "-inf" and first["why_null"]["bao_lower"] == "-inf"
+    assert first["why_null"]["arora"] == "undefined"  # K + 1 < C: a different answer
+    assert "arora" not in second["why_null"] and second["arora"] == pytest.approx(
+        B.arora_bound(2.3, 10, 10), rel=1e-12
+    )
+
+
+def test_table_says_inf_where_a_bound_overflowed_and_undefined_where_undefined(capsys):
+    code, out, _ = run(capsys, "bounds", "--k", "10000", "5", "--classes", "10", "--loss", "12")
+    assert code == 0
+    header = out.strip().splitlines()[1].split()
+    big, small = (dict(zip(header, row, strict=True)) for row in table_rows(out))
+    assert big["arora"] == "inf" and big["ash"] == "inf" and big["nozawa_sato"] != "inf"
+    assert small["arora"] == "undefined" and small["nozawa_sato"] == "undefined"
+    code, out, err = run(capsys, "bounds", "--k", "3", "--classes", "10", "--b", "1e200")
+    assert code == 0 and err == "" and "Traceback" not in out
+    row = dict(zip(out.strip().splitlines()[1].split(), table_rows(out)[0], strict=True))
+    assert row["lower_gap"] == "-inf" and row["upper_gap"] == "inf"
+
+
+def test_huge_loss_and_huge_b_print_no_warning():
+    for argv in (
+        ["bounds", "--k", "1", "9", "100", "--classes", "10", "--loss", "1e308"],
+        ["bounds", "--k", "1", "9", "--classes", "10", "--loss", "1e308", "--json"],
+        ["bounds", "--k", "3", "--classes", "10", "--b", "1e200", "--loss", "2"],
+    ):
+        done = run_module(*argv)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == "", done.stderr
+
+
+def test_closed_pipe_ends_quietly():
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    ks = " ".join(str(k) for k in range(1, 3001))
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{sys.executable} -m surrogap.cli bounds --k {ks} --classes 10 --loss 2 | head -3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.stdout.splitlines()[0] == "C = 10, b = 1"
+    assert len(done.stdout.splitlines()) == 3
+    assert done.stderr == ""
+
+
+def test_internal_error_is_not_disguised_as_a_user_error(monkeypatch):
+    # cli.main turns UserError into one line; any other exception is a bug: its traceback shows
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(B, "bounds_records", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main(["bounds", "--k", "3", "--classes", "10"])

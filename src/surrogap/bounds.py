@@ -9,35 +9,42 @@ Implements the two-sided bound of
 
 its non-uniform-prior form, the ideal losses of normalized features, and the earlier upper
 bounds it is compared with (Arora et al. 2019, Nozawa & Sato 2021, Ash et al. 2022).
-All losses are in nats. Pure numpy/scipy: this module never imports torch.
+All losses are in nats. Pure numpy (and mpmath, in surrogap.special): never imports torch.
 
 Conventions
 -----------
 ``k`` is the number of negatives K >= 1 (an integer or an array of integers; results take
 its shape). ``num_classes`` is C >= 2. ``prior`` is an optional probability vector over
 the C classes that replaces a uniform prior. ``b`` bounds the feature norm (b = 1 for
-L2-normalized features). Invalid input raises ``ValueError`` naming the value.
+L2-normalized features). Invalid input raises ``UserError`` (a ``ValueError``) naming the value and what is
+allowed. Every size up to ``MAX_K`` negatives and ``MAX_CLASSES`` classes is answered in
+bounded time and memory (well under a second per call); larger sizes are refused.
+The formulas, their sources and the numerics are in docs/THEORY.md.
 """
 
 from __future__ import annotations
 
-import decimal
 import math
-from functools import lru_cache
 
 import numpy as np
-from scipy.special import gammaln
+
+from surrogap import special
+from surrogap.errors import UserError
 
 __all__ = [
+    "MAX_CLASSES",
+    "MAX_K",
     "arora_bound",
     "ash_bound",
     "bao_lower_bound",
     "bao_upper_bound",
     "bounds_at",
+    "bounds_records",
     "collision_probability",
     "collision_term",
     "coverage_probability",
     "harmonic_number",
+    "holds",
     "log_coverage_probability",
     "loss_coefficients",
     "lower_gap",
@@ -51,30 +58,44 @@ PRIOR_TOLERANCE = 1e-9
 
 
 # --------------------------------------------------------------------------- validation
+MAX_K = 10**12  # the largest number of negatives answered (bounded time and memory)
+MAX_CLASSES = 10**9  # the largest number of classes answered
+K_ALLOWED = "an integer in 1..1e12"
+CLASSES_ALLOWED = "an integer in 2..1e9"
+
+
 def _as_k(k) -> np.ndarray:
-    """K as an int64 array; every entry an integer >= 1."""
-    arr = np.asarray(k)
+    """K as an int64 array; every entry an integer in 1..MAX_K."""
+    allowed = K_ALLOWED
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and not 1 <= k <= MAX_K:
+        raise UserError(f"k must be {allowed}, got {k!r}")
+    try:
+        arr = np.asarray(k)
+    except (OverflowError, ValueError):
+        raise UserError(f"k must be {allowed}, got {k!r}") from None
     if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise UserError(f"k must be {allowed}, got {k!r}")
     if arr.size == 0:
-        raise ValueError("k must hold at least one value, got an empty array")
+        raise UserError("k must hold at least one value, got an empty array")
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
-            raise ValueError(f"k must be an integer >= 1, got {arr[bad].flat[0].item()!r}")
-    if (arr < 1).any():
-        raise ValueError(f"k must be an integer >= 1, got {arr[arr < 1].flat[0].item()!r}")
+            raise UserError(f"k must be {allowed}, got {arr[bad].flat[0].item()!r}")
+    bad = (arr < 1) | (arr > MAX_K)
+    if bad.any():
+        raise UserError(f"k must be {allowed}, got {arr[bad].flat[0].item()!r}")
     return arr.astype(np.int64)
 
 
 def _as_classes(num_classes) -> int:
+    allowed = CLASSES_ALLOWED
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         if isinstance(num_classes, (float, np.floating)) and float(num_classes).is_integer():
             num_classes = int(num_classes)
         else:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+            raise UserError(f"num_classes must be {allowed}, got {num_classes!r}")
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise UserError(f"num_classes must be {allowed}, got {num_classes!r}")
     return int(num_classes)
 
 
@@ -82,29 +103,32 @@ def _as_b(b) -> float:
     try:
         value = float(b)
     except (TypeError, ValueError):
-        raise ValueError(f"b must be a finite number > 0, got {b!r}") from None
+        raise UserError(f"b must be a finite number > 0, got {b!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"b must be a finite number > 0, got {b!r}")
+        raise UserError(f"b must be a finite number > 0, got {b!r}")
     return value
 
 
 def _as_prior(prior, num_classes) -> np.ndarray:
-    p = np.asarray(prior, dtype=np.float64)
+    try:
+        p = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"prior must be a vector of probabilities, got {prior!r}") from None
+    if p.size > MAX_CLASSES:
+        raise UserError(f"prior must have at most {MAX_CLASSES} entries, got {p.size}")
     if p.ndim != 1 or p.size < 2:
-        raise ValueError(f"prior must be a vector of at least 2 probabilities, got {prior!r}")
+        raise UserError(f"prior must be a vector of at least 2 probabilities, got {prior!r}")
     if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError(f"prior must hold finite probabilities >= 0, got {prior!r}")
+        raise UserError(f"prior must hold finite probabilities >= 0, got {prior!r}")
     total = math.fsum(p.tolist())
     if abs(total - 1.0) > PRIOR_TOLERANCE:
-        raise ValueError(
-            f"prior must sum to 1 (within {PRIOR_TOLERANCE:g}), got a sum of {total!r}"
-        )
+        raise UserError(f"prior must sum to 1 (within {PRIOR_TOLERANCE:g}), got a sum of {total!r}")
     if num_classes is not None and _as_classes(num_classes) != p.size:
-        raise ValueError(
+        raise UserError(
             f"prior has {p.size} entries but num_classes is {num_classes!r}; they must agree"
         )
     if (p == 0).any():
-        raise ValueError(
+        raise UserError(
             "prior must give every class a probability > 0 (Delta_U uses min_c pi_c), "
             f"got {prior!r}"
         )
@@ -115,7 +139,7 @@ def _class_setting(num_classes, prior) -> tuple[int, np.ndarray | None]:
     """Resolve (C, prior); prior is None when it is uniform."""
     if prior is None:
         if num_classes is None:
-            raise ValueError("give num_classes (an integer >= 2) or prior (a probability vector)")
+            raise UserError("give num_classes (an integer >= 2) or prior (a probability vector)")
         return _as_classes(num_classes), None
     p = _as_prior(prior, num_classes)
     if np.allclose(p, 1.0 / p.size, rtol=0.0, atol=PRIOR_TOLERANCE):
@@ -131,8 +155,14 @@ def _shape_out(values: np.ndarray, like) -> np.ndarray | float:
 
 
 # --------------------------------------------------------------------------- helpers
+def _b_squared(b) -> float:
+    """b^2 as a float; +inf where it exceeds float64 (b > ~1.34e154), never OverflowError."""
+    value = _as_b(b)
+    return value * value  # float multiplication overflows to inf; ** would raise
+
+
 def _log_cosh(x: float) -> float:
-    """log cosh(x), stable for large x."""
+    """log cosh(x) = |x| + log1p(e^{-2|x|}) - log 2: no overflow for any x (inf -> inf)."""
     x = abs(x)
     return x + math.log1p(math.exp(-2.0 * x)) - math.log(2.0)
 
@@ -140,19 +170,13 @@ def _log_cosh(x: float) -> float:
 def harmonic_number(n: int) -> float:
     """H_n = 1 + 1/2 + ... + 1/n, correctly rounded to float64 (H_0 = 0).
 
-    Summed in 40-digit decimal arithmetic, so the only rounding is the final one.
+    Up to n = 2000 summed in 40-digit decimal arithmetic; beyond, digamma(n + 1) + gamma
+    evaluated by mpmath at 40 digits. Either way the only rounding that matters is the final
+    one, and the cost is bounded for every n.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an integer >= 0, got {n!r}")
-    return _harmonic(int(n))
-
-
-@lru_cache(maxsize=64)
-def _harmonic(n: int) -> float:
-    with decimal.localcontext() as ctx:
-        ctx.prec = 40
-        one = decimal.Decimal(1)
-        return float(sum((one / i for i in range(1, n + 1)), decimal.Decimal(0)))
+        raise UserError(f"n must be an integer >= 0, got {n!r}")
+    return special.harmonic(int(n))
 
 
 def _log_one_minus_tau(k: np.ndarray, num_classes: int) -> np.ndarray:
@@ -160,66 +184,47 @@ def _log_one_minus_tau(k: np.ndarray, num_classes: int) -> np.ndarray:
     return k * math.log1p(-1.0 / num_classes)
 
 
-def _binomial_expectation(k: np.ndarray, num_classes: int, fn) -> np.ndarray:
-    """E_{m ~ Binom(K, 1/C)}[fn(m, K)] for each K, summing the pmf where it is not negligible.
-
-    The pmf is summed over m in [mean - 40 sd - 20, mean + 40 sd + 20] intersected with
-    [0, K]; the mass left out is below 1e-300, so the result equals the full finite sum to
-    float64 precision while costing O(sqrt(K / C)) terms for large K.
-    """
-    p = 1.0 / num_classes
-    out = np.empty(k.shape, dtype=np.float64)
-    flat_k = k.ravel()
-    flat_out = out.ravel()
-    for i, kk in enumerate(flat_k):
-        kk = int(kk)
-        mean = kk * p
-        sd = math.sqrt(kk * p * (1.0 - p))
-        lo = max(0, math.floor(mean - 40.0 * sd - 20.0))
-        hi = min(kk, math.ceil(mean + 40.0 * sd + 20.0))
-        m = np.arange(lo, hi + 1, dtype=np.float64)
-        log_pmf = (
-            gammaln(kk + 1.0)
-            - gammaln(m + 1.0)
-            - gammaln(kk - m + 1.0)
-            + m * math.log(p)
-            + (kk - m) * math.log1p(-p)
-        )
-        pmf = np.exp(log_pmf)
-        flat_out[i] = math.fsum((pmf * fn(m, kk)).tolist())
-    return flat_out.reshape(k.shape)
-
-
 # --------------------------------------------------------------------------- the gaps
 def upper_gap(k, num_classes=None, prior=None, b=1.0):
     """Delta_U: R_mu <= R_cont + Delta_U.
 
-    Uniform prior: log(C / K) + 2 log cosh(b^2). Prior pi: 2 log cosh(b^2) - log(K min_c pi_c).
+    Uniform prior: log(C / K) + 2 log cosh(b^2). Prior pi: the smaller of the two valid forms,
+    the paper's log(max_c pi_c C^2 cosh^2(b^2) / K) and the derived
+    2 log cosh(b^2) - log(K min_c pi_c) (docs/THEORY.md, section 3.2); both equal
+    the uniform form for a uniform prior. +inf where 2 log cosh(b^2) exceeds float64.
     """
     kk = _as_k(k)
     c, p = _class_setting(num_classes, prior)
-    b2 = _as_b(b) ** 2
-    pi_min = 1.0 / c if p is None else float(p.min())
-    gap = 2.0 * _log_cosh(b2) - np.log(kk * pi_min)
+    lc = 2.0 * _log_cosh(_b_squared(b))
+    log_k = np.log(kk.astype(np.float64))
+    if p is None:
+        gap = math.log(c) + lc - log_k
+    else:
+        derived = lc - math.log(float(p.min())) - log_k
+        paper = math.log(float(p.max())) + 2.0 * math.log(c) + lc - log_k
+        gap = np.minimum(derived, paper)
     return _shape_out(gap, k)
 
 
 def lower_gap(k, num_classes=None, prior=None, b=1.0):
     """Delta_L: R_cont + Delta_L <= R_mu.
 
-    Uniform prior: the larger of the paper's log C + log K - 2 log(K + 1) - 2 log cosh(b^2)
-    and the derived -2 log cosh(b^2) - log(1 + K / C). Prior pi: the derived form with
-    max_c pi_c, -2 log cosh(b^2) - log(1 + K max_c pi_c).
+    The larger of two valid forms (docs/THEORY.md): the paper's
+    H(pi) + log K - 2 log(1 + K) - 2 log cosh(b^2) (H(pi) = log C for a uniform prior) and
+    the derived -2 log cosh(b^2) - log(1 + K max_c pi_c). -inf where 2 log cosh(b^2) exceeds
+    float64.
     """
     kk = _as_k(k).astype(np.float64)
     c, p = _class_setting(num_classes, prior)
-    lc = 2.0 * _log_cosh(_as_b(b) ** 2)
-    pi_max = 1.0 / c if p is None else float(p.max())
-    derived = -lc - np.log1p(kk * pi_max)
+    lc = 2.0 * _log_cosh(_b_squared(b))
     if p is None:
-        paper = math.log(c) + np.log(kk) - 2.0 * np.log1p(kk) - lc
-        derived = np.maximum(paper, derived)
-    return _shape_out(derived, k)
+        pi_max, entropy = 1.0 / c, math.log(c)
+    else:
+        pi_max = float(p.max())
+        entropy = -math.fsum((p * np.log(p)).tolist())
+    derived = -lc - np.log1p(kk * pi_max)
+    paper = entropy + np.log(kk) - 2.0 * np.log1p(kk) - lc
+    return _shape_out(np.maximum(paper, derived), k)
 
 
 # --------------------------------------------------------------------------- ideal values
@@ -231,15 +236,15 @@ def optimal_contrastive_loss(k, num_classes, b=1.0):
     """
     kk = _as_k(k)
     c = _as_classes(num_classes)
-    q = math.exp(-2.0 * _as_b(b) ** 2)
-    values = _binomial_expectation(kk, c, lambda m, n: np.log1p(m + (n - m) * q))
+    q = math.exp(-2.0 * _b_squared(b))
+    values = special.log_affine_expectation(kk, c, q)
     return _shape_out(values, k)
 
 
 def optimal_supervised_loss(num_classes, b=1.0):
     """R_mu*(C, b) = log(1 + (C - 1) e^{-2 b^2}) of the ideal normalized encoder."""
     c = _as_classes(num_classes)
-    return math.log1p((c - 1) * math.exp(-2.0 * _as_b(b) ** 2))
+    return math.log1p((c - 1) * math.exp(-2.0 * _b_squared(b)))
 
 
 # --------------------------------------------------------------------------- helpers of the earlier bounds
@@ -254,129 +259,42 @@ def collision_term(k, num_classes):
     """Col(K, C) = E_{m ~ Binom(K, 1/C)}[log(1 + m)]."""
     kk = _as_k(k)
     c = _as_classes(num_classes)
-    return _shape_out(_binomial_expectation(kk, c, lambda m, n: np.log1p(m)), k)
-
-
-_TINY = 1e-280  # below this, v_n from the probability-space pass is recomputed in log space
-
-
-def _coverage_table(
-    n_max: int, num_classes: int, snapshot: int | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """v_n(C) for n = 0..n_max in probability space (entries below _TINY are not trusted).
-
-    State j = distinct classes seen after t draws: P_{t+1}(j) = P_t(j) j/C +
-    P_t(j-1) (C-j+1)/C, vectorized over j. States below the bulk whose mass is under 1e-300
-    of the largest are dropped: mass only moves up, so their share of any later state stays
-    under 1e-300 of the bulk's. Every term is a product of probabilities: no cancellation.
-    Returns (v_n for n = 0..n_max, a copy of P_t at t = `snapshot` or None).
-    """
-    c = num_classes
-    state = None
-    out = np.zeros(n_max + 1)
-    j = np.arange(c + 1, dtype=np.float64)
-    stay = j / c  # (C+1,)  the draw hits a seen class
-    move = (c - j + 1) / c  # (C+1,)  move j-1 -> j: a new class
-    p = np.zeros(c + 1)
-    p[0] = 1.0
-    lo = 0
-    buf = np.empty(c + 1)
-    for t in range(1, n_max + 1):
-        hi = min(t, c)
-        moved = buf[: hi - lo]
-        np.multiply(p[lo:hi], move[lo + 1 : hi + 1], out=moved)  # old P(j-1) (C-j+1)/C
-        window = p[lo : hi + 1]
-        np.multiply(window, stay[lo : hi + 1], out=window)  # P(j) j/C, in place
-        np.add(p[lo + 1 : hi + 1], moved, out=p[lo + 1 : hi + 1])
-        out[t] = p[c]
-        if t == snapshot:
-            state = p.copy()
-        if t % 32 == 0:
-            window = p[lo : hi + 1]
-            keep = np.flatnonzero(window > window.max() * 1e-300)
-            if keep.size and keep[0] > 0:
-                p[lo : lo + keep[0]] = 0.0
-                lo += int(keep[0])
-    return out, state
-
-
-def _log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
-    """log v_n(C) for n = 0..n_max, -inf for n < C.
-
-    The probability-space pass gives every v_n that float64 holds with full relative
-    precision; where v_n < 1e-280 (n just above C for large C) the same recursion is rerun in
-    log space up to the last such n, so log v_n stays exact far below the smallest float.
-    """
-    c = num_classes
-    # Up to step t0 every state j <= t0 keeps P_t(j) >= P_t(t) = prod_{i<t} (C-i)/C, which
-    # stays far above the smallest float while sum_{i<t} -log(1 - i/C) < 600: there the
-    # probability pass is exact and the log pass can start from its state.
-    steps = np.arange(min(c, n_max + 1))
-    all_new = np.cumsum(-np.log1p(-steps / c))  # -log P_{t+1}(t+1)
-    t0 = int(np.searchsorted(all_new, 600.0))  # all_new[t0 - 1] < 600
-    table, state = _coverage_table(n_max, c, snapshot=t0 if t0 >= 1 else None)
-    with np.errstate(divide="ignore"):
-        out = np.log(table)
-    out[: min(c, n_max + 1)] = -np.inf
-    tiny = (
-        np.flatnonzero(~(out[c:] > math.log(_TINY))) + c
-        if n_max >= c
-        else np.array([], dtype=np.int64)
-    )
-    if tiny.size == 0:
-        return out
-    n_log = int(tiny.max())
-    j = np.arange(c + 1, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        log_stay = np.log(j / c)
-        log_move = np.log((c - j + 1) / c)
-    # only states that can still reach C by step n_log matter: j >= C - (n_log - t)
-    if state is None:
-        t_start = 0
-        logp = np.full(c + 1, -np.inf)
-        logp[0] = 0.0
-    else:
-        t_start = t0
-        with np.errstate(divide="ignore"):
-            logp = np.log(state)
-    stay_buf, move_buf = np.empty(c + 1), np.empty(c + 1)
-    for t in range(t_start + 1, n_log + 1):
-        hi = min(t, c)
-        lo = max(0, c - (n_log - t))
-        stay = stay_buf[: hi + 1 - lo]
-        move = move_buf[: hi + 1 - lo]
-        np.add(logp[lo : hi + 1], log_stay[lo : hi + 1], out=stay)
-        if lo == 0:
-            move[0] = -np.inf
-            np.add(logp[:hi], log_move[1 : hi + 1], out=move[1:])
-        else:
-            np.add(logp[lo - 1 : hi], log_move[lo : hi + 1], out=move)
-        np.logaddexp(stay, move, out=logp[lo : hi + 1])
-        if t >= c:
-            out[t] = logp[c]
-    return out
+    return _shape_out(special.log_affine_expectation(kk, c, 0.0), k)
 
 
 def log_coverage_probability(n, num_classes):
-    """log v_n(C), accurate where v_n itself underflows; -inf for n < C."""
+    """log v_n(C), accurate where v_n itself underflows; -inf for n < C.
+
+    Three exact-enough methods, each where it is cheap (docs/THEORY.md, section 6): where
+    C (1 - 1/C)^n <= 1/2 the alternating complementary sum; otherwise, for C <= 5 000 when
+    max(n) <= 5 000 or one pass is cheaper than the per-n alternative, the recursion over
+    the number of distinct classes (one pass serves every n); else the saddle-point
+    contour integral (~25 ms per distinct n). See surrogap.special. Every n up to
+    MAX_K + 1 and C up to MAX_CLASSES costs bounded time and memory per requested n.
+    """
     c = _as_classes(num_classes)
-    arr = np.asarray(n)
+    try:
+        arr = np.asarray(n)
+    except (OverflowError, ValueError):
+        raise UserError(f"n must be integers in 0..{MAX_K + 1}, got {n!r}") from None
     if arr.dtype == bool or arr.dtype.kind not in "iuf" or arr.size == 0:
-        raise ValueError(f"n must be integers >= 0, got {n!r}")
+        raise UserError(f"n must be integers >= 0, got {n!r}")
     if arr.dtype.kind == "f" and (~np.isfinite(arr) | (arr != np.round(arr))).any():
-        raise ValueError(f"n must be integers >= 0, got {n!r}")
+        raise UserError(f"n must be integers >= 0, got {n!r}")
     if (arr < 0).any():
-        raise ValueError(f"n must be integers >= 0, got {arr[arr < 0].flat[0].item()!r}")
+        raise UserError(f"n must be integers >= 0, got {arr[arr < 0].flat[0].item()!r}")
+    if (arr > MAX_K + 1).any():
+        raise UserError(
+            f"n must be at most {MAX_K + 1}, got {arr[arr > MAX_K + 1].flat[0].item()!r}"
+        )
     nn = arr.astype(np.int64)
-    table = _log_coverage_table(int(nn.max()), c)
-    return _shape_out(table[nn], n)
+    return _shape_out(special.log_coverage(nn, c), n)
 
 
 def coverage_probability(n, num_classes):
     """v_n(C): probability that n uniform draws from C classes cover all C of them.
 
-    One call computes every requested n (an array) in a single pass of the recursion up to
-    max(n): O(max(n) * C) vectorized work. v_n = 0 for n < C and v_C = C! / C^C.
+    exp of `log_coverage_probability`: v_n = 0 for n < C and v_C = C! / C^C.
     """
     log_v = log_coverage_probability(n, num_classes)
     return _shape_out(np.exp(np.asarray(log_v)), n)
@@ -392,13 +310,19 @@ def _scaled(numerator: np.ndarray, log_factor: np.ndarray) -> np.ndarray:
 
 def _loss_and_k(loss, k):
     kk = _as_k(k)
-    arr = np.asarray(loss, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"loss must be finite, got {loss!r}")
+    try:
+        arr = np.asarray(loss, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"loss must be a finite number >= 0, got {loss!r}") from None
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        bad = arr[~(np.isfinite(arr) & (arr >= 0))].flat[0].item()
+        raise UserError(
+            f"loss must be a finite number >= 0 (a contrastive loss is never negative), got {bad!r}"
+        )
     try:
         lb, kb = np.broadcast_arrays(arr, kk)
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"loss (shape {arr.shape}) and k (shape {kk.shape}) must broadcast together"
         ) from None
     return lb, kb, np.ndim(loss) == 0 and np.ndim(k) == 0
@@ -425,7 +349,9 @@ def nozawa_sato_bound(loss, k, num_classes):
     c = _as_classes(num_classes)
     log_v = np.asarray(log_coverage_probability(kb + 1, c))
     valid = kb + 1 >= c
-    values = _scaled(2.0 * lb - np.asarray(collision_term(kb, c)), np.where(valid, -log_v, 0.0))
+    with np.errstate(over="ignore"):  # 2 L beyond float64 is +inf, an overflowed bound
+        numerator = 2.0 * lb - np.asarray(collision_term(kb, c))
+    values = _scaled(numerator, np.where(valid, -log_v, 0.0))
     return _finish(np.where(valid, values, np.nan), scalar)
 
 
@@ -494,3 +420,95 @@ def bounds_at(loss, k, num_classes=None, prior=None, b=1.0) -> dict[str, np.ndar
             np.asarray(fn(lb, kb, c), dtype=np.float64) if p is None else np.full(kb.shape, np.nan)
         )
     return out
+
+
+# --------------------------------------------------------------------------- records and the holds rule
+def holds(lower, supervised_loss, upper) -> bool:
+    """The one rule for "the two-sided bound holds": lower <= R_mu <= upper.
+
+    `lower` and `upper` are Bao et al.'s bounds (floats; None or +-inf where the value left
+    float64, which then bounds nothing: None as a lower bound is -inf, as an upper +inf).
+    """
+    lo = -math.inf if lower is None else float(lower)
+    up = math.inf if upper is None else float(upper)
+    r_mu = float(supervised_loss)
+    if math.isnan(lo) or math.isnan(up) or math.isnan(r_mu):
+        raise UserError(f"holds: got NaN in ({lower!r}, {supervised_loss!r}, {upper!r})")
+    return bool(lo <= r_mu <= up)
+
+
+# why a record field is None (JSON null): docs in README ("The calculator")
+UNDEFINED = "undefined"  # an earlier bound where K + 1 < C
+UNIFORM_ONLY = "uniform prior only"  # an earlier bound or ideal value with a skewed prior
+OVERFLOW = "inf"  # the value is above the largest float64 (about 1.8e308)
+NEGATIVE_OVERFLOW = "-inf"  # the value is below minus the largest float64
+
+
+def _field(value, nan_reason: str) -> tuple[float | None, str | None]:
+    """A record value and, where it is None, why."""
+    if value is None:
+        return None, nan_reason
+    value = float(value)
+    if math.isnan(value):
+        return None, nan_reason
+    if math.isinf(value):
+        return None, OVERFLOW if value > 0 else NEGATIVE_OVERFLOW
+    return value, None
+
+
+def bounds_records(
+    k,
+    classes: int | None,
+    loss=None,
+    prior=None,
+    b: float = 1.0,
+) -> list[dict]:
+    """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
+
+    Every value is a finite float or None; `why_null` maps each None field to its reason:
+    "undefined" (an earlier bound where K + 1 < C), "uniform prior only" (the earlier bounds
+    and the ideal values assume a uniform prior), "inf" or "-inf" (the value is beyond
+    float64, e.g. Delta_U for b > 1.3e154). The records are valid JSON as they are.
+    """
+    ks = _as_k(k).reshape(-1)
+    c, p = _class_setting(classes, prior)
+    uniform = p is None
+    lower = np.atleast_1d(lower_gap(ks, c, p, b))
+    upper = np.atleast_1d(upper_gap(ks, c, p, b))
+    b_value = _as_b(b)
+    records = []
+    if loss is None:
+        ideal_cont = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
+        ideal_mu = optimal_supervised_loss(c, b) if uniform else None
+        for i, kk in enumerate(ks):
+            values = {
+                "lower_gap": float(lower[i]),
+                "upper_gap": float(upper[i]),
+                "optimal_contrastive_loss": None if ideal_cont is None else float(ideal_cont[i]),
+                "optimal_supervised_loss": ideal_mu,
+            }
+            records.append(_record(int(kk), c, b_value, None, values, UNIFORM_ONLY))
+        return records
+    losses = np.atleast_1d(np.asarray(loss, dtype=np.float64))
+    if losses.size not in (1, ks.size):
+        raise UserError(f"loss takes one value or one per k value ({ks.size}), got {losses.size}")
+    losses = np.broadcast_to(losses, ks.shape)
+    at = bounds_at(losses, ks, c, p, b)
+    for i, kk in enumerate(ks):
+        values = {name: float(v[i]) for name, v in at.items()}
+        reason = UNDEFINED if uniform else UNIFORM_ONLY
+        records.append(_record(int(kk), c, b_value, float(losses[i]), values, reason))
+    return records
+
+
+def _record(k: int, c: int, b: float, loss, values: dict, nan_reason: str) -> dict:
+    rec: dict = {"k": k, "classes": c, "b": b}
+    if loss is not None:
+        rec["loss"] = loss
+    why: dict[str, str] = {}
+    for name, value in values.items():
+        rec[name], reason = _field(value, nan_reason)
+        if reason is not None:
+            why[name] = reason
+    rec["why_null"] = why
+    return rec

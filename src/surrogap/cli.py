@@ -1,6 +1,8 @@
 """The `surrogap` command line: `surrogap bounds`, `surrogap bench`, `surrogap evaluate`.
 
-Every user error is one line on stderr and exit status 2, never a traceback.
+Every user error (a `UserError`) is one line on stderr and exit status 2, never a
+traceback; any other exception is a bug and shows its traceback. A closed output pipe
+(`surrogap bounds ... | head`) ends quietly.
 """
 
 from __future__ import annotations
@@ -8,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
-
-import numpy as np
 
 from surrogap import __version__, bounds
 from surrogap.errors import UserError
@@ -26,16 +27,28 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _k_value(text: str) -> int:
+    allowed = bounds.K_ALLOWED
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"k must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"k must be an integer >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"k must be {allowed}, got {text!r}") from None
+    if not 1 <= value <= bounds.MAX_K:
+        raise argparse.ArgumentTypeError(f"k must be {allowed}, got {text!r}")
     return value
 
 
-def _float_value(name: str) -> Callable[[str], float]:
+def _classes_value(text: str) -> int:
+    allowed = bounds.CLASSES_ALLOWED
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"classes must be {allowed}, got {text!r}") from None
+    if not 2 <= value <= bounds.MAX_CLASSES:
+        raise argparse.ArgumentTypeError(f"classes must be {allowed}, got {text!r}")
+    return value
+
+
+def _float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -43,6 +56,8 @@ def _float_value(name: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum:g}, got {text!r}")
         return value
 
     return parse
@@ -57,81 +72,18 @@ def _prior_value(text: str) -> list[float]:
         ) from None
 
 
-def _none_if_nan(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def bounds_records(
-    k: Sequence[int],
-    classes: int | None,
-    loss: Sequence[float] | None,
-    prior: Sequence[float] | None = None,
-    b: float = 1.0,
-) -> list[dict]:
-    """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
-
-    The earlier bounds (Arora, Nozawa-Sato, Ash) assume a uniform prior; with a non-uniform
-    prior they are None, as they are where undefined (K + 1 < C).
-    """
-    ks = np.asarray(k, dtype=np.int64)
-    lower = np.atleast_1d(bounds.lower_gap(ks, classes, prior, b))
-    upper = np.atleast_1d(bounds.upper_gap(ks, classes, prior, b))
-    c = len(prior) if prior is not None else int(classes)
-    if classes is not None and prior is not None and int(classes) != len(prior):
-        raise UserError(
-            f"--prior has {len(prior)} entries but --classes is {classes}; they must agree"
-        )
-    uniform = prior is None or np.allclose(prior, 1.0 / c, rtol=0, atol=bounds.PRIOR_TOLERANCE)
-    records = []
-    if loss is None:
-        ideal_cont = np.atleast_1d(bounds.optimal_contrastive_loss(ks, c, b)) if uniform else None
-        ideal_mu = bounds.optimal_supervised_loss(c, b) if uniform else None
-        for i, kk in enumerate(ks):
-            records.append(
-                {
-                    "k": int(kk),
-                    "classes": c,
-                    "b": b,
-                    "lower_gap": float(lower[i]),
-                    "upper_gap": float(upper[i]),
-                    "optimal_contrastive_loss": None
-                    if ideal_cont is None
-                    else float(ideal_cont[i]),
-                    "optimal_supervised_loss": ideal_mu,
-                }
-            )
-        return records
-    losses = np.asarray(loss, dtype=np.float64)
-    if losses.size not in (1, ks.size):
-        raise UserError(
-            f"--loss takes one value or one per --k value ({ks.size}), got {losses.size}"
-        )
-    losses = np.broadcast_to(losses, ks.shape)
-    at = bounds.bounds_at(losses, ks, classes, prior, b)
-    for i, kk in enumerate(ks):
-        records.append(
-            {
-                "k": int(kk),
-                "classes": c,
-                "b": b,
-                "loss": float(losses[i]),
-                **{name: _none_if_nan(float(values[i])) for name, values in at.items()},
-            }
-        )
-    return records
-
-
 def format_table(records: list[dict], columns: Sequence[str]) -> str:
-    """A plain fixed-width table; None prints as 'undefined'."""
+    """A plain fixed-width table; None prints as its `why_null` reason (`undefined`, `inf`,
+    `-inf`, `n/a` for "uniform prior only"), or `undefined` where the record gives none."""
 
-    def cell(value) -> str:
+    def cell(value, why: str | None) -> str:
         if value is None:
-            return "undefined"
+            return _NULL_CELL.get(why, "undefined")
         if isinstance(value, float):
             return f"{value:.6g}" if abs(value) < 1e6 else f"{value:.4e}"
         return str(value)
 
-    rows = [[cell(r.get(col)) for col in columns] for r in records]
+    rows = [[cell(r.get(col), r.get("why_null", {}).get(col)) for col in columns] for r in records]
     widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(columns)]
     lines = ["  ".join(col.rjust(w) for col, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -139,12 +91,20 @@ def format_table(records: list[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+_NULL_CELL = {
+    bounds.UNDEFINED: "undefined",
+    bounds.UNIFORM_ONLY: "n/a",
+    bounds.OVERFLOW: "inf",
+    bounds.NEGATIVE_OVERFLOW: "-inf",
+}
+
+
 def _cmd_bounds(args: argparse.Namespace) -> int:
     if args.classes is None and args.prior is None:
         raise UserError("surrogap bounds: give --classes C (an integer >= 2) or --prior p1,p2,...")
-    records = bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
+    records = bounds.bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
     if args.json:
-        print(json.dumps(records, indent=2))
+        print(json.dumps(records, indent=2, allow_nan=False))
         return 0
     head = records[0]
     print(f"C = {head['classes']}, b = {args.b:g}" + (", prior given" if args.prior else ""))
@@ -249,9 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--k", type=_k_value, nargs="+", required=True, help="numbers of negatives K >= 1"
     )
-    p.add_argument("--classes", type=int, help="number of classes C >= 2 (uniform prior)")
     p.add_argument(
-        "--loss", type=_float_value("loss"), nargs="+", help="contrastive loss(es) in nats"
+        "--classes", type=_classes_value, help="number of classes C >= 2 (uniform prior)"
+    )
+    p.add_argument(
+        "--loss",
+        type=_float_value("loss", minimum=0.0),
+        nargs="+",
+        help="contrastive loss(es) in nats, >= 0",
     )
     p.add_argument(
         "--prior", type=_prior_value, help="class prior, comma-separated (replaces a uniform C)"
@@ -344,12 +309,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
         return args.func(args)
-    except (UserError, ValueError) as exc:
+    except UserError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not message.startswith("surrogap"):
             message = f"surrogap: error: {message}"
         print(message, file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`surrogap bounds ... | head -3`): end quietly, and keep the
+        # interpreter's final flush of stdout from raising again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
 
 
 if __name__ == "__main__":

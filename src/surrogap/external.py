@@ -4,7 +4,7 @@ Given frozen features (n, d) and labels, this splits them into train and test (a
 split, or a seeded stratified one), L2-normalizes them (b = 1) and reports for each K
 
 - the test contrastive loss R_cont with K negatives and its standard error over repeats
-  (THEORY.md; the block estimator of ARCHITECTURE.md, "Estimators": negatives drawn from
+  (docs/THEORY.md; the block estimator of docs/ARCHITECTURE.md, "Estimators": negatives drawn from
   the whole test split, independent of any batch),
 - R_mu and the accuracy of the mean classifier (class means from train),
 - Bao et al.'s two-sided bound R_cont + Delta_L <= R_mu <= R_cont + Delta_U and the earlier
@@ -175,7 +175,7 @@ def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
     """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.cli import bounds_records
+    from surrogap.bounds import bounds_records, holds
 
     data.check_k(ks)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -213,7 +213,7 @@ def evaluate_split(
                 "arora": rec["arora"],
                 "nozawa_sato": rec["nozawa_sato"],
                 "ash": rec["ash"],
-                "holds": bool(rec["bao_lower"] <= r_mu <= rec["bao_upper"]),
+                "holds": holds(rec["bao_lower"], r_mu, rec["bao_upper"]),
                 "n_train": int(data.z_train.shape[0]),
                 "n_test": data.n_test,
                 "dim": int(data.z_test.shape[1]),

@@ -7,7 +7,7 @@ With s(u, v) = u^T v / temperature,
 
     loss_i = -log( e^{s(a_i, p_i)} / (e^{s(a_i, p_i)} + sum_k e^{s(a_i, n_ik)}) ),
 
-the InfoNCE form of THEORY.md's R_cont. Negatives come from the anchor's own batch, so
+the InfoNCE form of docs/THEORY.md's R_cont. Negatives come from the anchor's own batch, so
 K <= B - 1. Under torch.distributed each process calls this on its own share of the global
 batch (B / W pairs), so negatives come from the process's own batch (K <= B / W - 1) and the
 training objective is the mean over processes of per-process in-batch losses: the same

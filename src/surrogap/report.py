@@ -331,7 +331,7 @@ def table_markdown(summary: pd.DataFrame, decimals: int = 3) -> str:
 # --------------------------------------------------------------------------- claims
 @dataclass(frozen=True)
 class Claim:
-    """One of the paper's claims (THEORY.md, last section) and what the run shows."""
+    """One of the paper's claims (docs/THEORY.md, last section) and what the run shows."""
 
     number: int
     name: str
@@ -518,7 +518,7 @@ def claims(
     params: ReportParams | None = None,
     missing: Sequence[str] = (),
 ) -> list[Claim]:
-    """Claims 1-4 of THEORY.md checked on the results table and the trajectories."""
+    """Claims 1-4 of docs/THEORY.md checked on the results table and the trajectories."""
     p = params or ReportParams()
     return [
         _claim_sandwich(results, p.decimals),

@@ -26,7 +26,7 @@ def results_table(records: list[dict]) -> pd.DataFrame:
         setting = {"num_classes": r["classes"]} if prior is None else {"prior": prior}
         at = bounds.bounds_at(r["contrastive_loss"], r["k"], **setting)
         row = {**r, **{key: float(value) for key, value in at.items()}}
-        row["holds"] = bool(row["bao_lower"] <= row["supervised_loss"] <= row["bao_upper"])
+        row["holds"] = bounds.holds(row["bao_lower"], row["supervised_loss"], row["bao_upper"])
         row["lr"] = r.get("lr")
         row["run"] = r.get("run") or run_name(r["k"], r["seed"], r.get("lr"))
         rows.append(row)
