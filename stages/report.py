@@ -1,13 +1,15 @@
 """Stage `report`: reports/report.md and its figures, from what earlier stages wrote.
 
-Reads the `report` section of params.yaml, reports/results.csv (the bounds stage), the
-pretrain trajectories and the theory stage's figures; writes report.md and the PNGs
-atomically. Everything is built in memory first, so a failure leaves the previous report
-as it was. A user error is one line on stderr and exit status 2.
+Reads params.yaml (its `report` section, and the dataset sections for the Scale section),
+reports/results.csv (the bounds stage), the pretrain trajectories, the probe stage's
+per-test-point arrays, the evaluate stage's table and the theory stage's figures; writes
+report.md and the PNGs atomically, figures first. Everything is built in memory before
+anything is written, so a failure leaves the previous report as it was. A user error is
+one line on stderr and exit status 2.
 
     python stages/report.py --params params.yaml --results reports/results.csv \
-        --pretrain-dir data/pretrain --theory-dir reports/theory \
-        --out reports/report.md --figures-dir reports/figures
+        --pretrain-dir data/pretrain --probe-dir data/probe --theory-dir reports/theory \
+        --external reports/external.csv --out reports/report.md --figures-dir reports/figures
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 from surrogap import io
-from surrogap import report as rep
 from surrogap.config import load_params
 from surrogap.errors import UserError
-from surrogap.pipeline import check_top_level
+from surrogap.pipeline import check_top_level, stage_main
+from surrogap.report import load
+from surrogap.report.markdown import build_report
 
 THEORY_FIGURES = ("fig3", "fig4")
+ARGUMENTS = ("params", "results", "pretrain-dir", "theory-dir", "external", "out", "figures-dir")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,19 +42,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="report", description=__doc__.splitlines()[0])
-    p.add_argument("--params", default="params.yaml", help="params file (section `report`)")
-    p.add_argument("--results", default="reports/results.csv", help="the bounds stage's table")
-    p.add_argument(
-        "--pretrain-dir",
-        default="data/pretrain",
-        help="holds <dataset>/k<K>-s<seed>/trajectory.csv",
-    )
-    p.add_argument("--theory-dir", default="reports/theory", help="holds fig3.png, fig4.png")
-    p.add_argument(
-        "--external", default="reports/external.csv", help="the evaluate stage's table (optional)"
-    )
-    p.add_argument("--out", default="reports/report.md", help="the Markdown report")
-    p.add_argument("--figures-dir", default="reports/figures", help="where the PNGs go")
+    for name in ARGUMENTS:
+        p.add_argument(f"--{name}", required=True)
+    # absent: no per-test-point arrays, so the bootstrap resamples seeds only
+    p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>-s<seed>.npz")
     return p
 
 
@@ -62,30 +57,33 @@ def _relative(path: Path, start: Path) -> str:
 def run(args: argparse.Namespace) -> None:
     all_params = load_params(args.params)
     check_top_level(all_params)
-    params = rep.parse_params(all_params.get("report"))
-    results = rep.load_results(args.results)
-    trajectories, missing = rep.load_trajectories(args.pretrain_dir, results)
-    out = Path(args.out)
-    figures_dir = Path(args.figures_dir)
-    theory_links = {
-        name: (
-            _relative(Path(args.theory_dir) / f"{name}.png", out.parent)
-            if (Path(args.theory_dir) / f"{name}.png").is_file()
-            else None
-        )
+    params = load.parse_params(all_params.get("report"))
+    results = load.load_results(args.results)
+    trajectories, missing = load.load_trajectories(args.pretrain_dir, results)
+    points, _ = load.load_points(args.probe_dir, results)
+    out, figures_dir, theory = Path(args.out), Path(args.figures_dir), Path(args.theory_dir)
+    links = {
+        name: _relative(theory / f"{name}.png", out.parent)
+        if (theory / f"{name}.png").is_file()
+        else None
         for name in THEORY_FIGURES
     }
-    report = rep.build_report(
+    report = build_report(
         results,
         trajectories,
         params,
         figures_rel=_relative(figures_dir, out.parent),
-        theory_links=theory_links,
+        theory_links=links,
         missing_trajectories=missing,
-        sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
-        external=rep.load_external(args.external),
+        sources={
+            "results": args.results,
+            "pretrain_dir": args.pretrain_dir,
+            "probe_dir": args.probe_dir,
+        },
+        external=load.load_external(args.external),
+        points=points,
+        run_params=all_params,
     )
-    # figures first, the Markdown that links them last
     for name, fig in report.figures.items():
         io.write_with(
             figures_dir / name,
@@ -98,13 +96,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(build_parser().parse_args(argv))
-    except UserError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"stage report: {message}", file=sys.stderr)
-        return 2
-    return 0
+    return stage_main("report", lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-try:
-    import surrogap  # noqa: F401
-except ImportError:  # run from a checkout without the package installed
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 from surrogap.errors import UserError
+from surrogap.pipeline import stage_main
 from surrogap.theory import read_params, write_outputs
 
 
@@ -35,27 +30,19 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stages/theory.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
-    parser.add_argument(
-        "--out-dir", default="reports/theory", help="output folder (default reports/theory)"
-    )
+    parser.add_argument("--params", required=True, help="params file (section `theory`)")
+    parser.add_argument("--out-dir", required=True, help="output folder")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        params = read_params(args.params)
-        paths = write_outputs(params, args.out_dir)
-    except UserError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"stage theory: {message}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. the params path is a folder
-        print(f"stage theory: {exc}", file=sys.stderr)
-        return 2
+def run(argv: Sequence[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    paths = write_outputs(read_params(args.params), args.out_dir)
     print("stage theory: wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return stage_main("theory", lambda: run(argv))
 
 
 if __name__ == "__main__":
