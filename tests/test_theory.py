@@ -206,7 +206,8 @@ def test_stage_missing_params_file_and_bad_argument(tmp_path, stage, capsys):
     )
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "nope.yaml" in err
-    assert stage.main(["--bogus"]) == 2
+    out = str(tmp_path / "o")
+    assert stage.main(["--params", str(tmp_path / "p.yaml"), "--out-dir", out, "--bogus"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "--bogus" in err
     assert not (tmp_path / "o").exists()
