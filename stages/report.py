@@ -32,7 +32,7 @@ from surrogap.report import load
 from surrogap.report.markdown import build_report
 
 THEORY_FIGURES = ("fig3", "fig4")
-ARGUMENTS = ("params", "results", "pretrain-dir", "theory-dir", "external", "out", "figures-dir")
+ARGUMENTS = ("params", "results", "pretrain-dir", "theory-dir", "out", "figures-dir")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", required=True)
     # absent: no per-test-point arrays, so the bootstrap resamples seeds only
     p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>-s<seed>.npz")
+    # absent: no section for external representations
+    p.add_argument("--external", default=None, help="the evaluate stage's table")
     return p
 
 
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
             "pretrain_dir": args.pretrain_dir,
             "probe_dir": args.probe_dir,
         },
-        external=load.load_external(args.external),
+        external=load.load_external(args.external) if args.external else None,
         points=points,
         run_params=all_params,
     )

@@ -237,7 +237,7 @@ def test_claim2_with_undefined_earlier_bounds():
     c2 = claim(CL.claims(r, no_traj(), P), 2)
     assert c2.status == "confirmed"
     assert "defined on 20/20 runs, holds on 20/20" in c2.text
-    assert "smallest of the four upper bounds on 20/20" in c2.text
+    assert "smallest of the upper bounds that hold on 20/20" in c2.text
     assert "the earlier bounds are defined on 30/60 (bound, run) pairs" in c2.text
     (line,) = c2.details
     assert "Arora et al. undefined at K = 1, 4, 16 (K + 1 < C)" in line
@@ -261,7 +261,7 @@ def test_claim2_not_confirmed_when_an_earlier_bound_is_below_bao():
     r.loc[i, "nozawa_sato"] = r.loc[i, "bao_upper"] - 0.1
     c2 = claim(CL.claims(r, no_traj(), P), 2)
     assert c2.status == "not confirmed"
-    assert "smallest of the four upper bounds on 19/20" in c2.text
+    assert "smallest of the upper bounds that hold on 19/20" in c2.text
 
 
 def test_claim2_says_where_bao_is_vacuous():
@@ -390,3 +390,13 @@ def test_load_points_round_trip_and_checks(tmp_path):
 def test_threshold_params_are_checked(section, needle):
     with pytest.raises(UserError, match=re.escape(needle)):
         load.parse_params(section)
+
+
+def test_claim2_an_earlier_bound_below_r_mu_fails_and_is_left_out():
+    r = table(improving, rising, c=5)
+    i = r.index[(r["k"] == 4) & (r["seed"] == 0)][0]
+    r.loc[i, "ash"] = -0.5  # a measured loss below the collision term
+    c2 = claim(CL.claims(r, no_traj(), P), 2)
+    assert c2.status == "confirmed"
+    assert "1 earlier values lie below R_mu, so that bound fails there" in c2.text
+    assert "(first: Ash et al., d K=4 seed 0, -0.500 nats)" in c2.text
