@@ -274,17 +274,32 @@ def test_claim2_says_where_bao_is_vacuous():
 
 # --------------------------------------------------------------------------- Claims 1 and 4
 def test_claim1_margin_in_standard_errors():
-    r = table(improving, rising, se=0.01, position=0.1)
+    r = table(improving, rising, position=0.1)
+    r["contrastive_loss_se"] = 0.01 * (
+        1 + r["seed"]
+    )  # the run nearest in nats is not nearest in s.e.
     c1 = claim(CL.claims(r, no_traj(), P), 1)
     margin = np.minimum(
         r["supervised_loss"] - r["bao_lower"], r["bao_upper"] - r["supervised_loss"]
     )
+    z = margin / r["contrastive_loss_se"]
+    i = int(np.argmin(z))
+    assert int(np.argmin(margin)) != i
     assert c1.status == "confirmed"
     assert (
-        f"smallest margin {margin.min():.3f} nats, {margin.min() / 0.01:.1f} standard errors"
-        in c1.text
+        f"smallest margin {z[i]:.1f} standard errors ({margin[i]:.3f} nats, "
+        f"d K={r['k'][i]} seed {r['seed'][i]})" in c1.text
     )
     assert "a theorem" in c1.details[0]
+    # with per-point arrays, R_mu's standard error over test points joins R_cont's
+    pts = points(r)
+    c1 = claim(CL.claims(r, no_traj(), P, points=pts), 1)
+    mu_se = [
+        pts[(ds, k, s)]["mean_loss"].std(ddof=1) / math.sqrt(400)
+        for ds, k, s in zip(r["dataset"], r["k"], r["seed"], strict=True)
+    ]
+    z = margin / np.sqrt(r["contrastive_loss_se"] ** 2 + np.square(mu_se))
+    assert f"smallest margin {z.min():.1f} standard errors" in c1.text
 
 
 @pytest.mark.parametrize(("excess", "status"), [(0.005, "inconclusive"), (0.5, "not confirmed")])
@@ -317,7 +332,7 @@ def test_claim4_margin_and_outside_points():
     c4 = claim(CL.claims(r, traj, P), 4)
     assert c4.status == "not confirmed"
     assert c4.text.startswith("5/6 held-out trajectory points (83.3%) lie inside the band")
-    assert "smallest margin -0.300 nats, -30.0 standard errors (d K=4 seed 1, epoch 1)" in c4.text
+    assert "smallest margin -30.0 standard errors (-0.300 nats, d K=4 seed 1, epoch 1)" in c4.text
     assert "d K=4: 1 point outside, the first at epoch 1" in c4.details
 
 
