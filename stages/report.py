@@ -1,13 +1,15 @@
 """Stage `report`: reports/report.md and its figures, from what earlier stages wrote.
 
-Reads the `report` section of params.yaml, reports/results.csv (the bounds stage), the
-pretrain trajectories and the theory stage's figures; writes report.md and the PNGs
-atomically. Everything is built in memory first, so a failure leaves the previous report
-as it was. A user error is one line on stderr and exit status 2.
+Reads params.yaml (its `report` section, and the dataset sections for the Scale section),
+reports/results.csv (the bounds stage), the pretrain trajectories, the probe stage's
+per-test-point arrays, the evaluate stage's table and the theory stage's figures; writes
+report.md and the PNGs atomically, figures first. Everything is built in memory before
+anything is written, so a failure leaves the previous report as it was. A user error is
+one line on stderr and exit status 2.
 
     python stages/report.py --params params.yaml --results reports/results.csv \
-        --pretrain-dir data/pretrain --theory-dir reports/theory \
-        --out reports/report.md --figures-dir reports/figures
+        --pretrain-dir data/pretrain --probe-dir data/probe --theory-dir reports/theory \
+        --external reports/external.csv --out reports/report.md --figures-dir reports/figures
 """
 
 from __future__ import annotations
@@ -22,24 +24,26 @@ import matplotlib
 matplotlib.use("Agg")
 
 from surrogap import io, stage
-from surrogap import report as rep
 from surrogap.config import check_top_level, load_params
+from surrogap.report import load
+from surrogap.report.markdown import build_report
 
 THEORY_FIGURES = ("fig3", "fig4")
 
 
 def build_parser():
     p = stage.parser("report", __doc__)
-    p.add_argument("--results", required=True, help="the bounds stage's table")
+    p.add_argument("--results", required=True, help="the table of runs (reports/selected.csv)")
     p.add_argument(
         "--pretrain-dir", required=True, help="holds <dataset>/k<K>-s<seed>/trajectory.csv"
     )
     p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
-    p.add_argument(
-        "--external", required=True, help="the evaluate stage's table (read if it exists)"
-    )
     p.add_argument("--out", required=True, help="the Markdown report")
     p.add_argument("--figures-dir", required=True, help="where the PNGs go")
+    # absent: no per-test-point arrays, so the bootstrap resamples seeds only
+    p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>-s<seed>.npz")
+    # absent: no section for external representations
+    p.add_argument("--external", default=None, help="the evaluate stage's table")
     return p
 
 
@@ -51,28 +55,32 @@ def _relative(path: Path, start: Path) -> str:
 def run(args) -> None:
     all_params = load_params(args.params)
     check_top_level(all_params)
-    params = rep.parse_params(all_params.get("report"))
-    results = rep.load_results(args.results)
-    trajectories, missing = rep.load_trajectories(args.pretrain_dir, results)
-    out = Path(args.out)
-    figures_dir = Path(args.figures_dir)
-    theory_links = {
-        name: (
-            _relative(Path(args.theory_dir) / f"{name}.png", out.parent)
-            if (Path(args.theory_dir) / f"{name}.png").is_file()
-            else None
-        )
+    params = load.parse_params(all_params.get("report"))
+    results = load.load_results(args.results)
+    trajectories, missing = load.load_trajectories(args.pretrain_dir, results)
+    points, _ = load.load_points(args.probe_dir, results)
+    out, figures_dir, theory = Path(args.out), Path(args.figures_dir), Path(args.theory_dir)
+    links = {
+        name: _relative(theory / f"{name}.png", out.parent)
+        if (theory / f"{name}.png").is_file()
+        else None
         for name in THEORY_FIGURES
     }
-    report = rep.build_report(
+    report = build_report(
         results,
         trajectories,
         params,
         figures_rel=_relative(figures_dir, out.parent),
-        theory_links=theory_links,
+        theory_links=links,
         missing_trajectories=missing,
-        sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
-        external=rep.load_external(args.external),
+        sources={
+            "results": args.results,
+            "pretrain_dir": args.pretrain_dir,
+            "probe_dir": args.probe_dir,
+        },
+        external=load.load_external(args.external) if args.external else None,
+        points=points,
+        run_params=all_params,
     )
     # the figures folder first, replaced as a whole; the Markdown that links them last
     with io.atomic_dir(figures_dir) as tmp:

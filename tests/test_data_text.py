@@ -267,7 +267,16 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     (project / "params.yaml").write_text(params)
     script = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
     env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parents[2])}
-    argv = ["--dataset", "wiki", "--seed", "0", "--out", "data/prepared/wiki/s0", "--root", "data/raw"]
+    argv = [
+        "--dataset",
+        "wiki",
+        "--seed",
+        "0",
+        "--out",
+        "data/prepared/wiki/s0",
+        "--root",
+        "data/raw",
+    ]
     done = subprocess.run(
         [sys.executable, str(script), *argv], cwd=project, capture_output=True, text=True, env=env
     )

@@ -53,7 +53,9 @@ def page(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     shutil.copytree(ROOT / "plots", repo / "plots")
     # its own params (never the working params.yaml): the lists dvc.yaml's stages expand
-    (repo / "params.yaml").write_text(f"dataset: {list(DATASETS)}\nk: {list(KS)}\nseed: [0]\nlr: []\n")
+    (repo / "params.yaml").write_text(
+        f"dataset: {list(DATASETS)}\nk: {list(KS)}\nseed: [0]\nlr: []\n"
+    )
     (repo / ".dvc").mkdir()
     text = (ROOT / ".dvc" / "config").read_text()
     assert "[core]" in text

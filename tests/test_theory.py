@@ -1,4 +1,5 @@
-"""Tests of surrogap.theory (Fig. 3 / Fig. 4 frames and figures) and the `theory` stage."""
+"""Tests of surrogap.theory (Fig. 3 / Fig. 4 frames) and the `theory` stage; the figures
+themselves are tested in test_figures.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.figure import Figure
 
 from surrogap import bounds as B
 from surrogap import theory as T
@@ -112,34 +112,6 @@ def test_frames_reject_bad_input():
         T.fig4_frame(1, 10)
     with pytest.raises(ValueError, match="b must"):
         T.fig3_frame((10,), 5, b=0.0)
-
-
-# --------------------------------------------------------------------------- figures
-def test_plot_fig3_panels_and_labels():
-    fig = T.plot_fig3(T.fig3_frame((5, 12), 20))
-    assert isinstance(fig, Figure)
-    axes = fig.get_axes()
-    assert len(axes) == 4
-    for ax in axes:
-        assert "nats" in ax.get_ylabel() and "K" in ax.get_xlabel()
-        legend = ax.get_legend()
-        assert legend is not None and len(legend.get_texts()) == 2
-        assert len(ax.get_lines()) >= 2
-    titles = [ax.get_title() for ax in axes]
-    assert sum("C = 5" in t for t in titles) == 2 and sum("C = 12" in t for t in titles) == 2
-
-
-def test_plot_fig4_log_scale_and_legend():
-    fig = T.plot_fig4(T.fig4_frame(6, 20))
-    assert isinstance(fig, Figure)
-    axes = fig.get_axes()
-    assert len(axes) == 2
-    for ax in axes:
-        assert ax.get_yscale() == "log"
-        assert "K" in ax.get_xlabel()
-    assert "nats" in axes[1].get_ylabel()
-    texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
-    assert {T.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
 
 
 # --------------------------------------------------------------------------- params

@@ -183,7 +183,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     records = external.evaluate(fs, args.k, args.repeats, args.seed, args.test_fraction, args.prior)
     if args.plot is not None:
-        external.save_plot(records, args.plot)
+        external.save_plot(records, args.plot, fs.source)
     if args.json:
         print(json.dumps(records, indent=2))
         return 0

@@ -335,19 +335,21 @@ def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
 
 
 # --------------------------------------------------------------------------- the plot
-def surrogate_gap_figure(records: Sequence[dict]):
-    """The figure of ``surrogap.report.plot_surrogate_gap`` for evaluate records."""
+def surrogate_gap_figure(records: Sequence[dict], source: str | None = None):
+    """The figure of ``surrogap.report.figures.plot_surrogate_gap`` for evaluate records;
+    `source` (the features file) is named in the title."""
     import pandas as pd
 
-    from surrogap.report import plot_surrogate_gap
+    from surrogap.report.figures import plot_surrogate_gap
 
-    df = pd.DataFrame(records, columns=["k", "classes", "supervised_loss", "contrastive_loss"])
-    return plot_surrogate_gap(df)
+    columns = ["k", "classes", "supervised_loss", "contrastive_loss", "contrastive_loss_se"]
+    df = pd.DataFrame(records, columns=[*columns, "lower_gap", "upper_gap"])
+    return plot_surrogate_gap(df, source=source)
 
 
-def save_plot(records: Sequence[dict], path: str | Path) -> None:
+def save_plot(records: Sequence[dict], path: str | Path, source: str | None = None) -> None:
     """Write the surrogate-gap figure to `path` as PNG, atomically."""
     from surrogap import io
 
-    fig = surrogate_gap_figure(records)
+    fig = surrogate_gap_figure(records, source)
     io.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150), suffix=".png")

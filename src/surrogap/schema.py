@@ -77,6 +77,8 @@ REPORT_EXTERNAL_COLUMNS = (
     "contrastive_loss_se",
     "supervised_loss",
     "mean_acc",
+    "lower_gap",
+    "upper_gap",
     "bao_lower",
     "bao_upper",
     "holds",

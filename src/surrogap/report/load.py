@@ -1,0 +1,307 @@
+"""Reading what the pipeline wrote, checked: reports/results.csv, the pretrain
+trajectories, reports/external.csv, the probe stage's per-test-point arrays, and the
+`report` section of params.yaml.
+
+Every problem with an input is one UserError line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from surrogap.config import parse, spec
+from surrogap.errors import UserError
+from surrogap.schema import (
+    REPORT_EXTERNAL_COLUMNS,
+    REPORT_TRAJECTORY_COLUMNS,
+    RESULT_COLUMNS,
+)
+
+__all__ = [
+    "EXTERNAL_COLUMNS",
+    "POINT_ARRAYS",
+    "RESULTS_COLUMNS",
+    "TRAJECTORY_COLUMNS",
+    "ReportParams",
+    "load_external",
+    "load_points",
+    "load_results",
+    "load_trajectories",
+    "parse_params",
+    "points_path",
+    "trajectory_path",
+]
+
+RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table
+TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
+EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
+# data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
+POINT_ARRAYS = ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
+
+
+# --------------------------------------------------------------------------- params
+def _one_line(s: str) -> bool:
+    return bool(s.strip()) and "\n" not in s
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """The `report` section of params.yaml: presentation and every threshold of the claim
+    tests (the report's "How this was made" quotes each)."""
+
+    title: str = spec(
+        "Surrogate gap between contrastive and supervised losses: reproduction report",
+        check=_one_line,
+        allowed="a non-empty one-line string",
+    )
+    dpi: int = spec(150, check=lambda v: 50 <= v <= 600, allowed="an integer in [50, 600]")
+    decimals: int = spec(3, check=lambda v: 1 <= v <= 6, allowed="an integer in [1, 6]")
+    # bootstrap replicates for every confidence interval
+    bootstrap: int = spec(
+        2000, check=lambda v: 100 <= v <= 100_000, allowed="an integer in [100, 100000]"
+    )
+    # one-sided confidence level of every test ("improves", "saturates", "decays")
+    confidence: float = spec(0.95, check=lambda v: 0.5 < v < 1, allowed="a number in (0.5, 1)")
+    # seed of the bootstrap's random draws
+    bootstrap_seed: int = spec(0, check=lambda v: v >= 0, allowed="an integer >= 0")
+    # accuracies at or above this are at the ceiling: no room left to improve
+    ceiling: float = spec(0.99, check=lambda v: 0 < v <= 1, allowed="a number in (0, 1]")
+    # fewer seeds than this at some K: a trend verdict is inconclusive
+    min_seeds: int = spec(3, check=lambda v: v >= 1, allowed="an integer >= 1")
+    # a run collapsed when its validation mean-classifier accuracy lies this far (absolute)
+    # below the median of the other seeds of the same dataset and K
+    collapse_drop: float = spec(0.2, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
+
+
+def parse_params(section: Any) -> ReportParams:
+    """Validate the `report` section (None: all defaults); one line names a bad key."""
+    if isinstance(section, Mapping):
+        allowed = [f.name for f in ReportParams.__dataclass_fields__.values()]
+        for key, value in section.items():
+            if key not in allowed:
+                raise UserError(
+                    f"report: unknown key {key!r} (value {value!r}); allowed keys: "
+                    + ", ".join(allowed)
+                )
+    return parse(ReportParams, section, "report")
+
+
+# --------------------------------------------------------------------------- helpers
+def _numeric(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
+    for col in columns:
+        try:
+            frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
+        except (ValueError, TypeError):
+            raise UserError(f"{where}: column {col!r} holds values that are not numbers") from None
+
+
+def _as_bool(series: pd.Series, where: str) -> pd.Series:
+    if series.dtype == bool:
+        return series
+    table = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    mapped = series.astype(str).str.strip().str.lower().map(table)
+    if mapped.isna().any():
+        bad = series[mapped.isna()].iloc[0]
+        raise UserError(f"{where}: column 'holds' must be true/false, got {bad!r}")
+    return mapped.astype(bool)
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{what} {str(path)!r} is not a readable CSV: {first}") from None
+
+
+def _integers(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
+    for col in columns:
+        values = frame[col]
+        if values.isna().any() or (values != np.round(values)).any():
+            raise UserError(f"{where}: column {col!r} must hold integers")
+        frame[col] = values.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- results
+def load_results(path: str | Path) -> pd.DataFrame:
+    """reports/results.csv as a typed DataFrame; a missing or malformed file is one line."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise UserError(f"results file {where!r} does not exist (run the bounds stage first)")
+    frame = _read_csv(path, "results file")
+    missing = [c for c in RESULTS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"results file {where!r} lacks the columns {', '.join(missing)}")
+    if frame.empty:
+        raise UserError(f"results file {where!r} has no rows")
+    frame = frame.copy()
+    frame["dataset"] = frame["dataset"].astype(str)
+    frame["kind"] = frame["kind"].astype(str)
+    _numeric(frame, [c for c in RESULTS_COLUMNS if c not in ("dataset", "kind", "holds")], where)
+    _integers(frame, ("classes", "k", "seed"), where)
+    frame["holds"] = _as_bool(frame["holds"], where)
+    per_dataset = frame.groupby("dataset")["classes"].nunique()
+    if (per_dataset > 1).any():
+        ds = per_dataset[per_dataset > 1].index[0]
+        raise UserError(
+            f"{where}: dataset {ds!r} has several classes values; each dataset section has one C"
+        )
+    if frame.duplicated(["dataset", "k", "seed"]).any():
+        row = frame[frame.duplicated(["dataset", "k", "seed"])].iloc[0]
+        raise UserError(
+            f"{where}: more than one row for dataset {row['dataset']!r}, "
+            f"k {row['k']}, seed {row['seed']}"
+        )
+    order = {ds: i for i, ds in enumerate(pd.unique(frame["dataset"]))}
+    frame = frame.assign(_order=frame["dataset"].map(order))
+    frame = frame.sort_values(["_order", "k", "seed"]).drop(columns="_order")
+    return frame.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- trajectories
+def trajectory_path(pretrain_dir: str | Path, dataset: str, k: int, seed: int) -> Path:
+    """`<pretrain-dir>/<dataset>/k<K>-s<seed>/trajectory.csv`."""
+    return Path(pretrain_dir) / dataset / f"k{k}-s{seed}" / "trajectory.csv"
+
+
+def load_trajectories(
+    pretrain_dir: str | Path, results: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """The held-out trajectory of every run in `results`, as one tidy frame.
+
+    Returns (frame, missing): frame has the columns dataset, kind, classes, k, seed, epoch,
+    val_contrastive_loss, val_supervised_loss, val_mean_acc, contrastive_loss_se, lower_gap,
+    upper_gap (the last three from results.csv: the run's test-set standard error of
+    R_cont and the bounds stage's gaps, so a non-uniform prior is respected); rows with a
+    missing value are dropped. `missing` names the runs without a trajectory file.
+    """
+    carried = ("dataset", "kind", "classes", "k", "seed", "contrastive_loss_se")
+    columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
+    frames, missing = [], []
+    for row in results.itertuples(index=False):
+        path = trajectory_path(pretrain_dir, row.dataset, int(row.k), int(row.seed))
+        if not path.is_file():
+            missing.append(f"{row.dataset} K={row.k} seed {row.seed}")
+            continue
+        traj = _read_csv(path, "trajectory")
+        lacking = [c for c in TRAJECTORY_COLUMNS if c not in traj.columns]
+        if lacking:
+            raise UserError(f"trajectory {str(path)!r} lacks the columns {', '.join(lacking)}")
+        traj = traj[list(TRAJECTORY_COLUMNS)].copy()
+        _numeric(traj, TRAJECTORY_COLUMNS, str(path))
+        traj = traj.dropna()
+        for col in (*carried, "lower_gap", "upper_gap"):
+            traj[col] = getattr(row, col)
+        frames.append(traj)
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), missing
+    frame = pd.concat(frames, ignore_index=True)[columns]
+    return frame.sort_values(["dataset", "k", "seed", "epoch"]).reset_index(drop=True), missing
+
+
+# --------------------------------------------------------------------------- external
+def load_external(path: str | Path) -> pd.DataFrame | None:
+    """The `evaluate` stage's table, or None where the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    df = _read_csv(path, "external table")
+    if df.empty:
+        return df
+    lacking = [c for c in EXTERNAL_COLUMNS if c not in df.columns]
+    if lacking:
+        raise UserError(f"external table {str(path)!r} lacks the columns {', '.join(lacking)}")
+    df["dataset"] = df["dataset"].astype(str)
+    _numeric(df, EXTERNAL_COLUMNS[1:-1], str(path))
+    _integers(df, ("classes", "k"), str(path))
+    df["holds"] = _as_bool(df["holds"], str(path))
+    return df
+
+
+# --------------------------------------------------------------------------- per-point arrays
+def points_path(probe_dir: str | Path, dataset: str, k: int, seed: int) -> Path:
+    """`<probe-dir>/<dataset>/k<K>-s<seed>.npz` (the probe stage's per-test-point arrays)."""
+    return Path(probe_dir) / dataset / f"k{k}-s{seed}.npz"
+
+
+def _read_points(path: Path) -> dict[str, np.ndarray]:
+    where = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            lacking = [a for a in POINT_ARRAYS if a not in npz.files]
+            if lacking:
+                raise UserError(f"per-point file {where!r} lacks the arrays {', '.join(lacking)}")
+            arrays = {a: np.asarray(npz[a]) for a in POINT_ARRAYS}
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"per-point file {where!r} is not a readable .npz ({exc})") from None
+    n = arrays["y"].shape
+    for name, a in arrays.items():
+        if a.ndim != 1 or a.shape != n:
+            raise UserError(
+                f"per-point file {where!r}: array {name!r} has shape {a.shape}, "
+                f"allowed: one value per test point, shape {n}"
+            )
+    if n[0] == 0:
+        raise UserError(f"per-point file {where!r} holds no test point")
+    if not np.issubdtype(arrays["y"].dtype, np.integer):
+        raise UserError(f"per-point file {where!r}: 'y' must hold integer labels")
+    out = {"y": arrays["y"].astype(np.int64)}
+    for name in ("mean_loss", "linear_loss"):
+        a = arrays[name].astype(np.float64)
+        if not np.isfinite(a).all():
+            raise UserError(f"per-point file {where!r}: {name!r} holds a value that is not finite")
+        out[name] = a
+    for name in ("mean_correct", "linear_correct"):
+        a = arrays[name]
+        if a.dtype != bool and not np.isin(a, (0, 1)).all():
+            raise UserError(f"per-point file {where!r}: {name!r} must be boolean")
+        out[name] = a.astype(bool)
+    return out
+
+
+def load_points(
+    probe_dir: str | Path | None, results: pd.DataFrame, tolerance: float = 1e-3
+) -> tuple[dict[tuple[str, int, int], dict[str, np.ndarray]], list[str]]:
+    """The per-test-point arrays of every run in `results` that has them.
+
+    Returns ({(dataset, K, seed): arrays}, missing): arrays as POINT_ARRAYS (labels int64,
+    losses float64, correctness bool); `missing` names runs without a file. Checked: the
+    test split of a (dataset, seed) has the same labels at every K (the bootstrap pairs
+    them), and the arrays average to the run's mean_acc / supervised_loss in results.csv
+    within `tolerance` (a stale file from another run is an error).
+    """
+    found: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+    missing: list[str] = []
+    if probe_dir is None:
+        return found, [f"{r.dataset} K={r.k} seed {r.seed}" for r in results.itertuples()]
+    first: dict[tuple[str, int], tuple[Path, np.ndarray]] = {}
+    for row in results.itertuples(index=False):
+        ds, k, seed = str(row.dataset), int(row.k), int(row.seed)
+        path = points_path(probe_dir, ds, k, seed)
+        if not path.is_file():
+            missing.append(f"{ds} K={k} seed {seed}")
+            continue
+        arrays = _read_points(path)
+        for col, name in (("mean_acc", "mean_correct"), ("supervised_loss", "mean_loss")):
+            mean, want = float(arrays[name].mean()), float(getattr(row, col))
+            if not math.isclose(mean, want, abs_tol=tolerance, rel_tol=tolerance):
+                raise UserError(
+                    f"per-point file {str(path)!r}: {name!r} averages to {mean:.6g} but "
+                    f"results.csv has {col} {want:.6g} for this run (a stale file?)"
+                )
+        ref = first.setdefault((ds, seed), (path, arrays["y"]))
+        if not np.array_equal(ref[1], arrays["y"]):
+            raise UserError(
+                f"per-point file {str(path)!r}: its test labels differ from {str(ref[0])!r}; "
+                "allowed: the same test split at every K of a (dataset, seed)"
+            )
+        found[(ds, k, seed)] = arrays
+    return found, missing

@@ -1,0 +1,490 @@
+"""The report's Markdown: summary of the claims, per-dataset sections with figures and
+tables, the scale of this run against the paper's, and how the report was made.
+
+`build_report` is a pure function: it returns the text and the figures it links; the
+report stage writes them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from surrogap.report import figures as F
+from surrogap.report.claims import (
+    BOUND_NAMES,
+    EARLIER,
+    bound_ratios,
+    claims,
+    claims_markdown,
+    collapsed_runs,
+    format_number,
+    run_label,
+)
+from surrogap.report.load import ReportParams
+
+__all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
+
+SUMMARY_METRICS = (
+    "contrastive_loss",
+    "supervised_loss",
+    "bao_lower",
+    "bao_upper",
+    "arora",
+    "nozawa_sato",
+    "ash",
+    "mean_acc",
+    "linear_acc",
+)
+TABLE_COLUMNS = (
+    ("contrastive_loss", "R_cont"),
+    ("supervised_loss", "R_mu"),
+    ("bao_lower", "Bao lower"),
+    ("bao_upper", "Bao upper"),
+    ("mean_acc", "mean-classifier acc."),
+    ("linear_acc", "linear-probe acc."),
+)
+
+# The paper's runs (its protocol; Bao, Nagano & Nozawa 2022, Sec. 5 and its code), by kind
+# of data: the offline stand-ins (digits, topics) are compared with what they stand in for.
+PAPER_SCALE: dict[str, dict[str, str]] = {
+    "circle": dict(data="circle", classes="100", per_class="1000", batch="1024", epochs="300", k="1-256", seeds="8"),
+    "norm": dict(data="norm", classes="100", per_class="1000", batch="1024", epochs="300", k="1-256", seeds="8"),
+    "digits": dict(data="CIFAR-10", classes="10", per_class="6000", batch="1024", epochs="2000", k="4-512", seeds="3"),
+    "cifar10": dict(data="CIFAR-10", classes="10", per_class="6000", batch="1024", epochs="2000", k="4-512", seeds="3"),
+    "cifar100": dict(data="CIFAR-100", classes="100", per_class="600", batch="1024", epochs="2000", k="4-512", seeds="3"),
+    "topics": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
+    "wiki3029": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
+}  # fmt: skip
+# kinds that use all of their source, and how many samples per class that is
+SOURCE_PER_CLASS = {"digits": "about 180 (all)", "cifar10": "6000 (all)", "cifar100": "600 (all)"}
+UNKNOWN = ("unknown", "not stated")
+SCALE_FIELDS = (
+    ("classes", "C"),
+    ("per_class", "samples per class"),
+    ("batch", "batch"),
+    ("epochs", "epochs"),
+    ("k", "K"),
+    ("seeds", "seeds"),
+)
+
+
+@dataclass
+class Report:
+    """The Markdown text and the figures it links, by file name inside the figures folder."""
+
+    markdown: str
+    figures: dict[str, Figure]
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _safe(name: str) -> str:
+    return _SAFE.sub("-", name).strip("-") or "unnamed"
+
+
+def _link(alt: str, path: str) -> str:
+    return f"![{alt}]({path.replace(' ', '%20')})"
+
+
+# --------------------------------------------------------------------------- tables
+def _mean_se(values: pd.Series) -> tuple[float, float]:
+    """Mean and standard error over seeds of the defined values (NaN s.e. for one value)."""
+    v = values.to_numpy(dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return math.nan, math.nan
+    if np.isinf(v).any() or v.size == 1:
+        return float(np.mean(v)), math.nan
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(v.size))
+
+
+def seed_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, K): n (seeds), holds (seeds on which the two-sided bound
+    holds), `<metric>_mean` and `<metric>_se` (standard error over seeds) of each of
+    SUMMARY_METRICS, and `cont_pairing_se`: the standard error of the mean R_cont from the
+    pairing noise alone (the runs' contrastive_loss_se combined)."""
+    rows = []
+    for (ds, k), grp in results.groupby(["dataset", "k"], sort=False):
+        se = grp["contrastive_loss_se"].to_numpy(dtype=float)
+        row: dict[str, Any] = {
+            "dataset": ds,
+            "kind": grp["kind"].iloc[0],
+            "classes": int(grp["classes"].iloc[0]),
+            "k": int(k),
+            "n": len(grp),
+            "holds": int(grp["holds"].sum()),
+            "cont_pairing_se": float(np.sqrt(np.nansum(se**2)) / len(se)),
+        }
+        for metric in SUMMARY_METRICS:
+            row[f"{metric}_mean"], row[f"{metric}_se"] = _mean_se(grp[metric])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_markdown(summary: pd.DataFrame, decimals: int = 3) -> str:
+    """The per-K results table of one dataset: mean ± s.e. over n seeds."""
+    header = [
+        "K",
+        "n",
+        *(label for _, label in TABLE_COLUMNS),
+        "R_cont pairing s.e.",
+        "bound holds",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * (len(header) - 1) + ":---|"]
+    for row in summary.sort_values("k").itertuples(index=False):
+        cells = [str(row.k), str(row.n)]
+        for metric, _ in TABLE_COLUMNS:
+            mean, se = getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_se")
+            text = format_number(mean, decimals)
+            if not math.isnan(mean) and not math.isnan(se):
+                text += f" ± {format_number(se, decimals)}"
+            cells.append(text)
+        cells.append(format_number(row.cont_pairing_se, decimals))
+        verdict = "yes" if row.holds == row.n else "no"
+        cells.append(f"{verdict} ({row.holds}/{row.n} seeds)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bounds_table(results: pd.DataFrame, decimals: int = 3) -> str:
+    """Claim 2 per K: Bao's upper bound against log C and each earlier bound's ratio to
+    Bao's and to R_mu (means over seeds)."""
+    header = ["K", "n", "R_mu", "Bao upper", "log C", "Bao upper vs log C"]
+    for name in EARLIER:
+        header += [f"{BOUND_NAMES[name]} / Bao", f"{BOUND_NAMES[name]} / R_mu"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * 5 + ":---|" + "---:|" * 6]
+    for r in bound_ratios(results).itertuples(index=False):
+        vac = "above: vacuous" if r.bao_upper > r.log_c else "below: informative"
+        cells = [str(r.k), str(r.n), format_number(r.supervised_loss, decimals)]
+        cells += [format_number(r.bao_upper, decimals), format_number(r.log_c, decimals), vac]
+        for name in EARLIER:
+            for suffix in ("over_bao", "over_mu"):
+                v = getattr(r, f"{name}_{suffix}")
+                cells.append("undefined" if math.isnan(v) else format_number(v, 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- scale
+def _span(values: Sequence[int]) -> str:
+    v = sorted(set(int(x) for x in values))
+    return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
+
+
+def scale_rows(results: pd.DataFrame, params: Mapping | None) -> list[dict[str, str]]:
+    """Per dataset: this run's C, samples per class, batch, epochs, K range and seeds (from
+    results.csv and the dataset's params section), and the paper's (PAPER_SCALE)."""
+    params = params or {}
+    rows = []
+    for ds, g in results.groupby("dataset", sort=False):
+        section = params.get(ds) if isinstance(params.get(ds), Mapping) else {}
+        data = section.get("data") or {}
+        train = section.get("train") or {}
+        per_class = data.get("per_class", data.get("sentences_per_class"))
+        kind = str(g["kind"].iloc[0])
+        run = dict(
+            classes=str(int(g["classes"].iloc[0])),
+            per_class=str(per_class)
+            if per_class is not None
+            else SOURCE_PER_CLASS.get(kind, "unknown"),
+            batch=str(train.get("batch_size", "unknown")),
+            epochs=str(train.get("epochs", "unknown")),
+            k=_span(g["k"]),
+            seeds=str(g.groupby("k")["seed"].nunique().min()),
+        )
+        rows.append({"dataset": ds, "kind": kind, "run": run, "paper": PAPER_SCALE.get(kind)})
+    return rows
+
+
+def scale_markdown(results: pd.DataFrame, params: Mapping | None) -> list[str]:
+    md = [
+        "## Scale: this run against the paper's",
+        "",
+        "Each cell reads *this run / the paper*; the offline stand-ins are set against the "
+        "data they stand in for (digits for CIFAR-10, topics for Wiki-3029). Samples per "
+        "class count the whole data before the train/val/test split.",
+        "",
+        "| dataset | paper's data | " + " | ".join(label for _, label in SCALE_FIELDS) + " |",
+        "|---|---|" + "---|" * len(SCALE_FIELDS),
+    ]
+    differs = []
+    for row in scale_rows(results, params):
+        paper = row["paper"]
+        if paper is None:
+            cells = [f"{row['run'][f]} / unknown" for f, _ in SCALE_FIELDS]
+            md.append(
+                f"| {row['dataset']} | (kind {row['kind']}: no paper run) | "
+                + " | ".join(cells)
+                + " |"
+            )
+            continue
+        cells = [f"{row['run'][f]} / {paper[f]}" for f, _ in SCALE_FIELDS]
+        md.append(f"| {row['dataset']} | {paper['data']} | " + " | ".join(cells) + " |")
+        diff = [
+            f"{label} {row['run'][f]} (paper {paper[f]})"
+            for f, label in SCALE_FIELDS
+            if row["run"][f] != paper[f]
+            and row["run"][f] not in UNKNOWN
+            and paper[f] not in UNKNOWN
+        ]
+        if diff:
+            differs.append(f"- {row['dataset']}: " + ", ".join(diff) + ".")
+    md.append("")
+    if differs:
+        md += ["Where this run differs from the paper:", "", *differs, ""]
+    else:
+        md += ["This run matches the paper's scale on every listed quantity.", ""]
+    return md
+
+
+# --------------------------------------------------------------------------- sections
+def _external_markdown(
+    external: pd.DataFrame, d: int, add: Callable[[str, Figure, str], str]
+) -> list[str]:
+    md = ["## External representations (`evaluate` stage)", ""]
+    md += [
+        "Features of other encoders, evaluated per K as the pipeline's own runs: test "
+        "contrastive loss ± standard error (over pairings), R_mu and accuracy of the mean "
+        "classifier (class means from the train split), and Bao et al.'s bounds at the "
+        "measured loss.",
+        "",
+    ]
+    for name in pd.unique(external["dataset"]):
+        rows = external[external["dataset"] == name].sort_values("k")
+        c = int(rows["classes"].iloc[0])
+        md += [f"### {name} (C = {c})", ""]
+        fig = F.plot_surrogate_gap(rows)
+        md += [add(f"gap_external_{_safe(str(name))}.png", fig, f"surrogate gap, {name}"), ""]
+        md += [
+            "| K | R_cont ± s.e. | R_mu | Bao lower | Bao upper | log C | mean acc. | holds |",
+            "|---:|---:|---:|---:|---:|---:|---:|:---|",
+        ]
+        for r in rows.itertuples():
+            md.append(
+                f"| {int(r.k)} | {format_number(r.contrastive_loss, d)} ± "
+                f"{format_number(r.contrastive_loss_se, d)} | {format_number(r.supervised_loss, d)} "
+                f"| {format_number(r.bao_lower, d)} | {format_number(r.bao_upper, d)} "
+                f"| {format_number(math.log(c), d)} | {format_number(r.mean_acc, d)} "
+                f"| {'yes' if r.holds else 'no'} |"
+            )
+        md.append("")
+    return md
+
+
+def _dataset_markdown(ds, results, trajectories, summary, missing, d, add) -> list[str]:
+    rows = results[results["dataset"] == ds]
+    c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
+    md = [f"## {ds} (kind {kind}, C = {c})", "", "### Upper bounds against K (Fig. 1 / 9)", ""]
+    md += [add(f"fig1_{tag}.png", F.plot_upper_bounds(rows), f"upper bounds, {ds}"), ""]
+    md += [
+        "Test-set R_mu and the upper bounds at the measured contrastive loss, mean over "
+        "seeds; a bound absent at some K is undefined there (K + 1 < C). The dashed grey "
+        "line is log C, the loss of the uniform predictor: an upper bound above it carries "
+        "no information about R_mu.",
+        "",
+        "Claim 2 per K (means over the n seeds; ratios of means):",
+        "",
+        bounds_table(rows, d),
+        "",
+        "### Surrogate gap against K",
+        "",
+        add(f"gap_{tag}.png", F.plot_surrogate_gap(rows), f"surrogate gap, {ds}"),
+        "",
+        "R_mu − R_cont on the test set against K, mean ± standard error over seeds; the "
+        "shaded band is [Δ_L, Δ_U] as the bounds stage computed them (results.csv's "
+        "lower_gap, upper_gap).",
+        "",
+        "### Training trajectories (Fig. 5 / 6)",
+        "",
+    ]
+    traj = trajectories[trajectories["dataset"] == ds] if not trajectories.empty else None
+    if traj is None or traj.empty:
+        md += ["No trajectory file was found for this dataset.", ""]
+    else:
+        md += [add(f"fig5_{tag}.png", F.plot_trajectories(traj), f"trajectories, {ds}"), ""]
+        md += [
+            "Validation (R_cont, R_mu) at every evaluation, one panel per K: the band "
+            "between R_mu = R_cont + Δ_L(K) and R_mu = R_cont + Δ_U(K), the ideal "
+            "R_cont\\*(K, C) (vertical) and R_mu\\*(C) (horizontal).",
+            "",
+            add(f"fig6_{tag}.png", F.plot_learning_curves(traj), f"learning curves, {ds}"),
+            "",
+        ]
+        lacking = [m for m in missing if m.startswith(f"{ds} ")]
+        if lacking:
+            md += [f"Runs without a trajectory file: {', '.join(lacking)}.", ""]
+    md += [
+        "### Test-set results per K",
+        "",
+        "Mean ± standard error over the n seeds (losses and bounds in nats, accuracies as "
+        "fractions); *R_cont pairing s.e.* is the standard error of the mean R_cont from the "
+        "random pairings alone; the last column says on how many seeds Bao lower ≤ R_mu ≤ "
+        "Bao upper.",
+        "",
+        table_markdown(summary[summary["dataset"] == ds], d),
+        "",
+    ]
+    return md
+
+
+def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) -> list[str]:
+    datasets = list(pd.unique(results["dataset"]))
+    listing = ", ".join(
+        f"{ds} ({results.loc[results['dataset'] == ds, 'kind'].iloc[0]}, "
+        f"C = {int(results.loc[results['dataset'] == ds, 'classes'].iloc[0])})"
+        for ds in datasets
+    )
+    ks = sorted(int(k) for k in results["k"].unique())
+    seeds = sorted(int(s) for s in results["seed"].unique())
+    n_traj = 0 if trajectories.empty else trajectories.groupby(["dataset", "k", "seed"]).ngroups
+    a = 100 * (1 - p.confidence)
+    return [
+        "## How this was made",
+        "",
+        f"- Generated by `stages/report.py` from `{sources.get('results', 'reports/results.csv')}` "
+        f"({len(results)} runs), {n_traj} trajectory files under "
+        f"`{sources.get('pretrain_dir', 'data/pretrain')}`, {n_points} per-test-point files "
+        f"under `{sources.get('probe_dir', 'data/probe')}` and the theory stage's figures; "
+        "it reads nothing else and trains nothing.",
+        f"- Datasets: {listing}.",
+        f"- K: {', '.join(map(str, ks))}. Seeds: {', '.join(map(str, seeds))}.",
+        "- Two-sided bound: Bao lower = R_cont + Δ_L(K, C), Bao upper = R_cont + Δ_U(K, C), "
+        "with the gaps the bounds stage computed (uniform prior unless the dataset sets one); "
+        "the earlier bounds are undefined where K + 1 < C (Arora et al., Nozawa & Sato).",
+        f"- Intervals: a paired bootstrap with `report.bootstrap` = {p.bootstrap} replicates "
+        f"and `report.bootstrap_seed` = {p.bootstrap_seed}, resampling seeds and, within each "
+        "seed, the test points (the same test split at every K); where a run lacks its "
+        "per-point file, seeds only. R_cont enters the surrogate gap as its estimate plus "
+        "its standard error times a normal draw. Slopes are least-squares fits against "
+        "log K, early and late over the first and last halves of the K values.",
+        f"- `report.confidence` = {p.confidence:g}: a trend is confirmed when its one-sided "
+        f"{100 * p.confidence:g}% bound excludes 0 (the printed interval runs from the "
+        f"{a:g}% to the {100 - a:g}% quantile); Claims 1 and 4 call a violation within "
+        "the matching normal quantile of standard errors inconclusive.",
+        f"- `report.min_seeds` = {p.min_seeds}: with fewer seeds at some K a trend verdict is "
+        "inconclusive (too little power).",
+        f"- `report.ceiling` = {p.ceiling:g}: an accuracy at or above it is at the ceiling; an "
+        "improvement from a ceiling, or a saturation that reaches it, is inconclusive.",
+        f"- `report.collapse_drop` = {p.collapse_drop:g}: a run collapsed when its validation "
+        "mean-classifier accuracy lies more than this below the median of the other seeds "
+        "of its dataset and K (validation data only).",
+        "",
+    ]
+
+
+def build_report(
+    results: pd.DataFrame,
+    trajectories: pd.DataFrame,
+    params: ReportParams | None = None,
+    *,
+    figures_rel: str = "figures",
+    theory_links: Mapping[str, str | None] | None = None,
+    missing_trajectories: Sequence[str] = (),
+    sources: Mapping[str, str] | None = None,
+    external: pd.DataFrame | None = None,
+    points: Mapping | None = None,
+    run_params: Mapping | None = None,
+) -> Report:
+    """The whole report: Markdown and figures, nothing written.
+
+    figures_rel: the figures folder relative to report.md (POSIX separators).
+    theory_links: {"fig3": "theory/fig3.png" or None when the theory stage's file is absent}.
+    sources: {"results", "pretrain_dir", "probe_dir": paths as given}, for the footer.
+    external: the `evaluate` stage's table, or None.
+    points: the per-test-point arrays, {(dataset, K, seed): arrays} (load.load_points).
+    run_params: the whole params file, for the Scale section (dataset sections).
+    """
+    p = params or ReportParams()
+    d = p.decimals
+    theory_links, sources, points = (
+        dict(theory_links or {}),
+        dict(sources or {}),
+        dict(points or {}),
+    )
+    figures: dict[str, Figure] = {}
+    summary = seed_summary(results)
+    items = claims(results, trajectories, p, missing_trajectories, points)
+
+    def add(name: str, fig: Figure, alt: str) -> str:
+        figures[name] = fig
+        return _link(alt, f"{figures_rel.rstrip('/')}/{name}")
+
+    md = [f"# {p.title}", ""]
+    md += [
+        'Checks the claims of Bao, Nagano & Nozawa, "On the Surrogate Gap between '
+        'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501) on this run. '
+        "Losses in nats; every bound uses L2-normalized features (b = 1). Each verdict is "
+        "confirmed, not confirmed or inconclusive; intervals are bootstrap intervals "
+        "(How this was made).",
+        "",
+        "## Summary",
+        "",
+        claims_markdown(items),
+        "",
+    ]
+    flagged = collapsed_runs(results, p.collapse_drop)
+    if flagged.any():
+        md += [
+            "Collapsed runs (validation accuracy far below their sibling seeds; kept in "
+            "every table and figure, and Claims 3 and 5 say what changes without them):",
+            "",
+        ]
+        for r in results[flagged].itertuples():
+            others = results[
+                (results["dataset"] == r.dataset)
+                & (results["k"] == r.k)
+                & ~results.index.isin([r.Index])
+            ]
+            md.append(
+                f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
+                f"{format_number(r.val_mean_acc, d)}, the other seeds' median "
+                f"{format_number(float(others['val_mean_acc'].median()), d)}."
+            )
+        md.append("")
+    else:
+        md += ["No run collapsed (`report.collapse_drop` below).", ""]
+    md += scale_markdown(results, run_params)
+    for ds in pd.unique(results["dataset"]):
+        md += _dataset_markdown(ds, results, trajectories, summary, missing_trajectories, d, add)
+    if external is not None and not external.empty:
+        md += _external_markdown(external, d, add)
+    md += ["## Accuracy over C × K (Fig. 7 / 8)", ""]
+    swept = [kind for kind, g in results.groupby("kind", sort=True) if g["classes"].nunique() >= 3]
+    if not swept:
+        md += [
+            "No kind of data was run at three or more values of C, so there are no heat maps.",
+            "",
+        ]
+    for kind in swept:
+        rows = results[results["kind"] == kind]
+        cs = ", ".join(str(c) for c in sorted(rows["classes"].unique()))
+        md += [
+            add(
+                f"fig7_8_{_safe(kind)}.png",
+                F.plot_accuracy_heatmaps(rows),
+                f"accuracy over C and K, {kind}",
+            ),
+            "",
+        ]
+        md += [
+            f"Kind {kind} at C = {cs}: test accuracy of the mean classifier (Fig. 7) and the linear probe (Fig. 8), mean over seeds.",
+            "",
+        ]
+    md += ["## Ideal curves (Fig. 3 / 4)", ""]
+    for key, what in (
+        ("fig3", "Fig. 3: ideal losses and bounds"),
+        ("fig4", "Fig. 4: coefficients of the contrastive loss"),
+    ):
+        link = theory_links.get(key)
+        md += [_link(what, link) if link else f"{what}: not found (run the theory stage).", ""]
+    md += _how_made(results, trajectories, p, sources, len(points))
+    return Report("\n".join(md), figures)

@@ -1,0 +1,163 @@
+"""The figures (surrogap.report.figures): the theory stage's Fig. 3 / 4, the surrogate-gap
+plot the report and `surrogap evaluate --plot` share, Fig. 1 with log C, Fig. 7 / 8."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from surrogap import bounds, external
+from surrogap import theory as T
+from surrogap.report import figures as F
+
+
+# --------------------------------------------------------------------------- theory figures
+def test_plot_fig3_panels_and_labels():
+    fig = F.plot_fig3(T.fig3_frame((5, 12), 20))
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    for ax in axes:
+        assert "nats" in ax.get_ylabel() and "K" in ax.get_xlabel()
+        legend = ax.get_legend()
+        assert legend is not None and len(legend.get_texts()) == 2
+        assert len(ax.get_lines()) >= 2
+    titles = [ax.get_title() for ax in axes]
+    assert sum("C = 5" in t for t in titles) == 2 and sum("C = 12" in t for t in titles) == 2
+
+
+def test_plot_fig4_log_scale_and_legend():
+    fig = F.plot_fig4(T.fig4_frame(6, 20))
+    axes = fig.get_axes()
+    assert len(axes) == 2
+    for ax in axes:
+        assert ax.get_yscale() == "log"
+        assert "K" in ax.get_xlabel()
+    assert "nats" in axes[1].get_ylabel()
+    texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+    assert {F.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
+
+
+# --------------------------------------------------------------------------- the gap plot
+def gap_frame(rows_per_k: int, c: int = 10, ks=(1, 8, 64), shift: float = 0.0) -> pd.DataFrame:
+    """Rows with gaps `shift` nats off the uniform prior's, as a non-uniform prior gives."""
+    out = []
+    for k in ks:
+        lo, hi = bounds.lower_gap(k, c) + shift, bounds.upper_gap(k, c) + shift
+        for i in range(rows_per_k):
+            out.append(
+                dict(
+                    k=k,
+                    classes=c,
+                    contrastive_loss=2.0 + 0.1 * i,
+                    contrastive_loss_se=0.02,
+                    supervised_loss=2.0 + 0.1 * i + (lo + hi) / 2 + 0.05 * i,
+                    lower_gap=lo,
+                    upper_gap=hi,
+                )
+            )
+    return pd.DataFrame(out)
+
+
+def band_vertices(fig: Figure) -> np.ndarray:
+    (ax,) = fig.axes
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    return band.get_paths()[0].vertices
+
+
+@pytest.mark.parametrize("rows_per_k", [1, 3])
+def test_gap_band_is_read_from_the_rows_not_redrawn(rows_per_k):
+    frame = gap_frame(rows_per_k, shift=0.7)
+    fig = F.plot_surrogate_gap(frame)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and "nats" in ax.get_ylabel()
+    verts = band_vertices(fig)
+    for k in (1, 8, 64):
+        ys = verts[np.isclose(verts[:, 0], k), 1]
+        want = {bounds.lower_gap(k, 10) + 0.7, bounds.upper_gap(k, 10) + 0.7}
+        assert all(any(math.isclose(y, w, abs_tol=1e-9) for y in ys) for w in want), (k, ys)
+
+
+def test_gap_error_bars_are_standard_errors():
+    fig = F.plot_surrogate_gap(gap_frame(3))
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any("mean ± s.e. over seeds" in t for t in labels)
+    assert not any("std" in t for t in labels)
+    (ax,) = fig.axes
+    (bars,) = [c for c in ax.collections if type(c).__name__ == "LineCollection"]
+    seg = bars.get_segments()[0]  # K = 1: gaps 0.5 * (lo + hi) + 0.05 * i, i = 0, 1, 2
+    half = (seg[1, 1] - seg[0, 1]) / 2
+    assert half == pytest.approx(np.std([0.0, 0.05, 0.1], ddof=1) / math.sqrt(3))
+    one = F.plot_surrogate_gap(gap_frame(1))
+    labels = [t.get_text() for legend in one.legends for t in legend.get_texts()]
+    assert any("s.e. of" in t for t in labels)
+    (bars,) = [c for c in one.axes[0].collections if type(c).__name__ == "LineCollection"]
+    seg = bars.get_segments()[0]
+    assert (seg[1, 1] - seg[0, 1]) / 2 == pytest.approx(0.02)
+
+
+def test_gap_plot_requires_the_gap_columns():
+    with pytest.raises(ValueError, match="upper_gap"):
+        F.plot_surrogate_gap(gap_frame(1).drop(columns="upper_gap"))
+
+
+def test_evaluate_plot_names_its_input_file():
+    frame = gap_frame(1)
+    records = frame.to_dict("records")
+    fig = external.surrogate_gap_figure(records, source="feats/clip.npz")
+    assert "feats/clip.npz" in fig.axes[0].get_title()
+    long = "/a/very/long/folder/name/that/goes/on/and/on/features-of-clip.npz"
+    assert (
+        "features-of-clip.npz" in external.surrogate_gap_figure(records, long).axes[0].get_title()
+    )
+
+
+# --------------------------------------------------------------------------- Fig. 1, Fig. 7 / 8
+def test_upper_bounds_figure_draws_log_c():
+    c, rows = 5, []
+    for k in (1, 4, 16):
+        loss = 1.0 + 0.3 * math.log(k + 1)
+        rows.append(
+            dict(
+                k=k,
+                classes=c,
+                supervised_loss=1.2,
+                bao_upper=float(bounds.bao_upper_bound(loss, k, c)),
+                arora=float(bounds.arora_bound(loss, k, c)),
+                nozawa_sato=float(bounds.nozawa_sato_bound(loss, k, c)),
+                ash=float(bounds.ash_bound(loss, k, c)),
+            )
+        )
+    fig = F.plot_upper_bounds(pd.DataFrame(rows))
+    (ax,) = fig.axes
+    flat = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), math.log(c))]
+    assert len(flat) == 1
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any("log C" in t and "vacuous" in t for t in labels)
+    assert any("Arora" in t and "undefined at some K" in t for t in labels)
+
+
+def test_heat_maps_show_seed_means_over_c_and_k():
+    rows = [
+        dict(
+            kind="topics",
+            classes=c,
+            k=k,
+            seed=s,
+            mean_acc=0.5 + 0.01 * k / c + 0.01 * s,
+            linear_acc=0.6,
+        )
+        for c in (10, 30, 100)
+        for k in (1, 4)
+        for s in (0, 1, 2)
+    ]
+    fig = F.plot_accuracy_heatmaps(pd.DataFrame(rows))
+    left = fig.axes[0]
+    texts = {t.get_text() for t in left.texts}
+    assert f"{0.5 + 0.01 * 4 / 10 + 0.01:.3f}" in texts  # C = 10, K = 4: mean over seeds
+    assert "n = 3 seeds" in fig._suptitle.get_text()
