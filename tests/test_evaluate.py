@@ -19,13 +19,11 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
-import torch
 from scipy import stats
 
 from surrogap import bench, bounds, cli, evaluation, external, features
 from surrogap.errors import UserError
-from surrogap.evaluation import positive_partners
-from surrogap.losses import l2_normalize
+from surrogap.evaluation import l2_normalize, positive_partners
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "stages"))
@@ -54,7 +52,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the estimator
-def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, gen: torch.Generator):
+def naive_block_losses(z: np.ndarray, partner: np.ndarray, k: int, gen: np.random.Generator):
     """The block estimator from its definition, anchor by anchor, in float64 Python.
 
     Same draws as the implementation: a permutation cut into blocks of K + 1, a second one
@@ -63,13 +61,13 @@ def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, gen: torc
     """
     n = z.shape[0]
     g = k + 1
-    perm = torch.randperm(n, generator=gen)
+    perm = gen.permutation(n)
     rest = n % g
     if rest:
-        fill = perm[: n - rest][torch.randperm(n - rest, generator=gen)[: g - rest]]
-        perm = torch.cat([perm, fill])
-    views = (torch.rand(n, generator=gen) < 0.5).tolist()
-    zz = z.double().tolist()
+        fill = perm[: n - rest][gen.permutation(n - rest)[: g - rest]]
+        perm = np.concatenate([perm, fill])
+    views = (gen.random(n) < 0.5).tolist()
+    zz = np.asarray(z, dtype=np.float64).tolist()
     part = partner.tolist()
 
     def dot(u, v):
@@ -95,23 +93,23 @@ def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, gen: torc
     ("n", "d", "k"), [(30, 4, 1), (30, 5, 4), (40, 3, 7), (25, 6, 24), (36, 4, 5)]
 )
 def test_block_losses_match_the_naive_loop(n, d, k):
-    gen = torch.Generator().manual_seed(n + k)
-    z = l2_normalize(torch.randn(n, d, generator=gen))
-    y = torch.arange(n) % 3
-    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    gen = np.random.default_rng(n + k)
+    z = l2_normalize(gen.standard_normal((n, d), dtype=np.float32))
+    y = np.arange(n) % 3
+    g1, g2 = np.random.default_rng(7), np.random.default_rng(7)
     partner = positive_partners(y, g1)
-    assert torch.equal(partner, positive_partners(y, g2))
+    np.testing.assert_array_equal(partner, positive_partners(y, g2))
     fast = evaluation.block_losses(z, partner, k, g1, chunk_rows=2 * (k + 1))
     naive = naive_block_losses(z, partner, k, g2)
-    np.testing.assert_allclose(fast.double().numpy(), naive, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.astype(np.float64), naive, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("n", "k"), [(64, 1), (64, 7), (100, 9), (257, 256), (1000, 64)])
 def test_fast_estimate_equals_evaluation_estimate(n, k):
-    gen = torch.Generator().manual_seed(k)
-    z = torch.randn(n, 16, generator=gen) * torch.rand(n, 1, generator=gen) * 10
+    gen = np.random.default_rng(k)
+    z = (gen.standard_normal((n, 16)) * gen.random((n, 1)) * 10).astype(np.float32)
     z[3] = 0.0  # a zero row stays zero (no NaN)
-    y = torch.randint(0, 5, (n,), generator=gen)
+    y = gen.integers(0, 5, n)
     ref = evaluation.contrastive_loss_estimate(z, y, k, repeats=3, seed=11)
     for chunk_rows, workers in ((None, None), (k + 1, 1), (3 * (k + 1) + 1, 3)):
         got = evaluation.contrastive_loss_estimate(
@@ -122,9 +120,9 @@ def test_fast_estimate_equals_evaluation_estimate(n, k):
 
 
 def test_huge_norms_are_normalized_without_overflow():
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(200, 8, generator=gen)
-    y = torch.arange(200) % 4
+    gen = np.random.default_rng(0)
+    z = gen.standard_normal((200, 8), dtype=np.float32)
+    y = np.arange(200) % 4
     ref = evaluation.contrastive_loss_estimate(z, y, 8, repeats=2)
     big = evaluation.contrastive_loss_estimate(z * 1e30, y, 8, repeats=2)  # dots overflow float32
     assert big.mean == pytest.approx(ref.mean, rel=1e-5)
@@ -138,7 +136,7 @@ def test_huge_norms_are_normalized_without_overflow():
 def test_block_estimate_agrees_with_iid_negatives_in_distribution():
     """THEORY.md's R_cont: positive of the anchor's class, K i.i.d. negatives from the split."""
     x, y = mixture(n=3000, d=8, c=5, seed=3, scale=1.0)
-    z = l2_normalize(torch.from_numpy(x)).double().numpy()
+    z = l2_normalize(x.astype(np.float64))
     k, reps = 16, 4
     rng = np.random.default_rng(0)
     by_class = [np.flatnonzero(y == c) for c in range(5)]
@@ -156,16 +154,14 @@ def test_block_estimate_agrees_with_iid_negatives_in_distribution():
         per_anchor.append(top + np.log(np.exp(logits - top[:, None]).sum(1)) - s_pos)
     per_anchor = np.concatenate(per_anchor)
     naive, naive_se = per_anchor.mean(), per_anchor.std(ddof=1) / math.sqrt(per_anchor.size)
-    est = evaluation.contrastive_loss_estimate(
-        torch.from_numpy(x), torch.from_numpy(y), k, repeats=8
-    )
+    est = evaluation.contrastive_loss_estimate(x, y, k, repeats=8)
     tol = 4 * math.hypot(naive_se, est.se) + 2e-3
     assert abs(est.mean - naive) < tol, (est, naive, naive_se)
 
 
 def test_standard_error_shrinks_and_is_zero_for_one_repeat():
     x, y = mixture(n=400, seed=1)
-    z, yy = torch.from_numpy(x), torch.from_numpy(y)
+    z, yy = x, y
     one = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=1)
     assert one.se == 0.0
     many = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=6)

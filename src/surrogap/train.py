@@ -37,13 +37,8 @@ from surrogap import __version__, config, distributed, io
 from surrogap.config import at_least, non_negative, one_of, positive, spec
 from surrogap.data import Dataset, Split
 from surrogap.errors import UserError
-from surrogap.evaluation import (
-    check_finite,
-    contrastive_loss_estimate,
-    mean_classifier,
-    positive_partners,
-)
-from surrogap.losses import contrastive_loss, sample_negatives
+from surrogap.evaluation import check_finite, contrastive_loss_estimate, mean_classifier
+from surrogap.losses import contrastive_loss, positive_partners, sample_negatives
 from surrogap.models import build_encoder
 from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
 from surrogap.schema import TRAJECTORY_COLUMNS
@@ -384,12 +379,14 @@ class Trainer:
         """Validation contrastive loss (one fixed pairing), R_mu and mean-classifier accuracy."""
         train, val = self.data.splits["train"], self.data.splits["val"]
         idx = self._eval_idx
-        z_train = encode(self.model, train, idx=idx)
-        y_train = train.y if idx is None else train.y[idx]
-        z_val = encode(self.model, val)
+        z_train = encode(self.model, train, idx=idx).numpy()
+        y_train = (train.y if idx is None else train.y[idx]).numpy()
+        z_val, y_val = encode(self.model, val).numpy(), val.y.numpy()
         check_finite(z_val, f"validation features at epoch {self.epoch}")
-        mc = mean_classifier(z_train, y_train, z_val, val.y, self.data.num_classes)
-        est = contrastive_loss_estimate(z_val, val.y, self.k, repeats=1, seed=self.seed)
+        mc = mean_classifier(z_train, y_train, z_val, y_val, self.data.num_classes)
+        est = contrastive_loss_estimate(
+            z_val, y_val, self.k, repeats=1, seed=self.seed, workers=torch.get_num_threads()
+        )
         return {
             "val_contrastive_loss": est.mean,
             "val_supervised_loss": mc["supervised_loss"],
