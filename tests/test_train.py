@@ -276,3 +276,15 @@ def test_checkpoint_of_other_training_code_is_not_resumed(prepared, tmp_path, ca
     err = capsys.readouterr().err
     assert "was written for other params (code: checkpoint '" in err
     assert "params '0123456789abcdef')" in err
+
+
+def test_dvclive_is_imported_without_pandas_and_pandas_still_imports_later():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from surrogap.train import _import_live; Live = _import_live(); "
+        "print('pandas' in sys.modules, Live.__name__); import pandas; print(pandas.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "Live", "pandas"]

@@ -44,6 +44,7 @@ from surrogap.schema import TRAJECTORY_COLUMNS
 
 __all__ = ["TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The `train` block of a dataset section of params.yaml."""
@@ -403,11 +404,36 @@ def _progress(total: int, initial: int, desc: str):
     )
 
 
+def _import_live():
+    """dvclive.Live, imported without pandas when pandas is not loaded yet.
+
+    dvclive imports pandas (about 1 s) only to accept DataFrames in `log_plot`, which this
+    module never calls; with pandas marked unavailable during the import, dvclive takes
+    its own no-pandas path. Should any part of dvclive need pandas, the import is retried
+    normally. Other code importing pandas later gets it as usual."""
+    if "pandas" in sys.modules or "dvclive" in sys.modules:
+        from dvclive import Live
+
+        return Live
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
+    try:
+        from dvclive import Live
+    except ImportError:
+        for name in [m for m in sys.modules if m == "dvclive" or m.startswith("dvclive.")]:
+            del sys.modules[name]
+        del sys.modules["pandas"]
+        from dvclive import Live
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+    return Live
+
+
 def _open_live(live_dir: Path):
     """DVCLive's metric files (dvcyaml=None) without its Git/DVC integration: the stage's
     outputs are tracked by dvc.yaml, and the integration fails in a repository without
     commits."""
-    from dvclive import Live
+    Live = _import_live()
 
     class PlainLive(Live):
         def _init_dvc(self):
