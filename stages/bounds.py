@@ -12,7 +12,9 @@ def main(argv=None) -> int:
     p = stage.parser("bounds", __doc__)
     p.add_argument("--probe-dir", required=True, type=Path)
     p.add_argument("--results", required=True, type=Path, help="reports/results.csv")
-    p.add_argument("--metrics", required=True, type=Path, help="reports/metrics.json")
+    p.add_argument(
+        "--metrics", required=True, type=Path, help="reports/metrics (a folder of .json)"
+    )
     return stage.run(
         "bounds",
         p,

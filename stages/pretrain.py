@@ -31,8 +31,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = stage.parser("pretrain", __doc__)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--k", type=int, required=True, help="negatives per anchor")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--k", type=stage.integer(1, "k"), required=True, help="negatives per anchor")
+    p.add_argument("--seed", type=stage.integer(0, "seed"), required=True)
+    p.add_argument(
+        "--lr", type=stage.positive_number("lr"), help="an lr of the grid (default: train.lr)"
+    )
     p.add_argument("--data", required=True, type=Path, help="the prepared dataset folder")
     p.add_argument(
         "--out", required=True, type=Path, help="output folder (model.pt, trajectory.csv, live/)"
@@ -47,7 +50,16 @@ def main(argv=None) -> int:
             sys.stderr.flush()
             cmd = relaunch_command(nproc, argv)
             os.execv(cmd[0], cmd)  # never returns
-        pretrain.run(params, args.dataset, args.k, args.seed, args.data, args.out, args.checkpoints)
+        pretrain.run(
+            params,
+            args.dataset,
+            args.k,
+            args.seed,
+            args.data,
+            args.out,
+            args.checkpoints,
+            lr=args.lr,
+        )
 
     return stage.run("pretrain", p, body, argv)
 

@@ -11,8 +11,11 @@ from surrogap.pipeline import probe
 def main(argv=None) -> int:
     p = stage.parser("probe", __doc__)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--k", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--k", type=stage.integer(1, "k"), required=True)
+    p.add_argument("--seed", type=stage.integer(0, "seed"), required=True)
+    p.add_argument(
+        "--lr", type=stage.positive_number("lr"), help="the run's lr of the grid, if any"
+    )
     p.add_argument(
         "--data", required=True, type=Path, help="the prepared dataset folder (meta.json)"
     )
@@ -25,7 +28,15 @@ def main(argv=None) -> int:
         "probe",
         p,
         lambda a: probe.run(
-            load_params(a.params), a.dataset, a.k, a.seed, a.data, a.features, a.out, a.points
+            load_params(a.params),
+            a.dataset,
+            a.k,
+            a.seed,
+            a.data,
+            a.features,
+            a.out,
+            lr=a.lr,
+            points_path=a.points,
         ),
         argv,
     )

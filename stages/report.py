@@ -74,14 +74,12 @@ def run(args) -> None:
         sources={"results": args.results, "pretrain_dir": args.pretrain_dir},
         external=rep.load_external(args.external),
     )
-    # figures first, the Markdown that links them last
-    for name, fig in report.figures.items():
-        io.write_with(
-            figures_dir / name,
-            lambda tmp, fig=fig: fig.savefig(
-                tmp, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
-            ),
-        )
+    # the figures folder first, replaced as a whole; the Markdown that links them last
+    with io.atomic_dir(figures_dir) as tmp:
+        for name, fig in report.figures.items():
+            fig.savefig(
+                tmp / name, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
+            )
     io.write_text(out, report.markdown)
     print(f"report: wrote {out} and {len(report.figures)} figures in {figures_dir}")
 

@@ -2,7 +2,7 @@
 
 Reads the `theory` section of the params file (classes_fig3, classes_fig4, k_max, b),
 validates it before writing anything, and writes fig3.csv, fig3.png, fig4.csv and
-fig4.png into the output folder, each atomically. A bad parameter is one line on stderr
+fig4.png into the output folder, which is replaced as a whole (all four files or none). A bad parameter is one line on stderr
 and exit status 2.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap import stage
+from surrogap import io, stage
 from surrogap.theory import read_params, write_outputs
 
 
@@ -24,8 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True, help="output folder")
 
     def body(args) -> None:
-        paths = write_outputs(read_params(args.params), args.out_dir)
-        print("stage theory: wrote " + ", ".join(str(p) for p in paths.values()))
+        params = read_params(args.params)
+        out = Path(args.out_dir)
+        with io.atomic_dir(out) as tmp:  # the folder is replaced whole, or not at all
+            names = write_outputs(params, tmp)
+        print("stage theory: wrote " + ", ".join(str(out / name) for name in names))
 
     return stage.run("theory", p, body, argv)
 

@@ -1,5 +1,7 @@
-"""Fixtures shared by the test files. Tests never read the working params.yaml: every
-params dict here is the tests' own."""
+"""Fixtures and params shared by the test files. Tests never read the working params.yaml
+(a user's edits there must not change what the suite checks): every params dict here is the
+tests' own. Test files import `tiny_params` from here (tests/ is on sys.path, as for
+tests/repo_copy.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ TINY_PARAMS = {
     "dataset": ["circle"],
     "k": [4],
     "seed": [0],
+    "lr": [],
     "circle": {
         "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
         "encoder": {"name": "mlp", "widths": [16, 16]},
@@ -43,21 +46,18 @@ def tiny_params() -> dict:
     return copy.deepcopy(TINY_PARAMS)
 
 
-@pytest.fixture(name="tiny_params")
-def tiny_params_fixture():
-    """The factory :func:`tiny_params`: call it for a fresh copy."""
-    return tiny_params
-
-
 @pytest.fixture(scope="session")
 def dvc_index(tmp_path_factory) -> list:
-    """The stages of dvc.yaml, resolved by DVC against TINY_PARAMS (not the working
-    params.yaml), one entry per matrix instance."""
+    """The stages of dvc.yaml, resolved by DVC against TINY_PARAMS with one extra lr (not
+    the working params.yaml), one entry per matrix instance."""
     from dvc.repo import Repo
 
     folder = tmp_path_factory.mktemp("dvc-index")
     shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
-    (folder / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
-    Repo.init(str(folder), no_scm=True)
+    params = {**tiny_params(), "lr": [0.03]}
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # a bare DVC repository by hand: Repo.init logs through a handler pytest may have closed
+    (folder / ".dvc").mkdir()
+    (folder / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
     with Repo(str(folder)) as repo:
         return list(repo.index.stages)

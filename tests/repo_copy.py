@@ -14,10 +14,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def default_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
-
-
 def only_datasets(params: dict) -> dict:
     """Drop the dataset sections that the `dataset` list does not name."""
     for name in list(params):
@@ -59,8 +55,9 @@ def ran(result: subprocess.CompletedProcess) -> list[str]:
 def make_repo(path: Path, params: dict) -> Path:
     """A fresh git + DVC repository at `path` with the pipeline's code and `params`."""
     path.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "stages", "src"):
+    for item in ("dvc.yaml", "stages", "src", "data/external/.gitkeep"):
         src = ROOT / item
+        (path / item).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)

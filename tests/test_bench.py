@@ -77,3 +77,11 @@ def test_cli_bench_quick(capsys, monkeypatch):
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("key") and "coverage_speedup" in out and "n/a (quick)" in out
+
+
+def test_evaluate_benchmark_reports_its_fields():
+    """Keys and units only: speed is the benchmark's own business, never a test's."""
+    result = bench.bench_evaluate_flops_fraction(quick=True)
+    assert result["name"] == "evaluate_flops_fraction" and result["target"] == 0.4
+    assert result["value"] > 0 and result["rss_growth_bytes"] >= 0
+    assert "peak RSS growth" in result["detail"]

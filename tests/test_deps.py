@@ -20,9 +20,12 @@ CODE_ROOTS = ("src", "stages")
 NOT_DEPS = {
     ("prepare", "--root"): "the download cache: every archive in it is checked against the md5 "
     "that params.yaml pins (a dep of prepare), so its content is the params'",
-    ("pretrain", "--checkpoints"): "the stage's own resumable folder (surrogap.checkpoint): "
-    "a checkpoint is used only for exactly this run and is removed when the run completes, "
-    "so it never changes what the stage outputs",
+    **{
+        (name, "--checkpoints"): "the stage's own resumable folder (surrogap.checkpoint): a "
+        "checkpoint is used only for exactly this run and is removed when the run completes, "
+        "so it never changes what the stage outputs"
+        for name in ("pretrain", "pretrain-lr")
+    },
 }
 
 
@@ -63,8 +66,9 @@ def code_deps(deps: list[str]) -> set[Path]:
     return {f.resolve() for f in files if "__pycache__" not in f.parts}
 
 
-def test_every_stage_is_a_script_of_stages(stages):
-    assert set(stages) == {p.stem for p in (ROOT / "stages").glob("*.py")}
+def test_every_script_of_stages_is_a_stage(stages):
+    scripts = {script_of(cmd).stem for cmd, _, _ in stages.values()}
+    assert scripts == {p.stem for p in (ROOT / "stages").glob("*.py")}
 
 
 def test_deps_list_exactly_the_code_each_stage_reaches(stages):

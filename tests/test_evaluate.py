@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from surrogap import bench, bounds, cli, evaluation, external, features
+from surrogap import bounds, cli, evaluation, external, features
 from surrogap.errors import UserError
 from surrogap.evaluation import l2_normalize, positive_partners
 
@@ -52,28 +52,22 @@ def leftovers(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the estimator
-def naive_block_losses(z: np.ndarray, partner: np.ndarray, k: int, gen: np.random.Generator):
-    """The block estimator from its definition, anchor by anchor, in float64 Python.
-
-    Same draws as the implementation: a permutation cut into blocks of K + 1, a second one
-    to fill the last block, one view bit per pair; anchor i of a block has positive
-    partner[i] and as negatives the shown view of every other pair of its block.
+def naive_block_losses(z: np.ndarray, partner: np.ndarray, k: int, slots: list, views: list):
+    """The block estimator from its definition, anchor by anchor, in float64 Python, for a
+    given draw: `slots` lists the pairs block after block (K + 1 each; the slots past the
+    n-th are fillers, negatives only) and `views[j]` says whether pair j shows its positive.
+    Anchor i of a block has positive partner[i] and as negatives the shown view of every
+    other pair of its block.
     """
     n = z.shape[0]
     g = k + 1
-    perm = gen.permutation(n)
-    rest = n % g
-    if rest:
-        fill = perm[: n - rest][gen.permutation(n - rest)[: g - rest]]
-        perm = np.concatenate([perm, fill])
-    views = (gen.random(n) < 0.5).tolist()
     zz = np.asarray(z, dtype=np.float64).tolist()
     part = partner.tolist()
 
     def dot(u, v):
         return math.fsum(a * b for a, b in zip(zz[u], zz[v], strict=True))
 
-    order = perm.tolist()
+    order = list(slots)
     losses = []
     for pos_in_perm, i in enumerate(order[:n]):
         start = pos_in_perm - pos_in_perm % g
@@ -96,12 +90,30 @@ def test_block_losses_match_the_naive_loop(n, d, k):
     gen = np.random.default_rng(n + k)
     z = l2_normalize(gen.standard_normal((n, d), dtype=np.float32))
     y = np.arange(n) % 3
-    g1, g2 = np.random.default_rng(7), np.random.default_rng(7)
-    partner = positive_partners(y, g1)
-    np.testing.assert_array_equal(partner, positive_partners(y, g2))
-    fast = evaluation.block_losses(z, partner, k, g1, chunk_rows=2 * (k + 1))
-    naive = naive_block_losses(z, partner, k, g2)
+    g = np.random.default_rng(7)
+    partner = positive_partners(y, g)
+    # a draw given explicitly, not replayed: pairs in a random order, fillers, random views
+    slots = g.permutation(n)
+    rest = n % (k + 1)
+    if rest:  # fillers: k + 1 - rest pairs from outside the partial block
+        outside = slots[: n - rest]
+        fill = outside[g.permutation(outside.size)[: k + 1 - rest]]
+        slots = np.concatenate([slots, fill])
+    views = g.random(n) < 0.5
+    fast = evaluation.block_losses(z, partner, k, None, 2 * (k + 1), draw=(slots, views))
+    naive = naive_block_losses(z, partner, k, slots.tolist(), views.tolist())
     np.testing.assert_allclose(fast.astype(np.float64), naive, rtol=1e-5, atol=1e-5)
+
+
+def test_block_draw_is_a_permutation_with_fillers_from_other_blocks():
+    for n, k in ((30, 4), (31, 4), (10, 9), (7, 1)):
+        slots, views = evaluation.block_draw(n, k, np.random.default_rng(n + k))
+        g, rest = k + 1, n % (k + 1)
+        assert slots.size % g == 0 and views.shape == (n,)
+        assert sorted(slots[:n].tolist()) == list(range(n))
+        fill = slots[n:].tolist()
+        assert len(fill) == (g - rest if rest else 0)
+        assert len(set(fill)) == len(fill) and not set(fill) & set(slots[n - rest : n].tolist())
 
 
 @pytest.mark.parametrize(("n", "k"), [(64, 1), (64, 7), (100, 9), (257, 256), (1000, 64)])
@@ -571,14 +583,6 @@ def test_stage_bad_params_write_nothing(tmp_path, capsys, monkeypatch, section, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err, err
     assert not (tmp_path / "out").exists()
-
-
-# --------------------------------------------------------------------------- the benchmark
-def test_bench_quick_reports_a_fraction_and_memory():
-    result = bench.bench_evaluate_flops_fraction(quick=True)
-    assert result["name"] == "evaluate_flops_fraction" and result["target"] == 0.4
-    assert 0 < result["value"] < 2
-    assert "peak RSS growth" in result["detail"]
 
 
 def test_empirical_prior_uses_train_frequencies():

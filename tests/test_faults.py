@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import tiny_params
 
 from surrogap import checkpoint, config, data, io, train
 from surrogap.errors import UserError
@@ -47,31 +48,6 @@ def stage(name: str):
 def cli_args(**options) -> list[str]:
     """A stage's command line from keywords: cli_args(probe_dir=p) -> ["--probe-dir", "p"]."""
     return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
-
-
-def tiny_params() -> dict:
-    return {
-        "dataset": ["circle"],
-        "k": [4],
-        "seed": [0],
-        "circle": {
-            "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
-            "encoder": {"name": "mlp", "widths": [16, 16]},
-            "train": {
-                "optimizer": "adam",
-                "lr": 0.01,
-                "batch_size": 32,
-                "epochs": 2,
-                "eval_every": 1,
-                "checkpoint_every": 1,
-                "threads": 1,
-            },
-        },
-        "extract": {"batch_size": 64},
-        "probe": {"repeats": 10, "max_iter": 10},
-        "theory": {"classes_fig3": [5], "classes_fig4": 3, "k_max": 9},
-        "report": {"dpi": 60},
-    }
 
 
 def write_params(path: Path, params: dict) -> Path:
@@ -99,7 +75,7 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    prepare.run(params, "circle", root / "prepared", root / "raw")
+    prepare.run(params, "circle", 0, root / "prepared", root / "raw")
     pretrain.run(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
     assert not (root / "ckpt").exists()  # a completed run leaves nothing to resume
     # the checkpoint of a run killed after epoch 1 (of 2)
@@ -133,7 +109,16 @@ STAGE_CASES = [
         "prepare",
         ("circle.data.per_class", "many"),
         "stage prepare: circle.data.per_class: got 'many', expected an integer",
-        ["--dataset", "circle", "--out", "{t}/out/prepared", "--root", "{t}/out/raw"],
+        [
+            "--dataset",
+            "circle",
+            "--seed",
+            "0",
+            "--out",
+            "{t}/out/prepared",
+            "--root",
+            "{t}/out/raw",
+        ],
     ),
     (
         "pretrain",
@@ -189,7 +174,7 @@ STAGE_CASES = [
             "--results",
             "{t}/out/results.csv",
             "--metrics",
-            "{t}/out/metrics.json",
+            "{t}/out/metrics",
         ],
     ),
     (
@@ -683,7 +668,8 @@ def test_bounds_stage_write_failure_keeps_previous_results(
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "results.csv").write_text("previous results\n")
-    (reports / "metrics.json").write_text("{}\n")
+    (reports / "metrics").mkdir()
+    (reports / "metrics" / "all.json").write_text("{}\n")
     params = write_params(tmp_path / "params.yaml", tiny_params())
     argv = [
         "--params",
@@ -693,7 +679,7 @@ def test_bounds_stage_write_failure_keeps_previous_results(
         "--results",
         str(reports / "results.csv"),
         "--metrics",
-        str(reports / "metrics.json"),
+        str(reports / "metrics"),
     ]
 
     def fail(*args, **kwargs):
@@ -707,7 +693,7 @@ def test_bounds_stage_write_failure_keeps_previous_results(
         "earlier outputs are left as they were"
     )
     assert (reports / "results.csv").read_text() == "previous results\n"
-    assert (reports / "metrics.json").read_text() == "{}\n"
+    assert (reports / "metrics" / "all.json").read_text() == "{}\n"
     assert leftovers(reports) == []
     monkeypatch.undo()
     assert stage("bounds").main(argv) == 0  # the fault gone, the stage just works

@@ -21,7 +21,8 @@ import time
 import pytest
 import torch
 import yaml
-from repo_copy import default_params, dvc, env, make_repo, only_datasets, ran
+from conftest import tiny_params as base_params
+from repo_copy import dvc, env, make_repo, only_datasets, ran
 
 from surrogap.pipeline import pretrain
 
@@ -32,7 +33,7 @@ RUN = "data/checkpoints/circle/k4-s0"
 
 def kill_params() -> dict:
     """One dataset, one K, one seed; pre-training takes several seconds, a checkpoint per epoch."""
-    params = default_params()
+    params = base_params()
     params["dataset"] = ["circle"]
     params["k"] = [4]
     params["seed"] = [0]
@@ -93,7 +94,7 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
         "report",
     ):
         assert stages.count(name) == 1, stages
-    assert "prepare@circle" not in stages  # finished before the kill, recorded in dvc.lock
+    assert "prepare@circle-0" not in stages  # finished before the kill, recorded in dvc.lock
     # the run completed: its checkpoint folder (and the killed writer's temporaries) is gone
     assert not ckpt.parent.exists()
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -101,7 +102,9 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     # an uninterrupted run of the same config, trained directly
     params = yaml.safe_load((repo / "params.yaml").read_text())
     ref = tmp_path / "ref"
-    pretrain.run(params, "circle", 4, 0, repo / "data/prepared/circle", ref, tmp_path / "ref-ckpt")
+    pretrain.run(
+        params, "circle", 4, 0, repo / "data/prepared/circle/s0", ref, tmp_path / "ref-ckpt"
+    )
     got = torch.load(repo / "data/pretrain/circle/k4-s0/model.pt", weights_only=True)
     want = torch.load(ref / "model.pt", weights_only=True)
     assert got["epoch"] == want["epoch"] == 40

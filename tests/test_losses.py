@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from surrogap.errors import UserError
-from surrogap.losses import contrastive_loss, l2_normalize, sample_negatives
+from surrogap.losses import Negatives, contrastive_loss, l2_normalize, sample_negatives
 
 
 def naive_loss(anchor, positive, idx, views, normalize=True, temperature=1.0):
@@ -107,3 +107,66 @@ def test_loss_runs_in_fp32_under_autocast_and_for_half_features():
     assert torch.equal(
         half, contrastive_loss(a.bfloat16().float(), p.bfloat16().float(), 5, negatives=neg)
     )
+
+
+# --------------------------------------------------------------------------- invariants
+def _pairs(seed: int, batch: int = 12, dim: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    p = torch.randn(batch, dim, generator=g, dtype=torch.float64)
+    return a, p, g
+
+
+@pytest.mark.parametrize("k", [1, 4, 11])
+def test_scaling_rows_changes_nothing_when_normalized(k):
+    a, p, g = _pairs(k)
+    neg = sample_negatives(12, k, g)
+    sa = torch.rand(12, 1, generator=g, dtype=torch.float64) * 10 + 0.1
+    sp = torch.rand(12, 1, generator=g, dtype=torch.float64) * 10 + 0.1
+    ref = contrastive_loss(a, p, k, negatives=neg)
+    got = contrastive_loss(a * sa, p * sp, k, negatives=neg)
+    assert float(got) == pytest.approx(float(ref), rel=1e-12)
+    # without normalization the same scaling does change the loss
+    assert float(contrastive_loss(a * sa, p * sp, k, normalize=False, negatives=neg)) != (
+        pytest.approx(float(contrastive_loss(a, p, k, normalize=False, negatives=neg)))
+    )
+
+
+@pytest.mark.parametrize("k", [1, 3, 11])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_permuting_pairs_with_the_negatives_fixed_changes_nothing(k, shuffle):
+    """Relabel the pairs by a permutation and the negatives with it (each anchor keeps the
+    same partner pairs and views): the batch loss is the same."""
+    a, p, g = _pairs(10 + k)
+    neg = sample_negatives(12, k, g, shuffle=shuffle)
+    perm = torch.randperm(12, generator=g)  # new pair i is old pair perm[i]
+    inverse = torch.argsort(perm)  # old pair j is new pair inverse[j]
+    slots = neg.slots
+    moved = Negatives(
+        batch=12,
+        k=k,
+        order=inverse[slots[:12]],
+        fill=inverse[neg.fill],
+        views=neg.views,
+    )
+    ref = contrastive_loss(a, p, k, negatives=neg)
+    got = contrastive_loss(a[perm], p[perm], k, negatives=moved)
+    assert float(got) == pytest.approx(float(ref), rel=1e-12)
+    old_idx, old_views = neg.indices()
+    new_idx, new_views = moved.indices()
+    for new in range(12):  # the same negatives, relabelled
+        old = int(perm[new])
+        assert sorted(perm[new_idx[new]].tolist()) == sorted(old_idx[old].tolist())
+        assert sorted(zip(perm[new_idx[new]].tolist(), new_views[new].tolist())) == sorted(
+            zip(old_idx[old].tolist(), old_views[old].tolist())
+        )
+
+
+def test_rotating_the_feature_space_changes_nothing():
+    a, p, g = _pairs(3)
+    neg = sample_negatives(12, 4, g)
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    for normalize in (True, False):
+        ref = contrastive_loss(a, p, 4, normalize=normalize, negatives=neg)
+        got = contrastive_loss(a @ q, p @ q, 4, normalize=normalize, negatives=neg)
+        assert float(got) == pytest.approx(float(ref), rel=1e-12)

@@ -7,7 +7,6 @@ import math
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -16,9 +15,7 @@ from surrogap.optim import (
     LARS,
     build_optimizer,
     lars_param_groups,
-    parse_lr_section,
     scaled_lr,
-    select_best,
     warmup_cosine,
 )
 from surrogap.pipeline import prepare, pretrain
@@ -102,35 +99,6 @@ def test_lr_scaling_rule(rule, batch, want):
     assert scaled_lr(0.3, batch, rule, 256) == pytest.approx(want, rel=1e-12)
 
 
-def test_lr_section_names_and_select_best():
-    assert parse_lr_section("cifar10_lr0p5") == ("cifar10", 0.5)
-    assert parse_lr_section("wiki3029_c500_lr2") == ("wiki3029_c500", 2.0)
-    assert parse_lr_section("circle") == ("circle", None)
-    rows = [
-        # dataset, k, seed, val acc, test acc
-        ("cifar10_lr0p5", 4, 0, 0.70, 0.69),
-        ("cifar10_lr1p0", 4, 0, 0.75, 0.71),
-        ("cifar10_lr2p0", 4, 0, 0.75, 0.90),
-        ("cifar10_lr0p5", 4, 1, 0.80, 0.10),
-        ("cifar10_lr1p0", 4, 1, 0.60, 0.99),
-        ("circle", 4, 0, 0.5, 0.5),
-    ]
-    df = pd.DataFrame(rows, columns=["dataset", "k", "seed", "val_mean_acc", "mean_acc"]).assign(
-        classes=10
-    )
-    best = select_best(df)
-    assert len(best) == 3
-    got = {(r.base_dataset, r.seed): (r.dataset, r.mean_acc) for r in best.itertuples()}
-    assert got[("cifar10", 0)] == (
-        "cifar10_lr1p0",
-        0.71,
-    )  # tie on val: the smaller lr; test never looked at
-    assert got[("cifar10", 1)] == ("cifar10_lr0p5", 0.10)
-    assert got[("circle", 0)] == ("circle", 0.5) and math.isnan(
-        best.loc[best.dataset == "circle", "lr"].item()
-    )
-
-
 def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
     params = {
         "dataset": ["circle"],
@@ -151,7 +119,7 @@ def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
             },
         },
     }
-    prepare.run(params, "circle", tmp_path / "p", tmp_path / "raw")
+    prepare.run(params, "circle", 0, tmp_path / "p", tmp_path / "raw")
     pretrain.run(params, "circle", 2, 0, tmp_path / "p", tmp_path / "o", tmp_path / "c")
     info = json.loads((tmp_path / "o" / "train_info.json").read_text())
     assert (

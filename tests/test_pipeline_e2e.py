@@ -8,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from repo_copy import default_params, dvc, make_repo, only_datasets, ran
+from conftest import tiny_params as base_params
+from repo_copy import dvc, make_repo, only_datasets, ran
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_params() -> dict:
-    params = default_params()
+    params = base_params()
     params["dataset"] = ["circle"]
     params["k"] = [1, 4]
     params["seed"] = [0]
@@ -45,8 +46,11 @@ def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
         .any()
     )
     assert results["holds"].dtype == bool
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["runs"] == 2
+    metrics = json.loads((repo / "reports/metrics/all.json").read_text())
+    assert metrics["runs"] == 2 and metrics["holds"] == int(results["holds"].sum())
+    shown = dvc(repo, "metrics", "show")
+    assert shown.returncode == 0 and "reports/metrics/circle.json" in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 120, shown.stdout
     for path in (
         "reports/report.md",
         "reports/theory/fig3.png",
@@ -72,8 +76,35 @@ def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
         "pretrain@circle-8-0",
         "probe@circle-8-0",
         "report",
+        "select_lr",
     ]
     assert sorted(pd.read_csv(repo / "reports/results.csv")["k"]) == [1, 4, 8]
+
+
+def test_a_failing_stage_leaves_the_last_outputs_then_the_lr_grid_adds_only_its_runs(repo):
+    before = {p: (repo / p).read_bytes() for p in ("reports/results.csv", "reports/report.md")}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["k"] = [*params["k"], params["k"][0]]  # refused by the bounds stage
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = dvc(repo, "repro")
+    assert failed.returncode != 0 and "stage bounds: k: got" in failed.stderr
+    for path, content in before.items():
+        assert (repo / path).read_bytes() == content, path
+    assert (repo / "reports/metrics/all.json").is_file()
+    assert (repo / "reports/figures").is_dir() and (repo / "reports/theory/fig3.png").is_file()
+
+    params["k"] = params["k"][:-1]
+    params["lr"] = [0.03]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    grid = dvc(repo, "repro")
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    new = [s for s in ran(grid) if "@" in s]
+    assert new and all(s.split("@")[0].endswith("-lr") for s in new), new
+    assert "prepare" not in " ".join(ran(grid))
+    results = pd.read_csv(repo / "reports/results.csv")
+    selected = pd.read_csv(repo / "reports/selected.csv")
+    assert len(results) == 2 * len(selected) == 2 * len(params["k"])
+    assert set(results["run"]) >= {f"k{k}-s0-lr0.03" for k in params["k"]}
 
 
 def test_bad_params_fail_before_any_work(repo, tmp_path):
@@ -95,7 +126,7 @@ def test_bad_params_fail_before_any_work(repo, tmp_path):
             "--seed",
             "0",
             "--data",
-            "data/prepared/circle",
+            "data/prepared/circle/s0",
             "--out",
             str(out),
             "--checkpoints",

@@ -27,10 +27,6 @@ stage = {k: stage[k] for k in ("extract", "probe", "theory", "evaluate", "report
 stage["probe"] = {**stage["probe"], "repeats": 25}  # the paper: 25 pairings of the test split
 
 
-def lr_name(lr):
-    return f"{lr:g}".replace(".", "p")
-
-
 def dump(path, header, top, sections):
     body = y(top) + "\n" + y(sections) + "\n" + y(stage)
     Path(path).write_text(header.strip() + "\n" + body)
@@ -70,7 +66,7 @@ dump(
 # Split: 60% train, 40% held out (20% val for the trajectory and model selection, 20% test).
 # `norm` is ready too:  dvc exp run -S 'dataset=[circle,norm]'
 """,
-    {"dataset": ["circle"], "k": [1, 4, 16, 64, 256], "seed": list(range(8))},
+    {"dataset": ["circle"], "k": [1, 4, 16, 64, 256], "seed": list(range(8)), "lr": []},
     {"circle": synth("circle"), "norm": synth("norm")},
 )
 
@@ -107,25 +103,30 @@ def cifar(kind, lr):
 
 
 for kind in ("cifar10", "cifar100"):
-    names = [f"{kind}_lr{lr_name(lr)}" for lr in CIFAR_LRS]
     dump(
         f"params/paper-{kind}.yaml",
         f"""
 # The paper's {kind} grid (PROTOCOL.md): ResNet-18 (CIFAR stem) + projection head, SimCLR
 # augmentation, SGD with LARS, global batch 1024, cosine schedule with 10 warm-up epochs,
 # bf16 mixed precision (needs a GPU: on a CPU the run refuses with one line), K in
-# {{4, 16, 32, 64, 128, 512}}, 3 seeds, and the learning-rate grid as one dataset section per
-# base lr ({", ".join(names)}; 'p' is the decimal point). lr is the base lr
-# for batch 256, scaled linearly to the global batch (lr_scaling: linear): the lr used is
-# written to model.pt, train_info.json and stderr. Model selection on validation accuracy:
-# docs/SCALING.md ("The learning-rate grid"). 3 x 6 x 3 = 54 runs.
+# {{4, 16, 32, 64, 128, 512}}, 3 seeds, and the learning-rate grid {", ".join(map(str, CIFAR_LRS))}:
+# the section's train.lr and the extra entries of the list `lr` (runs k<K>-s<seed>-lr<lr>).
+# lr is the base lr for batch 256, scaled linearly to the global batch (lr_scaling: linear):
+# the lr used is written to model.pt, train_info.json and stderr. The select_lr stage keeps,
+# per (C, K, seed), the run with the best validation accuracy (reports/selected.csv).
+# 3 x 6 x 3 = 54 runs.
 #   cp params/paper-{kind}.yaml params.yaml && dvc repro
 # nproc_per_node stays 1: negatives come from each process's own batch, and K = 512 needs a
 # per-process batch >= 513. Use the GPUs for runs side by side (docs/SCALING.md).
 # Epochs, weight decay and the lr values are this project's proposal, not the paper's table.
 """,
-        {"dataset": names, "k": [4, 16, 32, 64, 128, 512], "seed": [0, 1, 2]},
-        {n: cifar(kind, lr) for n, lr in zip(names, CIFAR_LRS)},
+        {
+            "dataset": [kind],
+            "k": [4, 16, 32, 64, 128, 512],
+            "seed": [0, 1, 2],
+            "lr": list(CIFAR_LRS[1:]),
+        },
+        {kind: cifar(kind, CIFAR_LRS[0])},
     )
 
 # ---------------------------------------------------------------- wiki3029
@@ -166,11 +167,7 @@ def wiki(c, lr):
     }
 
 
-sections = {}
-for c in WIKI_C:
-    for lr in WIKI_LRS:
-        base = "wiki3029" if c == 3029 else f"wiki3029_c{c}"
-        sections[f"{base}_lr{lr_name(lr)}"] = wiki(c, lr)
+sections = {("wiki3029" if c == 3029 else f"wiki3029_c{c}"): wiki(c, WIKI_LRS[0]) for c in WIKI_C}
 dump(
     "params/paper-wiki3029.yaml",
     """
@@ -178,13 +175,19 @@ dump(
 # momentum 0.9, batch 2048, cosine schedule with warm-up, K in {8, 64, 256, 1024}, 3 seeds;
 # the C sweep C in {500, 1000, 2000, 3029} as dataset sections (random class subsets, epochs
 # scaled by 3029 / C so the number of steps stays comparable) crossed with the lr grid
-# {0.1, 0.3, 1.0} (section suffix _lr<value>, 'p' the decimal point): 12 sections x 4 K x
-# 3 seeds = 144 runs. Model selection over lr on validation accuracy: docs/SCALING.md.
+# {0.1, 0.3, 1.0} (each section's train.lr and the list `lr`, runs k<K>-s<seed>-lr<lr>):
+# 4 sections x 3 lr x 4 K x 3 seeds = 144 runs. The select_lr stage keeps, per (C, K, seed),
+# the run with the best validation accuracy (reports/selected.csv).
 #   cp params/paper-wiki3029.yaml params.yaml && dvc repro
-# Only the C = 3029 sections:  dvc exp run -S 'dataset=[wiki3029_lr0p1,wiki3029_lr0p3,wiki3029_lr1]'
+# Only C = 3029:  dvc exp run -S 'dataset=[wiki3029]'
 # nproc_per_node stays 1: K = 1024 needs a per-process batch >= 1025 (per-process negatives).
 # Epochs and the lr values are this project's proposal, not the paper's table.
 """,
-    {"dataset": list(sections), "k": [8, 64, 256, 1024], "seed": [0, 1, 2]},
+    {
+        "dataset": list(sections),
+        "k": [8, 64, 256, 1024],
+        "seed": [0, 1, 2],
+        "lr": list(WIKI_LRS[1:]),
+    },
     sections,
 )

@@ -54,7 +54,7 @@ def in_process(tmp: Path, name: str, p: dict) -> dict:
 
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        prepare.run(p, "d", prepared, tmp / "raw")
+        prepare.run(p, "d", 0, prepared, tmp / "raw")
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     pretrain.run(p, "d", 16, 0, prepared, tmp / name, tmp / f"{name}-ckpt")
@@ -79,7 +79,7 @@ def under_torchrun(tmp: Path, name: str, p: dict, nproc: int) -> dict:
     p["d"]["train"]["nproc_per_node"] = nproc
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        prepare.run(p, "d", prepared, tmp / "raw")
+        prepare.run(p, "d", 0, prepared, tmp / "raw")
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(p))
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}

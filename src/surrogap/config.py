@@ -25,7 +25,7 @@ from surrogap.errors import UserError
 
 T = TypeVar("T")
 
-GRID_KEYS = ("dataset", "k", "seed")
+GRID_KEYS = ("dataset", "k", "seed", "lr")
 STAGE_SECTIONS = ("theory", "extract", "probe", "bounds", "report", "evaluate")
 DATASET_BLOCKS = ("data", "encoder", "train")
 
@@ -239,7 +239,9 @@ def section(params: Mapping, name: str) -> Any:
 
 @dataclass(frozen=True)
 class Grid:
-    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed)."""
+    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed), and one
+    more per (dataset, k, seed, lr) for every extra learning rate of `lr` (the lr grid; each
+    dataset section's own train.lr always runs)."""
 
     dataset: tuple[str, ...] = spec(
         check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names"
@@ -252,9 +254,14 @@ class Grid:
         check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
         allowed="a non-empty list of integers >= 0",
     )
+    lr: tuple[float, ...] = spec(
+        (),
+        check=lambda v: all(x > 0 for x in v),
+        allowed="a list of numbers > 0 (extra learning rates; [] runs each section's train.lr only)",
+    )
 
     def validate(self, where: str) -> None:
-        for key in ("dataset", "k", "seed"):
+        for key in ("dataset", "k", "seed", "lr"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise UserError(f"{key}: got {list(values)!r}, allowed: a list without repeats")
@@ -264,9 +271,17 @@ def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
 
 
-def run_name(k: int, seed: int) -> str:
-    """The name of one (K, seed) run inside its dataset's folders: ``k<K>-s<seed>``."""
-    return f"k{k}-s{seed}"
+def run_name(k: int, seed: int, lr: int | float | None = None) -> str:
+    """The name of one run inside its dataset's folders: ``k<K>-s<seed>`` with the dataset
+    section's train.lr, ``k<K>-s<seed>-lr<lr>`` with an extra lr of the grid. `lr` is the
+    value as params.yaml holds it (an int or a float), written as DVC writes it into the
+    paths of dvc.yaml (Python's str: 0.03, 0.001, 1e-05)."""
+    return f"k{k}-s{seed}" if lr is None else f"k{k}-s{seed}-lr{lr}"
+
+
+def prepared_name(seed: int) -> str:
+    """The folder of one seed's data inside ``data/prepared/<dataset>/``: ``s<seed>``."""
+    return f"s{seed}"
 
 
 # --------------------------------------------------------------------------- params.yaml

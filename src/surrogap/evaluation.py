@@ -167,14 +167,32 @@ def _chunk_losses(
     out[:] = (np.log(blk.sum(2)) + top).reshape(-1) - pos
 
 
+def block_draw(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The random draw of one pairing's blocks: (slots, views).
+
+    slots (nb (K + 1),): a random permutation of the n pairs cut into blocks of K + 1, the
+    last partial block filled up with pairs drawn from the other blocks (negatives only);
+    views (n,): per pair, True where it shows its positive view as a negative.
+    """
+    g = k + 1
+    perm = rng.permutation(n)
+    rest = n % g
+    if rest:
+        fill = perm[: n - rest][rng.permutation(n - rest)[: g - rest]]
+        perm = np.concatenate([perm, fill])  # the fill pairs are negatives only
+    views = rng.random(n) < 0.5
+    return perm, views
+
+
 def block_losses(
     z: np.ndarray,
     partner: np.ndarray,
     k: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     chunk_rows: int | None = None,
     inv_norm: np.ndarray | None = None,
     workers: int | None = None,
+    draw: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-anchor contrastive losses (n,) for one pairing with K block negatives each.
 
@@ -184,7 +202,8 @@ def block_losses(
     other pairs, one view each (one view bit per pair), so each anchor sees K distinct
     negatives drawn uniformly without replacement from the other n - 1 pairs. The last,
     partial block is filled up (a second permutation) with pairs of the other blocks, which
-    serve as negatives only. Computed with little memory traffic:
+    serve as negatives only (:func:`block_draw`; `draw` gives that draw explicitly).
+    Computed with little memory traffic:
 
     - each chunk of blocks gathers its anchor, negative-view and positive rows straight
       from z into reused buffers small enough for the cache (no (n, d) copies);
@@ -196,13 +215,7 @@ def block_losses(
     """
     n, d = z.shape
     g = k + 1
-    perm = rng.permutation(n)
-    full = n // g
-    rest = n - full * g
-    if rest:
-        fill = perm[: n - rest][rng.permutation(n - rest)[: g - rest]]
-        perm = np.concatenate([perm, fill])  # the fill pairs are negatives only
-    views = rng.random(n) < 0.5
+    perm, views = block_draw(n, k, rng) if draw is None else draw
     shown = np.where(views, partner, np.arange(n))  # the row a pair shows as a negative
     neg_rows = shown[perm]  # (nb*(K+1),)
     pos_rows = partner[perm]

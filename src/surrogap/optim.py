@@ -7,13 +7,11 @@
 - :func:`warmup_cosine`: the LR factor of a linear warm-up followed by a cosine decay
   (the one implementation; :mod:`surrogap.train` imports it).
 - :func:`scaled_lr`: the documented batch-size rule ``lr_scaling: none | linear | sqrt``.
-- :func:`select_best`: model selection over the learning-rate grid on validation accuracy.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import sys
 import types
 from collections.abc import Iterable
@@ -22,7 +20,6 @@ import torch
 from torch import nn
 
 LR_SCALINGS = ("none", "linear", "sqrt")
-LR_SECTION = re.compile(r"^(?P<base>.+)_lr(?P<lr>[0-9]+(?:p[0-9]+)?(?:e-?[0-9]+)?)$")
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -235,38 +232,3 @@ def build_optimizer(
             eta=lars_eta,
         )
     raise ValueError(f"optimizer must be adam, sgd or lars, got {name!r}")
-
-
-def parse_lr_section(name: str) -> tuple[str, float | None]:
-    """'cifar10_lr0p5' -> ('cifar10', 0.5); a name without an `_lr<value>` suffix -> (name, None).
-
-    In the suffix 'p' stands for the decimal point (a '.' would split the params path)."""
-    m = LR_SECTION.match(name)
-    if m is None:
-        return name, None
-    return m["base"], float(m["lr"].replace("p", "."))
-
-
-def select_best(results, metric: str = "val_mean_acc"):
-    """Model selection over the learning-rate grid (PROTOCOL.md): for each
-    (base dataset, classes, k, seed) keep the row with the highest validation accuracy.
-
-    results: the tidy results DataFrame (reports/results.csv), whose `dataset` column holds
-    lr-grid section names like ``cifar10_lr0p5``. Returns those rows with two more columns,
-    `base_dataset` and `lr` (NaN for a dataset without an lr suffix), sorted; ties go to the
-    smaller learning rate.
-    """
-    import pandas as pd
-
-    if metric not in results.columns:
-        raise ValueError(f"select_best: results have no column {metric!r}")
-    df = results.copy()
-    parsed = [parse_lr_section(str(d)) for d in df["dataset"]]
-    df["base_dataset"] = [b for b, _ in parsed]
-    df["lr"] = [float("nan") if lr is None else lr for _, lr in parsed]
-    keys = ["base_dataset", "classes", "k", "seed"]
-    df = df.sort_values(
-        [*keys, metric, "lr"], ascending=[True] * len(keys) + [False, True], na_position="last"
-    )
-    best = df.groupby(keys, sort=True, as_index=False).head(1)
-    return pd.DataFrame(best).sort_values(keys).reset_index(drop=True)

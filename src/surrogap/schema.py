@@ -28,6 +28,14 @@ RESULT_COLUMNS = (
     "holds",
 )
 
+# columns results.csv adds after RESULT_COLUMNS: the lr of the run (empty where the dataset
+# section's own train.lr ran) and the run's folder name under data/pretrain/<dataset>/
+RUN_COLUMNS = ("lr", "run")
+# the keys of reports/results.csv and reports/selected.csv, in order
+RESULTS_CSV_COLUMNS = (*RESULT_COLUMNS, *RUN_COLUMNS)
+# one row per run of these; the lr grid adds rows that the select stage reduces to one
+RUN_KEYS = ("dataset", "classes", "k", "seed")
+
 # the bounds of bounds.bounds_at, in the order of results.csv
 BOUND_COLUMNS = ("lower_gap", "upper_gap", "bao_lower", "bao_upper", "arora", "nozawa_sato", "ash")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,9 +32,13 @@ def run(
     data_dir: Path,
     out_dir: Path,
     checkpoint_dir: Path,
+    lr: float | None = None,
 ) -> None:
+    """One run; `lr` (an entry of the lr grid) replaces the section's train.lr."""
     enc = encoder_config(params, dataset)
     tcfg = train_config(params, dataset)
+    if lr is not None:
+        tcfg = dataclasses.replace(tcfg, lr=float(lr))
     data = load_prepared(data_dir)
     train.check_sizes(tcfg, k, data, f"{dataset}.train")
     augment = None
@@ -43,4 +48,6 @@ def run(
         augment = build_augment(data.meta)
     info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
     trainer = train.Trainer(tcfg, enc, data, k, seed, info, augment=augment)
-    train.pretrain(trainer, out_dir, checkpoint_dir, desc=f"pretrain {dataset} {run_name(k, seed)}")
+    train.pretrain(
+        trainer, out_dir, checkpoint_dir, desc=f"pretrain {dataset} {run_name(k, seed, lr)}"
+    )

@@ -88,10 +88,12 @@ def run(
     data_dir: Path,
     features_path: Path,
     out_path: Path,
+    lr: float | None = None,
     points_path: Path | None = None,
 ) -> None:
-    """The record `out_path` (.json) and, at `points_path` (.npz), the per-test-point arrays
-    of schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
+    """One run's record `out_path` (.json; `lr` is the run's entry of the lr grid, None: the
+    section's) and, at `points_path` (.npz), the per-test-point arrays of
+    schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
     classifier's and the linear probe's cross-entropy (float64) and correctness (bool)."""
     cfg = stage_config(params, "probe", ProbeConfig)
     meta = read_meta(data_dir)
@@ -120,6 +122,7 @@ def run(
         "classes": c,
         "k": k,
         "seed": seed,
+        "lr": lr,
         "prior": meta.get("prior"),
         "contrastive_loss": est.mean,
         "contrastive_loss_se": est.se,

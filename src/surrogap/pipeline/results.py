@@ -1,5 +1,6 @@
 """The `bounds` stage: every bound at each run's measured test contrastive loss, in one table
-(reports/results.csv) and a compact summary (reports/metrics.json)."""
+(reports/results.csv), and a summary in numbers (reports/metrics/: all.json and one file per
+dataset, for `dvc metrics show`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pandas as pd
 from surrogap import bounds, config, io
 from surrogap.config import check_top_level, dataset_section, run_name
 from surrogap.errors import UserError
-from surrogap.schema import RESULT_COLUMNS
+from surrogap.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:
-    """The tidy results DataFrame (RESULT_COLUMNS), sorted by dataset, classes, k, seed."""
+    """The tidy results DataFrame (RESULTS_CSV_COLUMNS), sorted by dataset, classes, k, seed
+    and lr (the section's own lr, empty, first)."""
     rows = []
     for r in records:
         prior = r.get("prior")
@@ -25,44 +27,63 @@ def results_table(records: list[dict]) -> pd.DataFrame:
         at = bounds.bounds_at(r["contrastive_loss"], r["k"], **setting)
         row = {**r, **{key: float(value) for key, value in at.items()}}
         row["holds"] = bool(row["bao_lower"] <= row["supervised_loss"] <= row["bao_upper"])
+        row["lr"] = r.get("lr")
+        row["run"] = r.get("run") or run_name(r["k"], r["seed"], r.get("lr"))
         rows.append(row)
     df = pd.DataFrame(rows)
+    df["lr"] = pd.to_numeric(df["lr"], errors="coerce").astype(float)
     return (
-        df[list(RESULT_COLUMNS)]
-        .sort_values(["dataset", "classes", "k", "seed"])
+        df[list(RESULTS_CSV_COLUMNS)]
+        .sort_values([*RUN_KEYS, "lr"], na_position="first")
         .reset_index(drop=True)
     )
 
 
-def summary_metrics(df: pd.DataFrame) -> dict:
-    """A compact per-dataset summary for `dvc metrics show` and `dvc exp show`."""
-    out: dict = {"runs": len(df), "holds_all": bool(df["holds"].all())}
+def summary_metrics(df: pd.DataFrame) -> dict[str, dict]:
+    """Numbers for `dvc metrics show/diff` and `dvc exp show`: one small record per file
+    name, ``all`` and then one per dataset, sharing their keys so that `dvc metrics show`
+    prints one short row per file.
+
+    ``runs``; ``holds``: how many runs R_mu lies inside Bao et al.'s band for, and
+    ``holds_fraction``; per dataset also the K of the lowest mean R_mu over seeds
+    (``best_k``), that R_mu (``r_mu``, nats), the best mean linear-probe accuracy
+    (``linear_acc``) and the largest ``bao_upper - R_mu`` (``slack``, nats).
+    """
+
+    def holds(g: pd.DataFrame) -> dict:
+        count = int(g["holds"].sum())
+        return {"runs": len(g), "holds": count, "holds_fraction": round(count / len(g), 4)}
+
+    out = {"all": holds(df)}
     for name, g in df.groupby("dataset", sort=True):
-        by_k = g.groupby("k")[["supervised_loss", "mean_acc", "linear_acc"]].mean()
-        out[name] = {
-            "holds": f"{int(g['holds'].sum())}/{len(g)}",
+        by_k = g.groupby("k")[["supervised_loss", "linear_acc"]].mean()
+        out[str(name)] = {
+            **holds(g),
             "best_k": int(by_k["supervised_loss"].idxmin()),
-            "best_supervised_loss": round(float(by_k["supervised_loss"].min()), 4),
-            "best_linear_acc": round(float(by_k["linear_acc"].max()), 4),
-            "max_upper_slack": round(float((g["bao_upper"] - g["supervised_loss"]).max()), 4),
+            "r_mu": round(float(by_k["supervised_loss"].min()), 4),
+            "linear_acc": round(float(by_k["linear_acc"].max()), 4),
+            "slack": round(float((g["bao_upper"] - g["supervised_loss"]).max()), 4),
         }
     return out
 
 
-def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_path: Path) -> None:
-    """One row per (dataset, classes, k, seed) of the current grid."""
+def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_dir: Path) -> None:
+    """One row per (dataset, classes, k, seed, lr) of the current grid (lr: the section's
+    own train.lr, then every entry of the `lr` list)."""
     grid = config.grid(params)
     check_top_level(params)
+    lrs = [None, *params.get("lr", [])]  # as params.yaml writes them: they name the runs
     records, missing = [], []
     for name in grid.dataset:
         dataset_section(params, name)
         for k in grid.k:
             for seed in grid.seed:
-                path = probe_dir / name / f"{run_name(k, seed)}.json"
-                if not path.exists():
-                    missing.append(str(path))
-                    continue
-                records.append(json.loads(path.read_text()))
+                for lr in lrs:
+                    path = probe_dir / name / f"{run_name(k, seed, lr)}.json"
+                    if not path.exists():
+                        missing.append(str(path))
+                        continue
+                    records.append({**json.loads(path.read_text()), "run": path.stem})
     if missing:
         raise UserError(
             f"{len(missing)} probe result(s) missing, first {missing[0]!r}; run `dvc repro` to make them"
@@ -76,4 +97,6 @@ def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_path: Path
     io.write_with(
         results_path, lambda p: df.to_csv(p, index=False, float_format="%.10g"), suffix=".csv"
     )
-    io.write_json(metrics_path, summary_metrics(df))
+    with io.atomic_dir(metrics_dir) as tmp:  # the folder is replaced whole
+        for name, record in summary_metrics(df).items():
+            (tmp / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
