@@ -9,7 +9,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from repo_copy import default_params, dvc, make_repo, only_datasets, ran
+from conftest import tiny_params as base_params
+from repo_copy import dvc, make_repo, only_datasets, ran
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ OUTPUTS = (
 
 
 def tiny_params() -> dict:
-    params = default_params()
+    params = base_params()
     params["dataset"] = ["circle"]
     params["k"] = [1, 4]
     params["seed"] = [0]

@@ -403,3 +403,121 @@ def eval_epoch_ratio(quick: bool = False) -> BenchResult:
         detail=f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s (class means from 100 training samples per class)",
         passed=None if quick else value <= EVAL_TARGET_RATIO,
     )
+
+
+# --------------------------------------------------------------------------- stage_overhead
+STAGE_TARGET_SECONDS = 8.0
+STAGE_RUN = ("circle", 4, 0)  # (dataset, K, seed) of the benchmark's one run
+
+
+def _stage_repo(root, quick: bool):
+    """A temporary DVC repository with this checkout's pipeline and a 1-epoch circle run
+    (its data prepared), or None when this is not a source checkout (no dvc.yaml)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    src = Path(__file__).resolve().parents[2]
+    if not (src / "dvc.yaml").exists() or not (src / "stages").is_dir():
+        return None, None
+    params = yaml.safe_load((src / "params.yaml").read_text())
+    dataset, k, seed = STAGE_RUN
+    for name in [n for n, v in params.items() if isinstance(v, dict) and "data" in v]:
+        if name != dataset:
+            del params[name]
+    params.update(dataset=[dataset], k=[k], seed=[seed])
+    params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1)
+    if quick:
+        params[dataset]["data"].update(classes=8, per_class=100)
+    repo = Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root))
+    for item in ("dvc.yaml", "stages", "src"):
+        (shutil.copytree if (src / item).is_dir() else shutil.copy)(src / item, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+        "DVC_NO_ANALYTICS": "1",
+    }
+    run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
+    for cmd in (("git", "init", "-q"), (sys.executable, "-m", "dvc", "init", "-q")):
+        if run(*cmd).returncode != 0:
+            raise RuntimeError(f"stage_overhead: {' '.join(cmd)} failed")
+    prepared = run(sys.executable, "-m", "dvc", "repro", f"prepare@{dataset}-{seed}")
+    if prepared.returncode != 0:
+        raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
+    return repo, run
+
+
+def _training_seconds(repo, quick: bool) -> float:
+    """The work of the benchmark run's pretrain, in this process (torch already imported):
+    a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
+    import yaml
+
+    from surrogap import checkpoint
+    from surrogap.data import load_prepared
+    from surrogap.pipeline import pretrain
+    from surrogap.train import Trainer
+
+    dataset, k, seed = STAGE_RUN
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    enc = pretrain.encoder_config(params, dataset)
+    tcfg = pretrain.train_config(params, dataset)
+    data = load_prepared(repo / "data" / "prepared" / dataset / f"s{seed}")
+    best = math.inf
+    for _ in range(1 if quick else 3):
+        t0 = time.perf_counter()
+        info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
+        trainer = Trainer(tcfg, enc, data, k, seed, info)
+        trainer.evaluate()
+        trainer.train_epoch()
+        trainer.evaluate()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@register("stage_overhead")
+def stage_overhead(quick: bool = False) -> BenchResult:
+    """Seconds that `dvc repro -s` of pretrain + extract + probe of a 1-epoch circle run
+    costs beyond its training (best of 3 forced runs; quick: 1, smaller data): process
+    starts, imports, DVC's bookkeeping, extraction and the probe's own work."""
+    import sys
+    import tempfile
+
+    dataset, k, seed = STAGE_RUN
+    with tempfile.TemporaryDirectory(prefix="surrogap-bench-") as root:
+        repo, run = _stage_repo(root, quick)
+        if repo is None:
+            return BenchResult(
+                name="stage_overhead",
+                value=float("nan"),
+                target=f"total <= {STAGE_TARGET_SECONDS:g} s",
+                detail="needs a source checkout (dvc.yaml and stages/ beside src/)",
+                passed=None,
+            )
+        targets = [f"{s}@{dataset}-{k}-{seed}" for s in ("pretrain", "extract", "probe")]
+        total = math.inf
+        for _ in range(1 if quick else 3):
+            t0 = time.perf_counter()
+            done = run(sys.executable, "-m", "dvc", "repro", "-f", "-s", *targets)
+            elapsed = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"stage_overhead: dvc repro failed:\n{done.stderr[-2000:]}")
+            total = min(total, elapsed)
+        training = _training_seconds(repo, quick)
+    overhead = total - training
+    return BenchResult(
+        name="stage_overhead",
+        value=overhead,
+        target=f"total <= {STAGE_TARGET_SECONDS:g} s",
+        detail=(
+            f"dvc repro -s pretrain+extract+probe of {dataset} K={k}, 1 epoch: {total:.2f} s, "
+            f"of which training {training:.2f} s"
+        ),
+        passed=None if quick else total <= STAGE_TARGET_SECONDS,
+    )
