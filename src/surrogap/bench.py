@@ -459,15 +459,15 @@ def _training_seconds(repo, quick: bool) -> float:
     a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
     import yaml
 
-    from surrogap import checkpoint
+    from surrogap import checkpoint, config
     from surrogap.data import load_prepared
-    from surrogap.pipeline import pretrain
-    from surrogap.train import Trainer
+    from surrogap.models import parse_encoder_config
+    from surrogap.train import TrainConfig, Trainer
 
     dataset, k, seed = STAGE_RUN
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    enc = pretrain.encoder_config(params, dataset)
-    tcfg = pretrain.train_config(params, dataset)
+    section = yaml.safe_load((repo / "params.yaml").read_text())[dataset]
+    enc = parse_encoder_config(section["encoder"], f"{dataset}.encoder")
+    tcfg = config.parse(TrainConfig, section["train"], f"{dataset}.train")
     data = load_prepared(repo / "data" / "prepared" / dataset / f"s{seed}")
     best = math.inf
     for _ in range(1 if quick else 3):
