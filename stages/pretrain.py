@@ -40,7 +40,12 @@ def main(argv=None) -> int:
     p.add_argument(
         "--out", required=True, type=Path, help="output folder (model.pt, trajectory.csv, live/)"
     )
-    p.add_argument("--checkpoints", required=True, type=Path, help="resumable checkpoint folder")
+    p.add_argument(
+        "--checkpoints",
+        required=True,
+        type=Path,
+        help="the run's resumable checkpoint folder (removed when the run completes)",
+    )
 
     def body(args) -> None:
         params = load_params(args.params)

@@ -21,11 +21,22 @@ def main(argv=None) -> int:
     )
     p.add_argument("--features", required=True, type=Path, help="features .npz written by extract")
     p.add_argument("--out", required=True, type=Path, help="the run's result .json")
+    p.add_argument(
+        "--points", type=Path, help="the run's per-test-point losses and correctness (.npz)"
+    )
     return stage.run(
         "probe",
         p,
         lambda a: probe.run(
-            load_params(a.params), a.dataset, a.k, a.seed, a.data, a.features, a.out, lr=a.lr
+            load_params(a.params),
+            a.dataset,
+            a.k,
+            a.seed,
+            a.data,
+            a.features,
+            a.out,
+            lr=a.lr,
+            points_path=a.points,
         ),
         argv,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from surrogap import codedeps, train
+from surrogap import checkpoint, codedeps
 from surrogap.codedeps import imported_names, reached
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,13 @@ CODE_ROOTS = ("src", "stages")
 # paths a command names that are neither deps nor outs, and why
 NOT_DEPS = {
     ("prepare", "--root"): "the download cache: every archive in it is checked against the md5 "
-    "that params.yaml pins (a dep of prepare), so its content is the params'"
+    "that params.yaml pins (a dep of prepare), so its content is the params'",
+    **{
+        (name, "--checkpoints"): "the stage's own resumable folder (surrogap.checkpoint): a "
+        "checkpoint is used only for exactly this run and is removed when the run completes, "
+        "so it never changes what the stage outputs"
+        for name in ("pretrain", "pretrain-lr")
+    },
 }
 
 
@@ -110,7 +116,7 @@ def test_report_code_never_reaches_pretrain(stages):
 
 def test_training_code_fingerprint_covers_pretrain_deps(stages):
     cmd, deps, _ = stages["pretrain"]
-    fingerprinted = codedeps.reached_from_module(train.TRAINING_CODE)
+    fingerprinted = codedeps.reached_from_module(checkpoint.TRAINING_CODE)
     script_only = {script_of(cmd).resolve(), (PACKAGE / "stage.py").resolve()}
     assert fingerprinted == code_deps(deps) - script_only
 
@@ -120,12 +126,12 @@ def test_fingerprint_changes_with_any_reached_file(tmp_path):
 
     pkg = tmp_path / "surrogap"
     shutil.copytree(PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    before = codedeps.fingerprint(train.TRAINING_CODE, pkg)
-    assert before == codedeps.fingerprint(train.TRAINING_CODE, pkg)
+    before = codedeps.fingerprint(checkpoint.TRAINING_CODE, pkg)
+    assert before == codedeps.fingerprint(checkpoint.TRAINING_CODE, pkg)
     (pkg / "report.py").write_text("# not training code\n")
-    assert codedeps.fingerprint(train.TRAINING_CODE, pkg) == before
+    assert codedeps.fingerprint(checkpoint.TRAINING_CODE, pkg) == before
     (pkg / "losses.py").write_text((pkg / "losses.py").read_text() + "\n# changed\n")
-    assert codedeps.fingerprint(train.TRAINING_CODE, pkg) != before
+    assert codedeps.fingerprint(checkpoint.TRAINING_CODE, pkg) != before
 
 
 # --------------------------------------------------------------------------- the walker

@@ -19,13 +19,11 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
-import torch
 from scipy import stats
 
 from surrogap import bounds, cli, evaluation, external, features
 from surrogap.errors import UserError
-from surrogap.evaluation import positive_partners
-from surrogap.losses import l2_normalize
+from surrogap.evaluation import l2_normalize, positive_partners
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "stages"))
@@ -54,7 +52,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the estimator
-def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, slots: list, views: list):
+def naive_block_losses(z: np.ndarray, partner: np.ndarray, k: int, slots: list, views: list):
     """The block estimator from its definition, anchor by anchor, in float64 Python, for a
     given draw: `slots` lists the pairs block after block (K + 1 each; the slots past the
     n-th are fillers, negatives only) and `views[j]` says whether pair j shows its positive.
@@ -63,7 +61,7 @@ def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, slots: li
     """
     n = z.shape[0]
     g = k + 1
-    zz = z.double().tolist()
+    zz = np.asarray(z, dtype=np.float64).tolist()
     part = partner.tolist()
 
     def dot(u, v):
@@ -89,29 +87,29 @@ def naive_block_losses(z: torch.Tensor, partner: torch.Tensor, k: int, slots: li
     ("n", "d", "k"), [(30, 4, 1), (30, 5, 4), (40, 3, 7), (25, 6, 24), (36, 4, 5)]
 )
 def test_block_losses_match_the_naive_loop(n, d, k):
-    gen = torch.Generator().manual_seed(n + k)
-    z = l2_normalize(torch.randn(n, d, generator=gen))
-    y = torch.arange(n) % 3
-    g = torch.Generator().manual_seed(7)
+    gen = np.random.default_rng(n + k)
+    z = l2_normalize(gen.standard_normal((n, d), dtype=np.float32))
+    y = np.arange(n) % 3
+    g = np.random.default_rng(7)
     partner = positive_partners(y, g)
     # a draw given explicitly, not replayed: pairs in a random order, fillers, random views
-    slots = torch.randperm(n, generator=g)
+    slots = g.permutation(n)
     rest = n % (k + 1)
     if rest:  # fillers: k + 1 - rest pairs from outside the partial block
         outside = slots[: n - rest]
-        fill = outside[torch.randperm(outside.numel(), generator=g)[: k + 1 - rest]]
-        slots = torch.cat([slots, fill])
-    views = torch.rand(n, generator=g) < 0.5
+        fill = outside[g.permutation(outside.size)[: k + 1 - rest]]
+        slots = np.concatenate([slots, fill])
+    views = g.random(n) < 0.5
     fast = evaluation.block_losses(z, partner, k, None, 2 * (k + 1), draw=(slots, views))
     naive = naive_block_losses(z, partner, k, slots.tolist(), views.tolist())
-    np.testing.assert_allclose(fast.double().numpy(), naive, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.astype(np.float64), naive, rtol=1e-5, atol=1e-5)
 
 
 def test_block_draw_is_a_permutation_with_fillers_from_other_blocks():
     for n, k in ((30, 4), (31, 4), (10, 9), (7, 1)):
-        slots, views = evaluation.block_draw(n, k, torch.Generator().manual_seed(n + k))
+        slots, views = evaluation.block_draw(n, k, np.random.default_rng(n + k))
         g, rest = k + 1, n % (k + 1)
-        assert slots.numel() % g == 0 and views.shape == (n,)
+        assert slots.size % g == 0 and views.shape == (n,)
         assert sorted(slots[:n].tolist()) == list(range(n))
         fill = slots[n:].tolist()
         assert len(fill) == (g - rest if rest else 0)
@@ -120,10 +118,10 @@ def test_block_draw_is_a_permutation_with_fillers_from_other_blocks():
 
 @pytest.mark.parametrize(("n", "k"), [(64, 1), (64, 7), (100, 9), (257, 256), (1000, 64)])
 def test_fast_estimate_equals_evaluation_estimate(n, k):
-    gen = torch.Generator().manual_seed(k)
-    z = torch.randn(n, 16, generator=gen) * torch.rand(n, 1, generator=gen) * 10
+    gen = np.random.default_rng(k)
+    z = (gen.standard_normal((n, 16)) * gen.random((n, 1)) * 10).astype(np.float32)
     z[3] = 0.0  # a zero row stays zero (no NaN)
-    y = torch.randint(0, 5, (n,), generator=gen)
+    y = gen.integers(0, 5, n)
     ref = evaluation.contrastive_loss_estimate(z, y, k, repeats=3, seed=11)
     for chunk_rows, workers in ((None, None), (k + 1, 1), (3 * (k + 1) + 1, 3)):
         got = evaluation.contrastive_loss_estimate(
@@ -134,9 +132,9 @@ def test_fast_estimate_equals_evaluation_estimate(n, k):
 
 
 def test_huge_norms_are_normalized_without_overflow():
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(200, 8, generator=gen)
-    y = torch.arange(200) % 4
+    gen = np.random.default_rng(0)
+    z = gen.standard_normal((200, 8), dtype=np.float32)
+    y = np.arange(200) % 4
     ref = evaluation.contrastive_loss_estimate(z, y, 8, repeats=2)
     big = evaluation.contrastive_loss_estimate(z * 1e30, y, 8, repeats=2)  # dots overflow float32
     assert big.mean == pytest.approx(ref.mean, rel=1e-5)
@@ -150,7 +148,7 @@ def test_huge_norms_are_normalized_without_overflow():
 def test_block_estimate_agrees_with_iid_negatives_in_distribution():
     """THEORY.md's R_cont: positive of the anchor's class, K i.i.d. negatives from the split."""
     x, y = mixture(n=3000, d=8, c=5, seed=3, scale=1.0)
-    z = l2_normalize(torch.from_numpy(x)).double().numpy()
+    z = l2_normalize(x.astype(np.float64))
     k, reps = 16, 4
     rng = np.random.default_rng(0)
     by_class = [np.flatnonzero(y == c) for c in range(5)]
@@ -168,16 +166,14 @@ def test_block_estimate_agrees_with_iid_negatives_in_distribution():
         per_anchor.append(top + np.log(np.exp(logits - top[:, None]).sum(1)) - s_pos)
     per_anchor = np.concatenate(per_anchor)
     naive, naive_se = per_anchor.mean(), per_anchor.std(ddof=1) / math.sqrt(per_anchor.size)
-    est = evaluation.contrastive_loss_estimate(
-        torch.from_numpy(x), torch.from_numpy(y), k, repeats=8
-    )
+    est = evaluation.contrastive_loss_estimate(x, y, k, repeats=8)
     tol = 4 * math.hypot(naive_se, est.se) + 2e-3
     assert abs(est.mean - naive) < tol, (est, naive, naive_se)
 
 
 def test_standard_error_shrinks_and_is_zero_for_one_repeat():
     x, y = mixture(n=400, seed=1)
-    z, yy = torch.from_numpy(x), torch.from_numpy(y)
+    z, yy = x, y
     one = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=1)
     assert one.se == 0.0
     many = evaluation.contrastive_loss_estimate(z, yy, 4, repeats=6)

@@ -13,6 +13,7 @@ import errno
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import torch
 import yaml
 from conftest import tiny_params
 
-from surrogap import config, data, io, train
+from surrogap import checkpoint, config, data, io, train
 from surrogap.errors import UserError
 from surrogap.evaluation import contrastive_loss_estimate, mean_classifier
 from surrogap.losses import contrastive_loss, l2_normalize
@@ -76,6 +77,19 @@ def built(tmp_path_factory):
     params = tiny_params()
     prepare.run(params, "circle", 0, root / "prepared", root / "raw")
     pretrain.run(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
+    assert not (root / "ckpt").exists()  # a completed run leaves nothing to resume
+    # the checkpoint of a run killed after epoch 1 (of 2)
+    original = train.Trainer.train_epoch
+
+    def killed(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train.Trainer, "train_epoch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            pretrain.run(params, "circle", 4, 0, root / "prepared", root / "killed", root / "ckpt")
     return root
 
 
@@ -548,9 +562,9 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     marker = tmp_path / "pwned"
-    good = torch.load(built / "ckpt" / train.CHECKPOINT_NAME, weights_only=True)
-    torch.save({**good, "extra": Payload(str(marker))}, ckpt / train.CHECKPOINT_NAME)
-    assert train.load_checkpoint(ckpt / train.CHECKPOINT_NAME, good["run"]) is None
+    good = torch.load(built / "ckpt" / checkpoint.NAME, weights_only=True)
+    torch.save({**good, "extra": Payload(str(marker))}, ckpt / checkpoint.NAME)
+    assert checkpoint.load(ckpt / checkpoint.NAME, good["run"]) is None
     err = capsys.readouterr().err
     assert "holds objects other than tensors and plain data: refused (weights_only)" in one_line(
         err
@@ -571,7 +585,7 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     )
     assert code == 0 and not marker.exists()
     assert "resuming" not in capsys.readouterr().err
-    assert "extra" not in torch.load(ckpt / train.CHECKPOINT_NAME, weights_only=True)
+    assert not ckpt.exists()  # trained to the end: the refused file is gone with its folder
 
 
 def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys):
@@ -595,22 +609,22 @@ def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys
 
 
 def test_truncated_or_foreign_checkpoint_is_not_resumed(built, tmp_path, capsys):
-    good = built / "ckpt" / train.CHECKPOINT_NAME
+    good = built / "ckpt" / checkpoint.NAME
     info = torch.load(good, weights_only=True)["run"]
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    assert train.load_checkpoint(cut, info) is None
+    assert checkpoint.load(cut, info) is None
     assert "unreadable" in one_line(capsys.readouterr().err)
     other = tmp_path / "other.pt"
     torch.save({**torch.load(good, weights_only=True), "run": {**info, "k": 8}}, other)
-    assert train.load_checkpoint(other, info) is None
+    assert checkpoint.load(other, info) is None
     assert (
         "written for other params (k: checkpoint 8, params 4); starting from scratch"
         in one_line(capsys.readouterr().err)
     )
     partial = tmp_path / "partial.pt"
     torch.save({"run": info, "model": {}}, partial)
-    assert train.load_checkpoint(partial, info) is None
+    assert checkpoint.load(partial, info) is None
     assert (
         "is not a surrogap checkpoint (it needs epoch, model, optimizer, run, trajectory)"
         in one_line(capsys.readouterr().err)
@@ -711,7 +725,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
     real = os.replace
 
     def full_after_first_checkpoint(src, dst):
-        if Path(dst).name == train.CHECKPOINT_NAME and Path(dst).exists():
+        if Path(dst).name == checkpoint.NAME and Path(dst).exists():
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(src, dst)
 
@@ -719,12 +733,12 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
     with pytest.raises(UserError) as err:
         pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert str(err.value) == (
-        f"cannot write {str(ckpt / train.CHECKPOINT_NAME)!r}: the disk is full; "
+        f"cannot write {str(ckpt / checkpoint.NAME)!r}: the disk is full; "
         "earlier outputs are left as they were"
     )
-    assert torch.load(ckpt / train.CHECKPOINT_NAME, weights_only=True)["epoch"] == 1
+    assert torch.load(ckpt / checkpoint.NAME, weights_only=True)["epoch"] == 1
     assert not (tmp_path / "run").exists()
-    assert sorted(p.name for p in ckpt.iterdir()) == [train.CHECKPOINT_NAME, "live"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [checkpoint.NAME, "live"]
     monkeypatch.undo()  # space freed: the same call resumes from epoch 1
     pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
     assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["epoch"] == 3
@@ -739,3 +753,163 @@ def test_truncated_features_file_is_one_line(built, tmp_path, capsys):
     msg = one_line(capsys.readouterr().err)
     assert msg.startswith("stage probe: features ") and "unreadable" in msg
     assert msg.endswith("rerun the extract stage") and not (tmp_path / "p.json").exists()
+
+
+# --------------------------------------------------------------------------- tampered artifacts
+def _stage_argv(name: str, params: Path, prepared: Path, built: Path, t: Path) -> list[str]:
+    """The command line of stage `name` reading `prepared` (and the built run's files)."""
+    common = {"params": str(params)}
+    if name == "pretrain":
+        return cli_args(
+            **common, dataset="circle", k="4", seed="0", data=str(prepared),
+            out=str(t / "run"), checkpoints=str(t / "ckpt"),
+        )  # fmt: skip
+    if name == "extract":
+        return cli_args(
+            **common, data=str(prepared), model=str(built / "run" / "model.pt"),
+            out=str(t / "f.npz"),
+        )  # fmt: skip
+    return cli_args(
+        **common, dataset="circle", k="4", seed="0", data=str(prepared),
+        features=str(t / "features.npz"), out=str(t / "p.json"), points=str(t / "p.npz"),
+    )  # fmt: skip
+
+
+def _good_features(built: Path, path: Path) -> dict:
+    """Valid features of the built run (written to `path` unchanged)."""
+    arrays = {}
+    rng = np.random.default_rng(0)
+    for s in data.SPLITS:
+        with np.load(built / "prepared" / f"{s}.npz") as f:
+            y = f["y"]
+        arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(y.size, 5)).astype(np.float32), y
+    np.savez(path, **arrays)
+    return arrays
+
+
+META_CASES = [
+    ("", "is unreadable (JSONDecodeError)"),
+    ('{"kind": "circle", ', "is unreadable (JSONDecodeError)"),
+    ("[1, 2]", "holds a list, not an object"),
+    ("{}", "has no 'kind'"),
+    ("GOOD num_classes=1", "num_classes is 1, allowed: an integer >= 2"),
+    ("GOOD modality='image'", "modality is 'image', allowed: dense, text"),
+    ("GOOD sizes={'train': 3}", "sizes is {'train': 3}, allowed: {train, val, test} sample counts"),
+]
+
+
+@pytest.mark.parametrize("name", ["pretrain", "extract", "probe"])
+@pytest.mark.parametrize(("content", "why"), META_CASES)
+def test_corrupt_or_empty_meta_json_is_one_line_in_every_stage(
+    built, tmp_path, capsys, name, content, why
+):
+    prepared = tmp_path / "prepared"
+    shutil.copytree(built / "prepared", prepared)
+    if content.startswith("GOOD "):
+        key, value = content[5:].split("=", 1)
+        meta = json.loads((prepared / "meta.json").read_text())
+        meta[key] = eval(value)  # a literal of the test table
+        content = json.dumps(meta)
+    (prepared / "meta.json").write_text(content)
+    _good_features(built, tmp_path / "features.npz")
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    code = stage(name).main(_stage_argv(name, params, prepared, built, tmp_path))
+    assert code == 2
+    msg = one_line(capsys.readouterr().err)
+    assert msg.startswith(f"stage {name}: {str(prepared / 'meta.json')!r} {why}"), msg
+    assert "rerun `dvc repro prepare`" in msg
+    left = {p.name for p in tmp_path.iterdir()}
+    assert not left & {"run", "ckpt", "f.npz", "p.json", "p.npz"}
+
+
+def _bad_features(arrays: dict, case: str) -> tuple[dict, str]:
+    a = dict(arrays)
+    if case == "lengths":
+        a["train_y"] = a["train_y"][:-1]
+        n = arrays["train_x"].shape[0]
+        return a, f"train_x has {n} rows but train_y {n - 1} labels"
+    if case == "label":
+        a["val_y"] = a["val_y"].copy()
+        a["val_y"][2] = 9
+        return a, "val_y holds label 9, allowed: 0..3 (meta.json's num_classes)"
+    if case == "negative label":
+        a["test_y"] = a["test_y"].copy()
+        a["test_y"][0] = -1
+        return a, "test_y holds label -1, allowed: 0..3"
+    if case == "dims":
+        a["test_x"] = np.zeros((arrays["test_x"].shape[0], 4), dtype=np.float32)
+        return a, "the splits disagree on the dimension"
+    if case == "feature dtype":
+        a["train_x"] = arrays["train_x"].astype(np.int64)
+        return a, "train_x is int64 of shape"
+    if case == "label dtype":
+        a["val_y"] = arrays["val_y"].astype(np.float64)
+        return a, "val_y is float64 of shape"
+    if case == "rank":
+        a["val_x"] = arrays["val_x"].reshape(-1)
+        return a, "val_x is float32 of shape"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["lengths", "label", "negative label", "dims", "feature dtype", "label dtype", "rank"],
+)
+def test_features_whose_arrays_disagree_are_one_line(built, tmp_path, capsys, case):
+    arrays, why = _bad_features(_good_features(built, tmp_path / "good.npz"), case)
+    np.savez(tmp_path / "features.npz", **arrays)
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    code = stage("probe").main(_stage_argv("probe", params, built / "prepared", built, tmp_path))
+    assert code == 2
+    msg = one_line(capsys.readouterr().err)
+    where = f"stage probe: features {str(tmp_path / 'features.npz')!r}: "
+    assert msg.startswith(where) and why in msg and msg.endswith("rerun the extract stage"), msg
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.npz").exists()
+
+
+def test_probe_writes_the_per_test_point_arrays(built, tmp_path):
+    _good_features(built, tmp_path / "features.npz")
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    assert (
+        stage("probe").main(_stage_argv("probe", params, built / "prepared", built, tmp_path)) == 0
+    )
+    record = json.loads((tmp_path / "p.json").read_text())
+    with np.load(tmp_path / "p.npz") as f:
+        points = {key: f[key] for key in f.files}
+    with np.load(built / "prepared" / "test.npz") as f:
+        y_test = f["y"]
+    assert sorted(points) == sorted(
+        ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
+    )
+    np.testing.assert_array_equal(points["y"], y_test)
+    assert points["y"].dtype == np.int64
+    assert points["mean_correct"].dtype == points["linear_correct"].dtype == bool
+    assert points["mean_loss"].dtype == points["linear_loss"].dtype == np.float64
+    assert record["supervised_loss"] == pytest.approx(points["mean_loss"].mean(), rel=1e-12)
+    assert record["mean_acc"] == pytest.approx(points["mean_correct"].mean())
+    assert record["linear_loss"] == pytest.approx(points["linear_loss"].mean(), rel=1e-12)
+    assert record["linear_acc"] == pytest.approx(points["linear_correct"].mean())
+
+
+def test_checkpoint_whose_tensors_have_the_wrong_shape_is_refused_by_the_stage(
+    built, tmp_path, capsys
+):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    state = torch.load(built / "ckpt" / checkpoint.NAME, weights_only=True)
+    key = next(k for k, v in state["model"].items() if v.ndim == 2)
+    shape = tuple(state["model"][key].shape)
+    state["model"][key] = torch.zeros(2, 2)  # the run record still matches
+    torch.save(state, ckpt / checkpoint.NAME)
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    argv = _stage_argv("pretrain", params, built / "prepared", built, tmp_path)
+    assert stage("pretrain").main(argv) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: checkpoint {str(ckpt / checkpoint.NAME)!r} does not fit this run's model: "
+        f"model tensor {key} is (2, 2) torch.float32, the model's {shape} torch.float32; "
+        "starting from scratch"
+    ]
+    got = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    want = torch.load(built / "run" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(got[k], want[k]) for k in want)  # trained from scratch, fully

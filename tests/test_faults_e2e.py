@@ -95,8 +95,8 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     ):
         assert stages.count(name) == 1, stages
     assert "prepare@circle-0" not in stages  # finished before the kill, recorded in dvc.lock
-    # the killed writer's temporaries are gone; nothing but the checkpoint and its logs
-    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["last.pt", "live"]
+    # the run completed: its checkpoint folder (and the killed writer's temporaries) is gone
+    assert not ckpt.parent.exists()
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
     # an uninterrupted run of the same config, trained directly

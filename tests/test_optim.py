@@ -1,8 +1,11 @@
 """LARS against a naive per-layer loop, the warm-up/cosine schedule against its formula,
 the lr scaling rule, model selection over the lr grid, and the trainer's use of them."""
 
+import copy
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -130,3 +133,44 @@ def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
     assert "lr: 0.2 used = 0.1 scaled by lr_scaling linear" in capsys.readouterr().err
     rows = (tmp_path / "o" / "trajectory.csv").read_text().splitlines()
     assert float(rows[1].split(",")[-1]) == pytest.approx(0.2 * 1 / 3)  # warm-up step 1 of 3
+
+
+# --------------------------------------------------------------------------- no dynamo import
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimizer_without_dynamo_import_updates_like_torch(name):
+    """build_optimizer's step (no torch._dynamo import) equals torch's own, hooks included."""
+    torch.manual_seed(0)
+    ours_model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    ref_model = copy.deepcopy(ours_model)
+    ours = build_optimizer(ours_model, name, 0.05, 0.01, 0.9)
+    if name == "adam":
+        ref = torch.optim.Adam(ref_model.parameters(), lr=0.05, weight_decay=0.01)
+    else:
+        ref = torch.optim.SGD(ref_model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
+    calls = []
+    ours.register_step_post_hook(lambda *a: calls.append(1))
+    sched = torch.optim.lr_scheduler.LambdaLR(ours, lambda s: 1.0 / (s + 1))
+    ref_sched = torch.optim.lr_scheduler.LambdaLR(ref, lambda s: 1.0 / (s + 1))
+    x = torch.randn(32, 4)
+    for _ in range(5):
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+        sched.step()
+        ref_sched.step()
+    assert calls == [1] * 5
+    for a, b in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert ours.state_dict()["state"].keys() == ref.state_dict()["state"].keys()
+
+
+def test_building_and_stepping_an_optimizer_imports_no_dynamo():
+    code = (
+        "import sys, torch; from surrogap.optim import build_optimizer; "
+        "m = torch.nn.Linear(3, 2); o = build_optimizer(m, 'adam', 0.1, 0.0, 0.9); "
+        "m(torch.ones(2, 3)).sum().backward(); o.step(); o.zero_grad(); "
+        "o.load_state_dict(o.state_dict()); print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from surrogap import config, data
-from surrogap import train as train_module
+from surrogap import checkpoint, config, data
 from surrogap.errors import UserError
 from surrogap.pipeline import extract, prepare, pretrain, probe
-from surrogap.train import CHECKPOINT_NAME, Trainer, warmup_cosine
+from surrogap.train import Trainer, warmup_cosine
 
 torch.set_num_threads(1)
 
@@ -58,6 +57,24 @@ def run(params, prepared, tmp_path, name, k=4, seed=0):
     return out
 
 
+def interrupted(params, prepared, tmp_path, name, after: int) -> Path:
+    """Run `name` as if killed during epoch `after` + 1: its checkpoint of epoch `after` stays."""
+    original = Trainer.train_epoch
+
+    def killed(self):
+        if self.epoch == after:
+            raise KeyboardInterrupt
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "train_epoch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(params, prepared, tmp_path, name)
+    ckpt = tmp_path / f"{name}-ckpt" / checkpoint.NAME
+    assert torch.load(ckpt, weights_only=True)["epoch"] == after
+    return ckpt
+
+
 def weights(out):
     return torch.load(out / "model.pt", weights_only=True)["model"]
 
@@ -91,17 +108,61 @@ def test_resume_equals_uninterrupted(prepared, tmp_path, monkeypatch, schedule):
     with pytest.raises(KeyboardInterrupt):
         run(params, prepared, tmp_path, "resumed")
     assert not (tmp_path / "resumed").exists()  # no partial output
-    ckpt = torch.load(tmp_path / "resumed-ckpt" / CHECKPOINT_NAME, weights_only=True)
+    ckpt = torch.load(tmp_path / "resumed-ckpt" / checkpoint.NAME, weights_only=True)
     assert ckpt["epoch"] == 4
     monkeypatch.setattr(Trainer, "train_epoch", original)
     resumed = run(params, prepared, tmp_path, "resumed")
     assert same(weights(full), weights(resumed))
     assert (full / "trajectory.csv").read_text() == (resumed / "trajectory.csv").read_text()
+    # a completed run leaves nothing to resume
+    assert not (tmp_path / "resumed-ckpt").exists() and not (tmp_path / "full-ckpt").exists()
+
+
+def test_a_rerun_of_a_completed_run_retrains_from_epoch_zero(prepared, tmp_path, capsys):
+    """What `dvc repro -f` does: the stage runs again and trains every epoch again."""
+    params = tiny_params(epochs=2)
+    first = weights(run(params, prepared, tmp_path, "x"))
+    capsys.readouterr()
+    again = weights(run(params, prepared, tmp_path, "x"))
+    err = capsys.readouterr().err
+    assert "resuming" not in err and "2/2" in err  # the progress bar ran both epochs
+    assert same(first, again)
+
+
+def test_checkpoint_with_tensors_of_the_wrong_shape_is_refused(prepared, tmp_path, capsys):
+    params = tiny_params(epochs=3, checkpoint_every=1)
+    ckpt = interrupted(params, prepared, tmp_path, "x", after=1)
+    state = torch.load(ckpt, weights_only=True)
+    key = next(k for k, v in state["model"].items() if v.ndim == 2)
+    state["model"][key] = torch.zeros(3, 3)  # the run record still matches
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    out = run(params, prepared, tmp_path, "x")
+    err = capsys.readouterr().err
+    assert (
+        f"checkpoint {str(ckpt)!r} does not fit this run's model: model tensor {key} is (3, 3)"
+        in err
+    )
+    assert "starting from scratch" in err and "resuming" not in err
+    fresh = run(params, prepared, tmp_path, "fresh")
+    assert same(weights(out), weights(fresh))
+
+
+def test_checkpoint_with_optimizer_state_of_the_wrong_shape_is_refused(prepared, tmp_path, capsys):
+    params = tiny_params(epochs=3, checkpoint_every=1)
+    ckpt = interrupted(params, prepared, tmp_path, "x", after=1)
+    state = torch.load(ckpt, weights_only=True)
+    state["optimizer"]["state"][0]["exp_avg"] = torch.zeros(7)
+    torch.save(state, ckpt)
+    capsys.readouterr()
+    run(params, prepared, tmp_path, "x")
+    err = capsys.readouterr().err
+    assert "optimizer state exp_avg of parameter 0 is (7,)" in err and "resuming" not in err
 
 
 def test_checkpoint_for_other_params_is_not_resumed(prepared, tmp_path, capsys):
-    run(tiny_params(epochs=2), prepared, tmp_path, "x")
-    run(tiny_params(epochs=3), prepared, tmp_path, "x")
+    interrupted(tiny_params(epochs=2, checkpoint_every=1), prepared, tmp_path, "x", after=1)
+    run(tiny_params(epochs=3, checkpoint_every=1), prepared, tmp_path, "x")
     err = capsys.readouterr().err
     assert "was written for other params (train.epochs: checkpoint 2, params 3)" in err
     fresh = run(tiny_params(epochs=3), prepared, tmp_path, "y")
@@ -209,9 +270,21 @@ def test_paper_presets_are_valid_params(preset):
 
 
 def test_checkpoint_of_other_training_code_is_not_resumed(prepared, tmp_path, capsys, monkeypatch):
-    run(tiny_params(epochs=2), prepared, tmp_path, "x")
-    monkeypatch.setattr(train_module, "code_fingerprint", lambda: "0123456789abcdef")
+    interrupted(tiny_params(epochs=2, checkpoint_every=1), prepared, tmp_path, "x", after=1)
+    monkeypatch.setattr(checkpoint, "code_fingerprint", lambda: "0123456789abcdef")
     run(tiny_params(epochs=2), prepared, tmp_path, "x")
     err = capsys.readouterr().err
     assert "was written for other params (code: checkpoint '" in err
     assert "params '0123456789abcdef')" in err
+
+
+def test_dvclive_is_imported_without_pandas_and_pandas_still_imports_later():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from surrogap.train import _import_live; Live = _import_live(); "
+        "print('pandas' in sys.modules, Live.__name__); import pandas; print(pandas.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "Live", "pandas"]

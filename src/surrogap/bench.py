@@ -198,20 +198,31 @@ class _PeakRSS:
         return self.peak - self.base
 
 
-def matmul_peak_flops(size: int = 2048, tries: int = 5) -> float:
-    """fp32 FLOP/s of a size x size torch.matmul, best of `tries`."""
-    import torch
+def matmul_peak_flops(size: int = 2048, tries: int = 5, library: str = "torch") -> float:
+    """fp32 FLOP/s of a size x size matmul (torch or numpy), best of `tries`."""
+    if library == "numpy":
+        rng = np.random.default_rng(0)
+        a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+        matmul = np.matmul
+    else:
+        import torch
 
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen)
-    b = torch.randn(size, size, generator=gen)
-    torch.matmul(a, b)  # warm-up
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randn(size, size, generator=gen)
+        b = torch.randn(size, size, generator=gen)
+        matmul = torch.matmul
+    matmul(a, b)  # warm-up
     best = math.inf
     for _ in range(tries):
         t0 = time.perf_counter()
-        torch.matmul(a, b)
+        matmul(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * size**3 / best
+
+
+def _evaluate_peak() -> float:
+    """The best fp32 matmul of the machine: torch's or NumPy's (the estimator runs on NumPy)."""
+    return max(matmul_peak_flops(library="torch"), matmul_peak_flops(library="numpy"))
 
 
 def bench_evaluate_flops_fraction(quick: bool = False) -> dict:
@@ -219,25 +230,23 @@ def bench_evaluate_flops_fraction(quick: bool = False) -> dict:
 
     n = 100000, d = 768, K = 256, 2 repeats (quick: n = 20000, d = 512, K = 128). FLOPs per
     repeat: 2 n_blocks (K+1)^2 d for the block products plus 2 n d for the positive dots.
-    The peak is the best of several 2048 x 2048 matmuls measured before and after. Target
-    at least 0.4, with the peak RSS growth (sampled from /proc) under 4 GB.
+    The peak is the best of several 2048 x 2048 matmuls (torch and NumPy) measured before
+    and after. Target at least 0.4, with the peak RSS growth (sampled from /proc) under 4 GB.
     """
-    import torch
-
     from surrogap.evaluation import contrastive_loss_estimate
 
     n, d, k, repeats = (20_000, 512, 128, 2) if quick else (100_000, 768, 256, 2)
-    gen = torch.Generator().manual_seed(0)
-    z = torch.randn(n, d, generator=gen)
-    y = torch.randint(0, 100, (n,), generator=gen)
-    peak = matmul_peak_flops()
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((n, d), dtype=np.float32)
+    y = rng.integers(0, 100, n)
+    peak = _evaluate_peak()
     warm = 4 * (k + 1)
-    contrastive_loss_estimate(z[:warm], torch.arange(warm) % 2, k, 1)  # warm-up
+    contrastive_loss_estimate(z[:warm], np.arange(warm) % 2, k, 1)  # warm-up
     with _PeakRSS() as rss:
         t0 = time.perf_counter()
         contrastive_loss_estimate(z, y, k, repeats, seed=0)
         elapsed = time.perf_counter() - t0
-    peak = max(peak, matmul_peak_flops())
+    peak = max(peak, _evaluate_peak())
     n_blocks = math.ceil(n / (k + 1))
     flops = repeats * (2.0 * n_blocks * (k + 1) ** 2 * d + 2.0 * n * d)
     achieved = flops / elapsed
@@ -393,4 +402,122 @@ def eval_epoch_ratio(quick: bool = False) -> BenchResult:
         target=f"<= {EVAL_TARGET_RATIO}",
         detail=f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s (class means from 100 training samples per class)",
         passed=None if quick else value <= EVAL_TARGET_RATIO,
+    )
+
+
+# --------------------------------------------------------------------------- stage_overhead
+STAGE_TARGET_SECONDS = 8.0
+STAGE_RUN = ("circle", 4, 0)  # (dataset, K, seed) of the benchmark's one run
+
+
+def _stage_repo(root, quick: bool):
+    """A temporary DVC repository with this checkout's pipeline and a 1-epoch circle run
+    (its data prepared), or None when this is not a source checkout (no dvc.yaml)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    src = Path(__file__).resolve().parents[2]
+    if not (src / "dvc.yaml").exists() or not (src / "stages").is_dir():
+        return None, None
+    params = yaml.safe_load((src / "params.yaml").read_text())
+    dataset, k, seed = STAGE_RUN
+    for name in [n for n, v in params.items() if isinstance(v, dict) and "data" in v]:
+        if name != dataset:
+            del params[name]
+    params.update(dataset=[dataset], k=[k], seed=[seed])
+    params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1)
+    if quick:
+        params[dataset]["data"].update(classes=8, per_class=100)
+    repo = Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root))
+    for item in ("dvc.yaml", "stages", "src"):
+        (shutil.copytree if (src / item).is_dir() else shutil.copy)(src / item, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+        "DVC_NO_ANALYTICS": "1",
+    }
+    run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
+    for cmd in (("git", "init", "-q"), (sys.executable, "-m", "dvc", "init", "-q")):
+        if run(*cmd).returncode != 0:
+            raise RuntimeError(f"stage_overhead: {' '.join(cmd)} failed")
+    prepared = run(sys.executable, "-m", "dvc", "repro", f"prepare@{dataset}-{seed}")
+    if prepared.returncode != 0:
+        raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
+    return repo, run
+
+
+def _training_seconds(repo, quick: bool) -> float:
+    """The work of the benchmark run's pretrain, in this process (torch already imported):
+    a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
+    import yaml
+
+    from surrogap import checkpoint, config
+    from surrogap.data import load_prepared
+    from surrogap.models import parse_encoder_config
+    from surrogap.train import TrainConfig, Trainer
+
+    dataset, k, seed = STAGE_RUN
+    section = yaml.safe_load((repo / "params.yaml").read_text())[dataset]
+    enc = parse_encoder_config(section["encoder"], f"{dataset}.encoder")
+    tcfg = config.parse(TrainConfig, section["train"], f"{dataset}.train")
+    data = load_prepared(repo / "data" / "prepared" / dataset / f"s{seed}")
+    best = math.inf
+    for _ in range(1 if quick else 3):
+        t0 = time.perf_counter()
+        info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
+        trainer = Trainer(tcfg, enc, data, k, seed, info)
+        trainer.evaluate()
+        trainer.train_epoch()
+        trainer.evaluate()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@register("stage_overhead")
+def stage_overhead(quick: bool = False) -> BenchResult:
+    """Seconds that `dvc repro -s` of pretrain + extract + probe of a 1-epoch circle run
+    costs beyond its training (best of 3 forced runs; quick: 1, smaller data): process
+    starts, imports, DVC's bookkeeping, extraction and the probe's own work."""
+    import sys
+    import tempfile
+
+    dataset, k, seed = STAGE_RUN
+    with tempfile.TemporaryDirectory(prefix="surrogap-bench-") as root:
+        repo, run = _stage_repo(root, quick)
+        if repo is None:
+            return BenchResult(
+                name="stage_overhead",
+                value=float("nan"),
+                target=f"total <= {STAGE_TARGET_SECONDS:g} s",
+                detail="needs a source checkout (dvc.yaml and stages/ beside src/)",
+                passed=None,
+            )
+        targets = [f"{s}@{dataset}-{k}-{seed}" for s in ("pretrain", "extract", "probe")]
+        total = math.inf
+        for _ in range(1 if quick else 3):
+            t0 = time.perf_counter()
+            done = run(sys.executable, "-m", "dvc", "repro", "-f", "-s", *targets)
+            elapsed = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"stage_overhead: dvc repro failed:\n{done.stderr[-2000:]}")
+            total = min(total, elapsed)
+        training = _training_seconds(repo, quick)
+    overhead = total - training
+    return BenchResult(
+        name="stage_overhead",
+        value=overhead,
+        target=f"total <= {STAGE_TARGET_SECONDS:g} s",
+        detail=(
+            f"dvc repro -s pretrain+extract+probe of {dataset} K={k}, 1 epoch: {total:.2f} s, "
+            f"of which training {training:.2f} s"
+        ),
+        passed=None if quick else total <= STAGE_TARGET_SECONDS,
     )

@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from surrogap.config import parse, spec
 from surrogap.errors import UserError
 from surrogap.evaluation import (
     RAW_NORM_LIMIT,
-    _rescale_rows,
     contrastive_loss_estimate,
     mean_classifier,
+    rescale_rows,
 )
 from surrogap.features import FeatureSet
 from surrogap.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
@@ -120,7 +119,7 @@ def split_features(
 
 
 class EvalSplit:
-    """Checked train/test tensors of one feature set, ready for the estimators."""
+    """Checked train/test arrays of one feature set, ready for the estimators."""
 
     def __init__(self, fs: FeatureSet, test_fraction: float = 0.3, seed: int = 0):
         check_features(fs.x, fs.source)
@@ -144,11 +143,11 @@ class EvalSplit:
         x = fs.x
         if np.abs(x).max() > RAW_NORM_LIMIT / math.sqrt(x.shape[1]):
             # the float32 norms of such rows can overflow (l2_normalize would zero them)
-            x = _rescale_rows(torch.from_numpy(x)).numpy()
-        self.z_train = torch.from_numpy(x[train])
-        self.y_train = torch.from_numpy(codes[train])
-        self.z_test = torch.from_numpy(x[test])
-        self.y_test = torch.from_numpy(codes[test])
+            x = rescale_rows(x)
+        self.z_train = x[train]
+        self.y_train = codes[train]
+        self.z_test = x[test]
+        self.y_test = codes[test]
         self.train_counts = np.bincount(codes[train], minlength=self.num_classes)
         self.source = fs.source
 

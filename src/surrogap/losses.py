@@ -85,6 +85,28 @@ class Negatives:
         return idx, shown
 
 
+def positive_partners(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """For each sample, the index of a uniformly random *other* sample of its class (n,):
+    the training pairs (the held-out estimator draws its own in NumPy,
+    :func:`surrogap.evaluation.positive_partners`)."""
+    order = torch.argsort(y, stable=True)
+    sorted_y = y[order]
+    counts = torch.bincount(sorted_y)
+    if (counts == 1).any():
+        c = int((counts == 1).nonzero()[0, 0])
+        raise UserError(f"class {c} has a single sample: no positive pair is possible")
+    starts = torch.cumsum(counts, 0) - counts  # (C,)
+    start = starts[sorted_y]  # (n,)
+    size = counts[sorted_y]
+    rank = torch.arange(y.numel()) - start  # position of each sample inside its class
+    r = (torch.rand(y.numel(), generator=generator) * (size - 1)).long().clamp_max(size - 2)
+    r = r + (r >= rank).long()  # skip the sample itself
+    partner_sorted = order[start + r]
+    partner = torch.empty_like(partner_sorted)
+    partner[order] = partner_sorted
+    return partner
+
+
 def sample_negatives(
     batch: int,
     k: int,

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Iterable
 
 import torch
@@ -122,6 +124,83 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
+def _lazy_dynamo_disable(fn, recursive: bool):
+    """What torch's ``_disable_dynamo`` wrapper calls in place of `fn`: `fn` itself while
+    torch._dynamo is not imported (then nothing can be compiling), else, from then on,
+    torch._dynamo.disable(fn) as torch would have built it."""
+
+    def call(*args, **kwargs):
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is None:
+            return fn(*args, **kwargs)
+        disabled = dynamo.disable(fn, recursive, wrapping=False)
+        setattr(fn, "__dynamo_disable", disabled)  # torch's own cache slot
+        return disabled(*args, **kwargs)
+
+    return call
+
+
+def defer_dynamo_import() -> None:
+    """Keep torch.optim from importing torch._dynamo (about 2 s of imports) on first use.
+
+    torch wraps Optimizer.add_param_group, zero_grad, state_dict and load_state_dict in
+    ``torch._compile._disable_dynamo``, which imports torch._dynamo on its first call just to
+    mark the method as not compilable. Filling that wrapper's cache slot with
+    :func:`_lazy_dynamo_disable` defers the import until something else imports dynamo (a
+    torch.compile), at which point the real disable is built, so behaviour is unchanged.
+    A torch whose wrapper looks different is left alone (the import then happens as usual).
+    """
+    try:
+        from torch import _compile
+
+        marker = _compile._disable_dynamo(lambda: None).__code__
+    except (ImportError, AttributeError, TypeError):
+        return
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        method = getattr(torch.optim.Optimizer, name, None)
+        code = getattr(method, "__code__", None)
+        if code is not marker or method.__closure__ is None:
+            continue
+        cells = dict(zip(code.co_freevars, (c.cell_contents for c in method.__closure__)))
+        fn, recursive = cells.get("fn"), cells.get("recursive", True)
+        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            setattr(fn, "__dynamo_disable", _lazy_dynamo_disable(fn, recursive))
+
+
+def _step_without_dynamo_import(opt: torch.optim.Optimizer) -> None:
+    """Give `opt` a `step` that does not import torch._dynamo (torch's ``_use_grad`` layer
+    imports it on every call, only to place graph breaks for torch.compile).
+
+    The instance's step is torch's own chain rebuilt: the profiling and hook wrapper
+    (``Optimizer.profile_hook_step``) around a grad-mode layer identical to ``_use_grad``
+    minus the graph breaks, around the optimizer's raw step; once torch._dynamo is imported
+    (a torch.compile), torch's ``_use_grad`` runs instead. Optimizers without that layer
+    (LARS) are left as they are."""
+    chain, f = [], type(opt).step
+    while f is not None:
+        chain.append(f)
+        f = getattr(f, "__wrapped__", None)
+    layers = [getattr(g, "__code__", None) for g in chain]
+    names = [c.co_name if c is not None else None for c in layers]
+    hook = getattr(torch.optim.Optimizer, "profile_hook_step", None)
+    if "_use_grad" not in names or hook is None:
+        return
+    use_grad = chain[names.index("_use_grad")]
+    raw = chain[-1]
+
+    def grad_mode_step(self, *args, **kwargs):
+        if "torch._dynamo" in sys.modules:
+            return use_grad(self, *args, **kwargs)
+        prev = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(self.defaults["differentiable"])
+            return raw(self, *args, **kwargs)
+        finally:
+            torch.set_grad_enabled(prev)
+
+    opt.step = types.MethodType(hook(grad_mode_step), opt)
+
+
 def build_optimizer(
     model: nn.Module,
     name: str,
@@ -131,13 +210,19 @@ def build_optimizer(
     lars_eta: float = 0.001,
 ) -> torch.optim.Optimizer:
     """adam and sgd: one group, weight decay on every parameter (the synthetic runs);
-    lars: :class:`LARS` over :func:`lars_param_groups`."""
-    if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+    lars: :class:`LARS` over :func:`lars_param_groups`. None of them imports torch._dynamo
+    (:func:`defer_dynamo_import`, :func:`_step_without_dynamo_import`: about 2 s per
+    pretrain stage); the updates are torch's own."""
+    defer_dynamo_import()
+    if name in ("adam", "sgd"):
+        if name == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        else:
+            opt = torch.optim.SGD(
+                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+            )
+        _step_without_dynamo_import(opt)
+        return opt
     if name == "lars":
         return LARS(
             lars_param_groups(model, weight_decay),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
 import shutil
 import sys
 import time
@@ -33,25 +32,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from surrogap import __version__, config, distributed, io
+from surrogap import __version__, checkpoint, distributed, io
 from surrogap.config import at_least, non_negative, one_of, positive, spec
 from surrogap.data import Dataset, Split
 from surrogap.errors import UserError
-from surrogap.evaluation import (
-    check_finite,
-    contrastive_loss_estimate,
-    mean_classifier,
-    positive_partners,
-)
-from surrogap.losses import contrastive_loss, sample_negatives
+from surrogap.evaluation import check_finite, contrastive_loss_estimate, mean_classifier
+from surrogap.losses import contrastive_loss, positive_partners, sample_negatives
 from surrogap.models import build_encoder
 from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
 from surrogap.schema import TRAJECTORY_COLUMNS
 
-__all__ = ["CHECKPOINT_NAME", "TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
-
-CHECKPOINT_NAME = "last.pt"
-CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
+__all__ = ["TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -384,100 +375,19 @@ class Trainer:
         """Validation contrastive loss (one fixed pairing), R_mu and mean-classifier accuracy."""
         train, val = self.data.splits["train"], self.data.splits["val"]
         idx = self._eval_idx
-        z_train = encode(self.model, train, idx=idx)
-        y_train = train.y if idx is None else train.y[idx]
-        z_val = encode(self.model, val)
+        z_train = encode(self.model, train, idx=idx).numpy()
+        y_train = (train.y if idx is None else train.y[idx]).numpy()
+        z_val, y_val = encode(self.model, val).numpy(), val.y.numpy()
         check_finite(z_val, f"validation features at epoch {self.epoch}")
-        mc = mean_classifier(z_train, y_train, z_val, val.y, self.data.num_classes)
-        est = contrastive_loss_estimate(z_val, val.y, self.k, repeats=1, seed=self.seed)
+        mc = mean_classifier(z_train, y_train, z_val, y_val, self.data.num_classes)
+        est = contrastive_loss_estimate(
+            z_val, y_val, self.k, repeats=1, seed=self.seed, workers=torch.get_num_threads()
+        )
         return {
             "val_contrastive_loss": est.mean,
             "val_supervised_loss": mc["supervised_loss"],
             "val_mean_acc": mc["mean_acc"],
         }
-
-
-# the module whose code (with all it reaches) decides the weights a run ends with: the same
-# import walk that tests/test_deps.py checks against pretrain's deps in dvc.yaml
-TRAINING_CODE = "surrogap.pipeline.pretrain"
-
-
-def code_fingerprint() -> str:
-    """sha256 of the training code: a checkpoint written by other code is not resumed."""
-    from surrogap import codedeps
-
-    return codedeps.fingerprint(TRAINING_CODE)
-
-
-def run_info(
-    dataset: str, k: int, seed: int, encoder_cfg, train_cfg: TrainConfig, meta: dict
-) -> dict:
-    """What a checkpoint records about the run; resuming requires an exact match (params,
-    data sizes and the training code)."""
-    return {
-        "code": code_fingerprint(),
-        "dataset": dataset,
-        "k": k,
-        "seed": seed,
-        "encoder": config.to_dict(encoder_cfg),
-        "train": config.to_dict(train_cfg),
-        "data": {
-            key: meta[key] for key in ("kind", "num_classes", "sizes", "input_shape", "vocab_size")
-        },
-    }
-
-
-def _mismatch(saved: dict, current: dict, prefix: str = "") -> str | None:
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            found = _mismatch(a, b, f"{prefix}{key}.")
-            if found:
-                return found
-        elif a != b:
-            return f"{prefix}{key}: checkpoint {a!r}, params {b!r}"
-    return None
-
-
-def load_checkpoint(path: Path, info: dict) -> dict | None:
-    """The checkpoint at `path` if it was written for exactly this run, else None (with a
-    note on stderr saying why it is not used). Loaded with weights_only=True."""
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refuses anything but tensors and plain data
-        print(
-            f"note: checkpoint {str(path)!r} holds objects other than tensors and plain data: "
-            "refused (weights_only); starting from scratch",
-            file=sys.stderr,
-        )
-        return None
-    except Exception as exc:  # a truncated or foreign file: never trusted, never fatal
-        print(
-            f"note: checkpoint {str(path)!r} is unreadable ({type(exc).__name__}); starting from scratch",
-            file=sys.stderr,
-        )
-        return None
-    if (
-        not isinstance(state, dict)
-        or not CHECKPOINT_KEYS <= set(state)
-        or not isinstance(state["run"], dict)
-    ):
-        print(
-            f"note: {str(path)!r} is not a surrogap checkpoint (it needs {', '.join(sorted(CHECKPOINT_KEYS))}); "
-            "starting from scratch",
-            file=sys.stderr,
-        )
-        return None
-    why = _mismatch(state["run"], info)
-    if why:
-        print(
-            f"note: checkpoint {str(path)!r} was written for other params ({why}); starting from scratch",
-            file=sys.stderr,
-        )
-        return None
-    return state
 
 
 def _progress(total: int, initial: int, desc: str):
@@ -494,11 +404,36 @@ def _progress(total: int, initial: int, desc: str):
     )
 
 
+def _import_live():
+    """dvclive.Live, imported without pandas when pandas is not loaded yet.
+
+    dvclive imports pandas (about 1 s) only to accept DataFrames in `log_plot`, which this
+    module never calls; with pandas marked unavailable during the import, dvclive takes
+    its own no-pandas path. Should any part of dvclive need pandas, the import is retried
+    normally. Other code importing pandas later gets it as usual."""
+    if "pandas" in sys.modules or "dvclive" in sys.modules:
+        from dvclive import Live
+
+        return Live
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
+    try:
+        from dvclive import Live
+    except ImportError:
+        for name in [m for m in sys.modules if m == "dvclive" or m.startswith("dvclive.")]:
+            del sys.modules[name]
+        del sys.modules["pandas"]
+        from dvclive import Live
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+    return Live
+
+
 def _open_live(live_dir: Path):
     """DVCLive's metric files (dvcyaml=None) without its Git/DVC integration: the stage's
     outputs are tracked by dvc.yaml, and the integration fails in a repository without
     commits."""
-    from dvclive import Live
+    Live = _import_live()
 
     class PlainLive(Live):
         def _init_dvc(self):
@@ -542,7 +477,8 @@ def train_info(trainer: Trainer) -> dict:
 
 def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
-    (model.pt, trajectory.csv, train_info.json, live/) atomically at the end.
+    (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
+    `checkpoint_dir` (the run's own folder: :mod:`surrogap.checkpoint`).
 
     Distributed: rank 0 reads the checkpoint and broadcasts it (every rank resumes from the
     same state, no shared filesystem needed), evaluates while the others wait at a barrier,
@@ -557,8 +493,13 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             f"(global batch {cfg.batch_size}, base {cfg.lr_base_batch})",
             file=sys.stderr,
         )
-    ckpt = checkpoint_dir / CHECKPOINT_NAME
-    state = load_checkpoint(ckpt, trainer.run_info) if main else None
+    ckpt = checkpoint_dir / checkpoint.NAME
+    state = checkpoint.load(ckpt, trainer.run_info) if main else None
+    if state is not None:
+        why = checkpoint.misfit(state, trainer.model, trainer.opt)
+        if why:
+            checkpoint.note(f"checkpoint {str(ckpt)!r} does not fit this run's model: {why}")
+            state = None
     state = distributed.broadcast_object(state, denv)
     if state is not None:
         trainer.load_state(state)
@@ -599,7 +540,7 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
                     _log_live(live, row)
                 distributed.barrier(denv)
             if main and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
-                io.write_with(ckpt, lambda p: torch.save(trainer.state(), p))
+                checkpoint.save(ckpt, trainer.state())
     finally:
         if bar is not None:
             bar.close()
@@ -624,6 +565,8 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             (tmp / "trajectory.csv").write_text("\n".join(lines) + "\n")
             (tmp / "train_info.json").write_text(json.dumps(train_info(trainer), indent=2) + "\n")
             shutil.copytree(live_dir, tmp / "live")
+        # the run is complete: nothing is left to resume (a forced rerun starts at epoch 0)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     distributed.barrier(denv)
     distributed.teardown()
 

@@ -20,6 +20,7 @@ import torch
 
 from surrogap import config, io
 from surrogap.errors import UserError
+from surrogap.meta import AGAIN, read_meta
 
 SPLITS = ("train", "val", "test")
 
@@ -165,14 +166,8 @@ class Dataset:
 
 def load_prepared(folder: str | Path) -> Dataset:
     folder = Path(folder)
-    meta_path = folder / "meta.json"
-    if not meta_path.exists():
-        raise UserError(f"{str(folder)!r} holds no prepared dataset (meta.json missing); run `dvc repro prepare` first")
-    again = "rerun `dvc repro prepare` (or delete the folder first)"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{str(meta_path)!r} is unreadable ({type(exc).__name__}); {again}") from None
+    meta = read_meta(folder)
+    again = AGAIN
     splits = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap import config, train
+from surrogap import checkpoint, config, train
 from surrogap.config import dataset_section, run_name
 from surrogap.data import load_prepared
 from surrogap.models import parse_encoder_config
@@ -46,7 +46,7 @@ def run(
         from surrogap.augment import build_augment
 
         augment = build_augment(data.meta)
-    info = train.run_info(dataset, k, seed, enc, tcfg, data.meta)
+    info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
     trainer = train.Trainer(tcfg, enc, data, k, seed, info, augment=augment)
     train.pretrain(
         trainer, out_dir, checkpoint_dir, desc=f"pretrain {dataset} {run_name(k, seed, lr)}"

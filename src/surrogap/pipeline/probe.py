@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from surrogap import io
 from surrogap.config import at_least, spec, stage_config
@@ -16,10 +15,12 @@ from surrogap.errors import UserError
 from surrogap.evaluation import (
     check_finite,
     contrastive_loss_estimate,
-    linear_probe,
+    linear_probe_points,
     mean_classifier,
+    mean_classifier_points,
 )
-from surrogap.schema import FEATURE_SPLITS
+from surrogap.meta import read_meta
+from surrogap.schema import FEATURE_SPLITS, PROBE_ARRAYS
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,53 @@ class ProbeConfig:
     weight_decays: tuple[float, ...] = spec(
         factory=lambda: (0.0, 1e-4, 1e-2),
         check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
-        allowed="a non-empty list of numbers >= 0 (the linear probe's grid, chosen on val accuracy)",
+        allowed="a non-empty list of numbers >= 0 (the linear probe's grid, chosen on validation loss)",
     )
     max_iter: int = spec(200, check=at_least(1), allowed="an integer >= 1 (L-BFGS iterations)")
+
+
+def load_features(path: Path, num_classes: int) -> tuple[dict, dict]:
+    """The features (float32/64, (n, d)) and labels (int64, (n,)) of every split of an
+    extract .npz, checked: readable, each split's arrays of one length, one dimension d >= 1
+    across splits, float features, integer labels in 0..C-1, finite values. A bad file is
+    one UserError line naming it and what is wrong."""
+    where = f"features {str(path)!r}"
+    again = "rerun the extract stage"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            z = {s: f[f"{s}_x"] for s in FEATURE_SPLITS}
+            y = {s: f[f"{s}_y"] for s in FEATURE_SPLITS}
+    except OSError:
+        raise
+    except Exception as exc:  # truncated or foreign (BadZipFile, ValueError, KeyError)
+        raise UserError(f"{where} are unreadable ({type(exc).__name__}); {again}") from None
+    dims = set()
+    for s in FEATURE_SPLITS:
+        zs, ys = z[s], y[s]
+        if zs.ndim != 2 or zs.dtype.kind != "f":
+            raise UserError(
+                f"{where}: {s}_x is {zs.dtype} of shape {zs.shape}, allowed: float (n, d); {again}"
+            )
+        if ys.ndim != 1 or ys.dtype.kind not in "iu":
+            raise UserError(
+                f"{where}: {s}_y is {ys.dtype} of shape {ys.shape}, allowed: integer (n,); {again}"
+            )
+        if zs.shape[0] != ys.shape[0]:
+            raise UserError(
+                f"{where}: {s}_x has {zs.shape[0]} rows but {s}_y {ys.shape[0]} labels; {again}"
+            )
+        if ys.size and (ys.min() < 0 or ys.max() >= num_classes):
+            bad = int(ys[(ys < 0) | (ys >= num_classes)][0])
+            raise UserError(
+                f"{where}: {s}_y holds label {bad}, allowed: 0..{num_classes - 1} "
+                f"(meta.json's num_classes); {again}"
+            )
+        dims.add(zs.shape[1])
+        check_finite(zs, f"{s} features of {str(path)!r}")
+    if len(dims) != 1 or 0 in dims:
+        shapes = ", ".join(f"{s}_x {z[s].shape}" for s in FEATURE_SPLITS)
+        raise UserError(f"{where}: the splits disagree on the dimension ({shapes}); {again}")
+    return z, {s: y[s].astype(np.int64) for s in FEATURE_SPLITS}
 
 
 def run(
@@ -44,28 +89,22 @@ def run(
     features_path: Path,
     out_path: Path,
     lr: float | None = None,
+    points_path: Path | None = None,
 ) -> None:
-    """One run's record; `lr` is the run's entry of the lr grid (None: the section's)."""
+    """One run's record `out_path` (.json; `lr` is the run's entry of the lr grid, None: the
+    section's) and, at `points_path` (.npz), the per-test-point arrays of
+    schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
+    classifier's and the linear probe's cross-entropy (float64) and correctness (bool)."""
     cfg = stage_config(params, "probe", ProbeConfig)
-    meta = json.loads((data_dir / "meta.json").read_text())
+    meta = read_meta(data_dir)
     c = int(meta["num_classes"])
-    try:
-        with np.load(features_path) as f:
-            z = {s: torch.from_numpy(f[f"{s}_x"]) for s in FEATURE_SPLITS}
-            y = {s: torch.from_numpy(f[f"{s}_y"]) for s in FEATURE_SPLITS}
-    except OSError:
-        raise
-    except Exception as exc:  # truncated or foreign (BadZipFile, ValueError, KeyError)
-        raise UserError(
-            f"features {str(features_path)!r} are unreadable ({type(exc).__name__}); "
-            "rerun the extract stage"
-        ) from None
-    for s, zs in z.items():
-        check_finite(zs, f"{s} features of {str(features_path)!r}")
-    test = mean_classifier(z["train"], y["train"], z["test"], y["test"], c)
+    z, y = load_features(features_path, c)
+    mean_loss, mean_correct = mean_classifier_points(
+        z["train"], y["train"], z["test"], y["test"], c
+    )
     val = mean_classifier(z["train"], y["train"], z["val"], y["val"], c)
     est = contrastive_loss_estimate(z["test"], y["test"], k, repeats=cfg.repeats, seed=seed)
-    lin = linear_probe(
+    lin, linear_loss, linear_correct = linear_probe_points(
         z["train"],
         y["train"],
         z["val"],
@@ -75,8 +114,8 @@ def run(
         c,
         weight_decays=cfg.weight_decays,
         max_iter=cfg.max_iter,
-        seed=seed,
     )
+    n = mean_loss.size
     record = {
         "dataset": dataset,
         "kind": meta["kind"],
@@ -88,10 +127,19 @@ def run(
         "contrastive_loss": est.mean,
         "contrastive_loss_se": est.se,
         "contrastive_repeats": est.repeats,
-        "supervised_loss": test["supervised_loss"],
-        "mean_acc": test["mean_acc"],
+        "supervised_loss": math.fsum(mean_loss) / n,
+        "mean_acc": int(mean_correct.sum()) / n,
         "val_supervised_loss": val["supervised_loss"],
         "val_mean_acc": val["mean_acc"],
         **lin,
     }
+    points = dict(
+        zip(
+            PROBE_ARRAYS,
+            (y["test"], mean_loss, mean_correct, linear_loss, linear_correct),
+            strict=True,
+        )
+    )
+    if points_path is not None:
+        io.write_with(points_path, lambda p: np.savez(p, **points), suffix=".npz")
     io.write_json(out_path, record)

@@ -1,0 +1,146 @@
+"""The resumable checkpoint of a pre-training run: what it records, how it is written, and
+when it is refused.
+
+A pretrain stage keeps `last.pt` in its own checkpoint folder (``--checkpoints``,
+data/checkpoints/<dataset>/<run>/, ignored by git and not a DVC output, so the stage enters
+DVC's run cache). The file is written atomically every ``checkpoint_every`` epochs and the
+folder is removed once the run's outputs are written: a completed run leaves nothing to
+resume, so ``dvc repro -f`` retrains from epoch 0. A checkpoint is used only if it is a
+readable surrogap checkpoint, written for exactly this run (params, data sizes, training
+code: :func:`run_info`), whose tensors fit the model and optimizer; anything else is a note
+on stderr and training from scratch (never an error, never trusted: weights_only=True).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import torch
+
+from surrogap import config, io
+
+NAME = "last.pt"
+KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
+# the module whose code (with all it reaches) decides the weights a run ends with: the same
+# import walk that tests/test_deps.py checks against pretrain's deps in dvc.yaml
+TRAINING_CODE = "surrogap.pipeline.pretrain"
+
+
+def code_fingerprint() -> str:
+    """sha256 of the training code: a checkpoint written by other code is not resumed."""
+    from surrogap import codedeps
+
+    return codedeps.fingerprint(TRAINING_CODE)
+
+
+def run_info(dataset: str, k: int, seed: int, encoder_cfg, train_cfg, meta: dict) -> dict:
+    """What a checkpoint records about the run; resuming requires an exact match (params,
+    data sizes and the training code)."""
+    return {
+        "code": code_fingerprint(),
+        "dataset": dataset,
+        "k": k,
+        "seed": seed,
+        "encoder": config.to_dict(encoder_cfg),
+        "train": config.to_dict(train_cfg),
+        "data": {
+            key: meta.get(key)
+            for key in ("kind", "num_classes", "sizes", "input_shape", "vocab_size")
+        },
+    }
+
+
+def mismatch(saved: dict, current: dict, prefix: str = "") -> str | None:
+    """The first key (dotted path) whose value differs between two run records, or None."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = mismatch(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key}: checkpoint {a!r}, params {b!r}"
+    return None
+
+
+def note(message: str) -> None:
+    print(f"note: {message}; starting from scratch", file=sys.stderr)
+
+
+def load(path: Path, info: dict) -> dict | None:
+    """The checkpoint at `path` if it was written for exactly this run, else None (with a
+    note on stderr saying why it is not used). Loaded with weights_only=True."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refuses anything but tensors and plain data
+        note(
+            f"checkpoint {str(path)!r} holds objects other than tensors and plain data: "
+            "refused (weights_only)"
+        )
+        return None
+    except Exception as exc:  # a truncated or foreign file: never trusted, never fatal
+        note(f"checkpoint {str(path)!r} is unreadable ({type(exc).__name__})")
+        return None
+    if not isinstance(state, dict) or not KEYS <= set(state) or not isinstance(state["run"], dict):
+        note(f"{str(path)!r} is not a surrogap checkpoint (it needs {', '.join(sorted(KEYS))})")
+        return None
+    why = mismatch(state["run"], info)
+    if why:
+        note(f"checkpoint {str(path)!r} was written for other params ({why})")
+        return None
+    return state
+
+
+def _shape(v) -> tuple | None:
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else None
+
+
+def misfit(state: dict, model: torch.nn.Module, opt: torch.optim.Optimizer) -> str | None:
+    """What keeps `state` from loading into `model` and `opt` (missing or extra tensors,
+    wrong shapes or dtypes, another optimizer layout), or None. Checked before anything is
+    loaded, so a refused checkpoint leaves the fresh model untouched."""
+    saved, own = state["model"], model.state_dict()
+    if not isinstance(saved, dict):
+        return "its model is not a state dict"
+    if set(saved) != set(own):
+        extra, missing = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+        return f"model tensors differ ({'extra ' + extra[0] if extra else 'missing ' + missing[0]})"
+    for key, value in own.items():
+        got = saved[key]
+        if _shape(got) != tuple(value.shape) or got.dtype != value.dtype:
+            return (
+                f"model tensor {key} is {_shape(got)} {getattr(got, 'dtype', type(got).__name__)}, "
+                f"the model's {tuple(value.shape)} {value.dtype}"
+            )
+    osd = state["optimizer"]
+    if not isinstance(osd, dict) or not isinstance(osd.get("param_groups"), list):
+        return "its optimizer state is not a state dict"
+    groups = opt.param_groups
+    sizes = [len(g.get("params", ())) for g in osd["param_groups"] if isinstance(g, dict)]
+    if sizes != [len(g["params"]) for g in groups]:
+        return "its optimizer has other parameter groups"
+    params = [p for g in groups for p in g["params"]]
+    for index, entry in (osd.get("state") or {}).items():
+        if (
+            not isinstance(index, int)
+            or not 0 <= index < len(params)
+            or not isinstance(entry, dict)
+        ):
+            return f"its optimizer state has an entry {index!r} for no parameter"
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.ndim > 0:
+                if tuple(value.shape) != tuple(params[index].shape):
+                    return (
+                        f"optimizer state {name} of parameter {index} is {tuple(value.shape)}, "
+                        f"the parameter's {tuple(params[index].shape)}"
+                    )
+    return None
+
+
+def save(path: Path, state: dict) -> None:
+    """Write `state` to `path` atomically (a kill leaves the previous checkpoint)."""
+    io.write_with(path, lambda p: torch.save(state, p))

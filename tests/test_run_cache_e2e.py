@@ -1,0 +1,80 @@
+"""DVC's run cache covers pre-training: a second clone that pulls the run cache from a DVC
+remote (a local folder here, `dvc repro --pull`) reproduces the grid without running any pretrain, extract or
+probe stage, and ends with the same files; `dvc repro -f -s pretrain@...` retrains from
+epoch 0. Temporary copies of the repository, as tests/test_pipeline_e2e.py."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import tiny_params as base_params
+from repo_copy import dvc, make_repo, only_datasets, ran
+
+pytestmark = pytest.mark.slow
+
+GRID = ("circle-1-0", "circle-4-0")
+OUTPUTS = (
+    "data/pretrain/circle/k4-s0/model.pt",
+    "data/pretrain/circle/k4-s0/trajectory.csv",
+    "data/features/circle/k4-s0.npz",
+    "data/probe/circle/k4-s0.json",
+    "data/probe/circle/k4-s0.npz",
+    "reports/results.csv",
+)
+
+
+def tiny_params() -> dict:
+    params = base_params()
+    params["dataset"] = ["circle"]
+    params["k"] = [1, 4]
+    params["seed"] = [0]
+    params["circle"]["data"].update(classes=4, per_class=40)
+    params["circle"]["encoder"]["widths"] = [16, 16]
+    params["circle"]["train"].update(batch_size=32, epochs=3, eval_every=1, checkpoint_every=1)
+    params["probe"].update(max_iter=10)
+    return only_datasets(params)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ok(result) -> None:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
+    store = tmp_path / "store"
+    first = make_repo(tmp_path / "first", tiny_params())
+    ok(dvc(first, "remote", "add", "-d", "store", str(store)))
+    built = dvc(first, "repro", "bounds")
+    ok(built)
+    assert {f"pretrain@{g}" for g in GRID} <= set(ran(built))
+    assert not (first / "data/checkpoints").exists() or not any(
+        (first / "data/checkpoints").rglob("last.pt")
+    )  # completed runs leave no checkpoint
+    ok(dvc(first, "push", "--run-cache"))
+
+    second = make_repo(tmp_path / "second", tiny_params())  # same code and params, no dvc.lock
+    ok(dvc(second, "remote", "add", "-d", "store", str(store)))
+    # `--pull`: the run cache from the remote, then each cached run's outputs as needed
+    again = dvc(second, "repro", "--pull", "bounds")
+    ok(again)
+    for g in GRID:
+        for name in ("pretrain", "extract", "probe"):
+            assert f"{name}@{g}" not in ran(again), again.stdout
+            assert f"Stage '{name}@{g}' is cached - skipping run" in again.stdout, again.stdout
+    assert not (second / "data/checkpoints").exists()
+    for path in OUTPUTS:
+        assert digest(second / path) == digest(first / path), path
+    status = dvc(second, "status", "bounds")
+    assert "up to date" in status.stdout, status.stdout
+
+    # force means retrain: the stage runs, from epoch 0, and ends with the same weights
+    forced = dvc(first, "repro", "-f", "-s", "pretrain@circle-4-0")
+    ok(forced)
+    assert ran(forced) == ["pretrain@circle-4-0"]
+    assert "resuming" not in forced.stderr and "3/3" in forced.stderr
+    assert digest(first / OUTPUTS[0]) == digest(second / OUTPUTS[0])
