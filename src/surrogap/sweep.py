@@ -268,9 +268,7 @@ def _stage_rwlock(repo, stage):
     from dvc.rwlock import rwlock
 
     def paths(items):
-        return [
-            i.fs_path for i in items if not isinstance(i, (RepoDependency, AbstractDependency))
-        ]
+        return [i.fs_path for i in items if not isinstance(i, (RepoDependency, AbstractDependency))]
 
     return rwlock(
         repo.tmp_dir,
@@ -376,7 +374,9 @@ def sweep(
                     if stage in blocked_by:
                         settle(
                             stage,
-                            Outcome(name, "skipped", message=f"{blocked_by[stage].addressing} failed"),
+                            Outcome(
+                                name, "skipped", message=f"{blocked_by[stage].addressing} failed"
+                            ),
                             ready,
                         )
                         continue
