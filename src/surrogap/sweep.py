@@ -305,6 +305,8 @@ def sweep(
 ) -> SweepResult:
     """Reproduce `targets` (default: every stage of dvc.yaml) in the DVC repository at
     `root`, running stale stages' commands on `client`'s workers."""
+    import logging
+
     from distributed import as_completed
     from dvc.dvcfile import PROJECT_FILE
     from dvc.exceptions import DvcException
@@ -312,8 +314,6 @@ def sweep(
     from dvc.repo.reproduce import _reproduce_stage, collect_stages, get_active_graph, plan_repro
     from dvc.stage.cache import RunCacheNotFoundError
     from dvc.stage.run import _enforce_cmd_list
-
-    import logging
 
     # DVC's own per-stage messages ("Updating lock file") would interleave with ours
     logging.getLogger("dvc").setLevel(logging.WARNING)
@@ -528,12 +528,12 @@ def _find_root() -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    root = _find_root()
     if args.scheduler is not None and (args.jobs is not None or args.gpus is not None):
         raise UserError(
             "surrogap sweep: -j/--gpus size the local cluster; with --scheduler the running "
             "cluster's workers are used"
         )
+    root = _find_root()
     plan = None if args.scheduler else plan_workers(args.jobs, args.gpus)
     where = args.scheduler or plan.describe
     print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)
