@@ -237,6 +237,22 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
     assert lock(killed)["pretrain@circle-1-0"] == lock(plain)["pretrain@circle-1-0"]
 
 
+@pytest.mark.slow
+def test_sweep_on_a_running_scheduler(tmp_path):
+    from distributed import LocalCluster
+
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = sweep(repo, "--scheduler", cluster.scheduler_address, "prepare")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"surrogap sweep: {cluster.scheduler_address};")
+    assert "prepare@circle: ran in" in result.stdout
+    assert sorted(lock(repo)) == ["prepare@circle"]
+    assert dvc(repo, "status", "--json", "prepare").stdout.strip() == "{}"
+
+
 def test_bad_arguments_are_one_line(tmp_path):
     for args, expected in (
         (["-j", "0"], "jobs must be an integer >= 1, got '0'"),
