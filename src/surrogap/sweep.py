@@ -244,13 +244,31 @@ class SweepResult:
         return not self.with_status("failed") and not self.with_status("skipped")
 
 
-def _lockable(repo):
+def _lockable(repo, echo: Callable[[str], None], patience_s: float = 600.0):
     """DVC's repository lock, released while the client waits (as `dvc repro` releases it
-    while a command runs) and the index reset after each release, as DVC does."""
+    while a command runs) and the index reset after each release, as DVC does. Taken back
+    after a wait, it is waited for (another dvc command may hold it for a while)."""
+    from dvc.lock import LockError
 
     class Held:
+        first = True
+
         def __enter__(self):
-            repo.lock.lock()
+            deadline = time.monotonic() + patience_s
+            told = False
+            while True:
+                try:
+                    repo.lock.lock()  # DVC retries for 3 s itself
+                    break
+                except LockError as exc:
+                    if self.first or time.monotonic() > deadline:
+                        raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
+                    if not told:
+                        echo(
+                            "surrogap sweep: waiting for DVC's lock (another dvc command holds it)"
+                        )
+                        told = True
+            self.first = False
             return repo
 
         def __exit__(self, *exc):
@@ -319,15 +337,20 @@ def sweep(
     logging.getLogger("dvc").setLevel(logging.WARNING)
     root = Path(root).resolve()
     repo = Repo(str(root))
-    held = _lockable(repo)
+    held = _lockable(repo, echo)
     result = SweepResult()
+    inflight: dict = {}
+    locks: dict = {}
     try:
         scm = ExitStack()
         scm.enter_context(repo.scm_context())  # .gitignore changes, as `dvc repro` reports them
         with held:
-            stages = collect_stages(repo, list(targets) or [PROJECT_FILE])
-            graph = get_active_graph(repo.index.graph)
-            steps = plan_repro(graph, stages)
+            try:
+                stages = collect_stages(repo, list(targets) or [PROJECT_FILE])
+                graph = get_active_graph(repo.index.graph)
+                steps = plan_repro(graph, stages)
+            except DvcException as exc:
+                raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
         order = {s: i for i, s in enumerate(steps)}
         upstream = {s: list(graph.successors(s)) for s in steps}
         downstream = {s: [d for d in graph.predecessors(s) if d in order] for s in steps}
@@ -362,8 +385,6 @@ def sweep(
                     ready.append(d)
 
         ready = [s for s in steps if waiting[s] == 0]
-        inflight: dict = {}
-        locks: dict = {}
         futures = as_completed()
         while ready or inflight:
             with held:
@@ -447,9 +468,9 @@ def sweep(
                 settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
         scm.close()
     finally:
-        for lock in locals().get("locks", {}).values():
+        for lock in locks.values():
             lock.close()
-        for future in locals().get("inflight", {}):
+        for future in inflight:
             future.cancel()
         repo.close()
     return result
