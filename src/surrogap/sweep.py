@@ -17,6 +17,10 @@ held (and released while it waits, as `dvc repro` releases it while a command ru
    do: `stage.save()` (deps, outs, md5 and the run-cache entry, unless an out is
    `cache: false`), `stage.commit()` and `stage.dump(update_pipeline=False)` (dvc.lock).
 
+Stages finish in any order, but DVC hashes a folder dep with the `.gitignore` files in it,
+whose lines DVC appends as it records each out: the sweep lists every planned out in its
+`.gitignore` first, in the order a serial `dvc repro` records them, so the hashes agree.
+
 Only the client touches DVC's repository state, so parallel stages cannot collide on
 DVC's lock, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
 writes. While a command runs the client holds DVC's read/write lock on that stage's deps
@@ -37,7 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,8 +345,8 @@ def sweep(
     result = SweepResult()
     inflight: dict = {}
     locks: dict = {}
+    scm = ExitStack()
     try:
-        scm = ExitStack()
         scm.enter_context(repo.scm_context())  # .gitignore changes, as `dvc repro` reports them
         with held:
             try:
@@ -351,6 +355,13 @@ def sweep(
                 steps = plan_repro(graph, stages)
             except DvcException as exc:
                 raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
+            # DVC lists each out in its folder's .gitignore when it first records it, and a
+            # folder dep's hash covers that file: listed now in plan order, the entries (and
+            # so the hashes) are those of a serial `dvc repro`, whatever order stages finish in
+            for stage in steps:
+                for out in stage.outs:
+                    with suppress(DvcException):
+                        out.ignore()
         order = {s: i for i, s in enumerate(steps)}
         upstream = {s: list(graph.successors(s)) for s in steps}
         downstream = {s: [d for d in graph.predecessors(s) if d in order] for s in steps}
@@ -419,11 +430,12 @@ def sweep(
                             _record(stage)
                             settle(stage, Outcome(name, "restored"), ready)
                             continue
+                        # after DVC's own rwlocked calls, which would see it as a blocker
+                        lock = ExitStack()
+                        lock.enter_context(_stage_rwlock(repo, stage))
                     except (DvcException, OSError) as exc:
                         settle(stage, Outcome(name, "failed", message=_one_line(exc)), ready)
                         continue
-                    lock = ExitStack()
-                    lock.enter_context(_stage_rwlock(repo, stage))
                     log = LOG_DIR / f"{name.replace('/', '_').replace(':', '_')}.log"
                     (root / log).unlink(missing_ok=True)
                     env = {
@@ -466,8 +478,8 @@ def sweep(
                     settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
                     continue
                 settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
-        scm.close()
     finally:
+        scm.close()
         for lock in locks.values():
             lock.close()
         for future in inflight:
