@@ -360,7 +360,10 @@ def sweep(
             # so the hashes) are those of a serial `dvc repro`, whatever order stages finish in
             for stage in steps:
                 for out in stage.outs:
-                    with suppress(DvcException):
+                    if not out.use_scm_ignore:
+                        continue
+                    with suppress(DvcException, OSError):
+                        Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
                         out.ignore()
         order = {s: i for i, s in enumerate(steps)}
         upstream = {s: list(graph.successors(s)) for s in steps}
