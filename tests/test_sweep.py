@@ -276,3 +276,27 @@ def test_bad_arguments_are_one_line(tmp_path):
         text=True,
     )
     assert outside.returncode == 2 and "not inside a DVC repository" in outside.stderr
+
+
+def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
+    from surrogap.sweep import parse_gpus, plan_workers, visible_gpus
+
+    pinned = plan_workers(None, ["0", "3"])
+    assert pinned.envs == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "3"}]
+    assert pinned.describe == "2 local workers, GPU 0, 3"
+    # more workers than GPUs: the GPUs in turn, one each
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in plan_workers(3, ["0", "1"]).envs] == ["0", "1", "0"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus() == ["2", "5"] and parse_gpus("auto") is None
+    assert len(plan_workers(None, None).envs) == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    # CPU: the cores split among the workers unless OMP_NUM_THREADS is set
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    cpu = plan_workers(None, [])
+    assert cpu.envs == [{"OMP_NUM_THREADS": "1"}] * 8 and cpu.describe == "8 local workers (CPU)"
+    assert plan_workers(2, parse_gpus("none")).envs == [{"OMP_NUM_THREADS": "4"}] * 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert plan_workers(2, []).envs == [{}, {}]
+    assert parse_gpus("0,1") == ["0", "1"]
