@@ -1,7 +1,8 @@
 """GPU check for a session that has one (not collected by pytest): a few epochs on cuda in
 fp32, bf16 and fp16, a ResNet-18 run with BatchNorm in bf16, a 1-GPU DDP run (NCCL) through
 the stage's torchrun relaunch (and a 2-GPU one with SyncBatchNorm when there are 2 GPUs),
-then the GPU tests of tests/test_distributed.py. Prints timings; exit status 0 when all pass.
+`surrogap sweep` on a small grid with one Dask worker per GPU (each sees only its GPU), then
+the GPU tests of tests/test_distributed.py. Prints timings; exit status 0 when all pass.
 
     python tools/gpu_check.py            # about 2-4 minutes on one modern GPU
 """
@@ -114,6 +115,67 @@ def under_torchrun(tmp: Path, name: str, p: dict, nproc: int) -> dict:
     return {"seconds": time.perf_counter() - t0, **read(tmp / name)}
 
 
+def sweep_on_gpus(tmp: Path, n_gpu: int) -> dict:
+    """`surrogap sweep` (default: one local worker per GPU) over circle, K in {1, 4} x two
+    seeds on cuda in a fresh DVC repository; then `dvc status` must be clean, every pretrain
+    must have run on cuda, and with several GPUs the runs must have used more than one."""
+    import shutil
+
+    p = params(CIRCLE, MLP)
+    p.update(dataset=["circle"], k=[1, 4], seed=[0, 1], circle=p.pop("d"))
+    for key, value in yaml.safe_load((ROOT / "params.yaml").read_text()).items():
+        if key not in p and not (isinstance(value, dict) and "data" in value):
+            p[key] = value  # the stage sections
+    p["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
+    repo = tmp / "sweep-repo"
+    repo.mkdir()
+    for item in ("dvc.yaml", "stages", "src"):
+        (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, repo / item)
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT / "src"),
+        "DVC_NO_ANALYTICS": "1",
+    }
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "-q", "--no-scm"], cwd=repo, env=env, check=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "surrogap.cli", "sweep"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    seconds = time.perf_counter() - t0
+    print(proc.stdout, end="", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep: exit {proc.returncode}\n{proc.stderr[-4000:]}")
+    workers = proc.stdout.splitlines()[0]
+    if f"{n_gpu} local worker" not in workers:
+        raise RuntimeError(f"expected one worker per GPU ({n_gpu}): {workers!r}")
+    status = subprocess.run(
+        [*dvc, "status", "--json"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    if status.stdout.strip() != "{}":
+        raise RuntimeError(f"dvc status after the sweep is not clean: {status.stdout[:2000]}")
+    devices, visible, losses = set(), set(), []
+    for run in sorted((repo / "data/pretrain/circle").iterdir()):
+        devices.add(json.loads((run / "train_info.json").read_text())["device"])
+        losses += read(run)["losses"][-1:]
+        log = repo / "data/sweep" / f"pretrain@circle-{run.name[1:].replace('-s', '-')}.log"
+        header = log.read_text().splitlines()[0]
+        visible.add(header.rsplit("CUDA_VISIBLE_DEVICES=", 1)[1].rstrip(")"))
+    if devices != {"cuda"}:
+        raise RuntimeError(f"pretrain ran on {devices}, expected cuda only")
+    if n_gpu >= 2 and len(visible) < 2:
+        raise RuntimeError(f"the 4 pretrain runs all saw CUDA_VISIBLE_DEVICES={visible}")
+    print(f"sweep: pretrain runs saw CUDA_VISIBLE_DEVICES in {sorted(visible)}", flush=True)
+    return {"seconds": seconds, "losses": losses, "world": 1, "backend": None}
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU: nothing to check")
@@ -167,6 +229,7 @@ def main() -> int:
                     ),
                 )
             )
+        checks.append((f"sweep-{n_gpu}gpu-workers", lambda: sweep_on_gpus(tmp, n_gpu)))
         for name, fn in checks:
             try:
                 r = fn()

@@ -521,3 +521,102 @@ def stage_overhead(quick: bool = False) -> BenchResult:
         ),
         passed=None if quick else total <= STAGE_TARGET_SECONDS,
     )
+
+
+# --------------------------------------------------------------------------- sweep
+SWEEP_TARGET_RATIO = 0.6
+
+
+def _pipeline_copy(dest, params: dict):
+    """A DVC repository (no git) at `dest` with this checkout's dvc.yaml, stages/ and src/."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "dvc.yaml").exists():
+        return None
+    dest.mkdir(parents=True)
+    for item in ("dvc.yaml", "stages", "src"):
+        src = root / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], cwd=dest, check=True)
+    return dest
+
+
+def _sweep_grid(quick: bool) -> dict:
+    """The fixed small grid: circle at the default data size, 5 epochs, K x seeds."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["dataset"] = ["circle"]
+    params["k"] = [1, 4] if quick else [1, 4, 16, 64]
+    params["seed"] = [0] if quick else [0, 1]
+    params["circle"]["train"].update(epochs=2 if quick else 5, eval_every=1, checkpoint_every=5)
+    params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
+    for name in list(params):
+        if isinstance(params[name], dict) and "data" in params[name] and name != "circle":
+            del params[name]
+    return params
+
+
+@register("sweep_speedup")
+def sweep_speedup(quick: bool = False) -> BenchResult:
+    """`surrogap sweep -j 2` from scratch over a fixed small grid, over serial `dvc repro`
+    of the same grid in the same run (each in its own fresh copy of the pipeline)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    params = _sweep_grid(quick)
+    runs = len(params["k"]) * len(params["seed"])
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": os.pathsep.join(
+            [str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+        "DVC_NO_ANALYTICS": "1",
+    }
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cmd in (
+            ("serial", [sys.executable, "-m", "dvc", "repro", "-q"]),
+            ("sweep", [sys.executable, "-m", "surrogap.cli", "sweep", "-j", "2"]),
+        ):
+            repo = _pipeline_copy(Path(tmp) / name, params)
+            if repo is None:
+                return BenchResult(
+                    "sweep_speedup",
+                    math.nan,
+                    f"<= {SWEEP_TARGET_RATIO}",
+                    "needs a source checkout (dvc.yaml, stages/)",
+                    None,
+                )
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+            seconds[name] = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"sweep_speedup: {name} run failed:\n{proc.stderr[-2000:]}")
+    value = seconds["sweep"] / seconds["serial"]
+    return BenchResult(
+        name="sweep_speedup",
+        value=value,
+        target=f"<= {SWEEP_TARGET_RATIO}",
+        detail=(
+            f"circle, {runs} runs (K {params['k']} x seeds {params['seed']}), "
+            f"{params['circle']['train']['epochs']} epochs, every stage from scratch: "
+            f"sweep -j 2 {seconds['sweep']:.1f} s, serial dvc repro {seconds['serial']:.1f} s"
+        ),
+        passed=None if quick else value <= SWEEP_TARGET_RATIO,
+    )

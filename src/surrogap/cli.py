@@ -287,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("--plot", metavar="OUT.png", help="write the surrogate gap against K as PNG")
     p.set_defaults(func=_cmd_evaluate)
+
+    from surrogap import sweep  # imports dask and dvc only when it runs
+
+    sweep.add_subparser(sub)
     return parser
 
 

@@ -1,0 +1,598 @@
+"""`surrogap sweep`: the stale part of the DVC pipeline, run in parallel on Dask.
+
+DVC decides what is stale and records every result; Dask (`dask.distributed`) only runs
+stage commands. The client process (this one) walks DVC's own stage graph
+(`repo.index.graph`, planned as `dvc repro` plans it) and, for each stage once every upstream
+stage is settled, does exactly what `dvc repro` does per stage, with DVC's repository lock
+held (and released while it waits, as `dvc repro` releases it while a command runs):
+
+1. `stage.changed(upstream=...)`: unchanged stages are skipped, as `dvc repro` skips them
+   (so a stage whose upstream re-ran with identical outputs does not run);
+2. `stage.remove_outs()` (persist outs kept), then the run cache: `stage_cache.restore`
+   checks the outputs out when DVC already ran this stage with these deps and params;
+3. otherwise the stage's `cmd` is submitted to Dask: a worker runs it in the workspace
+   with DVC's shell and environment (`DVC_ROOT`, `DVC_STAGE`), its stdout and stderr going
+   to `data/sweep/<stage>.log`;
+4. when the task is done, the client records it serially, as `Stage.run` and `dvc repro`
+   do: `stage.save()` (deps, outs, md5 and the run-cache entry, unless an out is
+   `cache: false`), `stage.commit()` and `stage.dump(update_pipeline=False)` (dvc.lock).
+
+Stages finish in any order, but DVC hashes a folder dep with the `.gitignore` files in it,
+whose lines DVC appends as it records each out: the sweep lists every planned out in its
+`.gitignore` first, in the order a serial `dvc repro` records them, so the hashes agree.
+
+Only the client touches DVC's repository state, so parallel stages cannot collide on
+DVC's lock, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
+writes. While a command runs the client holds DVC's read/write lock on that stage's deps
+and outs, so a concurrent `dvc repro` of the same stage fails fast instead of racing.
+
+A command that exits non-zero fails its stage: the sweep prints the stage's last output
+line (the stage scripts print one line and exit 2) and the log's path, skips the stage's
+descendants, and goes on with the rest. A command killed by a signal, or a worker that
+dies, is retried (`--retries`); a killed pretrain resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from surrogap.errors import UserError
+
+LOG_DIR = Path("data") / "sweep"
+# set in every stage command: the stages' progress bars (tqdm) stay off, one line per
+# finished stage is printed here instead
+STAGE_ENV = {"TQDM_DISABLE": "1"}
+
+
+# --------------------------------------------------------------------------- worker side
+class CommandKilled(RuntimeError):
+    """A stage command ended by a signal (e.g. its machine's OOM killer): Dask retries it."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fork
+    """Linux: the command gets SIGKILL when the worker process that started it dies, so a
+    killed worker leaves no orphan command writing the outputs that its retry rewrites."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: str) -> dict:
+    """Run a stage's commands in `wdir` as DVC runs them (its shell, without rc files),
+    stdout and stderr appended to `log`. Executes on a Dask worker.
+
+    Returns {"rc", "seconds", "line" (the last non-empty output line), "host"}; raises
+    CommandKilled when a command dies of a signal, so that the task is retried.
+    """
+    import socket
+
+    from dvc.stage.run import _make_cmd, get_executable
+    from dvc.utils import fix_env
+
+    run_env = fix_env(None)
+    run_env.update(env)
+    executable = get_executable()
+    log_path = Path(log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    t0 = time.perf_counter()
+    rc = 0
+    with open(log_path, "ab") as out:
+        out.write(
+            f"# {time.strftime('%Y-%m-%d %H:%M:%S')} on {host} (pid {os.getpid()}, "
+            f"CUDA_VISIBLE_DEVICES={run_env.get('CUDA_VISIBLE_DEVICES', '')})\n".encode()
+        )
+        for cmd in commands:
+            out.write(f"> {cmd}\n".encode())
+            out.flush()
+            proc = subprocess.run(
+                _make_cmd(executable, cmd),
+                cwd=wdir,
+                env=run_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                check=False,
+            )
+            rc = proc.returncode
+            if rc != 0:
+                break
+    seconds = time.perf_counter() - t0
+    line = _last_line(log_path)
+    if rc < 0:
+        raise CommandKilled(f"killed by signal {-rc} on {host}: {line}")
+    return {"rc": rc, "seconds": seconds, "line": line, "host": host}
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [x.strip() for x in tail.splitlines() if x.strip()]
+    return lines[-1] if lines else ""
+
+
+# --------------------------------------------------------------------------- cluster
+def visible_gpus() -> list[str]:
+    """The GPU ids this machine shows (CUDA_VISIBLE_DEVICES, else `nvidia-smi`), no torch."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [x.strip() for x in out.stdout.splitlines() if x.strip()] if out.returncode == 0 else []
+
+
+def parse_gpus(text: str) -> list[str] | None:
+    """`auto` -> None (detect), `none` -> [], `0,2` -> ["0", "2"]."""
+    if text == "auto":
+        return None
+    if text == "none":
+        return []
+    ids = [x.strip() for x in text.split(",")]
+    if not ids or not all(x.isdigit() for x in ids):
+        raise argparse.ArgumentTypeError(
+            f"--gpus must be auto, none or comma-separated GPU ids like 0,1, got {text!r}"
+        )
+    return ids
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """The local cluster: one environment per worker (one thread each)."""
+
+    envs: list[dict[str, str]]
+
+    @property
+    def describe(self) -> str:
+        gpus = [e["CUDA_VISIBLE_DEVICES"] for e in self.envs if "CUDA_VISIBLE_DEVICES" in e]
+        n = len(self.envs)
+        if gpus:
+            return f"{n} local worker{'s' * (n != 1)}, GPU {', '.join(gpus)}"
+        return f"{n} local worker{'s' * (n != 1)} (CPU)"
+
+
+def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
+    """With GPUs: one worker per GPU (or `jobs` workers over them in turn), each seeing
+    only its GPU. Without: `jobs` workers (default: the number of cores); OMP_NUM_THREADS
+    splits the cores among them unless it is set already."""
+    gpus = visible_gpus() if gpus is None else gpus
+    if gpus:
+        n = jobs or len(gpus)
+        return WorkerPlan([{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)])
+    cores = os.cpu_count() or 1
+    n = jobs or cores
+    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, cores // n))}
+    return WorkerPlan([dict(env) for _ in range(n)])
+
+
+@contextmanager
+def dask_client(scheduler: str | None, plan: WorkerPlan | None, retries: int):
+    """A `distributed.Client`: on the running cluster at `scheduler`, else on a local
+    cluster of `plan` (worker processes under nannies, which restart a worker that dies)."""
+    import logging
+
+    import dask
+    from distributed import Client, Nanny, Scheduler, SpecCluster
+
+    # a task whose worker dies is moved to another worker up to `retries` times
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        if scheduler is not None:
+            with Client(scheduler) as client:
+                yield client
+            return
+        assert plan is not None
+        workers = {
+            f"w{i}": {
+                "cls": Nanny,
+                "options": {"nthreads": 1, "env": env, "silence_logs": logging.ERROR},
+            }
+            for i, env in enumerate(plan.envs)
+        }
+        sched = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        with (
+            SpecCluster(workers=workers, scheduler=sched, silence_logs=logging.ERROR) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+
+
+# --------------------------------------------------------------------------- client side
+@dataclass
+class Outcome:
+    stage: str
+    status: str  # ran, restored, unchanged, failed, skipped
+    seconds: float = 0.0
+    message: str = ""
+    log: str = ""
+
+
+@dataclass
+class SweepResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def with_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.with_status("failed") and not self.with_status("skipped")
+
+
+def _lockable(repo, echo: Callable[[str], None], patience_s: float = 600.0):
+    """DVC's repository lock, released while the client waits (as `dvc repro` releases it
+    while a command runs) and the index reset after each release, as DVC does. Taken back
+    after a wait, it is waited for (another dvc command may hold it for a while)."""
+    from dvc.lock import LockError
+
+    class Held:
+        first = True
+
+        def __enter__(self):
+            deadline = time.monotonic() + patience_s
+            told = False
+            while True:
+                try:
+                    repo.lock.lock()  # DVC retries for 3 s itself
+                    break
+                except LockError as exc:
+                    if self.first or time.monotonic() > deadline:
+                        raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
+                    if not told:
+                        echo(
+                            "surrogap sweep: waiting for DVC's lock (another dvc command holds it)"
+                        )
+                        told = True
+            self.first = False
+            return repo
+
+        def __exit__(self, *exc):
+            repo.lock.unlock()
+            repo._reset()
+            return False
+
+    return Held()
+
+
+def _stage_rwlock(repo, stage):
+    """DVC's per-path read/write lock on a stage's deps and outs while its command runs."""
+    from dvc.dependency.db import AbstractDependency
+    from dvc.dependency.repo import RepoDependency
+    from dvc.rwlock import rwlock
+
+    def paths(items):
+        return [i.fs_path for i in items if not isinstance(i, (RepoDependency, AbstractDependency))]
+
+    return rwlock(
+        repo.tmp_dir,
+        repo.fs,
+        f"surrogap sweep: {stage.addressing}",
+        paths(stage.deps),
+        paths(stage.outs),
+        repo.config["core"].get("hardlink_lock", False),
+    )
+
+
+def _record(stage) -> None:
+    """What `Stage.run` and `dvc repro` do after a stage's command: hash deps and outs, add
+    the run-cache entry (not for stages with a `cache: false` out, as DVC), commit the outs
+    to the cache and write the stage's dvc.lock entry."""
+    no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
+    stage.save(run_cache=not no_cache_outs)
+    stage.commit()
+    stage.dump(update_pipeline=False)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def sweep(
+    root: Path,
+    targets: Sequence[str],
+    client,
+    echo: Callable[[str], None] = print,
+    retries: int = 2,
+    run_cache: bool = True,
+) -> SweepResult:
+    """Reproduce `targets` (default: every stage of dvc.yaml) in the DVC repository at
+    `root`, running stale stages' commands on `client`'s workers."""
+    import logging
+
+    from distributed import as_completed
+    from dvc.dvcfile import PROJECT_FILE
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.repo.reproduce import _reproduce_stage, collect_stages, get_active_graph, plan_repro
+    from dvc.stage.cache import RunCacheNotFoundError
+    from dvc.stage.run import _enforce_cmd_list
+
+    # DVC's own per-stage messages ("Updating lock file") would interleave with ours
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+    root = Path(root).resolve()
+    repo = Repo(str(root))
+    held = _lockable(repo, echo)
+    result = SweepResult()
+    inflight: dict = {}
+    locks: dict = {}
+    scm = ExitStack()
+    try:
+        scm.enter_context(repo.scm_context())  # .gitignore changes, as `dvc repro` reports them
+        with held:
+            try:
+                stages = collect_stages(repo, list(targets) or [PROJECT_FILE])
+                graph = get_active_graph(repo.index.graph)
+                steps = plan_repro(graph, stages)
+            except DvcException as exc:
+                raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
+            # DVC lists each out in its folder's .gitignore when it first records it, and a
+            # folder dep's hash covers that file: listed now in plan order, the entries (and
+            # so the hashes) are those of a serial `dvc repro`, whatever order stages finish in
+            for stage in steps:
+                for out in stage.outs:
+                    if not out.use_scm_ignore:
+                        continue
+                    with suppress(DvcException, OSError):
+                        Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
+                        out.ignore()
+        order = {s: i for i, s in enumerate(steps)}
+        upstream = {s: list(graph.successors(s)) for s in steps}
+        downstream = {s: [d for d in graph.predecessors(s) if d in order] for s in steps}
+        waiting = {s: len(upstream[s]) for s in steps}
+        blocked_by: dict = {}
+        total = len(steps)
+        done = 0
+        width = len(str(total))
+
+        def report(o: Outcome) -> None:
+            nonlocal done
+            done += 1
+            result.outcomes.append(o)
+            if o.status == "unchanged":
+                return
+            tail = {
+                "ran": f"ran in {o.seconds:.1f} s",
+                "restored": "restored from the run cache",
+                "failed": f"FAILED: {o.message}" + (f" (log: {o.log})" if o.log else ""),
+                "skipped": f"skipped: {o.message}",
+            }[o.status]
+            echo(f"[{done:>{width}}/{total}] {o.stage}: {tail}")
+
+        def settle(stage, outcome: Outcome, ready: list) -> None:
+            report(outcome)
+            failed = outcome.status in ("failed", "skipped")
+            for d in downstream[stage]:
+                if failed:
+                    blocked_by.setdefault(d, blocked_by.get(stage, stage))
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    ready.append(d)
+
+        ready = [s for s in steps if waiting[s] == 0]
+        futures = as_completed()
+        while ready or inflight:
+            with held:
+                while ready:
+                    ready.sort(key=order.__getitem__)
+                    stage = ready.pop(0)
+                    name = stage.addressing
+                    if stage in blocked_by:
+                        settle(
+                            stage,
+                            Outcome(
+                                name, "skipped", message=f"{blocked_by[stage].addressing} failed"
+                            ),
+                            ready,
+                        )
+                        continue
+                    try:
+                        if not stage.cmd or stage.frozen or stage.is_import:
+                            # nothing to run in parallel: DVC's own per-stage reproduce
+                            ran = _reproduce_stage(stage, upstream=upstream[stage])
+                            settle(stage, Outcome(name, "ran" if ran else "unchanged"), ready)
+                            continue
+                        if not stage.changed(False, upstream[stage]):
+                            settle(stage, Outcome(name, "unchanged"), ready)
+                            continue
+                        stage.remove_outs(ignore_remove=False, force=False)
+                        try:
+                            repo.stage_cache.restore(stage, run_cache=run_cache)
+                        except RunCacheNotFoundError:
+                            stage.save_deps()
+                        else:
+                            _record(stage)
+                            settle(stage, Outcome(name, "restored"), ready)
+                            continue
+                        # after DVC's own rwlocked calls, which would see it as a blocker
+                        lock = ExitStack()
+                        lock.enter_context(_stage_rwlock(repo, stage))
+                    except (DvcException, OSError) as exc:
+                        settle(stage, Outcome(name, "failed", message=_one_line(exc)), ready)
+                        continue
+                    log = LOG_DIR / f"{name.replace('/', '_').replace(':', '_')}.log"
+                    (root / log).unlink(missing_ok=True)
+                    env = {
+                        **STAGE_ENV,
+                        "DVC_ROOT": repo.root_dir,
+                        "DVC_STAGE": name,
+                    }
+                    future = client.submit(
+                        run_command,
+                        _enforce_cmd_list(stage.cmd),
+                        str(Path(stage.wdir).resolve()),
+                        env,
+                        str(root / log),
+                        key=f"sweep-{name}-{time.time_ns()}",
+                        pure=False,
+                        retries=retries,
+                    )
+                    inflight[future] = (stage, str(log))
+                    locks[stage] = lock
+                    futures.add(future)
+            if not inflight:
+                break
+            future = next(futures)
+            stage, log = inflight.pop(future)
+            name = stage.addressing
+            with held:
+                locks.pop(stage).close()
+                try:
+                    out = future.result()
+                except Exception as exc:  # KilledWorker, CommandKilled after the retries
+                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
+                    continue
+                if out["rc"] != 0:
+                    message = out["line"] or f"exit status {out['rc']}"
+                    settle(stage, Outcome(name, "failed", out["seconds"], message, log), ready)
+                    continue
+                try:
+                    _record(stage)
+                except (DvcException, OSError) as exc:
+                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
+                    continue
+                settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
+    finally:
+        scm.close()
+        for lock in locks.values():
+            lock.close()
+        for future in inflight:
+            future.cancel()
+        repo.close()
+    return result
+
+
+# --------------------------------------------------------------------------- command line
+def add_subparser(sub) -> None:
+    """`surrogap sweep` in the `surrogap` command line."""
+    p = sub.add_parser(
+        "sweep",
+        help="reproduce the stale part of the DVC pipeline in parallel on Dask",
+        description="Like `dvc repro [targets]`, with the stale stages' commands run in "
+        "parallel on a Dask cluster (local by default) and every result recorded by DVC: "
+        "afterwards `dvc status` is clean and dvc.lock is what `dvc repro` would write.",
+    )
+    p.add_argument("targets", nargs="*", help="stages or dvc.yaml files (default: all)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive("jobs"),
+        help="local workers (default: one per GPU, else the number of cores)",
+    )
+    p.add_argument(
+        "--gpus",
+        type=parse_gpus,
+        default=None,
+        help="auto (default: CUDA_VISIBLE_DEVICES or nvidia-smi), none, or ids like 0,1: "
+        "one local worker per GPU, each seeing only its GPU",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler (e.g. tcp://host:8786, or one a dask-jobqueue "
+        "cluster started) instead of a local cluster; its workers must see this "
+        "workspace at the same path",
+    )
+    p.add_argument(
+        "--retries",
+        type=_positive("retries", 0),
+        default=2,
+        help="times a task is retried when its worker dies or its command is killed (default 2)",
+    )
+    p.add_argument(
+        "--no-run-cache",
+        action="store_true",
+        help="run stale stages even when DVC's run cache holds their results",
+    )
+    p.set_defaults(func=main)
+
+
+def _positive(name: str, minimum: int = 1) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be an integer >= {minimum}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _find_root() -> Path:
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Path(Repo.find_root())
+    except NotDvcRepoError:
+        raise UserError(
+            f"surrogap sweep: {os.getcwd()!r} is not inside a DVC repository (run it where dvc.yaml is)"
+        ) from None
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.scheduler is not None and (args.jobs is not None or args.gpus is not None):
+        raise UserError(
+            "surrogap sweep: -j/--gpus size the local cluster; with --scheduler the running "
+            "cluster's workers are used"
+        )
+    root = _find_root()
+    plan = None if args.scheduler else plan_workers(args.jobs, args.gpus)
+    where = args.scheduler or plan.describe
+    print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)
+    t0 = time.perf_counter()
+    with dask_client(args.scheduler, plan, args.retries) as client:
+        result = sweep(
+            root,
+            args.targets,
+            client,
+            echo=lambda line: print(line, flush=True),
+            retries=args.retries,
+            run_cache=not args.no_run_cache,
+        )
+    counts = {s: len(result.with_status(s)) for s in ("ran", "restored", "unchanged")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    print(f"surrogap sweep: {summary} in {time.perf_counter() - t0:.1f} s", flush=True)
+    failed = result.with_status("failed")
+    skipped = result.with_status("skipped")
+    if failed:
+        print(
+            f"surrogap sweep: {len(failed)} stage{'s' * (len(failed) != 1)} failed: "
+            f"{', '.join(o.stage for o in failed)}; {len(skipped)} skipped",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
