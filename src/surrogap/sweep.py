@@ -15,7 +15,9 @@ held (and released while it waits, as `dvc repro` releases it while a command ru
    to `data/sweep/<stage>.log`;
 4. when the task is done, the client records it serially, as `Stage.run` and `dvc repro`
    do: `stage.save()` (deps, outs, md5 and the run-cache entry, unless an out is
-   `cache: false`), `stage.commit()` and `stage.dump(update_pipeline=False)` (dvc.lock).
+   `cache: false`) and `stage.commit()`; the dvc.lock entries of stages that finish close
+   together are written in one rewrite of the file (`LockWriter`), where `dvc repro`
+   rewrites it after every stage.
 
 Stages finish in any order, but DVC hashes a folder dep with the `.gitignore` files in it,
 whose lines DVC appends as it records each out: the sweep lists every planned out in its
@@ -302,14 +304,45 @@ def _stage_rwlock(repo, stage):
     )
 
 
-def _record(stage) -> None:
+FLUSH_SECONDS = 10.0  # dvc.lock entries are written at most this long after their stage
+
+
+class LockWriter:
     """What `Stage.run` and `dvc repro` do after a stage's command: hash deps and outs, add
     the run-cache entry (not for stages with a `cache: false` out, as DVC), commit the outs
-    to the cache and write the stage's dvc.lock entry."""
-    no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
-    stage.save(run_cache=not no_cache_outs)
-    stage.commit()
-    stage.dump(update_pipeline=False)
+    to the cache and write the stage's dvc.lock entry.
+
+    `dvc repro` rewrites the whole dvc.lock (a YAML load and dump) after every stage, which
+    grows with the grid: with a few hundred stage instances it is most of DVC's own time.
+    Here the entries of stages that finish close together are written in one rewrite, in
+    plan order (`flush`), at most FLUSH_SECONDS after the first of them and always before
+    the sweep ends. The run-cache entry is saved at once, so a sweep stopped between two
+    writes loses no work: the next sweep or `dvc repro` restores those stages from it."""
+
+    def __init__(self, order: dict):
+        self.order = order
+        self.pending: list = []
+        self.since: float | None = None
+
+    def record(self, stage) -> None:
+        no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
+        stage.save(run_cache=not no_cache_outs)
+        stage.commit()
+        self.pending.append(stage)
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def due(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= FLUSH_SECONDS
+
+    def flush(self) -> None:
+        stages = sorted(self.pending, key=lambda s: self.order.get(s, 0))
+        self.pending, self.since = [], None
+        by_file: dict = {}
+        for stage in stages:
+            by_file.setdefault(stage.dvcfile.path, (stage.dvcfile, []))[1].append(stage)
+        for dvcfile, group in by_file.values():
+            dvcfile.dump_stages(group, update_pipeline=False)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -345,6 +378,7 @@ def sweep(
     result = SweepResult()
     inflight: dict = {}
     locks: dict = {}
+    writer: LockWriter | None = None
     scm = ExitStack()
     try:
         scm.enter_context(repo.scm_context())  # .gitignore changes, as `dvc repro` reports them
@@ -366,6 +400,7 @@ def sweep(
                         Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
                         out.ignore()
         order = {s: i for i, s in enumerate(steps)}
+        writer = LockWriter(order)
         upstream = {s: list(graph.successors(s)) for s in steps}
         downstream = {s: [d for d in graph.predecessors(s) if d in order] for s in steps}
         waiting = {s: len(upstream[s]) for s in steps}
@@ -418,6 +453,7 @@ def sweep(
                     try:
                         if not stage.cmd or stage.frozen or stage.is_import:
                             # nothing to run in parallel: DVC's own per-stage reproduce
+                            writer.flush()
                             ran = _reproduce_stage(stage, upstream=upstream[stage])
                             settle(stage, Outcome(name, "ran" if ran else "unchanged"), ready)
                             continue
@@ -430,7 +466,7 @@ def sweep(
                         except RunCacheNotFoundError:
                             stage.save_deps()
                         else:
-                            _record(stage)
+                            writer.record(stage)
                             settle(stage, Outcome(name, "restored"), ready)
                             continue
                         # after DVC's own rwlocked calls, which would see it as a blocker
@@ -476,12 +512,19 @@ def sweep(
                     settle(stage, Outcome(name, "failed", out["seconds"], message, log), ready)
                     continue
                 try:
-                    _record(stage)
+                    writer.record(stage)
                 except (DvcException, OSError) as exc:
                     settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
                     continue
                 settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
+                if writer.due():
+                    writer.flush()
+        with held:
+            writer.flush()
     finally:
+        if writer is not None and writer.pending:  # stopped early: keep what finished
+            with suppress(Exception), held:
+                writer.flush()
         scm.close()
         for lock in locks.values():
             lock.close()
