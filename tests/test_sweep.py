@@ -3,6 +3,7 @@ as a serial `dvc repro` records them, in temporary copies of the repository with
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -13,21 +14,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from repo_copy import default_params, dvc, env, make_repo, only_datasets, ran
+from conftest import tiny_params as base_params
+from repo_copy import dvc, env, make_repo, ran
 
 
 def tiny_params(k=(1,), datasets=("circle",)) -> dict:
-    params = default_params()
+    """The tests' own tiny params (never the working params.yaml), one section per dataset
+    kind named in `datasets`, with the grid's K list `k`."""
+    params = base_params()
+    base = params.pop("circle")
+    for name in datasets:
+        section = copy.deepcopy(base)
+        section["data"]["kind"] = name
+        params[name] = section
     params["dataset"] = list(datasets)
     params["k"] = list(k)
     params["seed"] = [0]
-    for name in datasets:
-        params[name]["data"].update(classes=4, per_class=40)
-        params[name]["encoder"]["widths"] = [16, 16]
-        params[name]["train"].update(batch_size=32, epochs=2, eval_every=1, checkpoint_every=1)
-    params["probe"].update(max_iter=10)
-    params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
-    return only_datasets(params)
+    return params
 
 
 def sweep(repo: Path, *args: str) -> subprocess.CompletedProcess:
