@@ -67,15 +67,16 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
         "bounds",
         "evaluate",
         "extract@circle-1-0",
-        "prepare@circle",
+        "prepare@circle-0",
         "pretrain@circle-1-0",
         "probe@circle-1-0",
         "report",
+        "select_lr",
         "theory",
     ]
     # one progress line per stage that ran, with the overall count
     progress = [line for line in first.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in progress] == [f"[{i}/8" for i in range(1, 9)]
+    assert [line.split("]")[0] for line in progress] == [f"[{i}/9" for i in range(1, 10)]
     assert "\r" not in first.stdout + first.stderr  # no progress bars
     status = dvc(repo, "status", "--json")
     assert status.returncode == 0 and status.stdout.strip() == "{}", status.stdout
@@ -89,7 +90,7 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
     assert {"stages/prepare.py", "stages/extract.py", "stages/probe.py"} <= cached
     # a second sweep finds nothing stale
     second = sweep(repo, "-j", "2")
-    assert second.returncode == 0 and "8 unchanged" in second.stdout, second.stdout
+    assert second.returncode == 0 and "9 unchanged" in second.stdout, second.stdout
 
 
 @pytest.mark.slow
@@ -156,12 +157,12 @@ def test_a_failed_stage_stops_its_descendants_and_the_rest_is_recorded(tmp_path)
     # circle's chain and norm's prepare ran and are recorded
     assert sorted(lock(repo)) == [
         "extract@circle-1-0",
-        "prepare@circle",
-        "prepare@norm",
+        "prepare@circle-0",
+        "prepare@norm-0",
         "pretrain@circle-1-0",
         "probe@circle-1-0",
     ]
-    done = ["prepare@norm", "pretrain@circle-1-0", "extract@circle-1-0", "probe@circle-1-0"]
+    done = ["prepare@norm-0", "pretrain@circle-1-0", "extract@circle-1-0", "probe@circle-1-0"]
     status = dvc(repo, "status", "--json", *done)
     assert status.stdout.strip() == "{}", status.stdout
     # fixed, the sweep runs only what failed or was skipped
@@ -250,8 +251,8 @@ def test_sweep_on_a_running_scheduler(tmp_path):
         result = sweep(repo, "--scheduler", cluster.scheduler_address, "prepare")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"surrogap sweep: {cluster.scheduler_address};")
-    assert "prepare@circle: ran in" in result.stdout
-    assert sorted(lock(repo)) == ["prepare@circle"]
+    assert "prepare@circle-0: ran in" in result.stdout
+    assert sorted(lock(repo)) == ["prepare@circle-0"]
     assert dvc(repo, "status", "--json", "prepare").stdout.strip() == "{}"
 
 
