@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from surrogap import __version__, bounds
 from surrogap.errors import UserError
-from surrogap.schema import EVALUATE_TABLE_COLUMNS
+from surrogap.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,26 +26,28 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def _k_value(text: str) -> int:
-    allowed = bounds.K_ALLOWED
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"k must be {allowed}, got {text!r}") from None
-    if not 1 <= value <= bounds.MAX_K:
-        raise argparse.ArgumentTypeError(f"k must be {allowed}, got {text!r}")
-    return value
+def int_value(
+    name: str, minimum: int, maximum: int | None = None, allowed: str | None = None
+) -> Callable[[str], int]:
+    """An argparse type: an integer in [minimum, maximum] (no upper end for None); the
+    message is `<name> must be <allowed>, got '<text>'`, `allowed` by default "an integer
+    >= <minimum>". `surrogap sweep` takes its whole-number options with it too."""
+    allowed = allowed or f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{name} must be {allowed}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _classes_value(text: str) -> int:
-    allowed = bounds.CLASSES_ALLOWED
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"classes must be {allowed}, got {text!r}") from None
-    if not 2 <= value <= bounds.MAX_CLASSES:
-        raise argparse.ArgumentTypeError(f"classes must be {allowed}, got {text!r}")
-    return value
+_k_value = int_value("k", 1, bounds.MAX_K, bounds.K_ALLOWED)
+_classes_value = int_value("classes", 2, bounds.MAX_CLASSES, bounds.CLASSES_ALLOWED)
 
 
 def _float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:
@@ -117,17 +119,7 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
             "optimal_supervised_loss",
         ]
     else:
-        cols = [
-            "k",
-            "loss",
-            "lower_gap",
-            "upper_gap",
-            "bao_lower",
-            "bao_upper",
-            "arora",
-            "nozawa_sato",
-            "ash",
-        ]
+        cols = ["k", "loss", *BOUND_COLUMNS]
     print(format_table(records, cols))
     return 0
 
@@ -141,31 +133,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(bench.format_results(results))
     return 0
-
-
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be an integer >= 1, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 1, got {text!r}")
-        return value
-
-    return parse
-
-
-def _seed_value(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be an integer >= 0, got {text!r}")
-    return value
 
 
 EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
@@ -271,12 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--repeats",
-        type=_positive_int("repeats"),
+        type=int_value("repeats", 1),
         default=10,
         help="independent pairings and negative draws (default 10)",
     )
     p.add_argument(
-        "--seed", type=_seed_value, default=0, help="seed of the split and the draws (default 0)"
+        "--seed",
+        type=int_value("seed", 0),
+        default=0,
+        help="seed of the split and the draws (default 0)",
     )
     p.add_argument(
         "--prior",

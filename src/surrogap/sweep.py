@@ -537,6 +537,8 @@ def sweep(
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
+    from surrogap.cli import int_value  # the calculator's argparse types (cli imports this)
+
     p = sub.add_parser(
         "sweep",
         help="reproduce the stale part of the DVC pipeline in parallel on Dask",
@@ -548,7 +550,7 @@ def add_subparser(sub) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=_positive("jobs"),
+        type=int_value("jobs", 1),
         help="local workers (default: one per GPU, else the number of cores)",
     )
     p.add_argument(
@@ -567,7 +569,7 @@ def add_subparser(sub) -> None:
     )
     p.add_argument(
         "--retries",
-        type=_positive("retries", 0),
+        type=int_value("retries", 0),
         default=2,
         help="times a task is retried when its worker dies or its command is killed (default 2)",
     )
@@ -577,21 +579,6 @@ def add_subparser(sub) -> None:
         help="run stale stages even when DVC's run cache holds their results",
     )
     p.set_defaults(func=main)
-
-
-def _positive(name: str, minimum: int = 1) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be an integer >= {minimum}, got {text!r}"
-            )
-        return value
-
-    return parse
 
 
 def _find_root() -> Path:
