@@ -1,11 +1,12 @@
 """Fixtures and params shared by the test files. Tests never read the working params.yaml
 (a user's edits there must not change what the suite checks): every params dict here is the
-tests' own. Test files import `tiny_params` from here (tests/ is on sys.path, as for
+tests' own. Test files import `tiny_params` and the stage command-line helpers from here (tests/ is on sys.path, as for
 tests/repo_copy.py)."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,31 @@ TINY_PARAMS = {
 def tiny_params() -> dict:
     """A fresh copy of TINY_PARAMS (tests change it freely)."""
     return copy.deepcopy(TINY_PARAMS)
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def stage(name: str):
+    """The module of stages/<name>.py (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cli_args(**options) -> list[str]:
+    """A stage's command line from keywords: cli_args(probe_dir=p) -> ["--probe-dir", "p"]."""
+    return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def pretrain_args(params, data, out, checkpoints, dataset="circle", k=4, seed=0) -> list[str]:
+    """The command line of stages/pretrain.py (after the script) for one run."""
+    return cli_args(
+        params=params, dataset=dataset, k=k, seed=seed, data=data, out=out, checkpoints=checkpoints
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from conftest import tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +22,15 @@ def only_datasets(params: dict) -> dict:
         if isinstance(section, dict) and "data" in section and name not in params["dataset"]:
             del params[name]
     return params
+
+
+def grid_params(epochs: int) -> dict:
+    """conftest's tiny params over K in {1, 4} (seed 0, the circle dataset alone), trained
+    `epochs` epochs: the end-to-end tests' grid."""
+    params = tiny_params()
+    params.update(dataset=["circle"], k=[1, 4], seed=[0])
+    params["circle"]["train"]["epochs"] = epochs
+    return only_datasets(params)
 
 
 def env() -> dict:

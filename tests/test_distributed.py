@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import pretrain_args
+from conftest import tiny_params as base_params
 
 from surrogap import distributed
 from surrogap.errors import UserError
@@ -30,28 +32,14 @@ LOSS_TOLERANCE = 0.03
 
 
 def tiny_params(**train_over):
-    train = {
-        "optimizer": "adam",
-        "lr": 0.01,
-        "batch_size": 48,
-        "epochs": 5,
-        "schedule": "cosine",
-        "warmup_epochs": 1,
-        "eval_every": 1,
-        "checkpoint_every": 2,
-        "threads": 1,
-    }
+    """conftest's tiny params on 8 classes, a wider encoder, 5 epochs of warmup + cosine."""
+    params = base_params()
+    params["circle"]["data"].update(classes=8, per_class=50)
+    params["circle"]["encoder"]["widths"] = [32, 32]
+    train = params["circle"]["train"]
+    train.update(batch_size=48, epochs=5, schedule="cosine", warmup_epochs=1, checkpoint_every=2)
     train.update(train_over)
-    return {
-        "dataset": ["circle"],
-        "k": [4],
-        "seed": [0],
-        "circle": {
-            "data": {"kind": "circle", "classes": 8, "per_class": 50, "seed": 0},
-            "encoder": {"name": "mlp", "widths": [32, 32]},
-            "train": train,
-        },
-    }
+    return params
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +71,7 @@ def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
         [
             sys.executable,
             str(ROOT / "stages" / "pretrain.py"),
-            "--params",
-            str(params_path),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            str(prepared),
-            "--out",
-            str(out),
-            "--checkpoints",
-            str(ckpt),
+            *pretrain_args(params_path, prepared, out, ckpt),
         ],
         cwd=tmp_path,
         env=env,

@@ -10,7 +10,6 @@ the kernel's always-full device, where a real ENOSPC is needed.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -23,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
-from conftest import tiny_params
+from conftest import cli_args, pretrain_args, stage, tiny_params, write_params
 
 from surrogap import checkpoint, config, data, io, train
 from surrogap.errors import UserError
@@ -32,29 +30,10 @@ from surrogap.evaluation import contrastive_loss_estimate, mean_classifier
 from surrogap.losses import contrastive_loss, l2_normalize
 from surrogap.pipeline import prepare, pretrain
 
-ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
 # --------------------------------------------------------------------------- helpers
-def stage(name: str):
-    """The module of stages/<name>.py (the scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def cli_args(**options) -> list[str]:
-    """A stage's command line from keywords: cli_args(probe_dir=p) -> ["--probe-dir", "p"]."""
-    return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
-
-
-def write_params(path: Path, params: dict) -> Path:
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
-
-
 def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -68,6 +47,39 @@ def one_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1, text
     return lines[0]
+
+
+RUN = {"dataset": "circle", "k": 4, "seed": 0}  # the tiny params' run
+
+
+def _stage_argv(name: str, params, prepared: Path, built: Path, t: Path, **over) -> list[str]:
+    """The command line of stage `name` (pretrain, extract or probe) of the run reading
+    `prepared` (and the built run's model) and writing under `t`; `over` replaces options."""
+    if name == "pretrain":
+        options = {**RUN, "out": t / "run", "checkpoints": t / "ckpt"}
+    elif name == "extract":
+        options = {"model": built / "run" / "model.pt", "out": t / "f.npz"}
+    else:
+        options = {
+            **RUN,
+            "features": t / "features.npz",
+            "out": t / "p.json",
+            "points": t / "p.npz",
+        }
+    return cli_args(params=params, data=prepared, **{**options, **over})
+
+
+def _run_stage(name: str, built: Path, t: Path, prepared: Path | None = None, **over) -> int:
+    """The exit status of stage `name` on `_stage_argv`, with the tiny params (t/params.yaml)."""
+    params = write_params(t / "params.yaml", tiny_params())
+    argv = _stage_argv(name, params, prepared or built / "prepared", built, t, **over)
+    return stage(name).main(argv)
+
+
+def _refusal(capsys, name: str, built: Path, t: Path, prepared: Path | None = None, **over) -> str:
+    """Stage `name` run as by `_run_stage` must fail with exit status 2: its one stderr line."""
+    assert _run_stage(name, built, t, prepared, **over) == 2
+    return one_line(capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")
@@ -103,110 +115,73 @@ def _set(params: dict, dotted: str, value) -> dict:
     return params
 
 
-# (stage, params change, expected message start, argv after --params; {t} is the tmp dir)
+# (stage, params change, expected message start, argv; {t} is the tmp dir)
+PARAMS = "{t}/params.yaml"
 STAGE_CASES = [
     (
         "prepare",
         ("circle.data.per_class", "many"),
         "stage prepare: circle.data.per_class: got 'many', expected an integer",
-        [
-            "--dataset",
-            "circle",
-            "--seed",
-            "0",
-            "--out",
-            "{t}/out/prepared",
-            "--root",
-            "{t}/out/raw",
-        ],
+        cli_args(
+            params=PARAMS, dataset="circle", seed=0, out="{t}/out/prepared", root="{t}/out/raw"
+        ),
     ),
     (
         "pretrain",
         ("circle.train.lr", -1),
         "stage pretrain: circle.train.lr: got -1, allowed: a number > 0",
-        [
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            "{t}/none",
-            "--out",
-            "{t}/out/run",
-            "--checkpoints",
-            "{t}/out/ckpt",
-        ],
+        pretrain_args(PARAMS, "{t}/none", "{t}/out/run", "{t}/out/ckpt"),
     ),
     (
         "extract",
         ("extract.batch_size", 0),
         "stage extract: extract.batch_size: got 0, allowed: an integer >= 1",
-        ["--data", "{t}/none", "--model", "{t}/none/model.pt", "--out", "{t}/out/f.npz"],
+        cli_args(params=PARAMS, data="{t}/none", model="{t}/none/model.pt", out="{t}/out/f.npz"),
     ),
     (
         "probe",
         ("probe.repeats", 3),
         "stage probe: probe.repeats: got 3, allowed: an integer >= 10",
-        [
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            "{t}/none",
-            "--features",
-            "{t}/none/f.npz",
-            "--out",
-            "{t}/out/p.json",
-        ],
+        cli_args(
+            params=PARAMS, **RUN, data="{t}/none", features="{t}/none/f.npz", out="{t}/out/p.json"
+        ),
     ),
     (
         "bounds",
         ("seeds", [0]),
         "stage bounds: unknown params key 'seeds' (did you mean 'seed'?)",
-        [
-            "--probe-dir",
-            "{t}/none",
-            "--results",
-            "{t}/out/results.csv",
-            "--metrics",
-            "{t}/out/metrics",
-        ],
+        cli_args(
+            params=PARAMS,
+            probe_dir="{t}/none",
+            results="{t}/out/results.csv",
+            metrics="{t}/out/metrics",
+        ),
     ),
     (
         "theory",
         ("theory.k_max", 0),
         "stage theory: theory.k_max: got 0; allowed: an integer in [1,",
-        ["--out-dir", "{t}/out/theory"],
+        cli_args(params=PARAMS, out_dir="{t}/out/theory"),
     ),
     (
         "report",
         ("report.dpi", 10),
         "stage report: report.dpi: got 10, allowed: an integer in [50, 600]",
-        [
-            "--results",
-            "{t}/none/results.csv",
-            "--pretrain-dir",
-            "{t}/none",
-            "--theory-dir",
-            "{t}/none",
-            "--out",
-            "{t}/out/report.md",
-            "--figures-dir",
-            "{t}/out/fig",
-            "--external",
-            "{t}/none/external.csv",
-        ],
+        cli_args(
+            params=PARAMS,
+            results="{t}/none/results.csv",
+            pretrain_dir="{t}/none",
+            theory_dir="{t}/none",
+            out="{t}/out/report.md",
+            figures_dir="{t}/out/fig",
+            external="{t}/none/external.csv",
+        ),
     ),
     (
         "evaluate",
         ("evaluate.repeat", 5),
         "stage evaluate: evaluate: unknown key 'repeat' (did you mean 'repeats'?)",
-        ["--out", "{t}/out/external.csv", "--inputs", "{t}"],
+        cli_args(params=PARAMS, out="{t}/out/external.csv", inputs="{t}"),
     ),
 ]
 
@@ -217,9 +192,8 @@ STAGE_CASES = [
 def test_every_stage_refuses_bad_params_before_any_work(
     tmp_path, capsys, name, change, message, argv
 ):
-    params = write_params(tmp_path / "params.yaml", _set(tiny_params(), *change))
-    argv = ["--params", str(params), *(a.format(t=tmp_path) for a in argv)]
-    code = stage(name).main(argv)
+    write_params(tmp_path / "params.yaml", _set(tiny_params(), *change))
+    code = stage(name).main([a.format(t=tmp_path) for a in argv])
     captured = capsys.readouterr()
     assert code == 2
     assert one_line(captured.err).startswith(message), captured.err
@@ -446,20 +420,7 @@ def test_prepared_data_edited_to_nan_is_refused_before_training(built, tmp_path,
         arrays = dict(f)
     arrays["x"][3, 0] = np.inf
     np.savez(prepared / "train.npz", **arrays)
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("pretrain").main(
-        cli_args(
-            params=str(params),
-            dataset="circle",
-            k="4",
-            seed="0",
-            data=str(prepared),
-            out=str(tmp_path / "run"),
-            checkpoints=str(tmp_path / "ckpt"),
-        )
-    )
-    assert code == 2
-    msg = one_line(capsys.readouterr().err)
+    msg = _refusal(capsys, "pretrain", built, tmp_path, prepared)
     assert (
         msg.startswith("stage pretrain: ")
         and "train.npz' key x holds NaN or inf (first at row 3)" in msg
@@ -485,17 +446,7 @@ def test_extract_refuses_nan_features(built, tmp_path, capsys):
     state["model"][first] = torch.full_like(state["model"][first], float("nan"))
     torch.save(state, tmp_path / "model.pt")
     out = tmp_path / "features" / "k4-s0.npz"
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("extract").main(
-        cli_args(
-            params=str(params),
-            data=str(built / "prepared"),
-            model=str(tmp_path / "model.pt"),
-            out=str(out),
-        )
-    )
-    assert code == 2
-    msg = one_line(capsys.readouterr().err)
+    msg = _refusal(capsys, "extract", built, tmp_path, model=tmp_path / "model.pt", out=out)
     assert (
         msg.startswith("stage extract: train features of ")
         and "holds NaN or inf (first at row 0)" in msg
@@ -511,22 +462,9 @@ def test_probe_refuses_non_finite_features(built, tmp_path, capsys):
         y = np.repeat(np.arange(4), 10)
         arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(40, 3)).astype(np.float32), y
     arrays["test_x"][7, 2] = np.nan
-    np.savez(tmp_path / "f.npz", **arrays)
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("probe").main(
-        cli_args(
-            params=str(params),
-            dataset="circle",
-            k="4",
-            seed="0",
-            data=str(built / "prepared"),
-            features=str(tmp_path / "f.npz"),
-            out=str(tmp_path / "p.json"),
-        )
-    )
-    assert code == 2
-    assert "test features of" in one_line(capsys.readouterr().err)
-    assert not (tmp_path / "p.json").exists()
+    np.savez(tmp_path / "features.npz", **arrays)
+    assert "test features of" in _refusal(capsys, "probe", built, tmp_path)
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.npz").exists()
 
 
 def test_zero_norm_features_stay_finite():
@@ -571,19 +509,8 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     )
     assert not marker.exists()
     # the pretrain stage then trains from scratch and replaces the file
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("pretrain").main(
-        cli_args(
-            params=str(params),
-            dataset="circle",
-            k="4",
-            seed="0",
-            data=str(built / "prepared"),
-            out=str(tmp_path / "run"),
-            checkpoints=str(ckpt),
-        )
-    )
-    assert code == 0 and not marker.exists()
+    assert _run_stage("pretrain", built, tmp_path, checkpoints=ckpt) == 0
+    assert not marker.exists()
     assert "resuming" not in capsys.readouterr().err
     assert not ckpt.exists()  # trained to the end: the refused file is gone with its folder
 
@@ -592,19 +519,8 @@ def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys
     marker = tmp_path / "pwned"
     state = torch.load(built / "run" / "model.pt", weights_only=True)
     torch.save({**state, "extra": Payload(str(marker))}, tmp_path / "model.pt")
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("extract").main(
-        cli_args(
-            params=str(params),
-            data=str(built / "prepared"),
-            model=str(tmp_path / "model.pt"),
-            out=str(tmp_path / "f.npz"),
-        )
-    )
-    assert code == 2
-    assert "is unreadable (UnpicklingError); rerun the pretrain stage" in one_line(
-        capsys.readouterr().err
-    )
+    msg = _refusal(capsys, "extract", built, tmp_path, model=tmp_path / "model.pt")
+    assert "is unreadable (UnpicklingError); rerun the pretrain stage" in msg
     assert not marker.exists() and not (tmp_path / "f.npz").exists()
 
 
@@ -701,20 +617,7 @@ def test_bounds_stage_write_failure_keeps_previous_results(
 
 
 def test_missing_input_file_is_one_line(built, tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("probe").main(
-        cli_args(
-            params=str(params),
-            dataset="circle",
-            k="4",
-            seed="0",
-            data=str(built / "prepared"),
-            features=str(tmp_path / "none.npz"),
-            out=str(tmp_path / "p.json"),
-        )
-    )
-    assert code == 2
-    msg = one_line(capsys.readouterr().err)
+    msg = _refusal(capsys, "probe", built, tmp_path, features=tmp_path / "none.npz")
     assert msg.startswith("stage probe: cannot access ") and "none.npz" in msg
 
 
@@ -745,36 +648,13 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
 
 
 def test_truncated_features_file_is_one_line(built, tmp_path, capsys):
-    (tmp_path / "f.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    argv = ["--params", str(params), "--dataset", "circle", "--k", "4", "--seed", "0"]
-    argv += ["--data", str(built / "prepared"), "--features", str(tmp_path / "f.npz")]
-    assert stage("probe").main([*argv, "--out", str(tmp_path / "p.json")]) == 2
-    msg = one_line(capsys.readouterr().err)
+    (tmp_path / "features.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    msg = _refusal(capsys, "probe", built, tmp_path)
     assert msg.startswith("stage probe: features ") and "unreadable" in msg
     assert msg.endswith("rerun the extract stage") and not (tmp_path / "p.json").exists()
 
 
 # --------------------------------------------------------------------------- tampered artifacts
-def _stage_argv(name: str, params: Path, prepared: Path, built: Path, t: Path) -> list[str]:
-    """The command line of stage `name` reading `prepared` (and the built run's files)."""
-    common = {"params": str(params)}
-    if name == "pretrain":
-        return cli_args(
-            **common, dataset="circle", k="4", seed="0", data=str(prepared),
-            out=str(t / "run"), checkpoints=str(t / "ckpt"),
-        )  # fmt: skip
-    if name == "extract":
-        return cli_args(
-            **common, data=str(prepared), model=str(built / "run" / "model.pt"),
-            out=str(t / "f.npz"),
-        )  # fmt: skip
-    return cli_args(
-        **common, dataset="circle", k="4", seed="0", data=str(prepared),
-        features=str(t / "features.npz"), out=str(t / "p.json"), points=str(t / "p.npz"),
-    )  # fmt: skip
-
-
 def _good_features(built: Path, path: Path) -> dict:
     """Valid features of the built run (written to `path` unchanged)."""
     arrays = {}
@@ -812,10 +692,7 @@ def test_corrupt_or_empty_meta_json_is_one_line_in_every_stage(
         content = json.dumps(meta)
     (prepared / "meta.json").write_text(content)
     _good_features(built, tmp_path / "features.npz")
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage(name).main(_stage_argv(name, params, prepared, built, tmp_path))
-    assert code == 2
-    msg = one_line(capsys.readouterr().err)
+    msg = _refusal(capsys, name, built, tmp_path, prepared)
     assert msg.startswith(f"stage {name}: {str(prepared / 'meta.json')!r} {why}"), msg
     assert "rerun `dvc repro prepare`" in msg
     left = {p.name for p in tmp_path.iterdir()}
@@ -858,10 +735,7 @@ def _bad_features(arrays: dict, case: str) -> tuple[dict, str]:
 def test_features_whose_arrays_disagree_are_one_line(built, tmp_path, capsys, case):
     arrays, why = _bad_features(_good_features(built, tmp_path / "good.npz"), case)
     np.savez(tmp_path / "features.npz", **arrays)
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    code = stage("probe").main(_stage_argv("probe", params, built / "prepared", built, tmp_path))
-    assert code == 2
-    msg = one_line(capsys.readouterr().err)
+    msg = _refusal(capsys, "probe", built, tmp_path)
     where = f"stage probe: features {str(tmp_path / 'features.npz')!r}: "
     assert msg.startswith(where) and why in msg and msg.endswith("rerun the extract stage"), msg
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.npz").exists()
@@ -869,10 +743,7 @@ def test_features_whose_arrays_disagree_are_one_line(built, tmp_path, capsys, ca
 
 def test_probe_writes_the_per_test_point_arrays(built, tmp_path):
     _good_features(built, tmp_path / "features.npz")
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    assert (
-        stage("probe").main(_stage_argv("probe", params, built / "prepared", built, tmp_path)) == 0
-    )
+    assert _run_stage("probe", built, tmp_path) == 0
     record = json.loads((tmp_path / "p.json").read_text())
     with np.load(tmp_path / "p.npz") as f:
         points = {key: f[key] for key in f.files}
@@ -901,9 +772,7 @@ def test_checkpoint_whose_tensors_have_the_wrong_shape_is_refused_by_the_stage(
     shape = tuple(state["model"][key].shape)
     state["model"][key] = torch.zeros(2, 2)  # the run record still matches
     torch.save(state, ckpt / checkpoint.NAME)
-    params = write_params(tmp_path / "params.yaml", tiny_params())
-    argv = _stage_argv("pretrain", params, built / "prepared", built, tmp_path)
-    assert stage("pretrain").main(argv) == 0
+    assert _run_stage("pretrain", built, tmp_path) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert notes == [
         f"note: checkpoint {str(ckpt / checkpoint.NAME)!r} does not fit this run's model: "

@@ -8,28 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_params as base_params
-from repo_copy import dvc, make_repo, only_datasets, ran
+from conftest import pretrain_args
+from repo_copy import dvc, grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
 
-def tiny_params() -> dict:
-    params = base_params()
-    params["dataset"] = ["circle"]
-    params["k"] = [1, 4]
-    params["seed"] = [0]
-    params["circle"]["data"].update(classes=4, per_class=40)
-    params["circle"]["encoder"]["widths"] = [16, 16]
-    params["circle"]["train"].update(batch_size=32, epochs=2, eval_every=1, checkpoint_every=1)
-    params["probe"].update(max_iter=10)
-    params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
-    return only_datasets(params)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    return make_repo(tmp_path_factory.mktemp("repo"), tiny_params())
+    return make_repo(tmp_path_factory.mktemp("repo"), grid_params(epochs=2))
 
 
 def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
@@ -117,20 +104,7 @@ def test_bad_params_fail_before_any_work(repo, tmp_path):
         [
             sys.executable,
             "stages/pretrain.py",
-            "--params",
-            str(bad),
-            "--dataset",
-            "circle",
-            "--k",
-            "4",
-            "--seed",
-            "0",
-            "--data",
-            "data/prepared/circle/s0",
-            "--out",
-            str(out),
-            "--checkpoints",
-            str(tmp_path / "ck"),
+            *pretrain_args(bad, "data/prepared/circle/s0", out, tmp_path / "ck"),
         ],
         cwd=repo,
         capture_output=True,

@@ -5,7 +5,6 @@ inputs are one line, nothing is half-written."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from pathlib import Path
@@ -14,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import stage
 
 from surrogap import bounds
 from surrogap.report.load import ReportParams, points_path
 from surrogap.report.markdown import build_report
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
 KS = (1, 4, 16)
 SEEDS = (0, 1, 2)
@@ -39,14 +38,7 @@ REPORT = {
 }
 
 
-def _stage():
-    spec = importlib.util.spec_from_file_location("report_stage", ROOT / "stages" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STAGE = _stage()
+STAGE = stage("report")
 
 
 # --------------------------------------------------------------------------- synthetic run

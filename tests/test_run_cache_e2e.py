@@ -9,8 +9,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import tiny_params as base_params
-from repo_copy import dvc, make_repo, only_datasets, ran
+from repo_copy import dvc, grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
@@ -25,18 +24,6 @@ OUTPUTS = (
 )
 
 
-def tiny_params() -> dict:
-    params = base_params()
-    params["dataset"] = ["circle"]
-    params["k"] = [1, 4]
-    params["seed"] = [0]
-    params["circle"]["data"].update(classes=4, per_class=40)
-    params["circle"]["encoder"]["widths"] = [16, 16]
-    params["circle"]["train"].update(batch_size=32, epochs=3, eval_every=1, checkpoint_every=1)
-    params["probe"].update(max_iter=10)
-    return only_datasets(params)
-
-
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -47,7 +34,7 @@ def ok(result) -> None:
 
 def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
     store = tmp_path / "store"
-    first = make_repo(tmp_path / "first", tiny_params())
+    first = make_repo(tmp_path / "first", grid_params(epochs=3))
     ok(dvc(first, "remote", "add", "-d", "store", str(store)))
     built = dvc(first, "repro", "bounds")
     ok(built)
@@ -57,7 +44,9 @@ def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
     )  # completed runs leave no checkpoint
     ok(dvc(first, "push", "--run-cache"))
 
-    second = make_repo(tmp_path / "second", tiny_params())  # same code and params, no dvc.lock
+    second = make_repo(
+        tmp_path / "second", grid_params(epochs=3)
+    )  # same code and params, no dvc.lock
     ok(dvc(second, "remote", "add", "-d", "store", str(store)))
     # `--pull`: the run cache from the remote, then each cached run's outputs as needed
     again = dvc(second, "repro", "--pull", "bounds")

@@ -3,7 +3,6 @@ arguments as one line, and outputs that survive a failing stage under `dvc repro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,26 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import tiny_params
+from conftest import stage, tiny_params, write_params
 
 from surrogap import config, data
 from surrogap.pipeline import prepare, results, select
 from surrogap.schema import RESULTS_CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_params(path: Path, params: dict) -> Path:
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 # --------------------------------------------------------------------------- seeds

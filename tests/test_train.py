@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_params as base_params
 
 from surrogap import checkpoint, config, data
 from surrogap.errors import UserError
@@ -19,28 +20,12 @@ PRESETS = Path(__file__).resolve().parents[1] / "params"
 
 
 def tiny_params(**train_over):
-    train = {
-        "optimizer": "adam",
-        "lr": 0.01,
-        "batch_size": 32,
-        "epochs": 4,
-        "schedule": "plateau",
-        "eval_every": 1,
-        "checkpoint_every": 2,
-    }
-    train.update(train_over)
-    return {
-        "dataset": ["circle"],
-        "k": [4],
-        "seed": [0],
-        "circle": {
-            "data": {"kind": "circle", "classes": 4, "per_class": 40, "seed": 0},
-            "encoder": {"name": "mlp", "widths": [16, 16]},
-            "train": train,
-        },
-        "extract": {"batch_size": 64},
-        "probe": {"repeats": 10, "max_iter": 20},
-    }
+    """conftest's tiny params, trained 4 epochs on the plateau schedule, checkpoints every 2."""
+    params = base_params()
+    params["circle"]["train"].update(epochs=4, schedule="plateau", checkpoint_every=2)
+    params["circle"]["train"].update(train_over)
+    params["probe"]["max_iter"] = 20
+    return params
 
 
 @pytest.fixture()
