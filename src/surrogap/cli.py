@@ -48,6 +48,8 @@ def int_value(
 
 _k_value = int_value("k", 1, bounds.MAX_K, bounds.K_ALLOWED)
 _classes_value = int_value("classes", 2, bounds.MAX_CLASSES, bounds.CLASSES_ALLOWED)
+_repeats_value = int_value("repeats", 1)
+_seed_value = int_value("seed", 0)
 
 
 def _float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:
@@ -141,13 +143,8 @@ EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from surrogap import external, features
 
-    fs = features.load_features(
-        args.features,
-        labels_path=args.labels,
-        features_key=args.features_key,
-        labels_key=args.labels_key,
-        split_column=args.split_column,
-    )
+    keys = {name: getattr(args, name) for name in ("features_key", "labels_key", "split_column")}
+    fs = features.load_features(args.features, labels_path=args.labels, **keys)
     records = external.evaluate(fs, args.k, args.repeats, args.seed, args.test_fraction, args.prior)
     if args.plot is not None:
         external.save_plot(records, args.plot, fs.source)
@@ -238,15 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--repeats",
-        type=int_value("repeats", 1),
+        type=_repeats_value,
         default=10,
         help="independent pairings and negative draws (default 10)",
     )
     p.add_argument(
-        "--seed",
-        type=int_value("seed", 0),
-        default=0,
-        help="seed of the split and the draws (default 0)",
+        "--seed", type=_seed_value, default=0, help="seed of the split and the draws (default 0)"
     )
     p.add_argument(
         "--prior",
