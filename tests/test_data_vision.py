@@ -38,11 +38,17 @@ def _images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def _labels(classes: int, seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """The fixture's generator, then its shuffled train labels and ordered test labels
+    (PER_CLASS_TRAIN and PER_CLASS_TEST of each class)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.repeat(np.arange(classes), PER_CLASS_TRAIN))
+    return rng, y, np.repeat(np.arange(classes), PER_CLASS_TEST)
+
+
 def make_cifar10(path: Path, seed: int = 0) -> Path:
     """cifar-10-python.tar.gz in the official layout (bytes keys, as Python 2 wrote them)."""
-    rng = np.random.default_rng(seed)
-    y = rng.permutation(np.repeat(np.arange(10), PER_CLASS_TRAIN))
-    y_test = np.repeat(np.arange(10), PER_CLASS_TEST)
+    rng, y, y_test = _labels(10, seed)
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for i, chunk in enumerate(np.array_split(np.arange(y.size), 5), start=1):
             batch = {
@@ -74,9 +80,7 @@ def make_cifar10(path: Path, seed: int = 0) -> Path:
 
 def make_cifar100(path: Path, seed: int = 0) -> Path:
     """cifar-100-python.tar.gz in the official layout (str keys), fine and coarse labels."""
-    rng = np.random.default_rng(seed)
-    y = rng.permutation(np.repeat(np.arange(100), PER_CLASS_TRAIN))
-    y_test = np.repeat(np.arange(100), PER_CLASS_TEST)
+    rng, y, y_test = _labels(100, seed)
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for split, labels in (("train", y), ("test", y_test)):
             batch = {

@@ -62,6 +62,11 @@ def run_all(quick: bool = False, names: list[str] | None = None) -> dict[str, Be
     return {name: fn(quick) for name, fn in REGISTRY.items() if names is None or name in names}
 
 
+def _judged(name: str, value: float, target: str, met: bool, detail: str, quick: bool):
+    """A result whose ratio is judged against its target (`met`), except in a quick run."""
+    return BenchResult(name, value, target, detail, passed=None if quick else met)
+
+
 def _verdict(result: BenchResult) -> str:
     if result.passed is None:
         return "n/a (quick)"
@@ -379,15 +384,13 @@ def train_flops_fraction(quick: bool = False) -> BenchResult:
     """Training throughput on the paper's circle setting over the fp32 matmul peak."""
     m = _train_measurement(quick)
     value = m["achieved"] / m["peak"]
-    return BenchResult(
-        name="train_flops_fraction",
-        value=value,
-        target=f">= {TRAIN_TARGET_FRACTION}",
-        detail=(
-            f"C={m['classes']}, B={m['batch']}, K={m['k']}: {m['steps']} steps in {m['epoch_s']:.2f} s, "
-            f"{m['achieved'] / 1e9:.1f} of {m['peak'] / 1e9:.1f} GFLOP/s"
-        ),
-        passed=None if quick else value >= TRAIN_TARGET_FRACTION,
+    detail = (
+        f"C={m['classes']}, B={m['batch']}, K={m['k']}: {m['steps']} steps in {m['epoch_s']:.2f} s, "
+        f"{m['achieved'] / 1e9:.1f} of {m['peak'] / 1e9:.1f} GFLOP/s"
+    )
+    target = f">= {TRAIN_TARGET_FRACTION}"
+    return _judged(
+        "train_flops_fraction", value, target, value >= TRAIN_TARGET_FRACTION, detail, quick
     )
 
 
@@ -396,25 +399,23 @@ def eval_epoch_ratio(quick: bool = False) -> BenchResult:
     """Held-out evaluation time over one training epoch (same run as train_flops_fraction)."""
     m = _train_measurement(quick)
     value = m["eval_s"] / m["epoch_s"]
-    return BenchResult(
-        name="eval_epoch_ratio",
-        value=value,
-        target=f"<= {EVAL_TARGET_RATIO}",
-        detail=f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s (class means from 100 training samples per class)",
-        passed=None if quick else value <= EVAL_TARGET_RATIO,
+    detail = (
+        f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s "
+        "(class means from 100 training samples per class)"
     )
+    target = f"<= {EVAL_TARGET_RATIO}"
+    return _judged("eval_epoch_ratio", value, target, value <= EVAL_TARGET_RATIO, detail, quick)
 
 
 # --------------------------------------------------------------------------- stage_overhead
 STAGE_TARGET_SECONDS = 8.0
+STAGE_TARGET = f"total <= {STAGE_TARGET_SECONDS:g} s"
 STAGE_RUN = ("circle", 4, 0)  # (dataset, K, seed) of the benchmark's one run
 
 
 def _stage_repo(root, quick: bool):
     """A temporary DVC repository with this checkout's pipeline and a 1-epoch circle run
     (its data prepared), or None when this is not a source checkout (no dvc.yaml)."""
-    import os
-    import shutil
     import subprocess
     import sys
     import tempfile
@@ -422,8 +423,8 @@ def _stage_repo(root, quick: bool):
 
     import yaml
 
-    src = Path(__file__).resolve().parents[2]
-    if not (src / "dvc.yaml").exists() or not (src / "stages").is_dir():
+    src = _checkout()
+    if src is None:
         return None, None
     params = yaml.safe_load((src / "params.yaml").read_text())
     dataset, k, seed = STAGE_RUN
@@ -434,20 +435,9 @@ def _stage_repo(root, quick: bool):
     params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1)
     if quick:
         params[dataset]["data"].update(classes=8, per_class=100)
-    repo = Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root))
-    for item in ("dvc.yaml", "stages", "src"):
-        (shutil.copytree if (src / item).is_dir() else shutil.copy)(src / item, repo / item)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),
-        "DVC_NO_ANALYTICS": "1",
-    }
+    repo = _pipeline_copy(Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root)), params, True)
+    env = _env(str(repo / "src"))
     run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
-    for cmd in (("git", "init", "-q"), (sys.executable, "-m", "dvc", "init", "-q")):
-        if run(*cmd).returncode != 0:
-            raise RuntimeError(f"stage_overhead: {' '.join(cmd)} failed")
     prepared = run(sys.executable, "-m", "dvc", "repro", f"prepare@{dataset}-{seed}")
     if prepared.returncode != 0:
         raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
@@ -493,13 +483,8 @@ def stage_overhead(quick: bool = False) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="surrogap-bench-") as root:
         repo, run = _stage_repo(root, quick)
         if repo is None:
-            return BenchResult(
-                name="stage_overhead",
-                value=float("nan"),
-                target=f"total <= {STAGE_TARGET_SECONDS:g} s",
-                detail="needs a source checkout (dvc.yaml and stages/ beside src/)",
-                passed=None,
-            )
+            detail = "needs a source checkout (dvc.yaml and stages/ beside src/)"
+            return BenchResult("stage_overhead", math.nan, STAGE_TARGET, detail, None)
         targets = [f"{s}@{dataset}-{k}-{seed}" for s in ("pretrain", "extract", "probe")]
         total = math.inf
         for _ in range(1 if quick else 3):
@@ -510,41 +495,64 @@ def stage_overhead(quick: bool = False) -> BenchResult:
                 raise RuntimeError(f"stage_overhead: dvc repro failed:\n{done.stderr[-2000:]}")
             total = min(total, elapsed)
         training = _training_seconds(repo, quick)
-    overhead = total - training
-    return BenchResult(
-        name="stage_overhead",
-        value=overhead,
-        target=f"total <= {STAGE_TARGET_SECONDS:g} s",
-        detail=(
-            f"dvc repro -s pretrain+extract+probe of {dataset} K={k}, 1 epoch: {total:.2f} s, "
-            f"of which training {training:.2f} s"
-        ),
-        passed=None if quick else total <= STAGE_TARGET_SECONDS,
+    detail = (
+        f"dvc repro -s pretrain+extract+probe of {dataset} K={k}, 1 epoch: {total:.2f} s, "
+        f"of which training {training:.2f} s"
     )
+    met = total <= STAGE_TARGET_SECONDS
+    return _judged("stage_overhead", total - training, STAGE_TARGET, met, detail, quick)
 
 
 # --------------------------------------------------------------------------- sweep
 SWEEP_TARGET_RATIO = 0.6
 
 
-def _pipeline_copy(dest, params: dict):
-    """A DVC repository (no git) at `dest` with this checkout's dvc.yaml, stages/ and src/."""
-    import shutil
-    import subprocess
+def _checkout():
+    """The source checkout this module lies in (dvc.yaml and stages/ beside src/), or None
+    where it is an installed package."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "dvc.yaml").exists() and (root / "stages").is_dir() else None
+
+
+def _env(pythonpath: str) -> dict:
+    """This environment with this interpreter's scripts first on PATH, `pythonpath` as
+    PYTHONPATH (where the stages import surrogap from) and DVC's analytics off."""
+    import os
     import sys
     from pathlib import Path
 
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": pythonpath,
+        "DVC_NO_ANALYTICS": "1",
+    }
+
+
+def _pipeline_copy(dest, params: dict, git: bool = False):
+    """A DVC repository at `dest` with this checkout's dvc.yaml, stages/ and src/ and
+    `params`, inside a git repository (git=True) or without one; None where this is not a
+    source checkout."""
+    import shutil
+    import subprocess
+    import sys
+
     import yaml
 
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "dvc.yaml").exists():
+    root = _checkout()
+    if root is None:
         return None
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
     for item in ("dvc.yaml", "stages", "src"):
         src = root / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], cwd=dest, check=True)
+    if git:
+        subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    init = ["init", "-q"] if git else ["init", "-q", "--no-scm"]
+    subprocess.run([sys.executable, "-m", "dvc", *init], cwd=dest, check=True)
     return dest
 
 
@@ -580,14 +588,7 @@ def sweep_speedup(quick: bool = False) -> BenchResult:
     params = _sweep_grid(quick)
     runs = len(params["k"]) * len(params["seed"])
     root = Path(__file__).resolve().parents[2]
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": os.pathsep.join(
-            [str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
-        "DVC_NO_ANALYTICS": "1",
-    }
+    env = _env(os.pathsep.join([str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cmd in (
@@ -609,14 +610,10 @@ def sweep_speedup(quick: bool = False) -> BenchResult:
             if proc.returncode != 0:
                 raise RuntimeError(f"sweep_speedup: {name} run failed:\n{proc.stderr[-2000:]}")
     value = seconds["sweep"] / seconds["serial"]
-    return BenchResult(
-        name="sweep_speedup",
-        value=value,
-        target=f"<= {SWEEP_TARGET_RATIO}",
-        detail=(
-            f"circle, {runs} runs (K {params['k']} x seeds {params['seed']}), "
-            f"{params['circle']['train']['epochs']} epochs, every stage from scratch: "
-            f"sweep -j 2 {seconds['sweep']:.1f} s, serial dvc repro {seconds['serial']:.1f} s"
-        ),
-        passed=None if quick else value <= SWEEP_TARGET_RATIO,
+    detail = (
+        f"circle, {runs} runs (K {params['k']} x seeds {params['seed']}), "
+        f"{params['circle']['train']['epochs']} epochs, every stage from scratch: "
+        f"sweep -j 2 {seconds['sweep']:.1f} s, serial dvc repro {seconds['serial']:.1f} s"
     )
+    met = value <= SWEEP_TARGET_RATIO
+    return _judged("sweep_speedup", value, f"<= {SWEEP_TARGET_RATIO}", met, detail, quick)
