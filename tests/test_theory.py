@@ -3,6 +3,7 @@ themselves are tested in test_figures.py."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import math
 import subprocess
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from surrogap import bounds as B
+from surrogap import config
 from surrogap import theory as T
 from surrogap.errors import UserError
 
@@ -115,40 +117,54 @@ def test_frames_reject_bad_input():
 
 
 # --------------------------------------------------------------------------- params
+def parse(section):
+    return config.parse(T.TheoryParams, section, "theory")
+
+
 def test_params_defaults_and_values():
-    assert T.TheoryParams.from_dict({}) == T.TheoryParams((50, 100), 10, 99, 1.0)
-    p = T.TheoryParams.from_dict({"classes_fig3": [5, 12], "classes_fig4": 6, "k_max": 20, "b": 2})
+    assert parse({}) == parse(None) == T.TheoryParams((50, 100), 10, 99, 1.0)
+    p = parse({"classes_fig3": [5, 12], "classes_fig4": 6, "k_max": 20, "b": 2})
     assert p == T.TheoryParams((5, 12), 6, 20, 2.0)
-    assert isinstance(p.b, float)
+    assert isinstance(p.b, float) and isinstance(p.classes_fig3, tuple)
     with pytest.raises(AttributeError):
         p.k_max = 3  # type: ignore[misc]
+    # the edges of every range are allowed
+    edge = parse({"classes_fig3": [2], "classes_fig4": 2, "k_max": T.K_MAX_LIMIT, "b": 1e-9})
+    assert edge == T.TheoryParams((2,), 2, T.K_MAX_LIMIT, 1e-9)
+    assert parse({"k_max": 1}).k_max == 1
 
 
 @pytest.mark.parametrize(
     ("section", "named"),
     [
-        ({"k_maxx": 10}, ["'k_maxx'", "10", "k_max"]),
+        (
+            {"k_maxx": 10},
+            ["theory", "'k_maxx'", "did you mean 'k_max'", "allowed keys", "classes_fig4"],
+        ),
         ({"k_max": 0}, ["theory.k_max", "got 0", "[1, 100000]"]),
         ({"k_max": 2.5}, ["theory.k_max", "2.5", "integer"]),
         ({"k_max": True}, ["theory.k_max", "True"]),
         ({"k_max": "99"}, ["theory.k_max", "'99'"]),
         ({"k_max": 10**7}, ["theory.k_max", "10000000", "100000"]),
+        ({"k_max": T.K_MAX_LIMIT + 1}, ["theory.k_max", "100001", "[1, 100000]"]),
         ({"classes_fig3": []}, ["theory.classes_fig3", "[]", "non-empty"]),
         ({"classes_fig3": [50, 1]}, ["theory.classes_fig3", "[50, 1]", ">= 2"]),
         ({"classes_fig3": [50, 50]}, ["theory.classes_fig3", "distinct"]),
         ({"classes_fig3": 50}, ["theory.classes_fig3", "got 50", "list"]),
+        ({"classes_fig3": [50, 2.5]}, ["theory.classes_fig3", "2.5", "integer"]),
         ({"classes_fig4": 1}, ["theory.classes_fig4", "got 1", ">= 2"]),
         ({"classes_fig4": [10]}, ["theory.classes_fig4", "[10]"]),
         ({"b": 0}, ["theory.b", "got 0", "> 0"]),
         ({"b": -1.5}, ["theory.b", "-1.5"]),
         ({"b": float("nan")}, ["theory.b", "nan"]),
+        ({"b": float("inf")}, ["theory.b", "inf", "finite"]),
         ({"b": "one"}, ["theory.b", "'one'"]),
         ([1, 2], ["theory", "[1, 2]", "mapping"]),
     ],
 )
 def test_params_errors_name_key_value_and_allowed(section, named):
     with pytest.raises(UserError) as info:
-        T.TheoryParams.from_dict(section)
+        parse(section)
     message = str(info.value)
     assert "\n" not in message
     for part in named:
@@ -173,6 +189,8 @@ def test_stage_writes_the_four_files(tmp_path, stage, capsys):
     for name in ("fig3.png", "fig4.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+    for path in out.iterdir():  # readable by others as a normal file, not mkstemp's 0600
+        assert path.stat().st_mode & 0o044, path
     assert "wrote" in capsys.readouterr().out
 
 
@@ -183,6 +201,7 @@ def test_stage_writes_the_four_files(tmp_path, stage, capsys):
         ("theory:\n  classes_fig3: [50, 1]\n", "[50, 1]"),
         ("theory:\n  classes_fig4: 1\n", "theory.classes_fig4: got 1"),
         ("theory:\n  b: -1\n", "theory.b: got -1"),
+        (f"theory:\n  k_max: {T.K_MAX_LIMIT + 1}\n", "theory.k_max: got 100001"),
         ("theory:\n  colour: red\n", "'colour'"),
         ("k: [1, 4]\n", "section 'theory' is missing"),
         ("other:\n  k_max: 5\n", "unknown params key 'other'"),
@@ -212,21 +231,33 @@ def test_stage_missing_params_file_and_bad_argument(tmp_path, stage, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_write_atomic_keeps_old_file_on_failure(tmp_path):
-    target = tmp_path / "f.csv"
-    target.write_text("old")
+def test_stage_failing_write_keeps_the_previous_folder(tmp_path, stage, capsys, monkeypatch):
+    params = write_params(tmp_path, SMALL)
+    out = tmp_path / "theory"
+    assert stage.main(["--params", str(params), "--out-dir", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    save_png = T._save_png
+    calls = []
 
-    def boom(tmp: Path) -> None:
-        tmp.write_text("partial")
-        raise RuntimeError("disk full")
+    def second_png_fails(fig):
+        calls.append(fig)
+        if len(calls) < 2:
+            return save_png(fig)
 
-    with pytest.raises(RuntimeError):
-        T.write_atomic(target, boom)
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.csv"]
-    T.write_atomic(target, lambda tmp: tmp.write_text("new"))
-    assert target.read_text() == "new"
-    assert target.stat().st_mode & 0o044  # readable by others as a normal file, not 0600
+        def write(tmp: Path) -> None:
+            tmp.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        return write
+
+    monkeypatch.setattr(T, "_save_png", second_png_fails)
+    changed = write_params(tmp_path, SMALL.replace("k_max: 20", "k_max: 9"))
+    assert stage.main(["--params", str(changed), "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "fig4.png" in err and "disk is full" in err, err
+    assert len(calls) == 2  # three of the four files were written before the failure
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old folder, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "theory"]
 
 
 def test_stage_runs_as_a_script_from_the_repo_root(tmp_path):

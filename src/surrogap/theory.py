@@ -8,32 +8,30 @@ R_cont*, against K; the earlier bounds are undefined (NaN) for K + 1 < C.
 
 Pure functions returning tidy pandas frames (the figures are drawn by
 surrogap.report.figures.plot_fig3 / plot_fig4), the `theory` section of the params file
-as a frozen dataclass, and an atomic file writer for the `theory` stage.
-All losses in nats.
+as a frozen dataclass parsed by surrogap.config.parse, and the writer of the `theory`
+stage's four files. All losses in nats.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from surrogap import bounds, config, io
-from surrogap.errors import UserError
+from surrogap.config import at_least, positive, spec
 
 __all__ = [
     "BOUND_NAMES",
+    "K_MAX_LIMIT",
     "TheoryParams",
     "fig3_frame",
     "fig4_frame",
     "read_params",
-    "write_atomic",
     "write_outputs",
 ]
 
@@ -42,89 +40,45 @@ K_MAX_LIMIT = 100_000
 
 
 # --------------------------------------------------------------------------- params
+def _distinct_classes(value: tuple[int, ...]) -> bool:
+    return len(value) > 0 and all(c >= 2 for c in value) and len(set(value)) == len(value)
+
+
 @dataclass(frozen=True)
 class TheoryParams:
-    """The `theory` section of params.yaml."""
+    """The `theory` section of params.yaml (``config.parse(TheoryParams, section, "theory")``:
+    missing keys take these defaults; an unknown key, a wrong type or a value out of range is
+    one UserError line naming the key, the value and what is allowed)."""
 
-    classes_fig3: tuple[int, ...] = (50, 100)
-    classes_fig4: int = 10
-    k_max: int = 99
-    b: float = 1.0
-
-    @classmethod
-    def from_dict(cls, section: Any) -> TheoryParams:
-        """Validate a mapping; missing keys take the defaults, unknown keys are errors.
-
-        Raises UserError with one line naming the key, the value and what is allowed.
-        """
-        if section is None:
-            section = {}
-        if not isinstance(section, Mapping):
-            raise UserError(
-                f"theory: got {section!r}; allowed: a mapping with keys {', '.join(_KEYS)}"
-            )
-        for key, value in section.items():
-            if key not in _KEYS:
-                raise UserError(
-                    f"theory: unknown key {key!r} (value {value!r}); allowed keys: {', '.join(_KEYS)}"
-                )
-        values: dict[str, Any] = {}
-        if "classes_fig3" in section:
-            values["classes_fig3"] = _classes_list(section["classes_fig3"])
-        if "classes_fig4" in section:
-            values["classes_fig4"] = _int_at_least("classes_fig4", section["classes_fig4"], 2)
-        if "k_max" in section:
-            values["k_max"] = _int_at_least("k_max", section["k_max"], 1, K_MAX_LIMIT)
-        if "b" in section:
-            values["b"] = _positive_number("b", section["b"])
-        return cls(**values)
-
-
-_KEYS = tuple(f.name for f in fields(TheoryParams))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _int_at_least(key: str, value: Any, low: int, high: int | None = None) -> int:
-    if not _is_int(value) or value < low or (high is not None and value > high):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise UserError(f"theory.{key}: got {value!r}; allowed: {allowed}")
-    return int(value)
-
-
-def _classes_list(value: Any) -> tuple[int, ...]:
-    allowed = "a non-empty list of distinct integers >= 2, like [50, 100]"
-    if (
-        not isinstance(value, (list, tuple))
-        or not value
-        or not all(_is_int(v) and v >= 2 for v in value)
-        or len(set(value)) != len(value)
-    ):
-        raise UserError(f"theory.classes_fig3: got {value!r}; allowed: {allowed}")
-    return tuple(int(v) for v in value)
-
-
-def _positive_number(key: str, value: Any) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
+    # the numbers of classes C of Fig. 3, one curve pair each
+    classes_fig3: tuple[int, ...] = spec(
+        (50, 100),
+        check=_distinct_classes,
+        allowed="a non-empty list of distinct integers >= 2, like [50, 100]",
     )
-    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
-        raise UserError(f"theory.{key}: got {value!r}; allowed: a finite number > 0")
-    return float(value)
+    # the number of classes C of Fig. 4
+    classes_fig4: int = spec(10, check=at_least(2), allowed="an integer >= 2")
+    # both figures run over K = 1..k_max
+    k_max: int = spec(
+        99, check=lambda v: 1 <= v <= K_MAX_LIMIT, allowed=f"an integer in [1, {K_MAX_LIMIT}]"
+    )
+    # the feature norm b of the ideal encoder: same-class inner products b^2, others -b^2
+    b: float = spec(1.0, check=positive, allowed="a finite number > 0")
 
 
 def read_params(path: str | os.PathLike) -> TheoryParams:
-    """Read the `theory` section of a YAML params file (UserError if absent or invalid)."""
+    """Read the `theory` section of a YAML params file (UserError if absent or invalid),
+    after checking every top-level key."""
     params = config.load_params(path)
     config.check_top_level(params)
-    return TheoryParams.from_dict(config.section(params, "theory"))
+    return config.parse(TheoryParams, config.section(params, "theory"), "theory")
 
 
 # --------------------------------------------------------------------------- frames
 def _ks(k_max: int) -> np.ndarray:
-    return np.arange(1, _int_at_least("k_max", k_max, 1) + 1)
+    if isinstance(k_max, (bool, np.bool_)) or not isinstance(k_max, (int, np.integer)) or k_max < 1:
+        raise ValueError(f"k_max must be an integer >= 1, got {k_max!r}")
+    return np.arange(1, int(k_max) + 1)
 
 
 def fig3_frame(classes: Iterable[int] = (50, 100), k_max: int = 99, b: float = 1.0) -> pd.DataFrame:
@@ -193,15 +147,6 @@ def fig4_frame(classes: int = 10, k_max: int = 99, b: float = 1.0) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- output
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then os.replace it into place.
-
-    (``surrogap.io.write_with``: fsynced, a plain file mode, UserError naming the path on an
-    OSError, the old file untouched on any failure.)
-    """
-    io.write_with(path, write)
-
-
 def _save_png(fig) -> Callable[[Path], None]:
     return lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
 
@@ -211,7 +156,8 @@ def _save_csv(df: pd.DataFrame) -> Callable[[Path], None]:
 
 
 def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Compute both frames and figures, then write fig3/fig4 .csv/.png atomically."""
+    """Compute both frames and figures, then write fig3/fig4 .csv/.png, each atomically
+    (``io.write_with``); the stage replaces the whole folder (``io.atomic_dir``)."""
     from surrogap.report.figures import plot_fig3, plot_fig4
 
     df3 = fig3_frame(params.classes_fig3, params.k_max, params.b)
@@ -220,8 +166,8 @@ def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("fig3.csv", "fig3.png", "fig4.csv", "fig4.png")}
-    write_atomic(paths["fig3.csv"], _save_csv(df3))
-    write_atomic(paths["fig3.png"], _save_png(fig3))
-    write_atomic(paths["fig4.csv"], _save_csv(df4))
-    write_atomic(paths["fig4.png"], _save_png(fig4))
+    io.write_with(paths["fig3.csv"], _save_csv(df3))
+    io.write_with(paths["fig3.png"], _save_png(fig3))
+    io.write_with(paths["fig4.csv"], _save_csv(df4))
+    io.write_with(paths["fig4.png"], _save_png(fig4))
     return paths
