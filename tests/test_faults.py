@@ -160,7 +160,7 @@ STAGE_CASES = [
     (
         "theory",
         ("theory.k_max", 0),
-        "stage theory: theory.k_max: got 0; allowed: an integer in [1,",
+        "stage theory: theory.k_max: got 0, allowed: an integer in [1,",
         cli_args(params=PARAMS, out_dir="{t}/out/theory"),
     ),
     (
