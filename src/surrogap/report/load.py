@@ -167,9 +167,21 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- trajectories
-def trajectory_path(pretrain_dir: str | Path, dataset: str, k: int, seed: int) -> Path:
-    """`<pretrain-dir>/<dataset>/k<K>-s<seed>/trajectory.csv`."""
-    return Path(pretrain_dir) / dataset / f"k{k}-s{seed}" / "trajectory.csv"
+def run_folder(row) -> str:
+    """The folder name of a results row's run: its `run` column (`k<K>-s<seed>`, or
+    `k<K>-s<seed>-lr<lr>` for a run of the lr grid) where the table has one, else
+    `k<K>-s<seed>`."""
+    run = getattr(row, "run", None)
+    if isinstance(run, str) and run:
+        return run
+    return f"k{int(row.k)}-s{int(row.seed)}"
+
+
+def trajectory_path(
+    pretrain_dir: str | Path, dataset: str, k: int, seed: int, run: str | None = None
+) -> Path:
+    """`<pretrain-dir>/<dataset>/<run>/trajectory.csv`, run `k<K>-s<seed>` by default."""
+    return Path(pretrain_dir) / dataset / (run or f"k{k}-s{seed}") / "trajectory.csv"
 
 
 def load_trajectories(
@@ -187,7 +199,9 @@ def load_trajectories(
     columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
     frames, missing = [], []
     for row in results.itertuples(index=False):
-        path = trajectory_path(pretrain_dir, row.dataset, int(row.k), int(row.seed))
+        path = trajectory_path(
+            pretrain_dir, row.dataset, int(row.k), int(row.seed), run_folder(row)
+        )
         if not path.is_file():
             missing.append(f"{row.dataset} K={row.k} seed {row.seed}")
             continue
@@ -227,9 +241,12 @@ def load_external(path: str | Path) -> pd.DataFrame | None:
 
 
 # --------------------------------------------------------------------------- per-point arrays
-def points_path(probe_dir: str | Path, dataset: str, k: int, seed: int) -> Path:
-    """`<probe-dir>/<dataset>/k<K>-s<seed>.npz` (the probe stage's per-test-point arrays)."""
-    return Path(probe_dir) / dataset / f"k{k}-s{seed}.npz"
+def points_path(
+    probe_dir: str | Path, dataset: str, k: int, seed: int, run: str | None = None
+) -> Path:
+    """`<probe-dir>/<dataset>/<run>.npz` (the probe stage's per-test-point arrays), run
+    `k<K>-s<seed>` by default."""
+    return Path(probe_dir) / dataset / f"{run or f'k{k}-s{seed}'}.npz"
 
 
 def _read_points(path: Path) -> dict[str, np.ndarray]:
@@ -285,7 +302,7 @@ def load_points(
     first: dict[tuple[str, int], tuple[Path, np.ndarray]] = {}
     for row in results.itertuples(index=False):
         ds, k, seed = str(row.dataset), int(row.k), int(row.seed)
-        path = points_path(probe_dir, ds, k, seed)
+        path = points_path(probe_dir, ds, k, seed, run_folder(row))
         if not path.is_file():
             missing.append(f"{ds} K={k} seed {seed}")
             continue
