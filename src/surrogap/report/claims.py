@@ -232,7 +232,7 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
             f"(first: {BOUND_NAMES[EARLIER[j]]}, {run_label(row['dataset'], row['k'], row['seed'])}, "
             f"{format_number(float(earlier[i, j]), d)} nats)"
         )
-    elif ok:
+    elif ok and not valid.any():
         text += ": no earlier bound that holds to compare with"
     details = []
     for ds, g in bound_ratios(r).groupby("dataset", sort=False):

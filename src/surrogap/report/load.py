@@ -8,6 +8,7 @@ Every problem with an input is one UserError line naming the file and what is wr
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +161,19 @@ def load_results(path: str | Path) -> pd.DataFrame:
             f"{where}: more than one row for dataset {row['dataset']!r}, "
             f"k {row['k']}, seed {row['seed']}"
         )
-    order = {ds: i for i, ds in enumerate(pd.unique(frame["dataset"]))}
+    # datasets in natural order (topics_c10, topics_c30, topics_c100)
+    names = sorted(pd.unique(frame["dataset"]), key=_natural_key)
+    order = {ds: i for i, ds in enumerate(names)}
     frame = frame.assign(_order=frame["dataset"].map(order))
     frame = frame.sort_values(["_order", "k", "seed"]).drop(columns="_order")
     return frame.reset_index(drop=True)
+
+
+def _natural_key(name: str) -> list:
+    """Sort key that orders the digit runs of a name by value: c10 < c30 < c100."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)
+    ]
 
 
 # --------------------------------------------------------------------------- trajectories
