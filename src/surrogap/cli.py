@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from surrogap import __version__, bounds
+from surrogap.argtypes import int_value
 from surrogap.errors import UserError
 from surrogap.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 
@@ -24,26 +25,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         raise UserError(f"{self.prog}: {message}")
-
-
-def int_value(
-    name: str, minimum: int, maximum: int | None = None, allowed: str | None = None
-) -> Callable[[str], int]:
-    """An argparse type: an integer in [minimum, maximum] (no upper end for None); the
-    message is `<name> must be <allowed>, got '<text>'`, `allowed` by default "an integer
-    >= <minimum>". `surrogap sweep` takes its whole-number options with it too."""
-    allowed = allowed or f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"{name} must be {allowed}, got {text!r}")
-        return value
-
-    return parse
 
 
 _k_value = int_value("k", 1, bounds.MAX_K, bounds.K_ALLOWED)

@@ -537,7 +537,7 @@ def sweep(
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
-    from surrogap.cli import int_value  # the calculator's argparse types (cli imports this)
+    from surrogap.argtypes import int_value
 
     p = sub.add_parser(
         "sweep",
