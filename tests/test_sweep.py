@@ -135,6 +135,7 @@ def test_sweep_writes_what_serial_dvc_repro_writes(tmp_path):
         "pretrain@circle-8-0",
         "probe@circle-8-0",
         "report",
+        "select_lr",
     ]
 
 
