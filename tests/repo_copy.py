@@ -62,6 +62,13 @@ def ran(result: subprocess.CompletedProcess) -> list[str]:
     )
 
 
+def new_k_stages(k: int, dataset: str = "circle", seed: int = 0) -> list[str]:
+    """The stages, sorted, that growing the K list by `k` must run: that K's run chain of
+    (dataset, seed) and the aggregates after it, nothing else (prepare stays cached)."""
+    run = f"{dataset}-{k}-{seed}"
+    return ["bounds", f"extract@{run}", f"pretrain@{run}", f"probe@{run}", "report", "select_lr"]
+
+
 def make_repo(path: Path, params: dict) -> Path:
     """A fresh git + DVC repository at `path` with the pipeline's code and `params`."""
     path.mkdir(parents=True, exist_ok=True)
