@@ -198,24 +198,38 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
         text=True,
     )
     victims: list[int] = []
+    errors: list[BaseException] = []
+    # pretrain's first checkpoint, at its known path: a glob over data/ races with the
+    # temporary folders that prepare's atomic writes create and remove
+    checkpoint = killed / "data/checkpoints/circle/k1-s0/last.pt"
 
     def kill_when_checkpointed() -> None:
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None:
-            if any(killed.glob("data/**/last.pt")):  # pretrain's first checkpoint
+            if checkpoint.exists():
                 for p in psutil.process_iter(["pid", "cmdline"]):
                     if "stages/pretrain.py" in " ".join(p.info["cmdline"] or []):
-                        worker = _worker_of(p.info["pid"], proc.pid)
+                        try:
+                            worker = _worker_of(p.info["pid"], proc.pid)
+                        except psutil.NoSuchProcess:
+                            continue
                         if worker is not None:
                             os.kill(worker, signal.SIGKILL)
                             victims.append(worker)
                             return
             time.sleep(0.02)
 
-    killer = threading.Thread(target=kill_when_checkpointed)
+    def killer_main() -> None:
+        try:
+            kill_when_checkpointed()
+        except BaseException as e:  # surfaced below, not lost as a thread warning
+            errors.append(e)
+
+    killer = threading.Thread(target=killer_main)
     killer.start()
     out, err = proc.communicate(timeout=900)
     killer.join()
+    assert not errors, errors
     assert proc.returncode == 0, out + err
     assert victims, "the pretrain finished before a checkpoint was seen"
     log = (killed / "data/sweep/pretrain@circle-1-0.log").read_text()
