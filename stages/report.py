@@ -1,14 +1,16 @@
 """Stage `report`: reports/report.md and its figures, from what earlier stages wrote.
 
-Reads params.yaml (its `report` section, and the dataset sections for the Scale section),
-reports/results.csv (the bounds stage), the pretrain trajectories, the probe stage's
+Reads params.yaml (its `report` section only), reports/selected.csv (the select_lr stage),
+the pretrain trajectories and train_info.json files, the prepared data's meta.json files
+(the Scale section: what was run, not what the params say now), the probe stage's
 per-test-point arrays, the evaluate stage's table and the theory stage's figures; writes
 report.md and the PNGs atomically, figures first. Everything is built in memory before
 anything is written, so a failure leaves the previous report as it was. A user error is
 one line on stderr and exit status 2.
 
-    python stages/report.py --params params.yaml --results reports/results.csv \
-        --pretrain-dir data/pretrain --probe-dir data/probe --theory-dir reports/theory \
+    python stages/report.py --params params.yaml --results reports/selected.csv \
+        --pretrain-dir data/pretrain --prepared-dir data/prepared --probe-dir data/probe \
+        --theory-dir reports/theory \
         --external reports/external.csv --out reports/report.md --figures-dir reports/figures
 """
 
@@ -35,7 +37,13 @@ def build_parser():
     p = stage.parser("report", __doc__)
     p.add_argument("--results", required=True, help="the table of runs (reports/selected.csv)")
     p.add_argument(
-        "--pretrain-dir", required=True, help="holds <dataset>/k<K>-s<seed>/trajectory.csv"
+        "--pretrain-dir",
+        required=True,
+        help="holds <dataset>/k<K>-s<seed>/trajectory.csv and train_info.json",
+    )
+    # absent: samples per class read `unknown` in the Scale section
+    p.add_argument(
+        "--prepared-dir", default=None, help="holds <dataset>/s<seed>/meta.json"
     )
     p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
     p.add_argument("--out", required=True, help="the Markdown report")
@@ -80,7 +88,7 @@ def run(args) -> None:
         },
         external=load.load_external(args.external) if args.external else None,
         points=points,
-        run_params=all_params,
+        scale=load.load_scale(args.pretrain_dir, args.prepared_dir, results),
     )
     # the figures folder first, replaced as a whole; the Markdown that links them last
     with io.atomic_dir(figures_dir) as tmp:

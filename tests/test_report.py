@@ -5,6 +5,7 @@ inputs are one line, nothing is half-written."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -16,7 +17,8 @@ import yaml
 from conftest import stage
 
 from surrogap import bounds
-from surrogap.report.load import ReportParams, points_path
+from surrogap.errors import UserError
+from surrogap.report.load import ReportParams, load_scale, points_path
 from surrogap.report.markdown import build_report
 
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
@@ -138,6 +140,7 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         "params": root / "params.yaml",
         "results": root / "reports" / "results.csv",
         "pretrain": root / "data" / "pretrain",
+        "prepared": root / "data" / "prepared",
         "probe": root / "data" / "probe",
         "theory": root / "reports" / "theory",
         "out": root / "reports" / "report.md",
@@ -152,14 +155,24 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         folder = paths["pretrain"] / row["dataset"] / f"k{row['k']}-s{row['seed']}"
         folder.mkdir(parents=True)
         traj.to_csv(folder / "trajectory.csv", index=False)
+        if row["dataset"] == "topics_c20":  # the others' runs recorded no train_info.json
+            info = {"global_batch": 64, "epochs": 7, "lr_used": 0.01}
+            (folder / "train_info.json").write_text(json.dumps(info))
         write_points(paths["probe"], row)
+    for ds, (_, c) in DATASETS.items():
+        for seed in SEEDS:
+            meta = paths["prepared"] / ds / f"s{seed}" / "meta.json"
+            meta.parent.mkdir(parents=True)
+            sizes = {"train": 140 * c, "val": 20 * c, "test": 40 * c}  # 200 per class
+            meta.write_text(json.dumps({"num_classes": c, "sizes": sizes}))
     paths["theory"].mkdir(parents=True)
     (paths["theory"] / "fig3.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # fig4 left absent
     params = {
         "dataset": list(DATASETS),
+        # what the params say now is not what the Scale section reports: the recorded runs
         "topics_c20": {
-            "data": {"kind": "topics", "classes": 20, "sentences_per_class": 200},
-            "train": {"batch_size": 64, "epochs": 7},
+            "data": {"kind": "topics", "classes": 20, "sentences_per_class": 999},
+            "train": {"batch_size": 512, "epochs": 99},
         },
         "report": REPORT if report_params is None else report_params,
     }
@@ -172,6 +185,7 @@ def argv(paths: dict[str, Path], probe: bool = True) -> list[str]:
         "--params", str(paths["params"]),
         "--results", str(paths["results"]),
         "--pretrain-dir", str(paths["pretrain"]),
+        "--prepared-dir", str(paths["prepared"]),
         "--theory-dir", str(paths["theory"]),
         "--out", str(paths["out"]),
         "--figures-dir", str(paths["figures"]),
@@ -275,6 +289,35 @@ def test_scale_lists_every_difference_from_the_paper(good):
     assert line == (
         "- topics_c20: C 20 (paper 500-3029), batch 64 (paper 2048), K 1-16 (paper 8-1024)."
     )
+
+
+def test_scale_reads_what_each_run_recorded(tmp_path):
+    results = make_results(fail=False)
+    results = results[results["dataset"] == "topics_c5"]
+    prepared, pretrain = tmp_path / "prepared", tmp_path / "pretrain"
+    for seed, total in zip(SEEDS, (1797, 1797, 1800), strict=True):  # digits: not divisible
+        (prepared / "topics_c5" / f"s{seed}").mkdir(parents=True)
+        meta = {"num_classes": 10, "sizes": {"train": total - 700, "val": 350, "test": 350}}
+        (prepared / "topics_c5" / f"s{seed}" / "meta.json").write_text(json.dumps(meta))
+    for row in results.itertuples():
+        folder = pretrain / "topics_c5" / f"k{row.k}-s{row.seed}"
+        folder.mkdir(parents=True)
+        info = {"global_batch": 128 if row.k < 16 else 256, "epochs": 10}
+        (folder / "train_info.json").write_text(json.dumps(info))
+    scale = load_scale(pretrain, prepared, results)
+    assert scale == {
+        "topics_c5": {"per_class": "179.7 (mean)-180", "batch": "128-256", "epochs": "10"}
+    }
+    # nothing recorded: unknown, never a guess
+    assert load_scale(tmp_path / "none", None, results)["topics_c5"] == {
+        "per_class": "unknown", "batch": "unknown", "epochs": "unknown"
+    }  # fmt: skip
+    (prepared / "topics_c5" / "s0" / "meta.json").write_text('{"num_classes": 0, "sizes": {}}')
+    with pytest.raises(UserError, match="'sizes' is {}, allowed: the split sizes"):
+        load_scale(pretrain, prepared, results)
+    (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text("{not json")
+    with pytest.raises(UserError, match="train info .*k1-s0/train_info.json' is not readable"):
+        load_scale(pretrain, None, results)
 
 
 def test_bounds_table_says_where_bao_is_vacuous(good):

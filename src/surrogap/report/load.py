@@ -1,12 +1,14 @@
 """Reading what the pipeline wrote, checked: reports/results.csv, the pretrain
-trajectories, reports/external.csv, the probe stage's per-test-point arrays, and the
-`report` section of params.yaml.
+trajectories and train_info.json files, the prepared data's meta.json files,
+reports/external.csv, the probe stage's per-test-point arrays, and the `report` section of
+params.yaml.
 
 Every problem with an input is one UserError line naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -34,6 +36,7 @@ __all__ = [
     "load_external",
     "load_points",
     "load_results",
+    "load_scale",
     "load_trajectories",
     "parse_params",
     "points_path",
@@ -229,6 +232,78 @@ def load_trajectories(
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), missing
     frame = pd.concat(frames, ignore_index=True)[columns]
     return frame.sort_values(["dataset", "k", "seed", "epoch"]).reset_index(drop=True), missing
+
+
+# --------------------------------------------------------------------------- scale
+def _read_json(path: Path, what: str) -> dict | None:
+    """A JSON object, or None where the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{what} {str(path)!r} is not readable JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {str(path)!r} must hold a JSON object")
+    return obj
+
+
+def _span_text(values: list[float]) -> str:
+    """One value, or `lo-hi` where the runs differ; integers without a decimal point and a
+    non-integral mean as `N.N (mean)`; `unknown` where no run recorded it."""
+    if not values:
+        return "unknown"
+
+    def text(v: float) -> str:
+        return str(int(v)) if float(v).is_integer() else f"{v:.1f} (mean)"
+
+    lo, hi = min(values), max(values)
+    return text(lo) if lo == hi else f"{text(lo)}-{text(hi)}"
+
+
+def _count(obj: dict, key: str, path: Path) -> float:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"{str(path)!r}: {key!r} is {value!r}, allowed: a positive number")
+    return float(value)
+
+
+def load_scale(
+    pretrain_dir: str | Path, prepared_dir: str | Path | None, results: pd.DataFrame
+) -> dict[str, dict[str, str]]:
+    """Per dataset of `results`, the scale its runs were actually run at, read from what
+    the stages wrote (so the report depends on no dataset params): `per_class` from each
+    data seed's `<prepared-dir>/<dataset>/s<seed>/meta.json` (all splits over the number of
+    classes), `batch` and `epochs` from each run's `train_info.json` (the global batch and
+    the epochs trained). Values that differ across runs read as a range; a file no run has
+    reads as `unknown`."""
+    scale = {}
+    for ds, runs in results.groupby("dataset", sort=False):
+        per_class, batch, epochs = [], [], []
+        if prepared_dir is not None:
+            for seed in sorted(set(int(s) for s in runs["seed"])):
+                path = Path(prepared_dir) / str(ds) / f"s{seed}" / "meta.json"
+                meta = _read_json(path, "prepared data's meta")
+                if meta is not None:
+                    sizes = meta.get("sizes")
+                    if not isinstance(sizes, dict) or not sizes:
+                        raise UserError(
+                            f"{str(path)!r}: 'sizes' is {sizes!r}, allowed: the split sizes"
+                        )
+                    total = sum(_count(sizes, split, path) for split in sizes)
+                    per_class.append(total / _count(meta, "num_classes", path))
+        for row in runs.itertuples(index=False):
+            path = Path(pretrain_dir) / str(ds) / run_folder(row) / "train_info.json"
+            info = _read_json(path, "train info")
+            if info is not None:
+                batch.append(_count(info, "global_batch", path))
+                epochs.append(_count(info, "epochs", path))
+        scale[str(ds)] = {
+            "per_class": _span_text(per_class),
+            "batch": _span_text(batch),
+            "epochs": _span_text(epochs),
+        }
+    return scale
 
 
 # --------------------------------------------------------------------------- external

@@ -63,8 +63,6 @@ PAPER_SCALE: dict[str, dict[str, str]] = {
     "topics": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
     "wiki3029": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
 }  # fmt: skip
-# kinds that use all of their source, and how many samples per class that is
-SOURCE_PER_CLASS = {"digits": "about 180 (all)", "cifar10": "6000 (all)", "cifar100": "600 (all)"}
 UNKNOWN = ("unknown", "not stated")
 SCALE_FIELDS = (
     ("classes", "C"),
@@ -180,24 +178,22 @@ def _span(values: Sequence[int]) -> str:
     return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
 
 
-def scale_rows(results: pd.DataFrame, params: Mapping | None) -> list[dict[str, str]]:
-    """Per dataset: this run's C, samples per class, batch, epochs, K range and seeds (from
-    results.csv and the dataset's params section), and the paper's (PAPER_SCALE)."""
-    params = params or {}
+def scale_rows(
+    results: pd.DataFrame, scale: Mapping[str, Mapping[str, str]] | None
+) -> list[dict[str, str]]:
+    """Per dataset: this run's C, K range and seeds (results.csv), samples per class, batch
+    and epochs (`scale`: what the stages recorded, load.load_scale), and the paper's
+    (PAPER_SCALE)."""
+    scale = scale or {}
     rows = []
     for ds, g in results.groupby("dataset", sort=False):
-        section = params.get(ds) if isinstance(params.get(ds), Mapping) else {}
-        data = section.get("data") or {}
-        train = section.get("train") or {}
-        per_class = data.get("per_class", data.get("sentences_per_class"))
+        recorded = scale.get(str(ds)) or {}
         kind = str(g["kind"].iloc[0])
         run = dict(
             classes=str(int(g["classes"].iloc[0])),
-            per_class=str(per_class)
-            if per_class is not None
-            else SOURCE_PER_CLASS.get(kind, "unknown"),
-            batch=str(train.get("batch_size", "unknown")),
-            epochs=str(train.get("epochs", "unknown")),
+            per_class=recorded.get("per_class", "unknown"),
+            batch=recorded.get("batch", "unknown"),
+            epochs=recorded.get("epochs", "unknown"),
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
@@ -205,19 +201,23 @@ def scale_rows(results: pd.DataFrame, params: Mapping | None) -> list[dict[str, 
     return rows
 
 
-def scale_markdown(results: pd.DataFrame, params: Mapping | None) -> list[str]:
+def scale_markdown(
+    results: pd.DataFrame, scale: Mapping[str, Mapping[str, str]] | None
+) -> list[str]:
     md = [
         "## Scale: this run against the paper's",
         "",
         "Each cell reads *this run / the paper*; the offline stand-ins are set against the "
         "data they stand in for (digits for CIFAR-10, topics for Wiki-3029). Samples per "
-        "class count the whole data before the train/val/test split.",
+        "class, batch and epochs are what the stages recorded (the prepared data's "
+        "meta.json, each run's train_info.json); samples per class count the whole data "
+        "before the train/val/test split.",
         "",
         "| dataset | paper's data | " + " | ".join(label for _, label in SCALE_FIELDS) + " |",
         "|---|---|" + "---|" * len(SCALE_FIELDS),
     ]
     differs = []
-    for row in scale_rows(results, params):
+    for row in scale_rows(results, scale):
         paper = row["paper"]
         if paper is None:
             cells = [f"{row['run'][f]} / unknown" for f, _ in SCALE_FIELDS]
@@ -392,7 +392,7 @@ def build_report(
     sources: Mapping[str, str] | None = None,
     external: pd.DataFrame | None = None,
     points: Mapping | None = None,
-    run_params: Mapping | None = None,
+    scale: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Report:
     """The whole report: Markdown and figures, nothing written.
 
@@ -401,7 +401,8 @@ def build_report(
     sources: {"results", "pretrain_dir", "probe_dir": paths as given}, for the footer.
     external: the `evaluate` stage's table, or None.
     points: the per-test-point arrays, {(dataset, K, seed): arrays} (load.load_points).
-    run_params: the whole params file, for the Scale section (dataset sections).
+    scale: per dataset, the recorded samples per class, batch and epochs
+        (load.load_scale), for the Scale section.
     """
     p = params or ReportParams()
     d = p.decimals
@@ -452,7 +453,7 @@ def build_report(
         md.append("")
     else:
         md += ["No run collapsed (`report.collapse_drop` below).", ""]
-    md += scale_markdown(results, run_params)
+    md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
         md += _dataset_markdown(ds, results, trajectories, summary, missing_trajectories, d, add)
     if external is not None and not external.empty:
