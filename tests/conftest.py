@@ -87,3 +87,19 @@ def dvc_index(tmp_path_factory) -> list:
     (folder / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
     with Repo(str(folder)) as repo:
         return list(repo.index.stages)
+
+
+# --------------------------------------------------------------------------- fault helpers
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporaries of surrogap.io (and anything hidden) left in a folder."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]

@@ -313,10 +313,10 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
         "per_class": "unknown", "batch": "unknown", "epochs": "unknown"
     }  # fmt: skip
     (prepared / "topics_c5" / "s0" / "meta.json").write_text('{"num_classes": 0, "sizes": {}}')
-    with pytest.raises(UserError, match="'sizes' is {}, allowed: the split sizes"):
+    with pytest.raises(UserError, match=re.escape("'sizes' is {}, allowed: the split sizes")):
         load_scale(pretrain, prepared, results)
     (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text("{not json")
-    with pytest.raises(UserError, match="train info .*k1-s0/train_info.json' is not readable"):
+    with pytest.raises(UserError, match=r"train info .*k1-s0/train_info\.json' is not readable"):
         load_scale(pretrain, None, results)
 
 
