@@ -42,9 +42,7 @@ def build_parser():
         help="holds <dataset>/k<K>-s<seed>/trajectory.csv and train_info.json",
     )
     # absent: samples per class read `unknown` in the Scale section
-    p.add_argument(
-        "--prepared-dir", default=None, help="holds <dataset>/s<seed>/meta.json"
-    )
+    p.add_argument("--prepared-dir", default=None, help="holds <dataset>/s<seed>/meta.json")
     p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
     p.add_argument("--out", required=True, help="the Markdown report")
     p.add_argument("--figures-dir", required=True, help="where the PNGs go")
