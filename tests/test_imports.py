@@ -35,22 +35,19 @@ def test_the_code_never_imports_the_heavy_module(code, module):
 
 
 def test_no_library_module_imports_the_cli():
-    """The CLI sits on top: no module of the package imports `surrogap.cli` (at module level
-    or inside a function), so the library has no cycle through it."""
-    import ast
-    from pathlib import Path
+    """The CLI sits on top: no module of the package imports `surrogap.cli` (at module level,
+    inside a function or relatively: the import walk that checks the stage deps), so the
+    library has no cycle through it."""
+    from surrogap import codedeps
 
-    src = Path(__file__).resolve().parents[1] / "src" / "surrogap"
-    offenders = []
-    for path in sorted(src.rglob("*.py")):
-        if path.name == "cli.py" and path.parent == src:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            if any(n == "surrogap.cli" for n in names):
-                offenders.append(f"{path.relative_to(src)}:{node.lineno}")
+    cli = codedeps.module_file("surrogap.cli")
+    offenders = [
+        codedeps.module_name(path)
+        for path in sorted(codedeps.PACKAGE_DIR.rglob("*.py"))
+        if path != cli
+        and "surrogap.cli"
+        in codedeps.imported_names(
+            path.read_text(), codedeps.module_name(path), path.name == "__init__.py"
+        )
+    ]
     assert not offenders, offenders
