@@ -19,7 +19,7 @@ from conftest import stage
 from surrogap import bounds
 from surrogap.errors import UserError
 from surrogap.report.load import ReportParams, load_scale, points_path
-from surrogap.report.markdown import build_report
+from surrogap.report.markdown import build_report, scale_rows
 
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
 KS = (1, 4, 16)
@@ -134,6 +134,18 @@ def write_points(probe: Path, row: pd.Series) -> None:
     )
 
 
+def prepared_meta(classes: int, sizes: dict[str, int]) -> dict:
+    """A prepared dataset's meta.json as the prepare stage writes it (topics: text)."""
+    return {
+        "kind": "topics",
+        "modality": "text",
+        "num_classes": classes,
+        "input_shape": [32],
+        "vocab_size": 500,
+        "sizes": sizes,
+    }
+
+
 def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict[str, Path]:
     results = make_results(fail)
     paths = {
@@ -164,7 +176,7 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
             meta = paths["prepared"] / ds / f"s{seed}" / "meta.json"
             meta.parent.mkdir(parents=True)
             sizes = {"train": 140 * c, "val": 20 * c, "test": 40 * c}  # 200 per class
-            meta.write_text(json.dumps({"num_classes": c, "sizes": sizes}))
+            meta.write_text(json.dumps(prepared_meta(c, sizes)))
     paths["theory"].mkdir(parents=True)
     (paths["theory"] / "fig3.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # fig4 left absent
     params = {
@@ -297,26 +309,35 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
     prepared, pretrain = tmp_path / "prepared", tmp_path / "pretrain"
     for seed, total in zip(SEEDS, (1797, 1797, 1800), strict=True):  # digits: not divisible
         (prepared / "topics_c5" / f"s{seed}").mkdir(parents=True)
-        meta = {"num_classes": 10, "sizes": {"train": total - 700, "val": 350, "test": 350}}
+        meta = prepared_meta(10, {"train": total - 700, "val": 350, "test": 350})
         (prepared / "topics_c5" / f"s{seed}" / "meta.json").write_text(json.dumps(meta))
     for row in results.itertuples():
         folder = pretrain / "topics_c5" / f"k{row.k}-s{row.seed}"
         folder.mkdir(parents=True)
         info = {"global_batch": 128 if row.k < 16 else 256, "epochs": 10}
         (folder / "train_info.json").write_text(json.dumps(info))
-    scale = load_scale(pretrain, prepared, results)
-    assert scale == {
-        "topics_c5": {"per_class": "179.7 (mean)-180", "batch": "128-256", "epochs": "10"}
-    }
+
+    def shown(scale):
+        (row,) = scale_rows(results, scale)
+        return {f: row["run"][f] for f in ("per_class", "batch", "epochs")}
+
+    assert shown(load_scale(pretrain, prepared, results)) == {
+        "per_class": "179.7 (mean)-180", "batch": "128-256", "epochs": "10"
+    }  # fmt: skip
     # nothing recorded: unknown, never a guess
-    assert load_scale(tmp_path / "none", None, results)["topics_c5"] == {
+    assert shown(load_scale(tmp_path / "none", None, results)) == {
         "per_class": "unknown", "batch": "unknown", "epochs": "unknown"
     }  # fmt: skip
-    (prepared / "topics_c5" / "s0" / "meta.json").write_text('{"num_classes": 0, "sizes": {}}')
-    with pytest.raises(UserError, match=re.escape("'sizes' is {}, allowed: the split sizes")):
+    (prepared / "topics_c5" / "s0" / "meta.json").write_text(
+        json.dumps(prepared_meta(10, {}))
+    )  # fmt: skip
+    with pytest.raises(UserError, match=re.escape("sizes is {}, allowed: {train, val, test}")):
         load_scale(pretrain, prepared, results)
     (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text("{not json")
-    with pytest.raises(UserError, match=r"train info .*k1-s0/train_info\.json' is not readable"):
+    with pytest.raises(UserError, match=r"train info .*k1-s0/train_info\.json' is unreadable"):
+        load_scale(pretrain, None, results)
+    (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text('{"epochs": 10}')
+    with pytest.raises(UserError, match="global_batch is None, allowed: an integer >= 1"):
         load_scale(pretrain, None, results)
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from surrogap.config import parse, spec
 from surrogap.errors import UserError
+from surrogap.meta import SPLITS, read_meta
 from surrogap.schema import (
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
@@ -235,73 +236,47 @@ def load_trajectories(
 
 
 # --------------------------------------------------------------------------- scale
-def _read_json(path: Path, what: str) -> dict | None:
-    """A JSON object, or None where the file is absent."""
+def _train_info(path: Path) -> dict | None:
+    """A run's train_info.json (how it was actually trained), or None where it is absent."""
     if not path.is_file():
         return None
     try:
-        obj = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{what} {str(path)!r} is not readable JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{what} {str(path)!r} must hold a JSON object")
-    return obj
-
-
-def _span_text(values: list[float]) -> str:
-    """One value, or `lo-hi` where the runs differ; integers without a decimal point and a
-    non-integral mean as `N.N (mean)`; `unknown` where no run recorded it."""
-    if not values:
-        return "unknown"
-
-    def text(v: float) -> str:
-        return str(int(v)) if float(v).is_integer() else f"{v:.1f} (mean)"
-
-    lo, hi = min(values), max(values)
-    return text(lo) if lo == hi else f"{text(lo)}-{text(hi)}"
-
-
-def _count(obj: dict, key: str, path: Path) -> float:
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UserError(f"{str(path)!r}: {key!r} is {value!r}, allowed: a positive number")
-    return float(value)
+        info = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:  # empty, truncated, not UTF-8
+        raise UserError(f"train info {str(path)!r} is unreadable ({type(exc).__name__})") from None
+    for key in ("global_batch", "epochs"):
+        v = info.get(key) if isinstance(info, dict) else None
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"train info {str(path)!r}: {key} is {v!r}, allowed: an integer >= 1")
+    return info
 
 
 def load_scale(
     pretrain_dir: str | Path, prepared_dir: str | Path | None, results: pd.DataFrame
-) -> dict[str, dict[str, str]]:
+) -> dict[str, dict[str, list[float]]]:
     """Per dataset of `results`, the scale its runs were actually run at, read from what
-    the stages wrote (so the report depends on no dataset params): `per_class` from each
-    data seed's `<prepared-dir>/<dataset>/s<seed>/meta.json` (all splits over the number of
-    classes), `batch` and `epochs` from each run's `train_info.json` (the global batch and
-    the epochs trained). Values that differ across runs read as a range; a file no run has
-    reads as `unknown`."""
+    the stages wrote (so the report depends on no dataset params): `per_class`, one value
+    per data seed from `<prepared-dir>/<dataset>/s<seed>/meta.json` (all splits over the
+    number of classes), `batch` and `epochs`, one value per run from its `train_info.json`
+    (the global batch and the epochs trained). A file that is absent adds no value."""
     scale = {}
     for ds, runs in results.groupby("dataset", sort=False):
-        per_class, batch, epochs = [], [], []
+        per_class = []
         if prepared_dir is not None:
             for seed in sorted(set(int(s) for s in runs["seed"])):
-                path = Path(prepared_dir) / str(ds) / f"s{seed}" / "meta.json"
-                meta = _read_json(path, "prepared data's meta")
-                if meta is not None:
-                    sizes = meta.get("sizes")
-                    if not isinstance(sizes, dict) or not sizes:
-                        raise UserError(
-                            f"{str(path)!r}: 'sizes' is {sizes!r}, allowed: the split sizes"
-                        )
-                    total = sum(_count(sizes, split, path) for split in sizes)
-                    per_class.append(total / _count(meta, "num_classes", path))
-        for row in runs.itertuples(index=False):
-            path = Path(pretrain_dir) / str(ds) / run_folder(row) / "train_info.json"
-            info = _read_json(path, "train info")
-            if info is not None:
-                batch.append(_count(info, "global_batch", path))
-                epochs.append(_count(info, "epochs", path))
+                folder = Path(prepared_dir) / str(ds) / f"s{seed}"
+                if (folder / "meta.json").is_file():
+                    m = read_meta(folder)
+                    per_class.append(sum(m["sizes"][s] for s in SPLITS) / m["num_classes"])
+        infos = [
+            _train_info(Path(pretrain_dir) / str(ds) / run_folder(row) / "train_info.json")
+            for row in runs.itertuples(index=False)
+        ]
+        infos = [i for i in infos if i is not None]
         scale[str(ds)] = {
-            "per_class": _span_text(per_class),
-            "batch": _span_text(batch),
-            "epochs": _span_text(epochs),
+            "per_class": per_class,
+            "batch": [i["global_batch"] for i in infos],
+            "epochs": [i["epochs"] for i in infos],
         }
     return scale
 

@@ -173,13 +173,21 @@ def bounds_table(results: pd.DataFrame, decimals: int = 3) -> str:
 
 
 # --------------------------------------------------------------------------- scale
-def _span(values: Sequence[int]) -> str:
-    v = sorted(set(int(x) for x in values))
-    return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
+def _span(values: Sequence[float]) -> str:
+    """One value, or `lo-hi` where they differ; a whole number without a decimal point, a
+    fraction (a per-class mean over unequal classes) as `N.N (mean)`; `unknown` for none."""
+    if len(values) == 0:
+        return "unknown"
+
+    def text(v: float) -> str:
+        return str(int(v)) if float(v).is_integer() else f"{float(v):.1f} (mean)"
+
+    lo, hi = min(values), max(values)
+    return text(lo) if lo == hi else f"{text(lo)}-{text(hi)}"
 
 
 def scale_rows(
-    results: pd.DataFrame, scale: Mapping[str, Mapping[str, str]] | None
+    results: pd.DataFrame, scale: Mapping[str, Mapping[str, Sequence[float]]] | None
 ) -> list[dict[str, str]]:
     """Per dataset: this run's C, K range and seeds (results.csv), samples per class, batch
     and epochs (`scale`: what the stages recorded, load.load_scale), and the paper's
@@ -191,9 +199,9 @@ def scale_rows(
         kind = str(g["kind"].iloc[0])
         run = dict(
             classes=str(int(g["classes"].iloc[0])),
-            per_class=recorded.get("per_class", "unknown"),
-            batch=recorded.get("batch", "unknown"),
-            epochs=recorded.get("epochs", "unknown"),
+            per_class=_span(recorded.get("per_class", ())),
+            batch=_span(recorded.get("batch", ())),
+            epochs=_span(recorded.get("epochs", ())),
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
@@ -202,7 +210,7 @@ def scale_rows(
 
 
 def scale_markdown(
-    results: pd.DataFrame, scale: Mapping[str, Mapping[str, str]] | None
+    results: pd.DataFrame, scale: Mapping[str, Mapping[str, Sequence[float]]] | None
 ) -> list[str]:
     md = [
         "## Scale: this run against the paper's",
@@ -392,7 +400,7 @@ def build_report(
     sources: Mapping[str, str] | None = None,
     external: pd.DataFrame | None = None,
     points: Mapping | None = None,
-    scale: Mapping[str, Mapping[str, str]] | None = None,
+    scale: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> Report:
     """The whole report: Markdown and figures, nothing written.
 
