@@ -198,26 +198,45 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
         text=True,
     )
     victims: list[int] = []
+    stopped_at: list[int] = []  # the checkpoint's epoch while the pretrain was stopped
     errors: list[BaseException] = []
     # pretrain's first checkpoint, at its known path: a glob over data/ races with the
     # temporary folders that prepare's atomic writes create and remove
     checkpoint = killed / "data/checkpoints/circle/k1-s0/last.pt"
 
+    def pretrain_and_worker() -> tuple[int, int] | None:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            cmdline = p.info["cmdline"] or []
+            # the Python process itself, not a shell that may wrap it
+            if cmdline[1:2] == ["stages/pretrain.py"] and "python" in Path(cmdline[0]).name:
+                try:
+                    worker = _worker_of(p.info["pid"], proc.pid)
+                except psutil.NoSuchProcess:
+                    continue
+                if worker is not None:
+                    return p.info["pid"], worker
+        return None
+
     def kill_when_checkpointed() -> None:
         deadline = time.time() + 600
+        found = None
+        while time.time() < deadline and proc.poll() is None and found is None:
+            found = pretrain_and_worker()
+            time.sleep(0.01)
+        if found is None:
+            return
+        pid, worker = found
         while time.time() < deadline and proc.poll() is None:
             if checkpoint.exists():
-                for p in psutil.process_iter(["pid", "cmdline"]):
-                    if "stages/pretrain.py" in " ".join(p.info["cmdline"] or []):
-                        try:
-                            worker = _worker_of(p.info["pid"], proc.pid)
-                        except psutil.NoSuchProcess:
-                            continue
-                        if worker is not None:
-                            os.kill(worker, signal.SIGKILL)
-                            victims.append(worker)
-                            return
-            time.sleep(0.02)
+                # stopped first, so the run cannot finish (and remove its checkpoint)
+                # between the check and the kill: the retry must find it mid-run
+                os.kill(pid, signal.SIGSTOP)
+                saved = torch.load(checkpoint, weights_only=False)
+                stopped_at.append(saved["epoch"])
+                os.kill(worker, signal.SIGKILL)  # the stopped command dies with it
+                victims.append(worker)
+                return
+            time.sleep(0.002)
 
     def killer_main() -> None:
         try:
@@ -232,6 +251,7 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
     assert not errors, errors
     assert proc.returncode == 0, out + err
     assert victims, "the pretrain finished before a checkpoint was seen"
+    assert 1 <= stopped_at[0] < 12, stopped_at  # killed mid-run, with a checkpoint to resume
     log = (killed / "data/sweep/pretrain@circle-1-0.log").read_text()
     assert log.count("\n# ") + log.startswith("# ") == 2, log  # two attempts
     assert "resuming from" in log, log
