@@ -127,6 +127,32 @@ def test_clear_improvement_that_saturates_is_confirmed():
     assert "improves: confirmed" in mean_acc and "improves: confirmed" in linear
 
 
+def test_a_late_decline_is_not_saturation():
+    """Early minus late gain is large when the metric turns down at large K, but a decline
+    is not a gain that levels off: saturation is not confirmed, and the reason says so."""
+    peak = {1: 0.6, 4: 0.8, 16: 0.8, 64: 0.62}
+    r = table(improving, lambda k, s: peak[k] + 0.005 * s)
+    c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
+    assert c3.status == "confirmed"  # R_mu decides, and it improves and saturates
+    mean_acc = c3.details[1]
+    assert mean_acc.startswith("mean-classifier accuracy")
+    assert "saturates: not confirmed" in mean_acc
+    assert "declines from K = 16 to 64: late slope [" in mean_acc
+    per = CL._per_seed(r, list(KS), points(r), "mean_correct", "mean_acc")
+    t = CL.trend(per, KS, +1, "acc", P, stream="d")
+    assert t.saturation_ci[0] > 0  # what the early-minus-late test alone would confirm
+    assert t.declines and not t.saturates and t.late_ci[1] < 0
+
+
+def test_r_mu_rising_again_at_large_k_does_not_confirm_claim_3():
+    worse = {1: 2.5, 4: 2.2, 16: 2.2, 64: 2.45}
+    r = table(lambda k, s: worse[k] + 0.01 * s, rising)
+    c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
+    assert c3.status == "not confirmed"
+    assert "saturates: not confirmed" in c3.details[0]
+    assert "declines from K = 16 to 64" in c3.details[0]
+
+
 def test_slope_is_the_least_squares_slope_of_the_seed_means():
     r = table(improving, rising)
     per = CL._per_seed(r, list(KS), points(r), "mean_loss", "supervised_loss")

@@ -281,7 +281,10 @@ class Trend:
     slope: OLS slope of the per-K mean over seeds against log K (per unit of log K).
     slope_ci: (lower, upper), each end a one-sided bound at the params' confidence.
     early / late: slopes over the first and last halves of the K values; saturation_ci the
-    interval of (early gain - late gain), gain = slope in the improving direction.
+    interval of (early gain - late gain), gain = slope in the improving direction; late_ci
+    the interval of the late slope. Saturation is a gain that levels off, not one that
+    turns into a loss: a late slope whose interval lies on the worsening side declines,
+    and a decline is not confirmed as saturation however large early minus late is.
     """
 
     metric: str
@@ -295,6 +298,7 @@ class Trend:
     early: float = math.nan
     late: float = math.nan
     saturation_ci: tuple[float, float] = (math.nan, math.nan)
+    late_ci: tuple[float, float] = (math.nan, math.nan)
     at_ceiling: tuple[int, ...] = ()  # the K values whose mean is at the ceiling
 
     @property
@@ -303,8 +307,14 @@ class Trend:
         return (lo > 0) if self.direction > 0 else (hi < 0)
 
     @property
+    def declines(self) -> bool:
+        """The quantity gets worse over the last half of the K values (one-sided bound)."""
+        lo, hi = self.late_ci
+        return (hi < 0) if self.direction > 0 else (lo > 0)
+
+    @property
     def saturates(self) -> bool:
-        return self.saturation_ci[0] > 0
+        return self.saturation_ci[0] > 0 and not self.declines
 
 
 def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -394,6 +404,7 @@ def trend(
             early=float(_slopes(x[e], values[e])),
             late=float(_slopes(x[l_], values[l_])),
             saturation_ci=ci(gain_e - gain_l),
+            late_ci=ci(_slopes(x[l_], boot[:, l_])),
         )
     return Trend(
         metric=metric,
@@ -451,6 +462,14 @@ def _verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
         return (
             "inconclusive",
             f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}",
+        )
+    if t.declines:
+        late = t.ks[len(t.ks) // 2 :]
+        lo, hi = t.late_ci
+        d = p.decimals
+        return "not confirmed", (
+            f"declines from K = {late[0]} to {late[-1]}: late slope "
+            f"[{signed(lo, d)}, {signed(hi, d)}]"
         )
     return ("confirmed", "") if t.saturates else ("not confirmed", "")
 

@@ -373,7 +373,9 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         "seed, the test points (the same test split at every K); where a run lacks its "
         "per-point file, seeds only. R_cont enters the surrogate gap as its estimate plus "
         "its standard error times a normal draw. Slopes are least-squares fits against "
-        "log K, early and late over the first and last halves of the K values.",
+        "log K, early and late over the first and last halves of the K values. A trend "
+        "saturates when its early gain exceeds its late gain and its late slope is not "
+        "on the worsening side: a late decline is not saturation.",
         f"- `report.confidence` = {p.confidence:g}: a trend is confirmed when its one-sided "
         f"{100 * p.confidence:g}% bound excludes 0 (the printed interval runs from the "
         f"{a:g}% to the {100 - a:g}% quantile); Claims 1 and 4 call a violation within "
