@@ -231,7 +231,7 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
                 # stopped first, so the run cannot finish (and remove its checkpoint)
                 # between the check and the kill: the retry must find it mid-run
                 os.kill(pid, signal.SIGSTOP)
-                saved = torch.load(checkpoint, weights_only=False)
+                saved = torch.load(checkpoint, weights_only=True)
                 stopped_at.append(saved["epoch"])
                 os.kill(worker, signal.SIGKILL)  # the stopped command dies with it
                 victims.append(worker)

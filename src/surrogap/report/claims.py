@@ -322,6 +322,11 @@ def _slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (y - y.mean(axis=-1, keepdims=True)) @ xc / float(xc @ xc)
 
 
+def _halves(n: int) -> tuple[slice, slice]:
+    """The early and late halves of n K values (an odd n shares the middle one)."""
+    return slice(0, math.ceil(n / 2)), slice(n // 2, n)
+
+
 @functools.lru_cache(maxsize=32)
 def _point_counts(stream: str, seed: int, n: int, replicates: int, base: int) -> np.ndarray:
     """(replicates, n) resampling counts of n test points, one draw per (stream, seed):
@@ -397,7 +402,7 @@ def trend(
     kw: dict = {}
     nk = len(ks)
     if nk >= 3:
-        e, l_ = slice(0, math.ceil(nk / 2)), slice(nk // 2, nk)
+        e, l_ = _halves(nk)
         gain_e = direction * _slopes(x[e], boot[:, e])
         gain_l = direction * _slopes(x[l_], boot[:, l_])
         kw = dict(
@@ -464,7 +469,7 @@ def _verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
             f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}",
         )
     if t.declines:
-        late = t.ks[len(t.ks) // 2 :]
+        late = t.ks[_halves(len(t.ks))[1]]
         lo, hi = t.late_ci
         d = p.decimals
         return "not confirmed", (
