@@ -8,8 +8,9 @@ feature and labels file lies inside the `--inputs` folder (data/external), the s
 import sys
 from pathlib import Path
 
-from surrogap import external, stage
-from surrogap.config import load_params
+from surrogap.core import stage
+from surrogap.core.config import load_params
+from surrogap.estimators import external
 
 
 def main(argv=None) -> int:

@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from surrogap import stage
-from surrogap.config import load_params
+from surrogap.core import stage
+from surrogap.core.config import load_params
 from surrogap.pipeline import probe
 
 

@@ -25,8 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap import io, stage
-from surrogap.config import check_top_level, load_params
+from surrogap.core import io, stage
+from surrogap.core.config import check_top_level, load_params
 from surrogap.report import load
 from surrogap.report.markdown import build_report
 

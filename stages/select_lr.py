@@ -5,7 +5,7 @@ validation accuracy, from reports/results.csv into reports/selected.csv. (Not na
 import sys
 from pathlib import Path
 
-from surrogap import stage
+from surrogap.core import stage
 from surrogap.pipeline import select
 
 

@@ -16,8 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap import io, stage
-from surrogap.theory import read_params, write_outputs
+from surrogap.core import io, stage
+from surrogap.theory.curves import read_params, write_outputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Naive oracles of surrogap.bounds, written from docs/THEORY.md: exact binomial sums
+"""Naive oracles of surrogap.theory.bounds, written from docs/THEORY.md: exact binomial sums
 (math.comb, Fraction), brute-force enumeration of every sequence of draws for the coverage
 probability, exact-integer inclusion-exclusion, the plain O(n C) recursion, exact harmonic
 numbers, and the bounds' formulas term by term. Shared by test_bounds.py and
@@ -10,7 +10,7 @@ import itertools
 import math
 from fractions import Fraction
 
-from surrogap import bounds as B
+from surrogap.theory import bounds as B
 
 
 def binom_pmf_exact(m: int, k: int, c: int) -> Fraction:

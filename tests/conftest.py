@@ -95,7 +95,7 @@ def files_under(folder: Path) -> list[str]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Temporaries of surrogap.io (and anything hidden) left in a folder."""
+    """Temporaries of surrogap.core.io (and anything hidden) left in a folder."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 

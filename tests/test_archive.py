@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from surrogap.core.errors import UserError
 from surrogap.data import archive
-from surrogap.errors import UserError
 
 
 def _tar(

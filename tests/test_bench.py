@@ -1,4 +1,4 @@
-"""Tests of surrogap.bench (quick mode only: the full sizes take tens of seconds)."""
+"""Tests of surrogap.ops.bench (quick mode only: the full sizes take tens of seconds)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from surrogap import bench
-from surrogap.bounds import coverage_probability
 from surrogap.cli import main
+from surrogap.ops import bench
+from surrogap.theory.bounds import coverage_probability
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of surrogap.bounds against oracles written naively from docs/THEORY.md
+"""Tests of surrogap.theory.bounds against oracles written naively from docs/THEORY.md
 (bounds_oracles.py): exact binomial sums, brute-force coverage, exact inclusion-exclusion,
 the plain recursion, exact harmonic numbers; then closed forms, invariants and numerical
 stability at C ~ 10^4, K ~ 10^5. The two-sided bound on random features, bad input and
@@ -32,7 +32,7 @@ from bounds_oracles import (
     upper_gap_naive,
 )
 
-from surrogap import bounds as B
+from surrogap.theory import bounds as B
 
 FLOAT_MAX_LOG = math.log(np.finfo(np.float64).max)
 

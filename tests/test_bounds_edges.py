@@ -1,4 +1,4 @@
-"""Tests of surrogap.bounds at its edges: the two-sided bound itself on random finite
+"""Tests of surrogap.theory.bounds at its edges: the two-sided bound itself on random finite
 feature sets on the unit sphere (R_mu exact, R_cont by Monte Carlo, and exact for K = 1 to
 validate the estimator), bad input named in one line, and every size answered (no hangs;
 each form of the coverage probability against the recursion and exact arithmetic).
@@ -18,8 +18,8 @@ from bounds_oracles import (
     log_cosh,
 )
 
-from surrogap import bounds as B
-from surrogap import special as S
+from surrogap.theory import bounds as B
+from surrogap.theory import special as S
 
 
 # --------------------------------------------------------------------------- the two-sided bound on random features

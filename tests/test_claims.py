@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surrogap import bounds
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 from surrogap.report import claims as CL
 from surrogap.report import load
 from surrogap.report.load import ReportParams
+from surrogap.theory import bounds
 
 KS = (1, 4, 16, 64)
 P = ReportParams(bootstrap=400)

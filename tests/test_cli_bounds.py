@@ -1,4 +1,4 @@
-"""Tests of the calculator `surrogap bounds` (surrogap.cli) against surrogap.bounds."""
+"""Tests of the calculator `surrogap bounds` (surrogap.cli) against surrogap.theory.bounds."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surrogap import bounds as B
 from surrogap.cli import main
-from surrogap.schema import BOUND_COLUMNS
+from surrogap.core.schema import BOUND_COLUMNS
+from surrogap.theory import bounds as B
 
 SRC = Path(B.__file__).resolve().parents[1]
 

@@ -19,8 +19,10 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from surrogap import data
+from surrogap.core import prepared as core_prepared
+from surrogap.core.errors import UserError
 from surrogap.data import archive, kinds, text
-from surrogap.errors import UserError
+from surrogap.models import inputs
 
 torch.set_num_threads(1)
 
@@ -55,7 +57,7 @@ def make_wiki(path: Path, articles: int = ARTICLES) -> Path:
     return path
 
 
-def _wiki(root: Path, **params) -> data.Prepared:
+def _wiki(root: Path, **params) -> core_prepared.Prepared:
     cfg = kinds.parse_data_config({"kind": "wiki3029", **params}, "wiki.data")
     return kinds.build(cfg, root)
 
@@ -86,7 +88,7 @@ def test_wiki3029_from_local_tarball(tmp_path):
         y = p.splits[s]["y"]
         assert np.bincount(y, minlength=ARTICLES).tolist() == [n] * ARTICLES
     # tokens/offsets/y consistent; every sentence tokenizes to 12 tokens (13 with the rare word)
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         split = p.splits[s]
         assert split["tokens"].dtype == np.int64 and split["offsets"].dtype == np.int64
         assert split["offsets"][0] == 0 and np.all(np.diff(split["offsets"]) > 0)
@@ -97,7 +99,7 @@ def test_wiki3029_from_local_tarball(tmp_path):
         for seq in _sequences(split):
             assert (seq == 2).sum() == 2  # "the": the most frequent word has id 2
     # only the rare word maps to the unknown token, three times in all
-    unk = sum(int((p.splits[s]["tokens"] == text.UNK_ID).sum()) for s in data.SPLITS)
+    unk = sum(int((p.splits[s]["tokens"] == text.UNK_ID).sum()) for s in core_prepared.SPLITS)
     assert unk == 3
     # vocabulary: pad, unk; the , ( ) !; n0 n1 n2; 6 x 5 article words
     assert p.vocab_size == 2 + 5 + 3 + ARTICLES * 5
@@ -114,7 +116,7 @@ def test_wiki3029_min_freq(tmp_path):
     assert everything.vocab_size > _wiki(tmp_path, path=str(tar), min_freq=5).vocab_size
     nothing = _wiki(tmp_path, path=str(tar), min_freq=10_000)
     assert nothing.vocab_size == 2
-    assert all(np.all(nothing.splits[s]["tokens"] == text.UNK_ID) for s in data.SPLITS)
+    assert all(np.all(nothing.splits[s]["tokens"] == text.UNK_ID) for s in core_prepared.SPLITS)
 
 
 def test_wiki3029_class_subsampling_and_folder_path(tmp_path):
@@ -125,7 +127,7 @@ def test_wiki3029_class_subsampling_and_folder_path(tmp_path):
     q = _wiki(tmp_path, path=str(tar), classes=3, seed=2)
     assert p.num_classes == 3 and p.class_names == q.class_names
     assert set(p.class_names) < {f"Article_{k:02d}" for k in range(ARTICLES)}
-    assert sum(p.splits[s]["y"].size for s in data.SPLITS) == 3 * SENTENCES
+    assert sum(p.splits[s]["y"].size for s in core_prepared.SPLITS) == 3 * SENTENCES
     assert np.array_equal(p.splits["test"]["tokens"], q.splits["test"]["tokens"])
     with pytest.raises(UserError, match=r"data\.classes: got 7, allowed: 2\.\.6"):
         _wiki(tmp_path, path=str(tar), classes=7)
@@ -171,8 +173,8 @@ def test_text_round_trip_and_split_inputs(tmp_path):
     tar = make_wiki(tmp_path / "wiki.tar.gz")
     p = _wiki(tmp_path, path=str(tar))
     out = tmp_path / "prepared" / "wiki"
-    data.write_prepared(p, "wiki", "wiki3029", "uniform", out)
-    ds = data.load_prepared(out)
+    core_prepared.write_prepared(p, "wiki", "wiki3029", "uniform", out)
+    ds = inputs.load_prepared(out)
     assert ds.meta["modality"] == "text" and ds.meta["vocab_size"] == p.vocab_size
     assert ds.meta["class_names"] == p.class_names and ds.num_classes == ARTICLES
     split = ds.splits["val"]
@@ -184,7 +186,7 @@ def test_text_round_trip_and_split_inputs(tmp_path):
 
 
 # --------------------------------------------------------------------------- topics
-def _topics(root: Path, **params) -> data.Prepared:
+def _topics(root: Path, **params) -> core_prepared.Prepared:
     cfg = kinds.parse_data_config({"kind": "topics", **params}, "topics.data")
     return kinds.build(cfg, root)
 
@@ -204,7 +206,7 @@ def test_topics_deterministic_per_seed(tmp_path):
     (ta,) = (tmp_path / "a").glob("topics-*.tar.gz")
     (tb,) = (tmp_path / "b").glob("topics-*.tar.gz")
     assert ta.name == tb.name and ta.read_bytes() == tb.read_bytes()
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         assert all(
             np.array_equal(a.splits[s][k], b.splits[s][k]) for k in ("tokens", "offsets", "y")
         )

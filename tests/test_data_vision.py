@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from surrogap import data
-from surrogap.augment import build_augment
+from surrogap.core import prepared as core_prepared
+from surrogap.core.errors import UserError
 from surrogap.data import archive, cifar, kinds
-from surrogap.errors import UserError
+from surrogap.models import inputs
+from surrogap.training.augment import build_augment
 
 torch.set_num_threads(1)
 
@@ -137,9 +138,9 @@ def test_cifar10_end_to_end(raw):
     p = _build(raw, kind="cifar10", download=False, augment=True)
     assert p.num_classes == 10 and p.modality == "dense" and p.input_shape == (3, 32, 32)
     assert p.class_names[:3] == ["airplane", "automobile", "bird"]
-    sizes = {s: p.splits[s]["y"].size for s in data.SPLITS}
+    sizes = {s: p.splits[s]["y"].size for s in core_prepared.SPLITS}
     assert sizes == {"train": 180, "val": 20, "test": 30}
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         x, y = p.splits[s]["x"], p.splits[s]["y"]
         assert x.dtype == np.float32 and x.shape == (y.size, 3, 32, 32) and y.dtype == np.int64
         assert np.array_equal(_label_of(x, 0.4914, 0.2470), y)  # images and labels stay paired
@@ -158,7 +159,7 @@ def test_cifar100_subsample_classes_and_train_limit(raw):
     assert p.num_classes == 7 and len(p.class_names) == 7
     original = np.array([int(n.removeprefix("fine")) for n in p.class_names])
     assert np.all(np.diff(original) > 0)  # kept classes in ascending original order
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         y = p.splits[s]["y"]
         assert set(np.unique(y).tolist()) == set(range(7))
         assert np.array_equal(original[y], _label_of(p.splits[s]["x"], 0.5071, 0.2673))
@@ -246,8 +247,8 @@ def test_cifar_download_from_url(tmp_path, monkeypatch):
 def test_cifar_prepared_round_trip(raw, tmp_path):
     p = _build(raw, kind="cifar10", classes=3, download=False, augment=True)
     out = tmp_path / "prepared" / "cifar10"
-    data.write_prepared(p, "cifar10", "cifar10", "uniform", out)
-    ds = data.load_prepared(out)
+    core_prepared.write_prepared(p, "cifar10", "cifar10", "uniform", out)
+    ds = inputs.load_prepared(out)
     assert ds.meta["augment"] is True and ds.meta["input_shape"] == [3, 32, 32]
     (x,) = ds.splits["train"].inputs(torch.arange(4))
     assert x.shape == (4, 3, 32, 32)
@@ -258,9 +259,9 @@ def test_cifar_prepared_round_trip(raw, tmp_path):
 def test_digits_shapes_and_stratified_splits(tmp_path):
     p = kinds.build(kinds.parse_data_config({"kind": "digits"}, "digits.data"), tmp_path)
     assert p.num_classes == 10 and p.input_shape == (1, 8, 8) and p.class_names[0] == "0"
-    total = sum(p.splits[s]["y"].size for s in data.SPLITS)
+    total = sum(p.splits[s]["y"].size for s in core_prepared.SPLITS)
     assert total == 1797
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         x, y = p.splits[s]["x"], p.splits[s]["y"]
         assert x.shape == (y.size, 1, 8, 8) and x.dtype == np.float32
         assert 0.0 <= x.min() and x.max() <= 1.0

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from surrogap import checkpoint, codedeps
-from surrogap.codedeps import imported_names, reached
+from surrogap.core import codedeps
+from surrogap.core.codedeps import imported_names, reached
+from surrogap.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "surrogap"
@@ -21,7 +22,10 @@ NOT_DEPS = {
     ("prepare", "--root"): "the download cache: every archive in it is checked against the md5 "
     "that params.yaml pins (a dep of prepare), so its content is the params'",
     **{
-        (name, "--checkpoints"): "the stage's own resumable folder (surrogap.checkpoint): a "
+        (
+            name,
+            "--checkpoints",
+        ): "the stage's own resumable folder (surrogap.training.checkpoint): a "
         "checkpoint is used only for exactly this run and is removed when the run completes, "
         "so it never changes what the stage outputs"
         for name in ("pretrain", "pretrain-lr")

@@ -15,9 +15,9 @@ import yaml
 from conftest import pretrain_args
 from conftest import tiny_params as base_params
 
-from surrogap import distributed
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 from surrogap.pipeline import prepare, pretrain
+from surrogap.training import distributed
 
 torch.set_num_threads(1)
 
@@ -111,7 +111,7 @@ def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
 def _resume_worker(rank: int, ports: list[int], params: dict, prepared: str, root: str) -> None:
     """Three runs in one pair of processes (a fresh process group, on its own port, each):
     uninterrupted; killed after epoch 2; started again (resumes from the checkpoint)."""
-    from surrogap.train import Trainer
+    from surrogap.training.train import Trainer
 
     torch.set_num_threads(1)
     original = Trainer.train_epoch

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 from surrogap.models import build_encoder, parse_encoder_config
 
 torch.set_num_threads(1)

@@ -8,10 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from surrogap import bounds
-from surrogap import losses as torch_losses
-from surrogap.errors import UserError
-from surrogap.evaluation import (
+from surrogap.core.errors import UserError
+from surrogap.estimators.evaluation import (
     class_means,
     contrastive_loss_estimate,
     l2_normalize,
@@ -21,6 +19,8 @@ from surrogap.evaluation import (
     mean_classifier_points,
     positive_partners,
 )
+from surrogap.theory import bounds
+from surrogap.training import losses as torch_losses
 
 
 @pytest.mark.parametrize("partners", [positive_partners, torch_losses.positive_partners])

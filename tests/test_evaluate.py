@@ -21,9 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from surrogap import bounds, cli, evaluation, external, features
-from surrogap.errors import UserError
-from surrogap.evaluation import l2_normalize, positive_partners
+from surrogap import cli
+from surrogap.core.errors import UserError
+from surrogap.estimators import evaluation, external, features
+from surrogap.estimators.evaluation import l2_normalize, positive_partners
+from surrogap.theory import bounds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "stages"))

@@ -29,11 +29,14 @@ from conftest import (
     write_params,
 )
 
-from surrogap import checkpoint, data, io, train
-from surrogap.errors import UserError
-from surrogap.evaluation import contrastive_loss_estimate, mean_classifier
-from surrogap.losses import contrastive_loss, l2_normalize
+from surrogap.core import io
+from surrogap.core import prepared as core_prepared
+from surrogap.core.errors import UserError
+from surrogap.estimators.evaluation import contrastive_loss_estimate, mean_classifier
+from surrogap.models import inputs
 from surrogap.pipeline import prepare, pretrain
+from surrogap.training import checkpoint, train
+from surrogap.training.losses import contrastive_loss, l2_normalize
 
 torch.set_num_threads(1)
 
@@ -99,12 +102,12 @@ def built(tmp_path_factory):
 def test_write_prepared_refuses_nan(tmp_path):
     x = np.zeros((8, 2), np.float32)
     x[5, 1] = np.nan
-    splits = {s: {"x": x, "y": np.repeat(np.arange(2), 4)} for s in data.SPLITS}
-    prepared = data.Prepared(splits=splits, num_classes=2, input_shape=(2,))
+    splits = {s: {"x": x, "y": np.repeat(np.arange(2), 4)} for s in core_prepared.SPLITS}
+    prepared = core_prepared.Prepared(splits=splits, num_classes=2, input_shape=(2,))
     with pytest.raises(
         UserError, match=r"dataset 'bad': split train key x holds NaN or inf \(first at row 5\)"
     ):
-        data.write_prepared(prepared, "bad", "circle", "uniform", tmp_path / "out")
+        core_prepared.write_prepared(prepared, "bad", "circle", "uniform", tmp_path / "out")
     assert files_under(tmp_path) == []
 
 
@@ -134,7 +137,7 @@ def test_truncated_prepared_split_is_one_line(built, tmp_path):
     with pytest.raises(
         UserError, match=r"val\.npz' is unreadable \(\w+\); rerun `dvc repro prepare`"
     ):
-        data.load_prepared(prepared)
+        inputs.load_prepared(prepared)
 
 
 def test_extract_refuses_nan_features(built, tmp_path, capsys):
@@ -155,7 +158,7 @@ def test_extract_refuses_nan_features(built, tmp_path, capsys):
 def test_probe_refuses_non_finite_features(built, tmp_path, capsys):
     rng = np.random.default_rng(0)
     arrays = {}
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         y = np.repeat(np.arange(4), 10)
         arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(40, 3)).astype(np.float32), y
     arrays["test_x"][7, 2] = np.nan
@@ -356,7 +359,7 @@ def _good_features(built: Path, path: Path) -> dict:
     """Valid features of the built run (written to `path` unchanged)."""
     arrays = {}
     rng = np.random.default_rng(0)
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         with np.load(built / "prepared" / f"{s}.npz") as f:
             y = f["y"]
         arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(y.size, 5)).astype(np.float32), y

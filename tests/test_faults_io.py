@@ -29,8 +29,8 @@ from conftest import (
     write_params,
 )
 
-from surrogap import config, io
-from surrogap.errors import UserError
+from surrogap.core import config, io
+from surrogap.core.errors import UserError
 from surrogap.pipeline import pretrain
 
 torch.set_num_threads(1)
@@ -299,7 +299,7 @@ def _write_then_sigkill(target: Path) -> subprocess.CompletedProcess:
     code = textwrap.dedent(
         f"""
         import os, signal
-        from surrogap import io
+        from surrogap.core import io
         def writer(p):
             p.write_text("partial")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The figures (surrogap.report.figures): the theory stage's Fig. 3 / 4, the surrogate-gap
+"""The figures (surrogap.plots.figures): the theory stage's Fig. 3 / 4, the surrogate-gap
 plot the report and `surrogap evaluate --plot` share, Fig. 1 with log C, Fig. 7 / 8."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from surrogap import bounds, external
-from surrogap import theory as T
+from surrogap.estimators import external
 from surrogap.report import figures as F
+from surrogap.theory import bounds
+from surrogap.theory import curves as T
 
 
 # --------------------------------------------------------------------------- theory figures

@@ -18,7 +18,7 @@ CASES = {
         "torch",
     ),
     "optimizer without dynamo": (
-        "import torch; from surrogap.optim import build_optimizer; "
+        "import torch; from surrogap.training.optim import build_optimizer; "
         "m = torch.nn.Linear(3, 2); o = build_optimizer(m, 'adam', 0.1, 0.0, 0.9); "
         "m(torch.ones(2, 3)).sum().backward(); o.step(); o.zero_grad(); "
         "o.load_state_dict(o.state_dict())",
@@ -38,7 +38,7 @@ def test_no_library_module_imports_the_cli():
     """The CLI sits on top: no module of the package imports `surrogap.cli` (at module level,
     inside a function or relatively: the import walk that checks the stage deps), so the
     library has no cycle through it."""
-    from surrogap import codedeps
+    from surrogap.core import codedeps
 
     cli = codedeps.module_file("surrogap.cli")
     offenders = [

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from surrogap.errors import UserError
-from surrogap.losses import Negatives, contrastive_loss, l2_normalize, sample_negatives
+from surrogap.core.errors import UserError
+from surrogap.training.losses import Negatives, contrastive_loss, l2_normalize, sample_negatives
 
 
 def naive_loss(anchor, positive, idx, views, normalize=True, temperature=1.0):

@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from surrogap.optim import (
+from surrogap.pipeline import prepare, pretrain
+from surrogap.training.optim import (
     LARS,
     build_optimizer,
     lars_param_groups,
     scaled_lr,
     warmup_cosine,
 )
-from surrogap.pipeline import prepare, pretrain
 
 torch.set_num_threads(1)
 

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import yaml
 
-from surrogap import bench, cli
+from surrogap import cli
+from surrogap.ops import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from conftest import stage
 
-from surrogap import bounds
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 from surrogap.report.load import ReportParams, load_scale, points_path
 from surrogap.report.markdown import build_report, scale_rows
+from surrogap.theory import bounds
 
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
 KS = (1, 4, 16)

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from conftest import stage, tiny_params, write_params
 
-from surrogap import config, data
+from surrogap.core import config
+from surrogap.core import prepared as core_prepared
+from surrogap.core.schema import RESULTS_CSV_COLUMNS
+from surrogap.models import inputs
 from surrogap.pipeline import prepare, results, select
-from surrogap.schema import RESULTS_CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +31,12 @@ def test_the_seed_draws_the_data(tmp_path, kind):
     for seed in (0, 1):
         prepare.run(params, "circle", seed, tmp_path / f"s{seed}", tmp_path / "raw")
     prepare.run(params, "circle", 1, tmp_path / "again", tmp_path / "raw")
-    a, b, again = (data.load_prepared(tmp_path / n) for n in ("s0", "s1", "again"))
+    a, b, again = (inputs.load_prepared(tmp_path / n) for n in ("s0", "s1", "again"))
     assert a.meta["data_seed"] == base and b.meta["data_seed"] == base + 1
     assert not np.array_equal(a.splits["test"].y.numpy(), b.splits["test"].y.numpy()) or (
         not np.array_equal(a.splits["test"].x.numpy(), b.splits["test"].x.numpy())
     )
-    for s in data.SPLITS:
+    for s in core_prepared.SPLITS:
         assert np.array_equal(b.splits[s].x.numpy(), again.splits[s].x.numpy())
         assert np.array_equal(b.splits[s].y.numpy(), again.splits[s].y.numpy())
 
@@ -44,8 +46,8 @@ def test_seed_s_equals_seed_zero_with_the_data_seed_moved_by_s(tmp_path):
     prepare.run(params, "circle", 2, tmp_path / "a", tmp_path / "raw")
     params["circle"]["data"]["seed"] += 2
     prepare.run(params, "circle", 0, tmp_path / "b", tmp_path / "raw")
-    a, b = data.load_prepared(tmp_path / "a"), data.load_prepared(tmp_path / "b")
-    for s in data.SPLITS:
+    a, b = inputs.load_prepared(tmp_path / "a"), inputs.load_prepared(tmp_path / "b")
+    for s in core_prepared.SPLITS:
         assert np.array_equal(a.splits[s].x.numpy(), b.splits[s].x.numpy())
 
 

@@ -1,4 +1,4 @@
-"""Tests of surrogap.theory (Fig. 3 / Fig. 4 frames) and the `theory` stage; the figures
+"""Tests of surrogap.theory.curves (Fig. 3 / Fig. 4 frames) and the `theory` stage; the figures
 themselves are tested in test_figures.py."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surrogap import bounds as B
-from surrogap import config
-from surrogap import theory as T
-from surrogap.errors import UserError
+from surrogap.core import config
+from surrogap.core.errors import UserError
+from surrogap.theory import bounds as B
+from surrogap.theory import curves as T
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "stages" / "theory.py"

@@ -9,10 +9,12 @@ import pytest
 import torch
 from conftest import tiny_params as base_params
 
-from surrogap import checkpoint, config, data
-from surrogap.errors import UserError
+from surrogap.core import config
+from surrogap.core.errors import UserError
+from surrogap.models import inputs
 from surrogap.pipeline import extract, prepare, pretrain, probe
-from surrogap.train import Trainer, warmup_cosine
+from surrogap.training import checkpoint
+from surrogap.training.train import Trainer, warmup_cosine
 
 torch.set_num_threads(1)
 
@@ -211,15 +213,15 @@ def test_text_split_inputs_concatenate_selected_sequences():
         "offsets": np.array([0, 2, 2, 5]),
         "y": np.array([0, 1, 0, 1]),
     }
-    split = data.Split(arrays, "text")
+    split = inputs.Split(arrays, "text")
     tokens, offsets = split.inputs(torch.tensor([3, 0, 1, 2]))
     assert tokens.tolist() == [10, 5, 6, 7, 8, 9]
     assert offsets.tolist() == [0, 1, 3, 3]
 
 
 def test_new_keys_default_to_the_old_cpu_behaviour():
-    from surrogap.config import parse
-    from surrogap.train import TrainConfig
+    from surrogap.core.config import parse
+    from surrogap.training.train import TrainConfig
 
     cfg = parse(TrainConfig, {}, "train")
     assert (cfg.device, cfg.precision, cfg.lr_scaling, cfg.nproc_per_node) == (
@@ -268,7 +270,7 @@ def test_dvclive_is_imported_without_pandas_and_pandas_still_imports_later():
     import sys
 
     code = (
-        "import sys; from surrogap.train import _import_live; Live = _import_live(); "
+        "import sys; from surrogap.training.train import _import_live; Live = _import_live(); "
         "print('pandas' in sys.modules, Live.__name__); import pandas; print(pandas.__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from surrogap import codedeps  # noqa: E402
+from surrogap.core import codedeps  # noqa: E402
 
 FOLDERS = ("src/surrogap/models", "src/surrogap/data")
 

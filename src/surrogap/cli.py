@@ -14,10 +14,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from surrogap import __version__, bounds
-from surrogap.argtypes import int_value
-from surrogap.errors import UserError
-from surrogap.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
+from surrogap import __version__
+from surrogap.core.argtypes import int_value
+from surrogap.core.errors import UserError
+from surrogap.core.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
+from surrogap.theory import bounds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +109,7 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from surrogap import bench
+    from surrogap.ops import bench
 
     results = bench.run_all(quick=args.quick)
     if args.json:
@@ -122,7 +123,7 @@ EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from surrogap import external, features
+    from surrogap.estimators import external, features
 
     keys = {name: getattr(args, name) for name in ("features_key", "labels_key", "split_column")}
     fs = features.load_features(args.features, labels_path=args.labels, **keys)
@@ -233,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png", help="write the surrogate gap against K as PNG")
     p.set_defaults(func=_cmd_evaluate)
 
-    from surrogap import sweep  # imports dask and dvc only when it runs
+    from surrogap.ops import sweep  # imports dask and dvc only when it runs
 
     sweep.add_subparser(sub)
     return parser

@@ -27,7 +27,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 CHUNK = 1 << 20
 STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from

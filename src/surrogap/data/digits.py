@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.config import at_least, fraction, one_of, spec
-from surrogap.data import Prepared, relabel, stratified_split, subsample_classes
-from surrogap.errors import UserError
+from surrogap.core.config import at_least, fraction, one_of, spec
+from surrogap.core.prepared import Prepared
+from surrogap.data import relabel, stratified_split, subsample_classes
+from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from surrogap import config
-from surrogap.data import Prepared
-from surrogap.errors import UserError
+from surrogap.core import config
+from surrogap.core.prepared import Prepared
+from surrogap.core.errors import UserError
 
 # kind -> module defining it (imported on first use, so torchvision/datasets load lazily)
 KIND_MODULES = {

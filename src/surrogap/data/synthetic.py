@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.config import at_least, fraction, one_of, positive, spec
-from surrogap.data import Prepared, stratified_split
-from surrogap.errors import UserError
+from surrogap.core.config import at_least, fraction, one_of, positive, spec
+from surrogap.core.prepared import Prepared
+from surrogap.data import stratified_split
+from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap import io
-from surrogap.config import at_least, fraction, non_negative, one_of, positive, spec
-from surrogap.data import Prepared, archive, relabel, stratified_split, subsample_classes
-from surrogap.errors import UserError
+from surrogap.core import io
+from surrogap.core.config import at_least, fraction, non_negative, one_of, positive, spec
+from surrogap.core.prepared import Prepared
+from surrogap.data import archive, relabel, stratified_split, subsample_classes
+from surrogap.core.errors import UserError
 
 PAD_ID = 0
 UNK_ID = 1

@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from surrogap import config
-from surrogap.errors import UserError
+from surrogap.core import config
+from surrogap.core.errors import UserError
 
 ENCODER_MODULES = {
     "mlp": "surrogap.models.mlp",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from surrogap.config import at_least, one_of, spec
-from surrogap.errors import UserError
+from surrogap.core.config import at_least, one_of, spec
+from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogap import io
-from surrogap.config import at_least, spec, stage_config
-from surrogap.data import SPLITS, load_prepared
-from surrogap.evaluation import check_finite
-from surrogap.train import encode, load_model
+from surrogap.core import io
+from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.prepared import SPLITS
+from surrogap.estimators.evaluation import check_finite
+from surrogap.models.inference import encode, load_model
+from surrogap.models.inputs import load_prepared
 
 
 @dataclass(frozen=True)

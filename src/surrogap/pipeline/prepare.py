@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap import data
-from surrogap.config import dataset_section
+from surrogap.core import prepared as core_prepared
+from surrogap.core.config import dataset_section
 from surrogap.data import kinds
 
 
@@ -29,4 +29,6 @@ def run(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> 
     cfg = dataclasses.replace(cfg, seed=data_seed(cfg, seed))
     prepared = kinds.build(cfg, root)
     prepared.extra["data_seed"] = cfg.seed
-    data.write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
+    core_prepared.write_prepared(
+        prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir
+    )

@@ -6,10 +6,11 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap import checkpoint, config, train
-from surrogap.config import dataset_section, run_name
-from surrogap.data import load_prepared
+from surrogap.core import config
+from surrogap.core.config import dataset_section, run_name
 from surrogap.models import parse_encoder_config
+from surrogap.models.inputs import load_prepared
+from surrogap.training import checkpoint, train
 
 
 def encoder_config(params: Mapping, name: str):
@@ -43,7 +44,7 @@ def run(
     train.check_sizes(tcfg, k, data, f"{dataset}.train")
     augment = None
     if data.meta.get("augment"):
-        from surrogap.augment import build_augment
+        from surrogap.training.augment import build_augment
 
         augment = build_augment(data.meta)
     info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)

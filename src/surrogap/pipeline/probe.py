@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap import io
-from surrogap.config import at_least, spec, stage_config
-from surrogap.errors import UserError
-from surrogap.evaluation import (
+from surrogap.core import io
+from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.errors import UserError
+from surrogap.core.prepared import read_meta
+from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
+from surrogap.estimators.evaluation import (
     check_finite,
     contrastive_loss_estimate,
     linear_probe_points,
     mean_classifier,
     mean_classifier_points,
 )
-from surrogap.meta import read_meta
-from surrogap.schema import FEATURE_SPLITS, PROBE_ARRAYS
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from surrogap import bounds
 from surrogap.report.load import ReportParams
+from surrogap.theory import bounds
 
 __all__ = [
     "BOUND_NAMES",

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from surrogap.config import parse, spec
-from surrogap.errors import UserError
-from surrogap.meta import SPLITS, read_meta
-from surrogap.schema import (
+from surrogap.core.config import parse, spec
+from surrogap.core.errors import UserError
+from surrogap.core.prepared import SPLITS, read_meta
+from surrogap.core.schema import (
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
     RESULT_COLUMNS,

@@ -47,7 +47,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -537,7 +537,7 @@ def sweep(
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
-    from surrogap.argtypes import int_value
+    from surrogap.core.argtypes import int_value
 
     p = sub.add_parser(
         "sweep",

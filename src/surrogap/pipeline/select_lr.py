@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from surrogap import io
-from surrogap.errors import UserError
-from surrogap.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
+from surrogap.core import io
+from surrogap.core.errors import UserError
+from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
 
 
 def select(df: pd.DataFrame) -> pd.DataFrame:

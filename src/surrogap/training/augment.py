@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 STRENGTH = 0.5
 

@@ -9,7 +9,7 @@ Implements the two-sided bound of
 
 its non-uniform-prior form, the ideal losses of normalized features, and the earlier upper
 bounds it is compared with (Arora et al. 2019, Nozawa & Sato 2021, Ash et al. 2022).
-All losses are in nats. Pure numpy (and mpmath, in surrogap.special): never imports torch.
+All losses are in nats. Pure numpy (and mpmath, in surrogap.theory.special): never imports torch.
 
 Conventions
 -----------
@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
-from surrogap import special
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
+from surrogap.theory import special
 
 __all__ = [
     "MAX_CLASSES",
@@ -269,7 +269,7 @@ def log_coverage_probability(n, num_classes):
     C (1 - 1/C)^n <= 1/2 the alternating complementary sum; otherwise, for C <= 5 000 when
     max(n) <= 5 000 or one pass is cheaper than the per-n alternative, the recursion over
     the number of distinct classes (one pass serves every n); else the saddle-point
-    contour integral (~25 ms per distinct n). See surrogap.special. Every n up to
+    contour integral (~25 ms per distinct n). See surrogap.theory.special. Every n up to
     MAX_K + 1 and C up to MAX_CLASSES costs bounded time and memory per requested n.
     """
     c = _as_classes(num_classes)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from surrogap import config, io
+from surrogap.core import config, io
 
 NAME = "last.pt"
 KEYS = {"model", "optimizer", "epoch", "trajectory", "run"}
@@ -30,7 +30,7 @@ TRAINING_CODE = "surrogap.pipeline.pretrain"
 
 def code_fingerprint() -> str:
     """sha256 of the training code: a checkpoint written by other code is not resumed."""
-    from surrogap import codedeps
+    from surrogap.core import codedeps
 
     return codedeps.fingerprint(TRAINING_CODE)
 

@@ -2,7 +2,7 @@
 
 One epoch: every training sample is an anchor once (seeded shuffle), its positive a random
 other sample of its class (redrawn every epoch unless ``fixed_positives``), batches of B
-pairs, the loss of :func:`surrogap.losses.contrastive_loss`. All randomness of epoch e comes
+pairs, the loss of :func:`surrogap.training.losses.contrastive_loss`. All randomness of epoch e comes
 from generators seeded by (seed, e), so a run resumed from the checkpoint of epoch e ends
 with the same weights as an uninterrupted run.
 
@@ -11,7 +11,7 @@ mean-classifier accuracy) is recorded, logged with DVCLive and kept in the check
 
 Scale-out (docs/SCALING.md): ``device`` (auto, cpu, cuda), ``precision`` (fp32, bf16, fp16;
 mixed precision only on cuda; features and the loss always in fp32), and torch.distributed
-when launched by torchrun (:mod:`surrogap.distributed`): ``batch_size`` is the global batch,
+when launched by torchrun (:mod:`surrogap.training.distributed`): ``batch_size`` is the global batch,
 each process trains on its B / W share with negatives from that share only, gradients are
 averaged by DDP, and only rank 0 evaluates and writes checkpoints, logs and outputs. On the
 CPU in one process (``device: auto`` without a GPU) a run is bit-for-bit what it was before
@@ -32,15 +32,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from surrogap import __version__, checkpoint, distributed, io
-from surrogap.config import at_least, non_negative, one_of, positive, spec
-from surrogap.data import Dataset, Split
-from surrogap.errors import UserError
-from surrogap.evaluation import check_finite, contrastive_loss_estimate, mean_classifier
-from surrogap.losses import contrastive_loss, positive_partners, sample_negatives
+from surrogap import __version__
+from surrogap.core import io
+from surrogap.core.config import at_least, non_negative, one_of, positive, spec
+from surrogap.core.errors import UserError
+from surrogap.core.schema import TRAJECTORY_COLUMNS
+from surrogap.estimators.evaluation import check_finite, contrastive_loss_estimate, mean_classifier
 from surrogap.models import build_encoder
-from surrogap.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
-from surrogap.schema import TRAJECTORY_COLUMNS
+from surrogap.models.inference import encode
+from surrogap.models.inputs import Dataset
+from surrogap.training import checkpoint, distributed
+from surrogap.training.losses import contrastive_loss, positive_partners, sample_negatives
+from surrogap.training.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
 
 __all__ = ["TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
 
@@ -165,24 +168,6 @@ def check_sizes(cfg: TrainConfig, k: int, data: Dataset, where: str) -> None:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
-
-
-@torch.inference_mode()
-def encode(
-    model: nn.Module, split: Split, batch_size: int = 4096, idx: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Features (n, d) float32 on the CPU of a split (or of the samples `idx`), encoder in
-    eval mode on whatever device its parameters are."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    order = torch.arange(len(split)) if idx is None else idx
-    parts = [
-        model(*(x.to(device) for x in split.inputs(order[s : s + batch_size])))
-        for s in range(0, order.numel(), batch_size)
-    ]
-    model.train(was_training)
-    return torch.cat(parts).float().cpu()
 
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -478,7 +463,7 @@ def train_info(trainer: Trainer) -> dict:
 def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
     (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
-    `checkpoint_dir` (the run's own folder: :mod:`surrogap.checkpoint`).
+    `checkpoint_dir` (the run's own folder: :mod:`surrogap.training.checkpoint`).
 
     Distributed: rank 0 reads the checkpoint and broadcasts it (every rank resumes from the
     same state, no shared filesystem needed), evaluates while the others wait at a barrier,
@@ -569,37 +554,3 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     distributed.barrier(denv)
     distributed.teardown()
-
-
-def load_model(path: Path, meta: dict) -> tuple[nn.Module, dict]:
-    """The encoder saved by :func:`pretrain`, in eval mode, loaded with weights_only=True."""
-    from surrogap.models import parse_encoder_config
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(
-            f"model {str(path)!r} does not exist; run the pretrain stage first"
-        ) from None
-    except Exception as exc:
-        raise UserError(
-            f"model {str(path)!r} is unreadable ({type(exc).__name__}); rerun the pretrain stage"
-        ) from None
-    if (
-        not isinstance(state, dict)
-        or not {"model", "run"} <= set(state)
-        or not isinstance(state["run"], dict)
-    ):
-        raise UserError(
-            f"model {str(path)!r} is not a surrogap model file; rerun the pretrain stage"
-        )
-    run = state["run"]
-    try:
-        model = build_encoder(parse_encoder_config(run["encoder"], "encoder"), meta)
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise UserError(
-            f"model {str(path)!r} does not fit this dataset's encoder ({type(exc).__name__}); rerun the pretrain stage"
-        ) from None
-    model.eval()
-    return model, run

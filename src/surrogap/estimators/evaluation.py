@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
-NORM_EPS = 1e-12  # as surrogap.losses.NORM_EPS: x / max(||x||, eps)
+NORM_EPS = 1e-12  # as surrogap.training.losses.NORM_EPS: x / max(||x||, eps)
 
 
 def _labels(y) -> np.ndarray:

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from surrogap import bounds
+from surrogap.theory import bounds
 
 __all__ = [
     "BOUND_LABELS",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 NORM_EPS = 1e-12
 
@@ -88,7 +88,7 @@ class Negatives:
 def positive_partners(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """For each sample, the index of a uniformly random *other* sample of its class (n,):
     the training pairs (the held-out estimator draws its own in NumPy,
-    :func:`surrogap.evaluation.positive_partners`)."""
+    :func:`surrogap.estimators.evaluation.positive_partners`)."""
     order = torch.argsort(y, stable=True)
     sorted_y = y[order]
     counts = torch.bincount(sorted_y)

@@ -18,7 +18,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 
 def message(exc: BaseException) -> str:
@@ -86,7 +86,7 @@ def stage_main(name: str, body: Callable[[], None]) -> int:
     try:
         body()
     except (UserError, OSError) as exc:
-        # surrogap.io turns failed writes into UserErrors: an OSError here is mostly a read
+        # surrogap.core.io turns failed writes into UserErrors: an OSError here is mostly a read
         print(f"stage {name}: {message(exc)}", file=sys.stderr)
         return 2
     return 0

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.config import parse, spec
-from surrogap.errors import UserError
-from surrogap.evaluation import (
+from surrogap.core.config import parse, spec
+from surrogap.core.errors import UserError
+from surrogap.core.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
+from surrogap.estimators.evaluation import (
     RAW_NORM_LIMIT,
     contrastive_loss_estimate,
     mean_classifier,
     rescale_rows,
 )
-from surrogap.features import FeatureSet
-from surrogap.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
+from surrogap.estimators.features import FeatureSet
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -174,7 +174,7 @@ def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
     """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.bounds import bounds_records, holds
+    from surrogap.theory.bounds import bounds_records, holds
 
     data.check_k(ks)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -284,7 +284,7 @@ class EvaluateParams:
 
 def parse_params(params: Mapping) -> EvaluateParams:
     """The `evaluate` section, strictly (an unknown key is one line, nothing runs)."""
-    from surrogap.config import section
+    from surrogap.core.config import section
 
     return parse(EvaluateParams, section(params, "evaluate"), "evaluate")
 
@@ -307,7 +307,8 @@ def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
     """
     import pandas as pd
 
-    from surrogap import features, io
+    from surrogap.core import io
+    from surrogap.estimators import features
 
     p = parse_params(params)
     inputs = Path(inputs)
@@ -335,11 +336,11 @@ def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
 
 # --------------------------------------------------------------------------- the plot
 def surrogate_gap_figure(records: Sequence[dict], source: str | None = None):
-    """The figure of ``surrogap.report.figures.plot_surrogate_gap`` for evaluate records;
+    """The figure of ``surrogap.plots.figures.plot_surrogate_gap`` for evaluate records;
     `source` (the features file) is named in the title."""
     import pandas as pd
 
-    from surrogap.report.figures import plot_surrogate_gap
+    from surrogap.plots.figures import plot_surrogate_gap
 
     columns = ["k", "classes", "supervised_loss", "contrastive_loss", "contrastive_loss_se"]
     df = pd.DataFrame(records, columns=[*columns, "lower_gap", "upper_gap"])
@@ -348,7 +349,7 @@ def surrogate_gap_figure(records: Sequence[dict], source: str | None = None):
 
 def save_plot(records: Sequence[dict], path: str | Path, source: str | None = None) -> None:
     """Write the surrogate-gap figure to `path` as PNG, atomically."""
-    from surrogap import io
+    from surrogap.core import io
 
     fig = surrogate_gap_figure(records, source)
     io.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150), suffix=".png")

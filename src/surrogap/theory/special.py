@@ -3,7 +3,7 @@
 The coverage probability v_n(C) of the coupon collector, by three exact-enough methods (an
 alternating complementary sum, the recursion over distinct classes, a saddle-point contour
 integral), binomial expectations E[log(A0 + B m)] (a finite sum or a moment series) and
-harmonic numbers. Arguments are already validated by surrogap.bounds, which is the public
+harmonic numbers. Arguments are already validated by surrogap.theory.bounds, which is the public
 interface; every routine costs bounded time and memory for K <= 1e12 and C <= 1e9.
 """
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = "surrogap"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:

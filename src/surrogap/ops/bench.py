@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from surrogap import bounds
+from surrogap.theory import bounds
 
 __all__ = ["REGISTRY", "BenchResult", "format_results", "register", "run_all"]
 
@@ -238,7 +238,7 @@ def bench_evaluate_flops_fraction(quick: bool = False) -> dict:
     The peak is the best of several 2048 x 2048 matmuls (torch and NumPy) measured before
     and after. Target at least 0.4, with the peak RSS growth (sampled from /proc) under 4 GB.
     """
-    from surrogap.evaluation import contrastive_loss_estimate
+    from surrogap.estimators.evaluation import contrastive_loss_estimate
 
     n, d, k, repeats = (20_000, 512, 128, 2) if quick else (100_000, 768, 256, 2)
     rng = np.random.default_rng(0)
@@ -329,10 +329,11 @@ def _train_measurement(quick: bool) -> dict:
     """
     import torch
 
-    from surrogap.data import Dataset, Split, stratified_split
+    from surrogap.data import stratified_split
     from surrogap.data.synthetic import circle_points
+    from surrogap.models.inputs import Dataset, Split
     from surrogap.models.mlp import MLPConfig
-    from surrogap.train import TrainConfig, Trainer
+    from surrogap.training.train import TrainConfig, Trainer
 
     classes, per_class, batch, k = (20, 250, 256, 16) if quick else (100, 1000, 1024, 64)
     rng = np.random.default_rng(0)
@@ -449,10 +450,11 @@ def _training_seconds(repo, quick: bool) -> float:
     a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
     import yaml
 
-    from surrogap import checkpoint, config
-    from surrogap.data import load_prepared
+    from surrogap.core import config
     from surrogap.models import parse_encoder_config
-    from surrogap.train import TrainConfig, Trainer
+    from surrogap.models.inputs import load_prepared
+    from surrogap.training import checkpoint
+    from surrogap.training.train import TrainConfig, Trainer
 
     dataset, k, seed = STAGE_RUN
     section = yaml.safe_load((repo / "params.yaml").read_text())[dataset]

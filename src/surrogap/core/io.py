@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 
 def _default_mode(directory: bool = False) -> int:

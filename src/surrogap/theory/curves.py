@@ -7,8 +7,8 @@ Arora et al. 2019, Nozawa & Sato 2021, Ash et al. 2022), and each bound evaluate
 R_cont*, against K; the earlier bounds are undefined (NaN) for K + 1 < C.
 
 Pure functions returning tidy pandas frames (the figures are drawn by
-surrogap.report.figures.plot_fig3 / plot_fig4), the `theory` section of the params file
-as a frozen dataclass parsed by surrogap.config.parse, and the writer of the `theory`
+surrogap.plots.figures.plot_fig3 / plot_fig4), the `theory` section of the params file
+as a frozen dataclass parsed by surrogap.core.config.parse, and the writer of the `theory`
 stage's four files. All losses in nats.
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from surrogap import bounds, config, io
-from surrogap.config import at_least, positive, spec
+from surrogap.core import config, io
+from surrogap.core.config import at_least, positive, spec
+from surrogap.theory import bounds
 
 __all__ = [
     "BOUND_NAMES",
@@ -158,7 +159,7 @@ def _save_csv(df: pd.DataFrame) -> Callable[[Path], None]:
 def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Compute both frames and figures, then write fig3/fig4 .csv/.png, each atomically
     (``io.write_with``); the stage replaces the whole folder (``io.atomic_dir``)."""
-    from surrogap.report.figures import plot_fig3, plot_fig4
+    from surrogap.plots.figures import plot_fig3, plot_fig4
 
     df3 = fig3_frame(params.classes_fig3, params.k_max, params.b)
     df4 = fig4_frame(params.classes_fig4, params.k_max, params.b)

@@ -5,7 +5,7 @@
   update rescaled by the trust ratio ``eta * ||w|| / (||g|| + wd * ||w||)`` and weight
   decay; bias and BatchNorm parameters (ndim <= 1) get neither (plain SGD with momentum).
 - :func:`warmup_cosine`: the LR factor of a linear warm-up followed by a cosine decay
-  (the one implementation; :mod:`surrogap.train` imports it).
+  (the one implementation; :mod:`surrogap.training.train` imports it).
 - :func:`scaled_lr`: the documented batch-size rule ``lr_scaling: none | linear | sqrt``.
 """
 

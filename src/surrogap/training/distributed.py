@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from surrogap import bounds, config, io
-from surrogap.config import check_top_level, dataset_section, run_name
-from surrogap.errors import UserError
-from surrogap.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
+from surrogap.core import config, io
+from surrogap.core.config import check_top_level, dataset_section, run_name
+from surrogap.core.errors import UserError
+from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
+from surrogap.theory import bounds
 
 
 def results_table(records: list[dict]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ Accepted sources (the format is recognized from the file's first bytes, not its 
 
 A separate labels file is ``.npy`` (1-D), ``.txt`` (one label a line) or ``.csv`` (one
 column, or a column named ``label``/``labels``, or the one given). Labels are integers or
-strings, kept as read (the mapping to 0..C-1 is :func:`surrogap.external.encode_labels`).
+strings, kept as read (the mapping to 0..C-1 is :func:`surrogap.estimators.external.encode_labels`).
 Every failure is a :class:`UserError` with one line naming the file, what was found and
 what is allowed.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 __all__ = [
     "FEATURE_COLUMNS",

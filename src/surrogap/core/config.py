@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from surrogap.errors import UserError
+from surrogap.core.errors import UserError
 
 T = TypeVar("T")
 

@@ -1,0 +1,161 @@
+"""The on-disk contract of a prepared dataset, `data/prepared/<dataset>/s<seed>/`: the
+splits ``{train,val,test}.npz`` and ``meta.json``, written by :func:`write_prepared` (the
+`prepare` stage) and read back by :func:`read_meta` and :func:`read_splits` (numpy only: the
+probe stage reads meta.json too; :func:`surrogap.models.inputs.load_prepared` serves the
+splits to encoders as tensors). See docs/ARCHITECTURE.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from surrogap.core import io
+from surrogap.core.errors import UserError
+
+SPLITS = ("train", "val", "test")
+MODALITIES = ("dense", "text")
+AGAIN = "rerun `dvc repro prepare` (or delete the folder first)"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _problem(meta) -> str | None:
+    """What is wrong with a decoded meta.json, or None."""
+    if not isinstance(meta, dict):
+        return f"holds a {type(meta).__name__}, not an object"
+    for key in ("kind", "modality", "num_classes", "input_shape", "sizes"):
+        if key not in meta:
+            return f"has no {key!r}"
+    if meta["modality"] not in MODALITIES:
+        return f"modality is {meta['modality']!r}, allowed: {', '.join(MODALITIES)}"
+    if not isinstance(meta["kind"], str):
+        return f"kind is {meta['kind']!r}, not a string"
+    c = meta["num_classes"]
+    if not _is_int(c) or c < 2:
+        return f"num_classes is {c!r}, allowed: an integer >= 2"
+    shape = meta["input_shape"]
+    if not isinstance(shape, list) or not all(_is_int(v) and v >= 1 for v in shape):
+        return f"input_shape is {shape!r}, allowed: a list of integers >= 1"
+    sizes = meta["sizes"]
+    if not isinstance(sizes, dict) or not all(
+        _is_int(sizes.get(s)) and sizes[s] >= 0 for s in SPLITS
+    ):
+        return f"sizes is {sizes!r}, allowed: {{train, val, test}} sample counts"
+    vocab = meta.get("vocab_size")
+    if meta["modality"] == "text" and (not _is_int(vocab) or vocab < 1):
+        return f"vocab_size is {vocab!r}, allowed for text: an integer >= 1"
+    prior = meta.get("prior")
+    if prior is not None:
+        ok = (
+            isinstance(prior, list)
+            and len(prior) == c
+            and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in prior)
+            and all(0 <= p <= 1 for p in prior)
+            and math.isclose(math.fsum(prior), 1.0, abs_tol=1e-6)
+        )
+        if not ok:
+            return f"prior is not null or a list of {c} probabilities summing to 1"
+    return None
+
+
+def read_meta(folder: str | Path) -> dict:
+    """The checked meta.json of a prepared dataset folder; a missing, unreadable or
+    inconsistent one is one UserError line naming the file and what is wrong."""
+    folder = Path(folder)
+    path = folder / "meta.json"
+    if not path.exists():
+        raise UserError(
+            f"{str(folder)!r} holds no prepared dataset (meta.json missing); run `dvc repro prepare` first"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:  # empty, truncated, not UTF-8, a folder
+        raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}") from None
+    why = _problem(meta)
+    if why:
+        raise UserError(f"{str(path)!r} {why}; {AGAIN}")
+    return meta
+
+
+@dataclass
+class Prepared:
+    """What a builder returns: arrays per split plus metadata for meta.json.
+
+    Dense splits hold ``x`` (n, ...) float32 and ``y`` (n,) int64; text splits hold
+    ``tokens`` (total,) int64, ``offsets`` (n,) int64 (start of each sequence) and ``y``.
+    """
+
+    splits: dict[str, dict[str, np.ndarray]]
+    num_classes: int
+    modality: str = "dense"  # "dense" or "text"
+    input_shape: tuple[int, ...] = ()
+    vocab_size: int | None = None
+    class_names: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_prepared(prepared: Prepared, name: str, kind: str, prior: str, out_dir: Path) -> None:
+    """Write the splits and meta.json into `out_dir` atomically (a whole folder at once)."""
+    y_train = prepared.splits["train"]["y"]
+    counts = np.bincount(y_train, minlength=prepared.num_classes)
+    if (counts == 0).any():
+        raise UserError(f"dataset {name!r}: class {int(np.argmin(counts))} has no training sample")
+    empirical = (counts / counts.sum()).tolist()
+    meta = {
+        "dataset": name,
+        "kind": kind,
+        "modality": prepared.modality,
+        "num_classes": prepared.num_classes,
+        "input_shape": list(prepared.input_shape),
+        "vocab_size": prepared.vocab_size,
+        "class_names": prepared.class_names,
+        "prior": empirical if prior == "empirical" else None,
+        "sizes": {s: int(prepared.splits[s]["y"].size) for s in SPLITS},
+        **prepared.extra,
+    }
+    for s in SPLITS:
+        for key, arr in prepared.splits[s].items():
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                raise UserError(
+                    f"dataset {name!r}: split {s} key {key} holds NaN or inf (first at row "
+                    f"{row}); nothing written: check the raw data or the data block of params"
+                )
+    with io.atomic_dir(out_dir) as tmp:
+        for s in SPLITS:
+            np.savez(tmp / f"{s}.npz", **prepared.splits[s])
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_splits(folder: str | Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """The checked meta.json and the arrays of every split of a prepared dataset folder."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    splits = {}
+    for s in SPLITS:
+        path = folder / f"{s}.npz"
+        try:
+            with np.load(path) as arrays:
+                loaded = {k: arrays[k] for k in arrays.files}
+        except FileNotFoundError:
+            raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
+        except Exception as exc:  # truncated or not an npz (BadZipFile, ValueError, EOFError)
+            raise UserError(
+                f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}"
+            ) from None
+        for key, arr in loaded.items():
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
+                raise UserError(
+                    f"{str(path)!r} key {key} holds NaN or inf (first at row {row}); the "
+                    f"prepared data was changed after the prepare stage: {AGAIN}"
+                )
+        splits[s] = loaded
+    return meta, splits

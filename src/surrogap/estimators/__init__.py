@@ -1,0 +1,1 @@
+"""The estimation layer: frozen-feature estimators, feature files, bring-your-own-representation evaluation (no torch)."""

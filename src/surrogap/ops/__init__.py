@@ -1,0 +1,1 @@
+"""Operations around the pipeline: the Dask sweep and the benchmarks."""

@@ -1,0 +1,1 @@
+"""The theory layer: the bounds, the special sums, the ideal curves (no torch, no pipeline)."""
