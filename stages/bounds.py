@@ -5,7 +5,7 @@ from pathlib import Path
 
 from surrogap.core import stage
 from surrogap.core.config import load_params
-from surrogap.pipeline import results
+from surrogap.pipeline import bounds
 
 
 def main(argv=None) -> int:
@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     return stage.run(
         "bounds",
         p,
-        lambda a: results.run(load_params(a.params), a.probe_dir, a.results, a.metrics),
+        lambda a: bounds.run(load_params(a.params), a.probe_dir, a.results, a.metrics),
         argv,
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from surrogap.core import stage
 from surrogap.core.config import load_params
-from surrogap.estimators import external
+from surrogap.pipeline import evaluate
 
 
 def main(argv=None) -> int:
@@ -20,7 +20,7 @@ def main(argv=None) -> int:
         "--inputs", required=True, type=Path, help="the folder every feature file lies in"
     )
     return stage.run(
-        "evaluate", p, lambda a: external.run_stage(load_params(a.params), a.out, a.inputs), argv
+        "evaluate", p, lambda a: evaluate.run(load_params(a.params), a.out, a.inputs), argv
     )
 
 

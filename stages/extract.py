@@ -1,4 +1,5 @@
-"""Stage `extract`: frozen features of every split, computed once, encoder in eval mode."""
+"""Stage `extract`: frozen features of every split, computed once, encoder in eval mode, for
+every seed of params `seed` of one (dataset, K) (and lr of the grid)."""
 
 import sys
 from pathlib import Path
@@ -10,11 +11,16 @@ from surrogap.pipeline import extract
 
 def main(argv=None) -> int:
     p = stage.parser("extract", __doc__)
-    p.add_argument("--data", required=True, type=Path, help="the prepared dataset folder")
-    p.add_argument("--model", required=True, type=Path, help="model.pt written by pretrain")
-    p.add_argument("--out", required=True, type=Path, help="features .npz")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--k", type=stage.integer(1, "k"), required=True)
+    p.add_argument("--data", required=True, type=Path, help="data/prepared/<dataset>")
+    p.add_argument("--models", required=True, type=Path, help="the group folder of pretrain's runs")
+    p.add_argument("--out", required=True, type=Path, help="the group's features folder")
     return stage.run(
-        "extract", p, lambda a: extract.run(load_params(a.params), a.data, a.model, a.out), argv
+        "extract",
+        p,
+        lambda a: extract.run(load_params(a.params), a.dataset, a.k, a.data, a.models, a.out),
+        argv,
     )
 
 

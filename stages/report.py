@@ -16,21 +16,15 @@ one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap.core import io, stage
-from surrogap.core.config import check_top_level, load_params
-from surrogap.report import load
-from surrogap.report.markdown import build_report
-
-THEORY_FIGURES = ("fig3", "fig4")
+from surrogap.core import stage
+from surrogap.pipeline import report
 
 
 def build_parser():
@@ -53,53 +47,21 @@ def build_parser():
     return p
 
 
-def _relative(path: Path, start: Path) -> str:
-    """`path` relative to the folder of report.md, with POSIX separators."""
-    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
-
-
-def run(args) -> None:
-    all_params = load_params(args.params)
-    check_top_level(all_params)
-    params = load.parse_params(all_params.get("report"))
-    results = load.load_results(args.results)
-    trajectories, missing = load.load_trajectories(args.pretrain_dir, results)
-    points, _ = load.load_points(args.probe_dir, results)
-    out, figures_dir, theory = Path(args.out), Path(args.figures_dir), Path(args.theory_dir)
-    links = {
-        name: _relative(theory / f"{name}.png", out.parent)
-        if (theory / f"{name}.png").is_file()
-        else None
-        for name in THEORY_FIGURES
-    }
-    report = build_report(
-        results,
-        trajectories,
-        params,
-        figures_rel=_relative(figures_dir, out.parent),
-        theory_links=links,
-        missing_trajectories=missing,
-        sources={
-            "results": args.results,
-            "pretrain_dir": args.pretrain_dir,
-            "probe_dir": args.probe_dir,
-        },
-        external=load.load_external(args.external) if args.external else None,
-        points=points,
-        scale=load.load_scale(args.pretrain_dir, args.prepared_dir, results),
-    )
-    # the figures folder first, replaced as a whole; the Markdown that links them last
-    with io.atomic_dir(figures_dir) as tmp:
-        for name, fig in report.figures.items():
-            fig.savefig(
-                tmp / name, format="png", dpi=params.dpi, bbox_inches="tight", pad_inches=0.05
-            )
-    io.write_text(out, report.markdown)
-    print(f"report: wrote {out} and {len(report.figures)} figures in {figures_dir}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return stage.run("report", build_parser(), run, argv)
+    def body(a) -> None:
+        report.run(
+            a.params,
+            a.results,
+            a.pretrain_dir,
+            a.prepared_dir,
+            a.probe_dir,
+            a.theory_dir,
+            a.external,
+            a.out,
+            a.figures_dir,
+        )
+
+    return stage.run("report", build_parser(), body, argv)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap.core import io, stage
-from surrogap.theory.curves import read_params, write_outputs
+from surrogap.core import stage
+from surrogap.pipeline import theory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,11 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-dir", required=True, help="output folder")
 
     def body(args) -> None:
-        params = read_params(args.params)
-        out = Path(args.out_dir)
-        with io.atomic_dir(out) as tmp:  # the folder is replaced whole, or not at all
-            names = write_outputs(params, tmp)
-        print("stage theory: wrote " + ", ".join(str(out / name) for name in names))
+        paths = theory.run(args.params, args.out_dir)
+        print("stage theory: wrote " + ", ".join(str(p) for p in paths))
 
     return stage.run("theory", p, body, argv)
 

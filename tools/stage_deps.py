@@ -1,5 +1,6 @@
 """Prints, for every stage script, the code deps dvc.yaml must list (tests/test_deps.py
-checks them): the files its imports reach, a folder where all of its files are reached.
+checks them): its script, the package's __init__.py, its own pipeline module, and every
+layer folder its imports reach (surrogap.core.codedeps.stage_deps).
 
 Run from the repository root:  python tools/stage_deps.py
 With --write, dvc.yaml's code deps (the `stages/` and `src/` entries of each stage's deps)
@@ -15,19 +16,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from surrogap.core import codedeps  # noqa: E402
 
-FOLDERS = ("src/surrogap/models", "src/surrogap/data")
-
 
 def stage_deps(script: Path) -> list[str]:
-    reached = {p.relative_to(ROOT).as_posix() for p in codedeps.reached([script])}
-    folders = []
-    for folder in FOLDERS:
-        files = {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*.py")}
-        if files <= reached:
-            reached -= files
-            folders.append(folder)
-    first = script.relative_to(ROOT).as_posix()
-    return [first, *sorted(reached - {first}), *folders]
+    return [p.relative_to(ROOT).as_posix() for p in codedeps.stage_deps(script)]
 
 
 CODE_DEP = re.compile(r"^(\s+)- (stages|src)/\S+\s*$")

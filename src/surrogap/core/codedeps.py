@@ -5,9 +5,13 @@ import x``, ``from surrogap.x import y``, relative imports), at module level or 
 function, the ``__init__.py`` of every package on the way, and every project module named in
 a registry that ``importlib`` loads from: a module-level assignment to a name ending in
 ``_MODULES`` (such as ``surrogap.data.kinds.KIND_MODULES``); a module that imports project
-code by name must keep such a registry. The closure of that relation is what a stage runs:
-tests/test_deps.py checks that dvc.yaml lists it for every stage, and the checkpoint
-fingerprint of `pretrain` hashes it (:func:`fingerprint`).
+code by name must keep such a registry. The closure of that relation is what a stage runs.
+
+dvc.yaml lists it by layer (:func:`stage_deps`): the stage's script, the package's
+``__init__.py``, the files it reaches in ``pipeline/`` (its own module), and every layer
+folder (:data:`LAYERS`) it reaches a file of, whole. tests/test_deps.py checks that list for
+every stage and that no layer imports a layer above it; the checkpoint fingerprint of
+`pretrain` hashes the same files (:func:`fingerprint`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,23 @@ from pathlib import Path
 
 PACKAGE = "surrogap"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# the layer folders of the package, lowest first: a module may import from its own layer and
+# the ones before it, never from one after it (tests/test_layers.py). `pipeline` holds one
+# module per stage, `ops` the tools around the pipeline; `cli.py` sits above them all.
+LAYERS = (
+    "core",
+    "theory",
+    "data",
+    "models",
+    "estimators",
+    "training",
+    "plots",
+    "report",
+    "pipeline",
+    "ops",
+)
+# listed file by file, not whole: a stage lists only its own module of these
+FILE_LAYERS = ("pipeline",)
 
 
 def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
@@ -108,9 +129,52 @@ def reached_from_module(name: str, package_dir: Path = PACKAGE_DIR) -> set[Path]
 
 
 def fingerprint(name: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """sha256 (16 hex digits) of every project file module `name` reaches, by relative path."""
+    """sha256 (16 hex digits) of the project files the deps of module `name` cover (the
+    layer folders it reaches, whole: :func:`deps_of`), by relative path."""
     digest = hashlib.sha256()
-    for path in sorted(reached_from_module(name, package_dir)):
+    covered = files_of(deps_of(reached_from_module(name, package_dir), package_dir))
+    for path in sorted(covered):
         rel = path.relative_to(package_dir).as_posix()
         digest.update(rel.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def layer_of(path: Path, package_dir: Path = PACKAGE_DIR) -> str | None:
+    """The layer folder a package file lies in, or None (the package root, outside)."""
+    path = path.resolve()
+    if not path.is_relative_to(package_dir.resolve()):
+        return None
+    parts = path.relative_to(package_dir.resolve()).parts
+    return parts[0] if len(parts) > 1 and parts[0] in LAYERS else None
+
+
+def deps_of(reached_files: Iterable[Path], package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The dep paths that cover `reached_files`: each layer folder with a reached file, whole
+    (but the FILE_LAYERS, file by file), and every other file itself; sorted."""
+    out: set[Path] = set()
+    for path in reached_files:
+        layer = layer_of(path, package_dir)
+        if layer is None or layer in FILE_LAYERS:
+            out.add(path.resolve())
+        else:
+            out.add(package_dir.resolve() / layer)
+    return sorted(out)
+
+
+def files_of(deps: Iterable[Path]) -> set[Path]:
+    """Every .py file the dep paths name (a folder names all of its own)."""
+    files: set[Path] = set()
+    for d in deps:
+        d = Path(d)
+        files |= set(d.rglob("*.py")) if d.is_dir() else {d}
+    return {f.resolve() for f in files if "__pycache__" not in f.parts}
+
+
+def stage_deps(script: Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The code deps of the stage whose script is `script`: the script, then :func:`deps_of`
+    everything it reaches."""
+    script = Path(script).resolve()
+    return [
+        script,
+        *(p for p in deps_of(reached([script], package_dir), package_dir) if p != script),
+    ]

@@ -284,19 +284,6 @@ def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
 
 
-def run_name(k: int, seed: int, lr: int | float | None = None) -> str:
-    """The name of one run inside its dataset's folders: ``k<K>-s<seed>`` with the dataset
-    section's train.lr, ``k<K>-s<seed>-lr<lr>`` with an extra lr of the grid. `lr` is the
-    value as params.yaml holds it (an int or a float), written as DVC writes it into the
-    paths of dvc.yaml (Python's str: 0.03, 0.001, 1e-05)."""
-    return f"k{k}-s{seed}" if lr is None else f"k{k}-s{seed}-lr{lr}"
-
-
-def prepared_name(seed: int) -> str:
-    """The folder of one seed's data inside ``data/prepared/<dataset>/``: ``s<seed>``."""
-    return f"s{seed}"
-
-
 # --------------------------------------------------------------------------- params.yaml
 def check_top_level(params: Mapping) -> None:
     """Every top-level key is a grid list, a stage section or a dataset section."""

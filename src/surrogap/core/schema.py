@@ -1,7 +1,10 @@
-"""Every column tuple shared between modules: the tables and records the stages write and the
-report, the CLI and the tests read. Defined once here, imported everywhere else."""
+"""Every on-disk name shared between modules: the column tuples of the tables and records the
+stages write and the report, the CLI and the tests read, and the names of the run folders.
+Defined once here, imported everywhere else (dvc.yaml spells the same folder names)."""
 
 from __future__ import annotations
+
+import re
 
 # reports/results.csv (the bounds stage), one row per (dataset, classes, k, seed)
 RESULT_COLUMNS = (
@@ -103,3 +106,49 @@ FEATURE_SPLITS = ("train", "val", "test")
 
 # data/probe/<dataset>/<run>.npz: per test point, in the order of the test split
 PROBE_ARRAYS = ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
+
+
+# --------------------------------------------------------------------------- run folders
+# data/prepared/<dataset>/s<seed>/                     one seed's data (prepare, per dataset)
+# data/pretrain/<dataset>/<group>/s<seed>/             one run (pretrain, per dataset, K, seed)
+# data/features/<dataset>/<group>/s<seed>.npz          (extract, per dataset and group)
+# data/probe/<dataset>/<group>/s<seed>.json and .npz   (probe, per dataset and group)
+# where <group> is k<K> with the dataset section's own train.lr, k<K>-lr<lr> with an extra lr
+# of the grid: a group holds every seed of one K (and lr), so extract and probe handle all
+# seeds of their (dataset, K) in one process while pretrain stays one instance per seed.
+
+
+def seed_dir(seed: int) -> str:
+    """One seed's entry inside a group (and inside ``data/prepared/<dataset>/``): ``s<seed>``."""
+    return f"s{seed}"
+
+
+def run_group(k: int, lr: int | float | None = None) -> str:
+    """The folder of every seed of one K: ``k<K>``, or ``k<K>-lr<lr>`` for an extra lr of the
+    grid. `lr` is the value as params.yaml holds it, written as DVC writes it into the paths
+    of dvc.yaml (Python's str: 0.03, 0.001, 1e-05)."""
+    return f"k{k}" if lr is None else f"k{k}-lr{lr}"
+
+
+def run_dir(k: int, seed: int, lr: int | float | None = None) -> str:
+    """One run's path below ``data/<stage>/<dataset>/``: ``<group>/s<seed>``."""
+    return f"{run_group(k, lr)}/{seed_dir(seed)}"
+
+
+def run_name(k: int, seed: int, lr: int | float | None = None) -> str:
+    """The name of one run in tables (results.csv's `run` column, progress lines):
+    ``k<K>-s<seed>``, or ``k<K>-s<seed>-lr<lr>`` for an extra lr of the grid."""
+    return f"k{k}-s{seed}" if lr is None else f"k{k}-s{seed}-lr{lr}"
+
+
+RUN_NAME = re.compile(r"k(?P<k>\d+)-s(?P<seed>\d+)(?:-lr(?P<lr>\S+))?")
+
+
+def run_dir_of(name: str) -> str:
+    """The run folder (:func:`run_dir`) of a run name (:func:`run_name`), the lr spelled as
+    in the name; ValueError for a string that is no run name."""
+    m = RUN_NAME.fullmatch(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not a run name like k4-s0 or k4-s0-lr0.03")
+    group = f"k{m['k']}" if m["lr"] is None else f"k{m['k']}-lr{m['lr']}"
+    return f"{group}/{seed_dir(int(m['seed']))}"

@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 
+from surrogap.core import progress
 from surrogap.core.errors import UserError
 
 
@@ -83,12 +85,14 @@ def positive_number(key: str) -> Callable[[str], float]:
 def stage_main(name: str, body: Callable[[], None]) -> int:
     """Run a stage body; a UserError, or an input file that cannot be read (OSError), is one
     line on stderr and exit status 2."""
+    started = time.perf_counter()
     try:
         body()
     except (UserError, OSError) as exc:
         # surrogap.core.io turns failed writes into UserErrors: an OSError here is mostly a read
         print(f"stage {name}: {message(exc)}", file=sys.stderr)
         return 2
+    progress.report(started)
     return 0
 
 

@@ -17,13 +17,10 @@ Supervised Losses", ICML 2022 (arXiv:2110.02501). Losses in nats.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
-from surrogap.core.config import parse, spec
 from surrogap.core.errors import UserError
 from surrogap.core.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
 from surrogap.estimators.evaluation import (
@@ -38,15 +35,10 @@ __all__ = [
     "RECORD_COLUMNS",
     "STAGE_COLUMNS",
     "EvalSplit",
-    "EvaluateParams",
-    "FeatureEntry",
     "check_features",
     "encode_labels",
     "evaluate",
     "evaluate_split",
-    "parse_params",
-    "run_stage",
-    "save_plot",
     "split_features",
 ]
 
@@ -237,119 +229,3 @@ def evaluate(
     data = EvalSplit(fs, test_fraction, seed)
     data.check_k(ks)
     return evaluate_split(data, ks, repeats, seed, prior)
-
-
-# --------------------------------------------------------------------------- the stage
-def _one_line(s: str) -> bool:
-    return bool(s.strip()) and "\n" not in s
-
-
-@dataclass(frozen=True)
-class FeatureEntry:
-    """One feature set of params `evaluate.features`."""
-
-    name: str = spec(check=_one_line, allowed="a non-empty one-line string")
-    path: str = spec(check=_one_line, allowed="a path to a features file or datasets folder")
-    labels: str | None = spec(
-        None, check=_one_line, allowed="a path to a .npy, .txt or .csv labels file"
-    )
-    features_key: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
-    labels_key: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
-    split_column: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    """The `evaluate` section of params.yaml."""
-
-    features: tuple[FeatureEntry, ...] = spec(factory=tuple)
-    k: tuple[int, ...] = spec(
-        (1, 4, 16, 64, 256),
-        check=lambda v: len(v) > 0 and all(x >= 1 for x in v) and len(set(v)) == len(v),
-        allowed="a non-empty list of distinct integers >= 1",
-    )
-    repeats: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")
-    seed: int = spec(0, check=lambda v: v >= 0, allowed="an integer >= 0")
-    test_fraction: float = spec(0.3, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
-    prior: str = spec("uniform", check=lambda v: v in PRIORS, allowed=", ".join(PRIORS))
-
-    def validate(self, where: str) -> None:
-        names = [e.name for e in self.features]
-        for i, name in enumerate(names):
-            if name in names[:i]:
-                raise UserError(
-                    f"{where}.features[{i}].name: got {name!r} twice, allowed: distinct names"
-                )
-
-
-def parse_params(params: Mapping) -> EvaluateParams:
-    """The `evaluate` section, strictly (an unknown key is one line, nothing runs)."""
-    from surrogap.core.config import section
-
-    return parse(EvaluateParams, section(params, "evaluate"), "evaluate")
-
-
-def check_inside(path: str, inputs: Path, where: str) -> None:
-    """`path` lies inside the folder `inputs` (the stage's declared dep in dvc.yaml)."""
-    resolved = Path(path).resolve()
-    if not resolved.is_relative_to(inputs.resolve()):
-        raise UserError(
-            f"{where}: got {path!r}, allowed: a path inside {str(inputs)!r} (the folder the "
-            "evaluate stage depends on in dvc.yaml, so that a changed file re-runs it)"
-        )
-
-
-def run_stage(params: Mapping, out: str | Path, inputs: str | Path) -> None:
-    """The `evaluate` stage: one row per (entry, K) in `out` (CSV, header only for no entries).
-
-    Every entry's files must lie inside the folder `inputs`, the stage's dep in dvc.yaml.
-    Every entry is read and evaluated before anything is written; a failure names the entry.
-    """
-    import pandas as pd
-
-    from surrogap.core import io
-    from surrogap.estimators import features
-
-    p = parse_params(params)
-    inputs = Path(inputs)
-    for i, entry in enumerate(p.features):
-        check_inside(entry.path, inputs, f"evaluate.features[{i}].path")
-        if entry.labels is not None:
-            check_inside(entry.labels, inputs, f"evaluate.features[{i}].labels")
-    rows = []
-    for i, entry in enumerate(p.features):
-        try:
-            fs = features.load_features(
-                entry.path,
-                labels_path=entry.labels,
-                features_key=entry.features_key,
-                labels_key=entry.labels_key,
-                split_column=entry.split_column,
-            )
-            records = evaluate(fs, p.k, p.repeats, p.seed, p.test_fraction, p.prior)
-        except UserError as exc:
-            raise UserError(f"evaluate.features[{i}] ({entry.name!r}): {exc}") from None
-        rows += [{"dataset": entry.name, **r} for r in records]
-    df = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
-    io.write_with(out, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"), suffix=".csv")
-
-
-# --------------------------------------------------------------------------- the plot
-def surrogate_gap_figure(records: Sequence[dict], source: str | None = None):
-    """The figure of ``surrogap.plots.figures.plot_surrogate_gap`` for evaluate records;
-    `source` (the features file) is named in the title."""
-    import pandas as pd
-
-    from surrogap.plots.figures import plot_surrogate_gap
-
-    columns = ["k", "classes", "supervised_loss", "contrastive_loss", "contrastive_loss_se"]
-    df = pd.DataFrame(records, columns=[*columns, "lower_gap", "upper_gap"])
-    return plot_surrogate_gap(df, source=source)
-
-
-def save_plot(records: Sequence[dict], path: str | Path, source: str | None = None) -> None:
-    """Write the surrogate-gap figure to `path` as PNG, atomically."""
-    from surrogap.core import io
-
-    fig = surrogate_gap_figure(records, source)
-    io.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=150), suffix=".png")

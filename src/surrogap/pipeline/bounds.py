@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core import config, io
-from surrogap.core.config import check_top_level, dataset_section, run_name
+from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
-from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
+from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name
 from surrogap.theory import bounds
 
 
@@ -80,11 +80,11 @@ def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_dir: Path)
         for k in grid.k:
             for seed in grid.seed:
                 for lr in lrs:
-                    path = probe_dir / name / f"{run_name(k, seed, lr)}.json"
+                    path = probe_dir / name / f"{run_dir(k, seed, lr)}.json"
                     if not path.exists():
                         missing.append(str(path))
                         continue
-                    records.append({**json.loads(path.read_text()), "run": path.stem})
+                    records.append({**json.loads(path.read_text()), "run": run_name(k, seed, lr)})
     if missing:
         raise UserError(
             f"{len(missing)} probe result(s) missing, first {missing[0]!r}; run `dvc repro` to make them"

@@ -1,7 +1,11 @@
-"""The `prepare` stage: build one (dataset, seed)'s train/val/test splits into its folder.
+"""The `prepare` stage: one dataset's train/val/test splits for every seed of params `seed`,
+each into ``<out>/s<seed>/`` (one process and one DVC instance per dataset; the folder is
+replaced whole).
 
 The seed draws the data: generated data, class sub-sampling and the split all use the data
-seed ``<dataset>.data.seed + seed``, so the spread over training seeds includes the data's."""
+seed ``<dataset>.data.seed + seed``, so the spread over training seeds includes the data's.
+Each seed's files depend on that seed alone (byte for byte), so adding a seed rewrites the
+others unchanged and re-runs none of their pretrain instances."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap.core import prepared as core_prepared
-from surrogap.core.config import dataset_section
+from surrogap.core import io
+from surrogap.core.config import dataset_section, grid
+from surrogap.core.prepared import write_prepared
+from surrogap.core.schema import seed_dir
 from surrogap.data import kinds
 
 
@@ -24,11 +30,19 @@ def data_seed(cfg, seed: int) -> int:
     return cfg.seed + seed
 
 
-def run(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
+def prepare_seed(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
+    """One seed's splits and meta.json into `out_dir`."""
     cfg = data_config(params, dataset)
     cfg = dataclasses.replace(cfg, seed=data_seed(cfg, seed))
     prepared = kinds.build(cfg, root)
     prepared.extra["data_seed"] = cfg.seed
-    core_prepared.write_prepared(
-        prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir
-    )
+    write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
+
+
+def run(params: Mapping, dataset: str, out_dir: Path, root: Path) -> None:
+    """Every seed of the grid into ``out_dir/s<seed>/``; the params are checked first."""
+    seeds = grid(params).seed
+    data_config(params, dataset)
+    with io.atomic_dir(out_dir) as tmp:
+        for seed in seeds:
+            prepare_seed(params, dataset, seed, tmp / seed_dir(seed), root)

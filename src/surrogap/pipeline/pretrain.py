@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from surrogap.core import config
-from surrogap.core.config import dataset_section, run_name
+from surrogap.core.config import dataset_section
+from surrogap.core.schema import run_name
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
 from surrogap.training import checkpoint, train

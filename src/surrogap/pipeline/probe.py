@@ -1,4 +1,7 @@
-"""The `probe` stage: mean classifier, linear probe and test contrastive loss of one run."""
+"""The `probe` stage: mean classifier, linear probe and test contrastive loss of every seed of
+one (dataset, group): ``<features>/s<seed>.npz`` into ``<out>/s<seed>.json`` (the record) and
+``<out>/s<seed>.npz`` (per-test-point arrays); one process per (dataset, K), the folder
+replaced whole."""
 
 from __future__ import annotations
 
@@ -10,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from surrogap.core import io
-from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.config import at_least, grid, spec, stage_config
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import read_meta
-from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
+from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS, seed_dir
 from surrogap.estimators.evaluation import (
     check_finite,
     contrastive_loss_estimate,
@@ -80,8 +83,8 @@ def load_features(path: Path, num_classes: int) -> tuple[dict, dict]:
     return z, {s: y[s].astype(np.int64) for s in FEATURE_SPLITS}
 
 
-def run(
-    params: Mapping,
+def probe_seed(
+    cfg: ProbeConfig,
     dataset: str,
     k: int,
     seed: int,
@@ -95,7 +98,6 @@ def run(
     section's) and, at `points_path` (.npz), the per-test-point arrays of
     schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
     classifier's and the linear probe's cross-entropy (float64) and correctness (bool)."""
-    cfg = stage_config(params, "probe", ProbeConfig)
     meta = read_meta(data_dir)
     c = int(meta["num_classes"])
     z, y = load_features(features_path, c)
@@ -143,3 +145,31 @@ def run(
     if points_path is not None:
         io.write_with(points_path, lambda p: np.savez(p, **points), suffix=".npz")
     io.write_json(out_path, record)
+
+
+def run(
+    params: Mapping,
+    dataset: str,
+    k: int,
+    data_dir: Path,
+    features_dir: Path,
+    out_dir: Path,
+    lr: float | None = None,
+) -> None:
+    """Every seed of params `seed`: its record and per-point arrays into `out_dir`."""
+    cfg = stage_config(params, "probe", ProbeConfig)
+    seeds = grid(params).seed
+    with io.atomic_dir(out_dir) as tmp:
+        for seed in seeds:
+            name = seed_dir(seed)
+            probe_seed(
+                cfg,
+                dataset,
+                k,
+                seed,
+                data_dir / name,
+                features_dir / f"{name}.npz",
+                tmp / f"{name}.json",
+                lr=lr,
+                points_path=tmp / f"{name}.npz",
+            )

@@ -26,6 +26,9 @@ from surrogap.core.schema import (
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
     RESULT_COLUMNS,
+    run_dir,
+    run_dir_of,
+    seed_dir,
 )
 
 __all__ = [
@@ -182,20 +185,20 @@ def _natural_key(name: str) -> list:
 
 # --------------------------------------------------------------------------- trajectories
 def run_folder(row) -> str:
-    """The folder name of a results row's run: its `run` column (`k<K>-s<seed>`, or
-    `k<K>-s<seed>-lr<lr>` for a run of the lr grid) where the table has one, else
-    `k<K>-s<seed>`."""
+    """The folder of a results row's run below its dataset's, ``<group>/s<seed>``: from its
+    `run` column (``k<K>-s<seed>[-lr<lr>]``, the lr as params.yaml and dvc.yaml spell it)
+    where the table has one, else ``k<K>/s<seed>``."""
     run = getattr(row, "run", None)
     if isinstance(run, str) and run:
-        return run
-    return f"k{int(row.k)}-s{int(row.seed)}"
+        return run_dir_of(run)
+    return run_dir(int(row.k), int(row.seed))
 
 
 def trajectory_path(
     pretrain_dir: str | Path, dataset: str, k: int, seed: int, run: str | None = None
 ) -> Path:
-    """`<pretrain-dir>/<dataset>/<run>/trajectory.csv`, run `k<K>-s<seed>` by default."""
-    return Path(pretrain_dir) / dataset / (run or f"k{k}-s{seed}") / "trajectory.csv"
+    """`<pretrain-dir>/<dataset>/<run>/trajectory.csv`, run `k<K>/s<seed>` by default."""
+    return Path(pretrain_dir) / dataset / (run or run_dir(k, seed)) / "trajectory.csv"
 
 
 def load_trajectories(
@@ -264,7 +267,7 @@ def load_scale(
         per_class = []
         if prepared_dir is not None:
             for seed in sorted(set(int(s) for s in runs["seed"])):
-                folder = Path(prepared_dir) / str(ds) / f"s{seed}"
+                folder = Path(prepared_dir) / str(ds) / seed_dir(seed)
                 if (folder / "meta.json").is_file():
                     m = read_meta(folder)
                     per_class.append(sum(m["sizes"][s] for s in SPLITS) / m["num_classes"])
@@ -305,8 +308,8 @@ def points_path(
     probe_dir: str | Path, dataset: str, k: int, seed: int, run: str | None = None
 ) -> Path:
     """`<probe-dir>/<dataset>/<run>.npz` (the probe stage's per-test-point arrays), run
-    `k<K>-s<seed>` by default."""
-    return Path(probe_dir) / dataset / f"{run or f'k{k}-s{seed}'}.npz"
+    `k<K>/s<seed>` by default."""
+    return Path(probe_dir) / dataset / f"{run or run_dir(k, seed)}.npz"
 
 
 def _read_points(path: Path) -> dict[str, np.ndarray]:

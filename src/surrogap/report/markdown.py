@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from surrogap.report import figures as F
+from surrogap.plots import results as F
+from surrogap.plots.gap import plot_surrogate_gap
 from surrogap.report.claims import (
     BOUND_NAMES,
     EARLIER,
@@ -270,7 +271,7 @@ def _external_markdown(
         rows = external[external["dataset"] == name].sort_values("k")
         c = int(rows["classes"].iloc[0])
         md += [f"### {name} (C = {c})", ""]
-        fig = F.plot_surrogate_gap(rows)
+        fig = plot_surrogate_gap(rows)
         md += [add(f"gap_external_{_safe(str(name))}.png", fig, f"surrogate gap, {name}"), ""]
         md += [
             "| K | R_cont ± s.e. | R_mu | Bao lower | Bao upper | log C | mean acc. | holds |",
@@ -305,7 +306,7 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add) -> li
         "",
         "### Surrogate gap against K",
         "",
-        add(f"gap_{tag}.png", F.plot_surrogate_gap(rows), f"surrogate gap, {ds}"),
+        add(f"gap_{tag}.png", plot_surrogate_gap(rows), f"surrogate gap, {ds}"),
         "",
         "R_mu − R_cont on the test set against K, mean ± standard error over seeds; the "
         "shaded band is [Δ_L, Δ_U] as the bounds stage computed them (results.csv's "

@@ -14,65 +14,22 @@ stage's four files. All losses in nats.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
-from surrogap.core import config, io
-from surrogap.core.config import at_least, positive, spec
 from surrogap.theory import bounds
 
 __all__ = [
     "BOUND_NAMES",
     "K_MAX_LIMIT",
-    "TheoryParams",
     "fig3_frame",
     "fig4_frame",
-    "read_params",
-    "write_outputs",
 ]
 
 BOUND_NAMES = ("bao", "arora", "nozawa_sato", "ash")
 K_MAX_LIMIT = 100_000
-
-
-# --------------------------------------------------------------------------- params
-def _distinct_classes(value: tuple[int, ...]) -> bool:
-    return len(value) > 0 and all(c >= 2 for c in value) and len(set(value)) == len(value)
-
-
-@dataclass(frozen=True)
-class TheoryParams:
-    """The `theory` section of params.yaml (``config.parse(TheoryParams, section, "theory")``:
-    missing keys take these defaults; an unknown key, a wrong type or a value out of range is
-    one UserError line naming the key, the value and what is allowed)."""
-
-    # the numbers of classes C of Fig. 3, one curve pair each
-    classes_fig3: tuple[int, ...] = spec(
-        (50, 100),
-        check=_distinct_classes,
-        allowed="a non-empty list of distinct integers >= 2, like [50, 100]",
-    )
-    # the number of classes C of Fig. 4
-    classes_fig4: int = spec(10, check=at_least(2), allowed="an integer >= 2")
-    # both figures run over K = 1..k_max
-    k_max: int = spec(
-        99, check=lambda v: 1 <= v <= K_MAX_LIMIT, allowed=f"an integer in [1, {K_MAX_LIMIT}]"
-    )
-    # the feature norm b of the ideal encoder: same-class inner products b^2, others -b^2
-    b: float = spec(1.0, check=positive, allowed="a finite number > 0")
-
-
-def read_params(path: str | os.PathLike) -> TheoryParams:
-    """Read the `theory` section of a YAML params file (UserError if absent or invalid),
-    after checking every top-level key."""
-    params = config.load_params(path)
-    config.check_top_level(params)
-    return config.parse(TheoryParams, config.section(params, "theory"), "theory")
 
 
 # --------------------------------------------------------------------------- frames
@@ -145,30 +102,3 @@ def fig4_frame(classes: int = 10, k_max: int = 99, b: float = 1.0) -> pd.DataFra
     )
     df.attrs.update(classes=int(classes), b=float(b))
     return df
-
-
-# --------------------------------------------------------------------------- output
-def _save_png(fig) -> Callable[[Path], None]:
-    return lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
-
-
-def _save_csv(df: pd.DataFrame) -> Callable[[Path], None]:
-    return lambda tmp: df.to_csv(tmp, index=False)
-
-
-def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Compute both frames and figures, then write fig3/fig4 .csv/.png, each atomically
-    (``io.write_with``); the stage replaces the whole folder (``io.atomic_dir``)."""
-    from surrogap.plots.figures import plot_fig3, plot_fig4
-
-    df3 = fig3_frame(params.classes_fig3, params.k_max, params.b)
-    df4 = fig4_frame(params.classes_fig4, params.k_max, params.b)
-    fig3, fig4 = plot_fig3(df3), plot_fig4(df4)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("fig3.csv", "fig3.png", "fig4.csv", "fig4.png")}
-    io.write_with(paths["fig3.csv"], _save_csv(df3))
-    io.write_with(paths["fig3.png"], _save_png(fig3))
-    io.write_with(paths["fig4.csv"], _save_csv(df4))
-    io.write_with(paths["fig4.png"], _save_png(fig4))
-    return paths

@@ -386,6 +386,7 @@ def _progress(total: int, initial: int, desc: str):
         file=sys.stderr,
         dynamic_ncols=True,
         mininterval=1.0,
+        disable=None,  # a bar on a terminal only: in a log, the stage's one closing line
     )
 
 
@@ -552,5 +553,7 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             shutil.copytree(live_dir, tmp / "live")
         # the run is complete: nothing is left to resume (a forced rerun starts at epoch 0)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the group folder too, once its last run is done
+            checkpoint_dir.parent.rmdir()
     distributed.barrier(denv)
     distributed.teardown()

@@ -1,0 +1,113 @@
+"""The one line a stage prints when it ends under `dvc repro`: which instance, how long it
+took, how far the pipeline is (stage instances recorded in dvc.lock of those dvc.yaml
+expands to) and how long the `dvc repro` (or `dvc exp run`) that started it has run.
+
+DVC names the running instance in the environment (DVC_STAGE, DVC_ROOT); outside DVC
+nothing is printed. Everything here is best effort: a progress line never fails a stage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+MATRIX_REF = re.compile(r"^\$\{(\w+)\}$")
+
+
+def planned_instances(root: Path) -> set[str]:
+    """The stage instance names dvc.yaml expands to with the current params.yaml lists
+    (``name`` or ``name@v1-v2...``, as DVC names matrix instances)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    names: set[str] = set()
+    for name, stage in stages.items():
+        matrix = stage.get("matrix")
+        if not matrix:
+            names.add(name)
+            continue
+        axes = []
+        for value in matrix.values():
+            ref = MATRIX_REF.match(str(value)) if isinstance(value, str) else None
+            axes.append(params.get(ref.group(1), []) if ref else value)
+        combos = [[]]
+        for axis in axes:
+            combos = [[*c, str(v)] for c in combos for v in axis]
+        names |= {f"{name}@{'-'.join(c)}" for c in combos}
+    return names
+
+
+def recorded_instances(root: Path) -> set[str]:
+    """The stage names dvc.lock holds (its top-level entries, read without parsing YAML)."""
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return set()
+    return set(re.findall(r"^  (\S+):$", lock.read_text(), flags=re.M))
+
+
+def _started(pid: int) -> float | None:
+    """Seconds since the process `pid` started (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def repro_elapsed() -> float | None:
+    """How long the nearest `dvc repro` / `dvc exp run` above this process has run."""
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        words = [w.decode(errors="replace") for w in cmdline]
+        if any(w.endswith("dvc") or w == "dvc" for w in words) and (
+            "repro" in words or "exp" in words
+        ):
+            return _started(pid)
+        if parent <= 1:
+            return None
+        pid = parent
+    return None
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def line(stage: str, seconds: float, root: Path) -> str:
+    parts = [f"stage {stage} done in {seconds:.1f} s"]
+    try:
+        planned = planned_instances(root)
+        done = len(recorded_instances(root) & planned) + (stage not in recorded_instances(root))
+        parts.append(f"{min(done, len(planned))} of {len(planned)} stage instances recorded")
+    except Exception:  # best effort: a progress line never fails a stage
+        pass
+    elapsed = repro_elapsed()
+    if elapsed is not None and math.isfinite(elapsed):
+        parts.append(f"{_clock(elapsed)} since dvc started")
+    return "; ".join(parts)
+
+
+def report(started: float) -> None:
+    """Print the closing line of the stage DVC is running, if DVC is running one; its time
+    counts from the process's start where /proc tells it (imports included), else from
+    `started` (a time.perf_counter())."""
+    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT")
+    if not stage or not root:
+        return
+    seconds = _started(os.getpid())
+    if seconds is None:
+        seconds = time.perf_counter() - started
+    print(line(stage, seconds, Path(root)), file=sys.stderr, flush=True)

@@ -1,0 +1,293 @@
+"""The report's figures of measured runs: Fig. 1 (upper bounds), Fig. 5 / 6 (trajectories,
+learning curves) and Fig. 7 / 8 (accuracy over C x K); each a pure function DataFrame ->
+matplotlib `Figure`."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from surrogap.plots.style import (
+    EARLIER_BOUNDS,
+    figure_style,
+    k_axis,
+    k_colors,
+    mean_band,
+    plain_log_label,
+    require,
+    title_of,
+)
+from surrogap.theory import bounds
+
+
+def plot_upper_bounds(df: pd.DataFrame) -> Figure:
+    """Fig. 1 / 9: the four upper bounds on R_mu and the measured R_mu against K.
+
+    df: results rows of one dataset (columns k, supervised_loss, bao_upper, arora,
+    nozawa_sato, ash; optional dataset, classes). Mean over seeds, log-log. Points that a
+    log axis cannot show are absent and the legend says why: undefined (NaN, K + 1 < C),
+    overflowing float64 (inf), or not positive (an earlier bound at a measured loss below
+    its collision term).
+    """
+    require(df, ["k", "supervised_loss", "bao_upper", *EARLIER_BOUNDS], "plot_upper_bounds")
+    series = [
+        (
+            "supervised_loss",
+            r"measured $R_\mu$ (test set)",
+            dict(color="black", marker="o", lw=2.2),
+        ),
+        ("bao_upper", "Bao et al. 2022 (this paper)", dict(color="C0", marker="s", lw=1.8)),
+        ("arora", EARLIER_BOUNDS["arora"], dict(color="C1", marker="^", ls="--")),
+        ("nozawa_sato", EARLIER_BOUNDS["nozawa_sato"], dict(color="C2", marker="v", ls="-.")),
+        ("ash", EARLIER_BOUNDS["ash"], dict(color="C3", marker="D", ls=":")),
+    ]
+    means = df.groupby("k")[[s[0] for s in series]].mean().sort_index()  # NaN stays NaN
+    values = means.to_numpy(dtype=float)
+    shown = values[np.isfinite(values) & (values > 0)]
+    with figure_style():
+        fig = Figure(figsize=(6.0, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        for col, label, style in series:
+            y = means[col].to_numpy(dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            notes = []
+            for bad, why in (
+                (np.isnan(y), "undefined"),
+                (np.isinf(y), "overflows"),
+                (np.isfinite(y) & (y <= 0), "not positive"),
+            ):
+                if bad.all():
+                    notes.append(f"{why} at every K")
+                elif bad.any():
+                    notes.append(f"{why} at some K")
+            if notes:
+                label += f" ({'; '.join(notes)})"
+            ax.plot(means.index[ok], y[ok], label=label, ms=5, **style)
+        if "classes" in df.columns and df["classes"].nunique() == 1:
+            log_c = math.log(int(df["classes"].iloc[0]))
+            ax.axhline(
+                log_c,
+                color="0.4",
+                lw=1.0,
+                ls=(0, (6, 3)),
+                label=r"$\log C$: the uniform predictor's loss (a bound above it is vacuous)",
+            )
+            shown = np.append(shown, log_c)
+        k_axis(ax, means.index)
+        ax.set_yscale("log")
+        if shown.size and math.log10(shown.max() / shown.min()) < 2:
+            # under two decades: label 1, 2, 3, 5 x 10^n instead of powers of ten only
+            ax.yaxis.set_major_formatter(mticker.FuncFormatter(plain_log_label))
+            ax.yaxis.set_minor_formatter(mticker.FuncFormatter(plain_log_label))
+        ax.set_xlabel("K (number of negatives, log scale)")
+        ax.set_ylabel(r"upper bound on $R_\mu$, measured $R_\mu$ (nats, log scale)")
+        ax.set_title(f"Upper bounds on the supervised loss ({title_of(df)})")
+        fig.legend(loc="outside lower center", ncol=2, frameon=False)
+    return fig
+
+
+def plot_trajectories(traj: pd.DataFrame) -> Figure:
+    """Fig. 5 / 6 (left): held-out (R_cont, R_mu) during training, one panel per K.
+
+    traj: one dataset's trajectory rows (columns k, seed, epoch, val_contrastive_loss,
+    val_supervised_loss, classes; lower_gap / upper_gap if the bounds stage wrote them,
+    else the uniform-prior gaps). Each panel shades the band between the lines
+    R_mu = R_cont + Delta_L(K) and R_mu = R_cont + Delta_U(K), marks R_cont*(K, C)
+    (vertical) and R_mu*(C) (horizontal), b = 1, and draws one line per seed.
+    """
+    require(
+        traj,
+        ["k", "seed", "epoch", "val_contrastive_loss", "val_supervised_loss", "classes"],
+        "plot_trajectories",
+    )
+    ks = sorted(int(k) for k in traj["k"].unique())
+    colors = k_colors(ks)
+    c = int(traj["classes"].iloc[0])
+    ideal_mu = bounds.optimal_supervised_loss(c)
+    ncols = min(len(ks), 3)
+    nrows = math.ceil(len(ks) / ncols)
+    with figure_style():
+        fig = Figure(figsize=(3.6 * ncols, 3.2 * nrows + 0.6), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        for ax, k in zip(axes, ks, strict=False):
+            sub = traj[traj["k"] == k]
+            if "lower_gap" in sub.columns and "upper_gap" in sub.columns:
+                lo_gap, hi_gap = float(sub["lower_gap"].iloc[0]), float(sub["upper_gap"].iloc[0])
+            else:
+                lo_gap, hi_gap = bounds.lower_gap(k, c), bounds.upper_gap(k, c)
+            ideal_cont = bounds.optimal_contrastive_loss(k, c)
+            x, y = sub["val_contrastive_loss"].to_numpy(), sub["val_supervised_loss"].to_numpy()
+            x0, x1 = min(x.min(), ideal_cont), x.max()
+            pad = 0.06 * max(x1 - x0, 1e-3)
+            x0, x1 = x0 - pad, x1 + pad
+            xs = np.array([x0, x1])
+            ax.fill_between(xs, xs + lo_gap, xs + hi_gap, color=colors[k], alpha=0.18, lw=0)
+            ax.plot(xs, xs + hi_gap, color=colors[k], ls="--", lw=1)
+            ax.plot(xs, xs + lo_gap, color=colors[k], ls=":", lw=1)
+            ax.axvline(ideal_cont, color="0.35", lw=1)
+            ax.axhline(ideal_mu, color="0.35", lw=1, ls="-.")
+            for _, run in sub.groupby("seed"):
+                run = run.sort_values("epoch")
+                rx, ry = run["val_contrastive_loss"], run["val_supervised_loss"]
+                ax.plot(rx, ry, color=colors[k], lw=1.2, marker=".", ms=3)
+                ax.plot(
+                    rx.iloc[0], ry.iloc[0], ls="none", marker="o", ms=6, mfc="white", mec=colors[k]
+                )
+                ax.plot(
+                    rx.iloc[-1],
+                    ry.iloc[-1],
+                    ls="none",
+                    marker="*",
+                    ms=10,
+                    color=colors[k],
+                    mec="black",
+                    mew=0.5,
+                )
+            y0 = min(y.min(), ideal_mu, x0 + lo_gap)
+            y1 = max(y.max(), x1 + hi_gap)
+            ypad = 0.04 * (y1 - y0)
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0 - ypad, y1 + ypad)
+            ax.set_title(f"K = {k}")
+            ax.set_xlabel(r"held-out $R_{\mathrm{cont}}$ (nats)")
+            ax.set_ylabel(r"held-out $R_\mu$ (nats)")
+        for ax in axes[len(ks) :]:
+            ax.set_visible(False)
+        gray = "0.35"
+        handles = [
+            Patch(color="0.6", alpha=0.4),
+            Line2D([], [], color=gray, ls="--"),
+            Line2D([], [], color=gray, ls=":"),
+            Line2D([], [], color=gray, lw=1),
+            Line2D([], [], color=gray, lw=1, ls="-."),
+            Line2D([], [], color=gray, marker=".", lw=1.2),
+            Line2D([], [], ls="none", marker="o", mfc="white", mec=gray),
+            Line2D([], [], ls="none", marker="*", ms=10, color=gray, mec="black", mew=0.5),
+        ]
+        labels = [
+            "band between the bounds",
+            r"$R_\mu = R_{\mathrm{cont}} + \Delta_U(K)$",
+            r"$R_\mu = R_{\mathrm{cont}} + \Delta_L(K)$",
+            r"$R^*_{\mathrm{cont}}(K, C)$ (ideal encoder)",
+            r"$R^*_\mu(C)$ (ideal encoder)",
+            "trajectory, one line per seed",
+            "first evaluation",
+            "last evaluation",
+        ]
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
+        fig.suptitle(f"Held-out trajectories during training ({title_of(traj)}; b = 1)")
+    return fig
+
+
+def plot_learning_curves(traj: pd.DataFrame) -> Figure:
+    """Fig. 5 / 6 (right): held-out R_mu and mean-classifier accuracy per K against the
+    epoch (mean ± s.e. over seeds), and the best (minimum over epochs) held-out R_mu
+    against K with every seed shown.
+
+    traj: one dataset's trajectory rows (columns k, seed, epoch, val_supervised_loss,
+    val_mean_acc).
+    """
+    require(
+        traj, ["k", "seed", "epoch", "val_supervised_loss", "val_mean_acc"], "plot_learning_curves"
+    )
+    ks = sorted(int(k) for k in traj["k"].unique())
+    colors = k_colors(ks)
+    with figure_style():
+        fig = Figure(figsize=(12.0, 3.9), layout="constrained")
+        ax_loss, ax_acc, ax_best = fig.subplots(1, 3)
+        for k in ks:
+            sub = traj[traj["k"] == k]
+            mean_band(ax_loss, sub, "epoch", "val_supervised_loss", colors[k], f"K = {k}")
+            mean_band(ax_acc, sub, "epoch", "val_mean_acc", colors[k], f"K = {k}", (0.0, 1.0))
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel(r"held-out $R_\mu$ (nats)")
+        ax_loss.set_title(r"Held-out $R_\mu$ (mean ± s.e. over seeds)")
+        ax_acc.set_xlabel("epoch")
+        ax_acc.set_ylabel("held-out mean-classifier accuracy (fraction)")
+        ax_acc.set_title("Held-out accuracy (mean ± s.e. over seeds)")
+        ax_acc.legend(title="negatives", loc="best", frameon=True)
+        best = traj.groupby(["k", "seed"])["val_supervised_loss"].min().reset_index()
+        stats = best.groupby("k")["val_supervised_loss"].agg(["mean", "sem"]).sort_index()
+        ax_best.errorbar(
+            stats.index,
+            stats["mean"],
+            yerr=stats["sem"].fillna(0.0),
+            color="black",
+            marker="o",
+            capsize=3,
+            lw=1.4,
+            label="mean ± s.e. over seeds",
+        )
+        ax_best.scatter(
+            best["k"],
+            best["val_supervised_loss"],
+            c=[colors[int(k)] for k in best["k"]],
+            s=18,
+            alpha=0.8,
+            zorder=3,
+        )
+        ax_best.scatter([], [], color="0.45", s=18, label="one seed")
+        k_axis(ax_best, ks)
+        ax_best.set_xlabel("K (number of negatives, log scale)")
+        ax_best.set_ylabel(r"best held-out $R_\mu$ over epochs (nats)")
+        ax_best.set_title(r"Best held-out $R_\mu$ against K (every seed)")
+        ax_best.legend(loc="best", frameon=True)
+        fig.suptitle(f"Learning curves ({title_of(traj)})")
+    return fig
+
+
+def plot_accuracy_heatmaps(df: pd.DataFrame) -> Figure:
+    """Fig. 7 / 8: test accuracy over C x K (mean over seeds), mean classifier and linear
+    probe side by side, on one colour scale.
+
+    df: results rows of one `kind` (columns classes, k, mean_acc, linear_acc).
+    """
+    require(df, ["classes", "k", "mean_acc", "linear_acc"], "plot_accuracy_heatmaps")
+    tables = {
+        col: df.pivot_table(index="classes", columns="k", values=col, aggfunc="mean")
+        .sort_index()
+        .sort_index(axis=1)
+        for col in ("mean_acc", "linear_acc")
+    }
+    values = np.concatenate([t.to_numpy().ravel() for t in tables.values()])
+    values = values[np.isfinite(values)]
+    vmin, vmax = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if vmax - vmin < 1e-6:
+        vmin, vmax = vmin - 0.05, vmax + 0.05
+    ncol = max(t.shape[1] for t in tables.values())
+    nrow = max(t.shape[0] for t in tables.values())
+    kind = str(df["kind"].iloc[0]) if "kind" in df.columns else ""
+    with figure_style():
+        fig = Figure(figsize=(max(7.0, 1.6 + 1.3 * ncol), 1.8 + 0.5 * nrow), layout="constrained")
+        axes = fig.subplots(1, 2)
+        titles = {"mean_acc": "mean classifier", "linear_acc": "linear probe"}
+        for i, (ax, (col, table)) in enumerate(zip(axes, tables.items(), strict=True)):
+            sns.heatmap(
+                table.iloc[::-1],
+                ax=ax,
+                annot=True,
+                fmt=".3f",
+                cmap="viridis",
+                vmin=vmin,
+                vmax=vmax,
+                cbar=i == 1,
+                cbar_kws={"label": "test accuracy (fraction)"},
+                linewidths=0.5,
+                linecolor="white",
+            )
+            ax.set_xlabel("K (number of negatives)")
+            ax.set_ylabel("C (number of classes)")
+            ax.set_title(f"Test accuracy, {titles[col]}")
+        n = df.groupby(["classes", "k"]).size()
+        seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
+        fig.suptitle(
+            f"Fig. 7 / 8: test accuracy over C × K (kind {kind}; mean over n = {seeds} seeds)"
+        )
+    return fig
