@@ -1,0 +1,1 @@
+"""Figures of the report that are not part of surrogap.report.figures."""
