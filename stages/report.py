@@ -40,7 +40,7 @@ def build_parser():
     p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
     p.add_argument("--out", required=True, help="the Markdown report")
     p.add_argument("--figures-dir", required=True, help="where the PNGs go")
-    # absent: no per-test-point arrays, so the bootstrap resamples seeds only
+    # absent: no per-test-point arrays, so each seed's standard error comes from the runs alone
     p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>-s<seed>.npz")
     # absent: no section for external representations
     p.add_argument("--external", default=None, help="the evaluate stage's table")

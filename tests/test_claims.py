@@ -18,7 +18,7 @@ from surrogap.report.load import ReportParams
 from surrogap.theory import bounds
 
 KS = (1, 4, 16, 64)
-P = ReportParams(bootstrap=400)
+P = ReportParams()
 
 
 def table(
@@ -122,8 +122,10 @@ def test_clear_improvement_that_saturates_is_confirmed():
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
     assert c3.status == "confirmed"
     rmu, mean_acc, linear = c3.details[:3]
+    assert rmu.startswith("d (generated 2-D data), R_mu confirmed: R_mu ")
     assert "improves: confirmed, saturates: confirmed" in rmu
-    assert "n = 5 seeds x 400 test points" in rmu
+    assert "n = 5 seeds, each a mean over 400 test points" in rmu
+    assert "the three metrics agree (confirmed)" in c3.text
     assert "improves: confirmed" in mean_acc and "improves: confirmed" in linear
 
 
@@ -133,13 +135,14 @@ def test_a_late_decline_is_not_saturation():
     peak = {1: 0.6, 4: 0.8, 16: 0.8, 64: 0.62}
     r = table(improving, lambda k, s: peak[k] + 0.005 * s)
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
-    assert c3.status == "confirmed"  # R_mu decides, and it improves and saturates
+    assert c3.status == "not confirmed"  # every metric has its verdict
+    assert "confirmed on R_mu only, not on mean-classifier accuracy" in c3.text
     mean_acc = c3.details[1]
-    assert mean_acc.startswith("mean-classifier accuracy")
+    assert mean_acc.startswith("d (generated 2-D data), mean-classifier accuracy not confirmed")
     assert "saturates: not confirmed" in mean_acc
     assert "declines from K = 16 to 64: late slope [" in mean_acc
-    per = CL._per_seed(r, list(KS), points(r), "mean_correct", "mean_acc")
-    t = CL.trend(per, KS, +1, "acc", P, stream="d")
+    per = CL.S.per_seed_values(r, list(KS), points(r), "mean_correct", "mean_acc")
+    t = CL.trend(per, KS, +1, "acc", P.confidence)
     assert t.saturation_ci[0] > 0  # what the early-minus-late test alone would confirm
     assert t.declines and not t.saturates and t.late_ci[1] < 0
 
@@ -155,8 +158,8 @@ def test_r_mu_rising_again_at_large_k_does_not_confirm_claim_3():
 
 def test_slope_is_the_least_squares_slope_of_the_seed_means():
     r = table(improving, rising)
-    per = CL._per_seed(r, list(KS), points(r), "mean_loss", "supervised_loss")
-    t = CL.trend(per, KS, -1, "R_mu", P, stream="d")
+    per = CL.S.per_seed_values(r, list(KS), points(r), "mean_loss", "supervised_loss")
+    t = CL.trend(per, KS, -1, "R_mu", P.confidence)
     means = r.groupby("k")["supervised_loss"].mean().loc[list(KS)]
     want = np.polyfit(np.log(KS), means.to_numpy(), 1)[0]
     assert t.slope == pytest.approx(want, abs=1e-9)
@@ -167,23 +170,23 @@ def test_slope_is_the_least_squares_slope_of_the_seed_means():
     assert t.improves and t.saturates
 
 
-def test_paired_bootstrap_sees_no_point_noise_in_a_common_shift():
-    """Per-point values that differ across K by a constant, identical seeds: every
-    resample has the same slope, so the interval collapses onto the estimate."""
+def test_paired_contrasts_see_no_point_noise_in_a_common_shift():
+    """Per-point values that differ across K by a constant, identical seeds: every point's
+    slope is the same and so is every seed's, so the interval collapses onto the estimate
+    (the K values are paired on the test points)."""
     base = np.random.default_rng(0).standard_normal(300)
     a = np.stack([base - 0.1 * math.log(k) for k in KS])
-    t = CL.trend({0: a, 1: a.copy(), 2: a.copy()}, KS, -1, "x", P, stream="s")
+    t = CL.trend({0: a, 1: a.copy(), 2: a.copy()}, KS, -1, "x", P.confidence)
     assert t.slope == pytest.approx(-0.1, abs=1e-12)
     assert t.slope_ci == pytest.approx((-0.1, -0.1), abs=1e-12)
 
 
-def test_bootstrap_is_seeded():
+def test_claims_are_deterministic_and_follow_the_confidence():
     r = table(improving, rising)
     pts = points(r)
     one = CL.claims(r, no_traj(), P, points=pts)
-    two = CL.claims(r, no_traj(), P, points=pts)
-    assert one == two
-    other = CL.claims(r, no_traj(), ReportParams(bootstrap=400, bootstrap_seed=1), points=pts)
+    assert one == CL.claims(r, no_traj(), P, points=pts)
+    other = CL.claims(r, no_traj(), ReportParams(confidence=0.99), points=pts)
     assert claim(other, 3).details != claim(one, 3).details
 
 
@@ -200,24 +203,27 @@ def test_two_seeds_are_inconclusive():
     r = table(improving, rising, seeds=range(2))
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
     assert c3.status == "inconclusive"
-    assert "2 seeds at some K, fewer than 3" in c3.details[0]
+    assert "2 seeds with every K, fewer than 3" in c3.details[0]
     assert "improves: inconclusive" in c3.details[0]
     # the same runs decide once the threshold allows two seeds
-    p2 = ReportParams(bootstrap=400, min_seeds=2)
-    assert claim(CL.claims(r, no_traj(), p2, points=points(r)), 3).status == "confirmed"
+    p2 = ReportParams(min_seeds=2)
+    line = claim(CL.claims(r, no_traj(), p2, points=points(r)), 3).details[0]
+    assert "R_mu confirmed" in line and "improves: confirmed" in line
 
 
 def test_accuracy_at_the_ceiling_is_inconclusive_and_does_not_decide():
     r = table(improving, lambda k, s: 0.993 + 0.0005 * math.log(k))
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
-    assert c3.status == "confirmed"  # R_mu decides
+    assert c3.status == "inconclusive"  # R_mu confirmed, the accuracies cannot tell
+    assert "R_mu confirmed (confirmed on 1/1 data families)" in c3.text
+    assert "confirmed on R_mu only, not on mean-classifier accuracy" in c3.text
     mean_acc = c3.details[1]
-    assert mean_acc.startswith("mean-classifier accuracy")
+    assert "mean-classifier accuracy inconclusive" in mean_acc
     assert "improves: inconclusive" in mean_acc
     assert "at the ceiling (0.99) already at K = 1" in mean_acc
 
 
-def test_without_per_point_arrays_the_bootstrap_uses_seeds():
+def test_without_per_point_arrays_the_seeds_carry_every_interval():
     r = table(improving, rising)
     c3 = claim(CL.claims(r, no_traj(), P), 3)
     assert "n = 5 seeds, per-run values" in c3.details[0]
@@ -251,9 +257,12 @@ def test_collapsed_run_is_flagged_and_the_verdict_says_whether_it_changes():
         "without the collapsed runs (d K=1 seed 2): inconclusive (changes from confirmed)"
         in c3.details[-1]
     )
-    p2 = ReportParams(bootstrap=400, min_seeds=2)
+    p2 = ReportParams(min_seeds=2)
     c3 = claim(CL.claims(r, no_traj(), p2, points=points(r)), 3)
-    assert "without the collapsed runs (d K=1 seed 2): confirmed (unchanged)" in c3.details[-1]
+    # without it seed 2 lacks K = 1: two seeds with every K (t with 1 degree of freedom)
+    note = c3.details[-1]
+    assert note.startswith("without the collapsed runs (d K=1 seed 2): ")
+    assert "R_mu confirmed" in note
     assert "without the collapsed runs" in claim(items, 5).details[-1]
 
 
@@ -265,7 +274,8 @@ def test_claim2_with_undefined_earlier_bounds():
     assert "defined on 20/20 runs, holds on 20/20" in c2.text
     assert "smallest of the upper bounds that hold on 20/20" in c2.text
     assert "the earlier bounds are defined on 30/60 (bound, run) pairs" in c2.text
-    (line,) = c2.details
+    line, power = c2.details
+    assert power.startswith("power: not a seed-level test")
     assert "Arora et al. undefined at K = 1, 4, 16 (K + 1 < C)" in line
     assert "Nozawa & Sato undefined at K = 1, 4, 16 (K + 1 < C)" in line
     at64 = r[r["k"] == 64]
@@ -292,10 +302,12 @@ def test_claim2_not_confirmed_when_an_earlier_bound_is_below_bao():
 
 def test_claim2_says_where_bao_is_vacuous():
     r = table(improving, rising, c=5)  # Bao's upper bound is far above log 5 at K = 1
-    (line,) = claim(CL.claims(r, no_traj(), P), 2).details
-    vac = sorted(r.loc[r["bao_upper"] > math.log(5), "k"].unique())
+    line = claim(CL.claims(r, no_traj(), P), 2).details[0]
+    top = math.log(1 + 4 * math.e**2)  # the largest R_mu at b = 1, C = 5
+    vac = sorted(r.loc[r["bao_upper"] > top, "k"].unique())
     assert vac, "the table should have a vacuous bound"
-    assert f"at K = {', '.join(map(str, vac))}: vacuous there" in line
+    assert f"on 5/5 seeds at K = {', '.join(map(str, vac))}: vacuous there" in line
+    assert f"log(1 + (C - 1) e^2) = {top:.3f}" in line
 
 
 # --------------------------------------------------------------------------- Claims 1 and 4
@@ -311,7 +323,7 @@ def test_claim1_margin_in_standard_errors():
     z = margin / r["contrastive_loss_se"]
     i = int(np.argmin(z))
     assert int(np.argmin(margin)) != i
-    assert c1.status == "confirmed"
+    assert c1.status == "consistent (theorem check)"
     assert (
         f"smallest margin {z[i]:.1f} standard errors ({margin[i]:.3f} nats, "
         f"d K={r['k'][i]} seed {r['seed'][i]})" in c1.text
@@ -328,7 +340,9 @@ def test_claim1_margin_in_standard_errors():
     assert f"smallest margin {z.min():.1f} standard errors" in c1.text
 
 
-@pytest.mark.parametrize(("excess", "status"), [(0.005, "inconclusive"), (0.5, "not confirmed")])
+@pytest.mark.parametrize(
+    ("excess", "status"), [(0.005, "inconclusive"), (0.5, "violated (theorem check)")]
+)
 def test_claim1_violation_inside_or_outside_the_noise(excess, status):
     r = table(improving, rising, se=0.01)
     i = r.index[(r["k"] == 4) & (r["seed"] == 1)][0]
@@ -356,9 +370,15 @@ def test_claim4_margin_and_outside_points():
             )  # fmt: skip
     traj = pd.DataFrame(rows)
     c4 = claim(CL.claims(r, traj, P), 4)
-    assert c4.status == "not confirmed"
+    assert c4.status == "violated (theorem check)"
     assert c4.text.startswith("5/6 held-out trajectory points (83.3%) lie inside the band")
-    assert "smallest margin -30.0 standard errors (-0.300 nats, d K=4 seed 1, epoch 1)" in c4.text
+    # one pairing's scale: the s.e. of a mean over 10 pairings times sqrt(10)
+    z = -0.3 / (0.01 * math.sqrt(10))
+    assert (
+        f"smallest margin {z:.1f} standard deviations of one pairing (-0.300 nats, d K=4 seed 1, "
+        "epoch 1)" in c4.text
+    )
+    assert "generated 2-D data" in c4.text
     assert "d K=4: 1 point outside, the first at epoch 1" in c4.details
 
 
@@ -367,20 +387,23 @@ def test_surrogate_gap_decays_and_is_compared_with_delta_u():
     r = table(improving, rising)
     c5 = claim(CL.claims(r, no_traj(), P, points=points(r)), 5)
     assert c5.status == "confirmed"
-    (line,) = c5.details
+    line, rate, _power = c5.details
     gap = (r["supervised_loss"] - r["contrastive_loss"]).groupby(r["k"]).mean().loc[list(KS)]
     slope = np.polyfit(np.log(KS), gap.to_numpy(), 1)[0]
     s_up = np.polyfit(np.log(KS), [bounds.upper_gap(k, 20) for k in KS], 1)[0]
     assert f"slope {slope:+.3f} per unit log K" in line
-    assert f"Delta_U's slope over the same K {s_up:+.3f}" in line
+    assert f"against Delta_U's {s_up:+.3f} over the same K" in rate
     assert "decays: confirmed" in line
+    assert "decay beyond the mechanical null confirmed" in line
 
 
 def test_gap_that_does_not_decay_is_not_confirmed():
     r = table(improving, rising)
     r["contrastive_loss"] = r["supervised_loss"] - 1.0  # a constant gap
     c5 = claim(CL.claims(r, no_traj(), P, points=points(r)), 5)
+    # R_mu falls, so the gap's excess over the null is negative, but the gap itself is flat
     assert c5.status == "not confirmed"
+    assert "decays: not confirmed" in c5.details[0]
 
 
 # --------------------------------------------------------------------------- per-point files
@@ -421,7 +444,10 @@ def test_load_points_round_trip_and_checks(tmp_path):
 @pytest.mark.parametrize(
     ("section", "needle"),
     [
-        ({"bootstrap": 10}, "report.bootstrap"),
+        ({"bootstrap": 10}, "unknown key 'bootstrap'"),
+        ({"power": 1.0}, "report.power"),
+        ({"rate_tolerance": 0}, "report.rate_tolerance"),
+        ({"test_pairings": 0}, "report.test_pairings"),
         ({"confidence": 1.0}, "report.confidence"),
         ({"ceiling": 0}, "report.ceiling"),
         ({"min_seeds": 0}, "report.min_seeds"),

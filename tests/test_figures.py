@@ -12,14 +12,15 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from surrogap.estimators import external
-from surrogap.report import figures as F
+from surrogap.plots import gap, results, style
+from surrogap.plots import theory as plots_theory
 from surrogap.theory import bounds
 from surrogap.theory import curves as T
 
 
 # --------------------------------------------------------------------------- theory figures
 def test_plot_fig3_panels_and_labels():
-    fig = F.plot_fig3(T.fig3_frame((5, 12), 20))
+    fig = plots_theory.plot_fig3(T.fig3_frame((5, 12), 20))
     assert isinstance(fig, Figure)
     axes = fig.get_axes()
     assert len(axes) == 4
@@ -33,7 +34,7 @@ def test_plot_fig3_panels_and_labels():
 
 
 def test_plot_fig4_log_scale_and_legend():
-    fig = F.plot_fig4(T.fig4_frame(6, 20))
+    fig = plots_theory.plot_fig4(T.fig4_frame(6, 20))
     axes = fig.get_axes()
     assert len(axes) == 2
     for ax in axes:
@@ -41,7 +42,7 @@ def test_plot_fig4_log_scale_and_legend():
         assert "K" in ax.get_xlabel()
     assert "nats" in axes[1].get_ylabel()
     texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
-    assert {F.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
+    assert {style.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
 
 
 # --------------------------------------------------------------------------- the gap plot
@@ -74,7 +75,7 @@ def band_vertices(fig: Figure) -> np.ndarray:
 @pytest.mark.parametrize("rows_per_k", [1, 3])
 def test_gap_band_is_read_from_the_rows_not_redrawn(rows_per_k):
     frame = gap_frame(rows_per_k, shift=0.7)
-    fig = F.plot_surrogate_gap(frame)
+    fig = gap.plot_surrogate_gap(frame)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and "nats" in ax.get_ylabel()
     verts = band_vertices(fig)
@@ -85,7 +86,7 @@ def test_gap_band_is_read_from_the_rows_not_redrawn(rows_per_k):
 
 
 def test_gap_error_bars_are_standard_errors():
-    fig = F.plot_surrogate_gap(gap_frame(3))
+    fig = gap.plot_surrogate_gap(gap_frame(3))
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert any("mean ± s.e. over seeds" in t for t in labels)
     assert not any("std" in t for t in labels)
@@ -94,7 +95,7 @@ def test_gap_error_bars_are_standard_errors():
     seg = bars.get_segments()[0]  # K = 1: gaps 0.5 * (lo + hi) + 0.05 * i, i = 0, 1, 2
     half = (seg[1, 1] - seg[0, 1]) / 2
     assert half == pytest.approx(np.std([0.0, 0.05, 0.1], ddof=1) / math.sqrt(3))
-    one = F.plot_surrogate_gap(gap_frame(1))
+    one = gap.plot_surrogate_gap(gap_frame(1))
     labels = [t.get_text() for legend in one.legends for t in legend.get_texts()]
     assert any("s.e. of" in t for t in labels)
     (bars,) = [c for c in one.axes[0].collections if type(c).__name__ == "LineCollection"]
@@ -104,7 +105,7 @@ def test_gap_error_bars_are_standard_errors():
 
 def test_gap_plot_requires_the_gap_columns():
     with pytest.raises(ValueError, match="upper_gap"):
-        F.plot_surrogate_gap(gap_frame(1).drop(columns="upper_gap"))
+        gap.plot_surrogate_gap(gap_frame(1).drop(columns="upper_gap"))
 
 
 def test_evaluate_plot_names_its_input_file():
@@ -134,31 +135,10 @@ def test_upper_bounds_figure_draws_log_c():
                 ash=float(bounds.ash_bound(loss, k, c)),
             )
         )
-    fig = F.plot_upper_bounds(pd.DataFrame(rows))
+    fig = results.plot_upper_bounds(pd.DataFrame(rows))
     (ax,) = fig.axes
     flat = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), math.log(c))]
     assert len(flat) == 1
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert any("log C" in t and "vacuous" in t for t in labels)
     assert any("Arora" in t and "undefined at some K" in t for t in labels)
-
-
-def test_heat_maps_show_seed_means_over_c_and_k():
-    rows = [
-        dict(
-            kind="topics",
-            classes=c,
-            k=k,
-            seed=s,
-            mean_acc=0.5 + 0.01 * k / c + 0.01 * s,
-            linear_acc=0.6,
-        )
-        for c in (10, 30, 100)
-        for k in (1, 4)
-        for s in (0, 1, 2)
-    ]
-    fig = F.plot_accuracy_heatmaps(pd.DataFrame(rows))
-    left = fig.axes[0]
-    texts = {t.get_text() for t in left.texts}
-    assert f"{0.5 + 0.01 * 4 / 10 + 0.01:.3f}" in texts  # C = 10, K = 4: mean over seeds
-    assert "n = 3 seeds" in fig._suptitle.get_text()

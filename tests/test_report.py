@@ -31,9 +31,10 @@ FAIL = ("topics_c5", 4, 1)  # (dataset, K, seed) whose R_mu is put above Bao's u
 COLLAPSED = ("topics_c20", 1, 2)  # a run whose validation accuracy is far below its siblings'
 REPORT = {
     "dpi": 60,
-    "bootstrap": 300,
-    "bootstrap_seed": 4,
     "confidence": 0.9,
+    "power": 0.9,
+    "rate_tolerance": 0.2,
+    "test_pairings": 12,
     "min_seeds": 3,
     "ceiling": 0.98,
     "collapse_drop": 0.25,
@@ -239,7 +240,7 @@ def test_report_written_and_every_image_link_resolves(good):
     assert "theory/fig3.png" in links
     assert "Fig. 4: coefficients of the contrastive loss: not found" in md
     for ds in DATASETS:
-        for fig in ("fig1", "gap", "fig5", "fig6"):
+        for fig in ("fig1", "fig9", "gap", "fig5", "fig6"):
             assert f"figures/{fig}_{ds}.png" in links
     assert "figures/fig7_8_topics.png" in links  # one kind at three values of C
     assert "Kind topics at C = 5, 20, 50" in md
@@ -253,8 +254,12 @@ def test_verdicts_follow_the_data(good):
     paths, _ = good
     md = paths["out"].read_text()
     results = pd.read_csv(paths["results"])
-    for number in (1, 2, 3, 4, 5):
+    for number in (1, 4):
+        assert "** consistent (theorem check):" in claim_line(md, number), claim_line(md, number)
+    for number in (2, 3, 5):
         assert "** confirmed:" in claim_line(md, number), claim_line(md, number)
+    assert "the three metrics agree (confirmed)" in claim_line(md, 3)
+    assert "generated topics, a stand-in for Wiki-3029; one data family" in claim_line(md, 3)
     margin = np.minimum(
         results["supervised_loss"] - results["bao_lower"],
         results["bao_upper"] - results["supervised_loss"],
@@ -271,7 +276,7 @@ def test_verdicts_follow_the_data(good):
     )
     points = len(DATASETS) * len(KS) * len(SEEDS) * EPOCHS
     assert f"{points}/{points} held-out trajectory points (100.0%)" in claim_line(md, 4)
-    assert f"x {N_TEST} test points" in md
+    assert f"each a mean over {N_TEST} test points" in md
 
 
 def test_collapsed_run_is_flagged_from_validation_data(good):
@@ -284,7 +289,7 @@ def test_collapsed_run_is_flagged_from_validation_data(good):
 def test_every_threshold_is_stated_from_its_param(good):
     paths, _ = good
     how = section(paths["out"].read_text(), "How this was made")
-    for key in ("bootstrap", "bootstrap_seed", "confidence", "min_seeds", "ceiling"):
+    for key in ("confidence", "power", "rate_tolerance", "test_pairings", "min_seeds", "ceiling"):
         assert f"`report.{key}` = {REPORT[key]:g}" in how, key
     assert f"`report.collapse_drop` = {REPORT['collapse_drop']:g}" in how
 
@@ -349,9 +354,10 @@ def test_bounds_table_says_where_bao_is_vacuous(good):
     rows = [ln for ln in part.splitlines() if re.match(r"\| \d+ \| 3 \|", ln)]
     assert len(rows) == len(KS)
     for row, k in zip(rows, KS, strict=True):
-        bao = results[(results["dataset"] == "topics_c5") & (results["k"] == k)]["bao_upper"].mean()
-        word = "above: vacuous" if bao > math.log(5) else "below: informative"
-        assert f"| {bao:.3f} | {math.log(5):.3f} | {word} |" in row
+        at = results[(results["dataset"] == "topics_c5") & (results["k"] == k)]["bao_upper"]
+        above = int((at > math.log(5)).sum())
+        word = f"above on {above}/3 seeds"
+        assert f"| {at.mean():.3f} | {math.log(5):.3f} | {word}" in row
 
 
 def test_violated_bound_is_not_confirmed(bad):
@@ -359,11 +365,11 @@ def test_violated_bound_is_not_confirmed(bad):
     assert rc == 0
     md = paths["out"].read_text()
     c1 = claim_line(md, 1)
-    assert "** not confirmed: holds on 26/27 runs" in c1
+    assert "** violated (theorem check): holds on 26/27 runs" in c1
     assert "violated on topics_c5 K=4 seed 1" in c1
     assert "| no (2/3 seeds) |" in md
-    assert "not confirmed: 134/135 held-out trajectory points" in claim_line(md, 4)
-    # without per-point files the bootstrap resamples seeds only, and says so
+    assert "violated (theorem check): 134/135 held-out trajectory points" in claim_line(md, 4)
+    # without per-point files the seeds carry the intervals alone, and the report says so
     assert "0 per-test-point files" in md and "per-run values" in md
 
 
@@ -418,7 +424,7 @@ def test_no_heat_map_below_three_values_of_c():
     results = make_results(fail=False)
     two = results[results["dataset"] != "topics_c50"]
     traj = pd.DataFrame(columns=["dataset", "k", "seed", "epoch"])
-    report = build_report(two, traj, ReportParams(bootstrap=100))
+    report = build_report(two, traj, ReportParams())
     assert "no kind of data was run at three or more values of c" in report.markdown.lower()
     assert not any(name.startswith("fig7") for name in report.figures)
     assert "- **Claim 4 (trajectories stay inside the band):** inconclusive" in report.markdown

@@ -16,7 +16,9 @@ from surrogap.core import config
 from surrogap.core import prepared as core_prepared
 from surrogap.core.schema import RESULTS_CSV_COLUMNS
 from surrogap.models import inputs
-from surrogap.pipeline import prepare, results, select
+from surrogap.pipeline import bounds as results
+from surrogap.pipeline import prepare
+from surrogap.pipeline import select_lr as select
 
 ROOT = Path(__file__).resolve().parents[1]
 

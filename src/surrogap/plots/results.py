@@ -1,5 +1,5 @@
 """The report's figures of measured runs: Fig. 1 (upper bounds), Fig. 5 / 6 (trajectories,
-learning curves) and Fig. 7 / 8 (accuracy over C x K); each a pure function DataFrame ->
+learning curves) and each a pure function DataFrame ->
 matplotlib `Figure`."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import math
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -240,54 +239,4 @@ def plot_learning_curves(traj: pd.DataFrame) -> Figure:
         ax_best.set_title(r"Best held-out $R_\mu$ against K (every seed)")
         ax_best.legend(loc="best", frameon=True)
         fig.suptitle(f"Learning curves ({title_of(traj)})")
-    return fig
-
-
-def plot_accuracy_heatmaps(df: pd.DataFrame) -> Figure:
-    """Fig. 7 / 8: test accuracy over C x K (mean over seeds), mean classifier and linear
-    probe side by side, on one colour scale.
-
-    df: results rows of one `kind` (columns classes, k, mean_acc, linear_acc).
-    """
-    require(df, ["classes", "k", "mean_acc", "linear_acc"], "plot_accuracy_heatmaps")
-    tables = {
-        col: df.pivot_table(index="classes", columns="k", values=col, aggfunc="mean")
-        .sort_index()
-        .sort_index(axis=1)
-        for col in ("mean_acc", "linear_acc")
-    }
-    values = np.concatenate([t.to_numpy().ravel() for t in tables.values()])
-    values = values[np.isfinite(values)]
-    vmin, vmax = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    if vmax - vmin < 1e-6:
-        vmin, vmax = vmin - 0.05, vmax + 0.05
-    ncol = max(t.shape[1] for t in tables.values())
-    nrow = max(t.shape[0] for t in tables.values())
-    kind = str(df["kind"].iloc[0]) if "kind" in df.columns else ""
-    with figure_style():
-        fig = Figure(figsize=(max(7.0, 1.6 + 1.3 * ncol), 1.8 + 0.5 * nrow), layout="constrained")
-        axes = fig.subplots(1, 2)
-        titles = {"mean_acc": "mean classifier", "linear_acc": "linear probe"}
-        for i, (ax, (col, table)) in enumerate(zip(axes, tables.items(), strict=True)):
-            sns.heatmap(
-                table.iloc[::-1],
-                ax=ax,
-                annot=True,
-                fmt=".3f",
-                cmap="viridis",
-                vmin=vmin,
-                vmax=vmax,
-                cbar=i == 1,
-                cbar_kws={"label": "test accuracy (fraction)"},
-                linewidths=0.5,
-                linecolor="white",
-            )
-            ax.set_xlabel("K (number of negatives)")
-            ax.set_ylabel("C (number of classes)")
-            ax.set_title(f"Test accuracy, {titles[col]}")
-        n = df.groupby(["classes", "k"]).size()
-        seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
-        fig.suptitle(
-            f"Fig. 7 / 8: test accuracy over C × K (kind {kind}; mean over n = {seeds} seeds)"
-        )
     return fig

@@ -71,14 +71,16 @@ class ReportParams:
     )
     dpi: int = spec(150, check=lambda v: 50 <= v <= 600, allowed="an integer in [50, 600]")
     decimals: int = spec(3, check=lambda v: 1 <= v <= 6, allowed="an integer in [1, 6]")
-    # bootstrap replicates for every confidence interval
-    bootstrap: int = spec(
-        2000, check=lambda v: 100 <= v <= 100_000, allowed="an integer in [100, 100000]"
-    )
-    # one-sided confidence level of every test ("improves", "saturates", "decays")
+    # one-sided confidence level of every test ("improves", "saturates", "decays", the rate)
     confidence: float = spec(0.95, check=lambda v: 0.5 < v < 1, allowed="a number in (0.5, 1)")
-    # seed of the bootstrap's random draws
-    bootstrap_seed: int = spec(0, check=lambda v: v >= 0, allowed="an integer >= 0")
+    # the power at which the report says how many seeds a decisive verdict would need
+    power: float = spec(0.8, check=lambda v: 0.5 <= v < 1, allowed="a number in [0.5, 1)")
+    # Claim 5's rate: confirmed when the gap slope's interval lies within this fraction of
+    # Delta_U's slope (equivalence), not confirmed when Delta_U's slope lies outside it
+    rate_tolerance: float = spec(0.1, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
+    # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
+    # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
+    test_pairings: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")
     # accuracies at or above this are at the ceiling: no room left to improve
     ceiling: float = spec(0.99, check=lambda v: 0 < v <= 1, allowed="a number in (0, 1]")
     # fewer seeds than this at some K: a trend verdict is inconclusive
@@ -354,7 +356,7 @@ def load_points(
 
     Returns ({(dataset, K, seed): arrays}, missing): arrays as POINT_ARRAYS (labels int64,
     losses float64, correctness bool); `missing` names runs without a file. Checked: the
-    test split of a (dataset, seed) has the same labels at every K (the bootstrap pairs
+    test split of a (dataset, seed) has the same labels at every K (the seed-level contrasts pair
     them), and the arrays average to the run's mean_acc / supervised_loss in results.csv
     within `tolerance` (a stale file from another run is an error).
     """

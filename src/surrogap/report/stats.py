@@ -1,0 +1,492 @@
+"""Seed-level inference for the report's claims (docs/THEORY.md, section 8).
+
+The unit of replication is the seed: each seed is one independently drawn data set, encoder
+and test split. Every trend is a linear contrast of a seed's per-K values (a least-squares
+slope against log K, or a difference of two such slopes), so each seed gives one number and
+its own standard error (test-point noise from its per-point arrays, pairing noise from
+R_cont's standard error). The interval is a t interval with n - 1 degrees of freedom over
+the n seeds; its standard error is the larger of the seeds' spread (s / sqrt(n)) and what
+the seeds' own standard errors alone imply (sqrt(sum se_i^2) / n), so test-point noise
+enters through each seed's standard error, never as extra replicates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from surrogap.report.load import ReportParams
+
+__all__ = [
+    "CONFIRMED",
+    "INCONCLUSIVE",
+    "NOT_CONFIRMED",
+    "Estimate",
+    "Trend",
+    "combine",
+    "contrast_weights",
+    "data_families",
+    "data_note",
+    "format_number",
+    "seed_contrasts",
+    "seed_interval",
+    "seeds_needed",
+    "signed",
+    "slope",
+    "t_bounds",
+    "trend",
+    "trend_line",
+    "verdict",
+]
+
+
+def slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of y (..., n) against x (n,)."""
+    xc = x - x.mean()
+    return (y - y.mean(axis=-1, keepdims=True)) @ xc / float(xc @ xc)
+
+
+def halves(n: int) -> tuple[slice, slice]:
+    """The early and late halves of n K values (an odd n shares the middle one)."""
+    return slice(0, math.ceil(n / 2)), slice(n // 2, n)
+
+
+def contrast_weights(x: np.ndarray, part: slice | None = None) -> np.ndarray:
+    """Weights w (len(x),) with w @ y the least-squares slope of y[part] against x[part]
+    (zero outside part)."""
+    w = np.zeros(len(x))
+    xs = x[part] if part is not None else x
+    xc = xs - xs.mean()
+    w[part if part is not None else slice(None)] = xc / float(xc @ xc)
+    return w
+
+
+def t_bounds(values: np.ndarray, own_se: np.ndarray | None, confidence: float):
+    """Seed-level t bounds over the last axis of values (..., n).
+
+    Returns (mean, lower, upper, se): lower and upper are each a one-sided bound at
+    `confidence` (t quantile, n - 1 degrees of freedom); se = max(s / sqrt(n),
+    sqrt(sum own_se^2) / n). NaN bounds for n < 2."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[-1]
+    mean = values.mean(axis=-1)
+    if n < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan, nan
+    spread = values.std(axis=-1, ddof=1) / math.sqrt(n)
+    if own_se is not None:
+        noise = np.sqrt(np.sum(np.square(own_se), axis=-1)) / n
+        spread = np.maximum(spread, noise)
+    q = float(sps.t.ppf(confidence, n - 1))
+    return mean, mean - q * spread, mean + q * spread, spread
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A seed-level estimate: the mean over n seeds, its one-sided bounds (lo, hi) at the
+    confidence, its standard error (se) and the share of it that the seeds' own standard
+    errors imply (noise_se)."""
+
+    value: float
+    lo: float
+    hi: float
+    se: float
+    noise_se: float
+    n: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return self.lo, self.hi
+
+
+def seed_interval(values, own_se=None, confidence: float = 0.95) -> Estimate:
+    """The t interval of one contrast over seeds (values (n,), own_se (n,) or None)."""
+    v = np.asarray(values, dtype=float)
+    se = None if own_se is None else np.asarray(own_se, dtype=float)
+    mean, lo, hi, spread = t_bounds(v, se, confidence)
+    noise = math.nan if se is None or v.size == 0 else float(np.sqrt(np.sum(se**2)) / v.size)
+    nan = math.nan
+    if v.size == 0:
+        return Estimate(nan, nan, nan, nan, nan, 0)
+    return Estimate(float(mean), float(lo), float(hi), float(spread), noise, int(v.size))
+
+
+def seeds_needed(
+    est: Estimate, direction: int, confidence: float, power: float, cap: int = 1000
+) -> int | None:
+    """Seeds a one-sided t test at `confidence` needs to show the observed effect
+    (direction * value > 0) with probability `power`, taking the per-seed standard
+    deviation as se * sqrt(n). None where the effect is not on the claimed side or the
+    spread is unknown; cap + 1 where more than `cap` would be needed."""
+    effect = direction * est.value
+    sd = est.se * math.sqrt(est.n) if est.n >= 2 else math.nan
+    if not (effect > 0) or not math.isfinite(sd):
+        return None
+    if sd == 0:
+        return 2
+    n = np.arange(2, cap + 1)
+    crit = sps.t.ppf(confidence, n - 1)
+    got = sps.nct.sf(crit, n - 1, effect / sd * np.sqrt(n))
+    ok = np.flatnonzero(got >= power)
+    return int(n[ok[0]]) if ok.size else cap + 1
+
+
+# --------------------------------------------------------------------------- per seed
+def seed_contrasts(
+    per_seed: Mapping[int, np.ndarray],
+    weights: np.ndarray,
+    offsets: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Each complete seed's contrasts and their own standard errors.
+
+    per_seed: {seed: (n_K, n_points)} per-point values (the quantity at K is their mean;
+    n_points = 1: the per-run value, no point noise known), NaN rows where a K is missing.
+    weights: (m, n_K) contrasts. offsets: {seed: (value, se) of n_K} subtracted from the
+    per-K means (R_cont, whose pairings are independent across K).
+    Returns (values (S, m), se (S, m), seeds) over the seeds that have every K.
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    vals, ses, used = [], [], []
+    for s in sorted(per_seed):
+        a = np.asarray(per_seed[s], dtype=float)
+        if np.isnan(a).any():
+            continue
+        c = w @ a  # (m, n_points): each point's contrast (K values paired on test points)
+        n = a.shape[1]
+        value = c.mean(axis=1)
+        var = c.var(axis=1, ddof=1) / n if n > 1 else np.zeros(len(w))
+        if offsets is not None:
+            off, off_se = (np.asarray(v, dtype=float) for v in offsets[s])
+            value = value - w @ off
+            var = var + np.square(w) @ np.square(np.nan_to_num(off_se))
+        vals.append(value)
+        ses.append(np.sqrt(var))
+        used.append(int(s))
+    m = len(w)
+    if not used:
+        return np.empty((0, m)), np.empty((0, m)), []
+    return np.stack(vals), np.stack(ses), used
+
+
+# --------------------------------------------------------------------------- trends
+@dataclass(frozen=True)
+class Trend:
+    """A quantity against log K: point estimates, seed-level intervals and verdicts.
+
+    slope: least-squares slope of the per-K mean over seeds against log K (per unit of log
+    K); slope_est its seed-level estimate (the mean of the complete seeds' slopes) with
+    one-sided bounds at the params' confidence. early / late: slopes over the first and
+    last halves of the K values; saturation_est the estimate of (early gain - late gain),
+    gain = slope in the improving direction; late_est the late slope's. Saturation is a
+    gain that levels off, not one that turns into a loss: a late slope whose interval lies
+    on the worsening side declines, and a decline is not saturation.
+    """
+
+    metric: str
+    ks: tuple[int, ...]
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]  # seeds per K
+    n: int  # seeds with every K: the replicates of every interval
+    points: int  # test points per run (0: per-run values, no point noise known)
+    direction: int  # +1: larger is better, -1: smaller is better
+    slope: float
+    slope_est: Estimate
+    early: float = math.nan
+    late: float = math.nan
+    saturation_est: Estimate | None = None
+    late_est: Estimate | None = None
+    at_ceiling: tuple[int, ...] = ()  # the K values whose mean is at the ceiling
+
+    @property
+    def slope_ci(self) -> tuple[float, float]:
+        return self.slope_est.ci
+
+    @property
+    def saturation_ci(self) -> tuple[float, float]:
+        return self.saturation_est.ci if self.saturation_est else (math.nan, math.nan)
+
+    @property
+    def late_ci(self) -> tuple[float, float]:
+        return self.late_est.ci if self.late_est else (math.nan, math.nan)
+
+    @property
+    def improves(self) -> bool:
+        lo, hi = self.slope_ci
+        return (lo > 0) if self.direction > 0 else (hi < 0)
+
+    @property
+    def declines(self) -> bool:
+        """The quantity gets worse over the last half of the K values (one-sided bound)."""
+        lo, hi = self.late_ci
+        return (hi < 0) if self.direction > 0 else (lo > 0)
+
+    @property
+    def saturates(self) -> bool:
+        return self.saturation_ci[0] > 0 and not self.declines
+
+
+def trend(
+    per_seed: Mapping[int, np.ndarray],
+    ks: Sequence[int],
+    direction: int,
+    metric: str,
+    confidence: float,
+    *,
+    offsets: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ceiling: float | None = None,
+) -> Trend:
+    """The slope of a per-K quantity against log K, with seed-level t intervals.
+
+    per_seed and offsets as in seed_contrasts (offsets: R_cont for the surrogate gap).
+    """
+    x = np.log(np.asarray(ks, dtype=float))
+    nk = len(ks)
+    rows = [contrast_weights(x)]
+    if nk >= 3:
+        e, l_ = halves(nk)
+        we, wl = contrast_weights(x, e), contrast_weights(x, l_)
+        rows += [direction * (we - wl), wl]
+    values, ses, used = seed_contrasts(per_seed, np.stack(rows), offsets)
+    ests = [seed_interval(values[:, j], ses[:, j], confidence) for j in range(len(rows))]
+    means = []
+    for i in range(nk):
+        col = [np.asarray(a, dtype=float)[i].mean() for a in per_seed.values()]
+        if offsets is not None:
+            col = [v - offsets[s][0][i] for v, s in zip(col, per_seed, strict=True)]
+        means.append(float(np.nanmean(col)) if not np.isnan(col).all() else math.nan)
+    m = np.asarray(means)
+    seeds = tuple(
+        int(sum(not np.isnan(np.asarray(a, dtype=float)[i]).any() for a in per_seed.values()))
+        for i in range(nk)
+    )
+    kw: dict = {}
+    if nk >= 3:
+        e, l_ = halves(nk)
+        kw = dict(
+            early=float(slope(x[e], m[e])),
+            late=float(slope(x[l_], m[l_])),
+            saturation_est=ests[1],
+            late_est=ests[2],
+        )
+    n_points = min(np.asarray(a).shape[1] for a in per_seed.values())
+    return Trend(
+        metric=metric,
+        ks=tuple(int(k) for k in ks),
+        values=tuple(float(v) for v in m),
+        seeds=seeds,
+        n=len(used),
+        points=int(n_points) if n_points > 1 else 0,
+        direction=direction,
+        slope=float(slope(x, m)),
+        slope_est=ests[0],
+        at_ceiling=tuple(
+            int(k) for k, v in zip(ks, m, strict=True) if ceiling is not None and v >= ceiling
+        ),
+        **kw,
+    )
+
+
+def run_label(dataset: str, k: int, seed: int) -> str:
+    return f"{dataset} K={int(k)} seed {int(seed)}"
+
+
+def max_supervised_loss(c: int) -> float:
+    """The largest R_mu possible at b = 1: every logit in [-1, 1], the true one -1 and the
+    other C - 1 at +1: log(1 + (C - 1) e^2)."""
+    return math.log1p((c - 1) * math.exp(2.0))
+
+
+# --------------------------------------------------------------------------- verdicts
+CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not confirmed", "inconclusive"
+CONSISTENT, VIOLATED = "consistent (theorem check)", "violated (theorem check)"
+STATUSES = (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE)
+# what each kind of data is: the stand-ins say what they stand in for
+DATA_NAMES = {
+    "circle": "generated 2-D data",
+    "norm": "generated 2-D data",
+    "digits": "digits 8x8, a stand-in for CIFAR-10",
+    "topics": "generated topics, a stand-in for Wiki-3029",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "wiki3029": "Wiki-3029",
+}
+# kinds whose datasets are drawn from the same (seed, class) draws: one data family per kind
+SHARED_DRAWS = {"topics": "the same (seed, topic) draws"}
+
+
+# --------------------------------------------------------------------------- numbers
+def format_number(x: float | None, decimals: int = 3) -> str:
+    """One number as the report prints it: fixed point, scientific from 1e4, 'undefined'."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "undefined"
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if abs(x) >= 1e4:
+        return f"{x:.{max(decimals - 1, 1)}e}"
+    return f"{x:.{decimals}f}"
+
+
+def signed(x: float, decimals: int = 3) -> str:
+    """A change, its sign always written (+0.150, -0.250)."""
+    text = format_number(x, decimals)
+    return text if text.startswith(("-", "u")) else f"+{text}"
+
+
+def interval(lo: float, hi: float, d: int) -> str:
+    return f"[{signed(lo, d)}, {signed(hi, d)}]"
+
+
+# --------------------------------------------------------------------------- data
+def kind_of(results: pd.DataFrame, ds: str) -> str:
+    return str(results.loc[results["dataset"] == ds, "kind"].iloc[0])
+
+
+def data_families(results: pd.DataFrame) -> dict[str, list[str]]:
+    """{family: datasets}: a dataset is its own family unless its kind shares its draws
+    (SHARED_DRAWS), then every dataset of that kind is one family named after the kind."""
+    out: dict[str, list[str]] = {}
+    for ds in pd.unique(results["dataset"]):
+        kind = kind_of(results, ds)
+        out.setdefault(kind if kind in SHARED_DRAWS else str(ds), []).append(str(ds))
+    return out
+
+
+def data_note(results: pd.DataFrame) -> str:
+    """'data: circle, norm (generated 2-D data), digits (digits 8x8, a stand-in for ...)'."""
+    groups: dict[str, list[str]] = {}
+    for ds in pd.unique(results["dataset"]):
+        kind = kind_of(results, ds)
+        groups.setdefault(DATA_NAMES.get(kind, f"kind {kind}"), []).append(str(ds))
+    parts = []
+    for name, members in groups.items():
+        kinds = {kind_of(results, ds) for ds in members}
+        shared = [SHARED_DRAWS[k] for k in kinds if k in SHARED_DRAWS and len(members) > 1]
+        extra = f"; one data family: {shared[0]}" if shared else ""
+        parts.append(f"{', '.join(members)} ({name}{extra})")
+    return "data: " + "; ".join(parts)
+
+
+def tally(statuses: Sequence[str], unit: str = "data families") -> str:
+    """'confirmed on 3/4 data families, inconclusive on 1/4' (only the outcomes that occur)."""
+    n = len(statuses)
+    parts = [f"{st} on {statuses.count(st)}/{n}" for st in STATUSES if st in statuses]
+    return ", ".join(parts) + f" {unit}"
+
+
+def combine(statuses: Sequence[str]) -> str:
+    if not statuses:
+        return INCONCLUSIVE
+    if NOT_CONFIRMED in statuses:
+        return NOT_CONFIRMED
+    return CONFIRMED if all(s == CONFIRMED for s in statuses) else INCONCLUSIVE
+
+
+def by_family(results: pd.DataFrame, per_dataset: Mapping[str, str]) -> list[str]:
+    """One status per data family: its datasets' statuses combined."""
+    return [
+        combine([per_dataset[ds] for ds in members if ds in per_dataset])
+        for members in data_families(results).values()
+    ]
+
+
+def per_seed_values(rows: pd.DataFrame, ks: list[int], points: Mapping, array: str, column: str):
+    """{seed: (n_K, n) values} from per-point arrays when every run has them, else the
+    per-run column (n = 1); a NaN row where a seed lacks a K."""
+    ds = str(rows["dataset"].iloc[0])
+    keys = [(ds, int(k), int(s)) for k, s in zip(rows["k"], rows["seed"], strict=True)]
+    values = dict(zip(keys, rows[column].to_numpy(dtype=float), strict=True))
+    use_points = all(key in points for key in keys)
+    out = {}
+    for s in sorted({key[2] for key in keys}):
+        have = [(i, (ds, k, s)) for i, k in enumerate(ks) if (ds, k, s) in values]
+        n = points[have[0][1]][array].size if use_points else 1
+        a = np.full((len(ks), n), np.nan)
+        for i, key in have:
+            a[i] = points[key][array] if use_points else values[key]
+        out[s] = a
+    return out
+
+
+def too_few(t: Trend, p: ReportParams) -> str:
+    n = min(min(t.seeds), t.n)
+    return f"{n} seeds with every K, fewer than {p.min_seeds}" if n < p.min_seeds else ""
+
+
+def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
+    """(status, reason) of 'improves' or 'saturates' for one trend."""
+    if too_few(t, p):
+        return INCONCLUSIVE, too_few(t, p)
+    if which == "improves":
+        if t.at_ceiling and t.at_ceiling[0] == t.ks[0]:
+            return INCONCLUSIVE, f"at the ceiling ({p.ceiling:g}) already at K = {t.ks[0]}"
+        return (CONFIRMED, "") if t.improves else (NOT_CONFIRMED, "")
+    if len(t.ks) < 3:
+        return INCONCLUSIVE, "fewer than three K values"
+    if t.at_ceiling:
+        return (
+            INCONCLUSIVE,
+            f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}",
+        )
+    if t.declines:
+        late = t.ks[halves(len(t.ks))[1]]
+        return NOT_CONFIRMED, (
+            f"declines from K = {late[0]} to {late[-1]}: late slope {interval(*t.late_ci, p.decimals)}"
+        )
+    return (CONFIRMED, "") if t.saturates else (NOT_CONFIRMED, "")
+
+
+def needed(est: Estimate | None, direction: int, p: ReportParams) -> str:
+    """Seeds for a decisive one-sided test of this effect at power `report.power`."""
+    m = None if est is None else seeds_needed(est, direction, p.confidence, p.power)
+    if m is None:
+        return "none (the effect is not on the claimed side)"
+    return f"more than {m - 1}" if m > 1000 else str(m)
+
+
+def n_text(t: Trend) -> str:
+    seeds = f"{min(t.seeds)}-{max(t.seeds)}" if min(t.seeds) != max(t.seeds) else f"{t.seeds[0]}"
+    tail = f", each a mean over {t.points} test points" if t.points else ", per-run values"
+    return f"n = {seeds} seeds{tail}"
+
+
+def trend_line(t: Trend, p: ReportParams, with_saturation: bool = True, verb: str = "improves"):
+    """(text, [(what, status, seeds needed)]): one trend's numbers and verdicts."""
+    d = p.decimals
+    text = (
+        f"{t.metric} {', '.join(format_number(v, d) for v in t.values)} at K = "
+        f"{', '.join(map(str, t.ks))} ({n_text(t)}): slope {signed(t.slope, d)} per unit "
+        f"log K {interval(*t.slope_ci, d)}"
+    )
+    verdicts = [(verb, *verdict(t, p, "improves"), needed(t.slope_est, t.direction, p))]
+    if with_saturation and len(t.ks) >= 3:
+        text += (
+            f", early {signed(t.early, d)}, late {signed(t.late, d)} (early minus late gain "
+            f"{interval(*t.saturation_ci, d)})"
+        )
+        verdicts.append(("saturates", *verdict(t, p, "saturates"), needed(t.saturation_est, 1, p)))
+    reasons = list(dict.fromkeys(why for _, _, why, _ in verdicts if why))
+    if t.at_ceiling and not any("ceiling" in r for r in reasons):
+        reasons.append(f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}")
+    text += "; " + ", ".join(f"{what}: {status}" for what, status, _, _ in verdicts)
+    text += f" ({'; '.join(reasons)})" if reasons else ""
+    text += "; seeds for a decisive verdict: " + ", ".join(f"{w} {m}" for w, _, _, m in verdicts)
+    return text, verdicts
+
+
+def rate_verdict(gap: Trend, target: float, p: ReportParams) -> str:
+    """Claim 5's rate: not confirmed when Delta_U's slope (target) lies outside the gap
+    slope's interval; confirmed when the interval lies within target x (1 -+ rate_tolerance)
+    (two one-sided tests); inconclusive otherwise or with too few seeds."""
+    lo, hi = gap.slope_ci
+    if too_few(gap, p):
+        return INCONCLUSIVE
+    if not lo <= target <= hi:
+        return NOT_CONFIRMED
+    tol = p.rate_tolerance * abs(target)
+    return CONFIRMED if target - tol <= lo and hi <= target + tol else INCONCLUSIVE
