@@ -284,6 +284,23 @@ def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """The one sweep list that prepare, extract and probe read: they handle every seed of
+    their dataset, or (dataset, K), in one process."""
+
+    seed: tuple[int, ...] = Grid.__dataclass_fields__["seed"].default
+
+    def validate(self, where: str) -> None:
+        if len(set(self.seed)) != len(self.seed):
+            raise UserError(f"seed: got {list(self.seed)!r}, allowed: a list without repeats")
+
+
+def seeds(params: Mapping) -> tuple[int, ...]:
+    """The `seed` list of params.yaml, checked as the grid checks it."""
+    return parse(Seeds, {"seed": params["seed"]} if "seed" in params else {}, "").seed
+
+
 # --------------------------------------------------------------------------- params.yaml
 def check_top_level(params: Mapping) -> None:
     """Every top-level key is a grid list, a stage section or a dataset section."""

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from surrogap.core import io
-from surrogap.core.config import at_least, grid, spec, stage_config
+from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS
 from surrogap.core.schema import seed_dir
@@ -52,7 +53,7 @@ def run(
     params: Mapping, dataset: str, k: int, data_dir: Path, models_dir: Path, out_dir: Path
 ) -> None:
     cfg = stage_config(params, "extract", ExtractConfig)
-    seeds = grid(params).seed
+    seeds = config_seeds(params)
     with io.atomic_dir(out_dir) as tmp:
         for seed in seeds:
             name = seed_dir(seed)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from surrogap.core import io
-from surrogap.core.config import dataset_section, grid
+from surrogap.core.config import dataset_section
+from surrogap.core.config import seeds as config_seeds
 from surrogap.core.prepared import write_prepared
 from surrogap.core.schema import seed_dir
 from surrogap.data import kinds
@@ -30,19 +31,24 @@ def data_seed(cfg, seed: int) -> int:
     return cfg.seed + seed
 
 
-def prepare_seed(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
-    """One seed's splits and meta.json into `out_dir`."""
+def build_seed(params: Mapping, dataset: str, seed: int, root: Path):
+    """One seed's splits (a core.prepared.Prepared) and the data config they were drawn with."""
     cfg = data_config(params, dataset)
     cfg = dataclasses.replace(cfg, seed=data_seed(cfg, seed))
     prepared = kinds.build(cfg, root)
     prepared.extra["data_seed"] = cfg.seed
-    write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
+    return prepared, cfg
 
 
 def run(params: Mapping, dataset: str, out_dir: Path, root: Path) -> None:
-    """Every seed of the grid into ``out_dir/s<seed>/``; the params are checked first."""
-    seeds = grid(params).seed
-    data_config(params, dataset)
+    """Every seed of the grid into ``out_dir/s<seed>/``. The first seed is built before
+    anything is written (a bad params block or archive fails with nothing touched); the
+    folder is replaced whole once every seed is written."""
+    seeds = config_seeds(params)
+    built = build_seed(params, dataset, seeds[0], root)
     with io.atomic_dir(out_dir) as tmp:
         for seed in seeds:
-            prepare_seed(params, dataset, seed, tmp / seed_dir(seed), root)
+            prepared, cfg = built if seed == seeds[0] else build_seed(params, dataset, seed, root)
+            prior = getattr(cfg, "prior", "uniform")
+            write_prepared(prepared, dataset, cfg.kind, prior, tmp / seed_dir(seed))
+            built = None

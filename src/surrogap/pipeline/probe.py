@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from surrogap.core import io
-from surrogap.core.config import at_least, grid, spec, stage_config
+from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import read_meta
 from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS, seed_dir
@@ -158,7 +159,7 @@ def run(
 ) -> None:
     """Every seed of params `seed`: its record and per-point arrays into `out_dir`."""
     cfg = stage_config(params, "probe", ProbeConfig)
-    seeds = grid(params).seed
+    seeds = config_seeds(params)
     with io.atomic_dir(out_dir) as tmp:
         for seed in seeds:
             name = seed_dir(seed)
