@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -62,11 +63,21 @@ def ran(result: subprocess.CompletedProcess) -> list[str]:
     )
 
 
-def new_k_stages(k: int, dataset: str = "circle", seed: int = 0) -> list[str]:
-    """The stages, sorted, that growing the K list by `k` must run: that K's run chain of
-    (dataset, seed) and the aggregates after it, nothing else (prepare stays cached)."""
-    run = f"{dataset}-{k}-{seed}"
-    return ["bounds", f"extract@{run}", f"pretrain@{run}", f"probe@{run}", "report", "select_lr"]
+def new_k_stages(k: int, dataset: str = "circle", seeds: Sequence[int] = (0,)) -> list[str]:
+    """The stages, sorted, that growing the K list by `k` must run: that K's pretrain per
+    seed, its extract and probe (one instance per (dataset, K), every seed) and the
+    aggregates after them, nothing else (prepare stays cached)."""
+    group = f"{dataset}-{k}"
+    return sorted(
+        [
+            "bounds",
+            f"extract@{group}",
+            *(f"pretrain@{group}-{seed}" for seed in seeds),
+            f"probe@{group}",
+            "report",
+            "select_lr",
+        ]
+    )
 
 
 def make_repo(path: Path, params: dict) -> Path:

@@ -265,17 +265,15 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     folder `project` (raw folder data/raw); return (exit status, stderr)."""
     (project / "data" / "raw").mkdir(parents=True, exist_ok=True)
     if isinstance(params, dict):
-        params = yaml.safe_dump({"dataset": ["wiki"], "wiki": {"data": params}})
+        params = yaml.safe_dump({"dataset": ["wiki"], "seed": [0], "wiki": {"data": params}})
     (project / "params.yaml").write_text(params)
     script = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
     env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parents[2])}
     argv = [
         "--dataset",
         "wiki",
-        "--seed",
-        "0",
         "--out",
-        "data/prepared/wiki/s0",
+        "data/prepared/wiki",
         "--root",
         "data/raw",
     ]
@@ -338,7 +336,9 @@ def test_an_archive_without_a_stem_never_replaces_the_raw_folder(tmp_path):
 
 def test_unquoted_digit_md5_says_quote_it(tmp_path):
     """YAML reads md5: 0123... as a number (its digits are lost): one line saying to quote it."""
-    params = "dataset: [wiki]\nwiki:\n  data: {kind: wiki3029, path: x.tar.gz, md5: %s}\n"
+    params = (
+        "dataset: [wiki]\nseed: [0]\nwiki:\n  data: {kind: wiki3029, path: x.tar.gz, md5: %s}\n"
+    )
     status, err = _prepare_stage(tmp_path, params % ("1" * 32))
     lines = err.strip().splitlines()
     assert status == 2 and len(lines) == 1, err

@@ -45,8 +45,8 @@ def tiny_params(**train_over):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
-    prepare.run(tiny_params(), "circle", 0, root / "prepared", root / "raw")
-    return root / "prepared"
+    prepare.run(tiny_params(), "circle", root / "prepared", root / "raw")
+    return root / "prepared" / "s0"
 
 
 def train_losses(out: Path) -> list[float]:

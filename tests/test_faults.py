@@ -43,23 +43,24 @@ torch.set_num_threads(1)
 
 # --------------------------------------------------------------------------- helpers
 RUN = {"dataset": "circle", "k": 4, "seed": 0}  # the tiny params' run
+GROUP = {"dataset": "circle", "k": 4}  # its (dataset, K) instance of extract and probe
+# the built run's folders: built/prepared/s0/ (prepare), built/models/s0/ (pretrain)
+PREPARED = Path("prepared") / "s0"
+MODEL = Path("models") / "s0" / "model.pt"
 
 
 def _stage_argv(name: str, params, prepared: Path, built: Path, t: Path, **over) -> list[str]:
-    """The command line of stage `name` (pretrain, extract or probe) of the run reading
-    `prepared` (and the built run's model) and writing under `t`; `over` replaces options."""
+    """The command line of stage `name` (pretrain, extract or probe) of the run reading the
+    dataset folder `prepared` (its s0/; and the built run's group folder) and writing under
+    `t`: pretrain t/run, t/ckpt; extract t/f/s0.npz; probe t/features/s0.npz into
+    t/p/s0.json and t/p/s0.npz. `over` replaces options."""
     if name == "pretrain":
-        options = {**RUN, "out": t / "run", "checkpoints": t / "ckpt"}
+        options = {**RUN, "data": prepared / "s0", "out": t / "run", "checkpoints": t / "ckpt"}
     elif name == "extract":
-        options = {"model": built / "run" / "model.pt", "out": t / "f.npz"}
+        options = {**GROUP, "data": prepared, "models": built / "models", "out": t / "f"}
     else:
-        options = {
-            **RUN,
-            "features": t / "features.npz",
-            "out": t / "p.json",
-            "points": t / "p.npz",
-        }
-    return cli_args(params=params, data=prepared, **{**options, **over})
+        options = {**GROUP, "data": prepared, "features": t / "features", "out": t / "p"}
+    return cli_args(params=params, **{**options, **over})
 
 
 def _run_stage(name: str, built: Path, t: Path, prepared: Path | None = None, **over) -> int:
@@ -67,6 +68,18 @@ def _run_stage(name: str, built: Path, t: Path, prepared: Path | None = None, **
     params = write_params(t / "params.yaml", tiny_params())
     argv = _stage_argv(name, params, prepared or built / "prepared", built, t, **over)
     return stage(name).main(argv)
+
+
+def _features_path(t: Path) -> Path:
+    """Where probe (as `_run_stage` runs it) reads seed 0's features."""
+    (t / "features").mkdir(exist_ok=True)
+    return t / "features" / "s0.npz"
+
+
+def _copy_prepared(built: Path, t: Path) -> Path:
+    """A copy of the built dataset folder under `t` (prepared/s0/): the folder to tamper."""
+    shutil.copytree(built / "prepared", t / "prepared")
+    return t / "prepared"
 
 
 def _refusal(capsys, name: str, built: Path, t: Path, prepared: Path | None = None, **over) -> str:
@@ -80,8 +93,8 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    prepare.run(params, "circle", 0, root / "prepared", root / "raw")
-    pretrain.run(params, "circle", 4, 0, root / "prepared", root / "run", root / "ckpt")
+    prepare.run(params, "circle", root / "prepared", root / "raw")
+    pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "models" / "s0", root / "ckpt")
     assert not (root / "ckpt").exists()  # a completed run leaves nothing to resume
     # the checkpoint of a run killed after epoch 1 (of 2)
     original = train.Trainer.train_epoch
@@ -94,7 +107,7 @@ def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(train.Trainer, "train_epoch", killed)
         with pytest.raises(KeyboardInterrupt):
-            pretrain.run(params, "circle", 4, 0, root / "prepared", root / "killed", root / "ckpt")
+            pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "killed", root / "ckpt")
     return root
 
 
@@ -112,14 +125,11 @@ def test_write_prepared_refuses_nan(tmp_path):
 
 
 def test_prepared_data_edited_to_nan_is_refused_before_training(built, tmp_path, capsys):
-    prepared = tmp_path / "prepared"
-    prepared.mkdir()
-    for f in (built / "prepared").iterdir():
-        (prepared / f.name).write_bytes(f.read_bytes())
-    with np.load(prepared / "train.npz") as f:
+    prepared = _copy_prepared(built, tmp_path)
+    with np.load(prepared / "s0" / "train.npz") as f:
         arrays = dict(f)
     arrays["x"][3, 0] = np.inf
-    np.savez(prepared / "train.npz", **arrays)
+    np.savez(prepared / "s0" / "train.npz", **arrays)
     msg = _refusal(capsys, "pretrain", built, tmp_path, prepared)
     assert (
         msg.startswith("stage pretrain: ")
@@ -132,7 +142,7 @@ def test_prepared_data_edited_to_nan_is_refused_before_training(built, tmp_path,
 def test_truncated_prepared_split_is_one_line(built, tmp_path):
     prepared = tmp_path / "prepared"
     prepared.mkdir()
-    for f in (built / "prepared").iterdir():
+    for f in (built / PREPARED).iterdir():
         (prepared / f.name).write_bytes(f.read_bytes()[: 40 if f.name == "val.npz" else None])
     with pytest.raises(
         UserError, match=r"val\.npz' is unreadable \(\w+\); rerun `dvc repro prepare`"
@@ -141,18 +151,20 @@ def test_truncated_prepared_split_is_one_line(built, tmp_path):
 
 
 def test_extract_refuses_nan_features(built, tmp_path, capsys):
-    state = torch.load(built / "run" / "model.pt", weights_only=True)
+    state = torch.load(built / MODEL, weights_only=True)
     first = next(iter(state["model"]))
     state["model"][first] = torch.full_like(state["model"][first], float("nan"))
-    torch.save(state, tmp_path / "model.pt")
-    out = tmp_path / "features" / "k4-s0.npz"
-    msg = _refusal(capsys, "extract", built, tmp_path, model=tmp_path / "model.pt", out=out)
+    (tmp_path / "models" / "s0").mkdir(parents=True)
+    torch.save(state, tmp_path / "models" / "s0" / "model.pt")
+    out = tmp_path / "features" / "k4"
+    msg = _refusal(capsys, "extract", built, tmp_path, models=tmp_path / "models", out=out)
     assert (
         msg.startswith("stage extract: train features of ")
         and "holds NaN or inf (first at row 0)" in msg
     )
     assert "the encoder or its input is broken" in msg
-    assert not out.parent.exists()
+    # nothing written: the group's folder is not there and nothing lies beside it
+    assert not out.exists() and files_under(out.parent) == []
 
 
 def test_probe_refuses_non_finite_features(built, tmp_path, capsys):
@@ -162,9 +174,9 @@ def test_probe_refuses_non_finite_features(built, tmp_path, capsys):
         y = np.repeat(np.arange(4), 10)
         arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(40, 3)).astype(np.float32), y
     arrays["test_x"][7, 2] = np.nan
-    np.savez(tmp_path / "features.npz", **arrays)
+    np.savez(_features_path(tmp_path), **arrays)
     assert "test features of" in _refusal(capsys, "probe", built, tmp_path)
-    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.npz").exists()
+    assert not (tmp_path / "p").exists()
 
 
 def test_zero_norm_features_stay_finite():
@@ -217,11 +229,12 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
 
 def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys):
     marker = tmp_path / "pwned"
-    state = torch.load(built / "run" / "model.pt", weights_only=True)
-    torch.save({**state, "extra": Payload(str(marker))}, tmp_path / "model.pt")
-    msg = _refusal(capsys, "extract", built, tmp_path, model=tmp_path / "model.pt")
+    state = torch.load(built / MODEL, weights_only=True)
+    (tmp_path / "models" / "s0").mkdir(parents=True)
+    torch.save({**state, "extra": Payload(str(marker))}, tmp_path / "models" / "s0" / "model.pt")
+    msg = _refusal(capsys, "extract", built, tmp_path, models=tmp_path / "models")
     assert "is unreadable (UnpicklingError); rerun the pretrain stage" in msg
-    assert not marker.exists() and not (tmp_path / "f.npz").exists()
+    assert not marker.exists() and not (tmp_path / "f").exists()
 
 
 def test_truncated_or_foreign_checkpoint_is_not_resumed(built, tmp_path, capsys):
@@ -269,8 +282,8 @@ def _probe_records(folder: Path) -> None:
             "linear_weight_decay": 0.0,
             "linear_val_acc": 0.6,
         }
-        (folder / "circle").mkdir(parents=True, exist_ok=True)
-        (folder / "circle" / f"k{k}-s0.json").write_text(json.dumps(rec))
+        (folder / "circle" / f"k{k}").mkdir(parents=True, exist_ok=True)
+        (folder / "circle" / f"k{k}" / "s0.json").write_text(json.dumps(rec))
 
 
 @pytest.mark.parametrize(
@@ -317,8 +330,8 @@ def test_bounds_stage_write_failure_keeps_previous_results(
 
 
 def test_missing_input_file_is_one_line(built, tmp_path, capsys):
-    msg = _refusal(capsys, "probe", built, tmp_path, features=tmp_path / "none.npz")
-    assert msg.startswith("stage probe: cannot access ") and "none.npz" in msg
+    msg = _refusal(capsys, "probe", built, tmp_path, features=tmp_path / "none")
+    assert msg.startswith("stage probe: cannot access ") and "none/s0.npz" in msg
 
 
 def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_path, monkeypatch):
@@ -334,7 +347,7 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
 
     monkeypatch.setattr(io.os, "replace", full_after_first_checkpoint)
     with pytest.raises(UserError) as err:
-        pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+        pretrain.run(params, "circle", 4, 0, built / PREPARED, tmp_path / "run", ckpt)
     assert str(err.value) == (
         f"cannot write {str(ckpt / checkpoint.NAME)!r}: the disk is full; "
         "earlier outputs are left as they were"
@@ -343,15 +356,15 @@ def test_full_disk_during_training_keeps_last_checkpoint_and_resumes(built, tmp_
     assert not (tmp_path / "run").exists()
     assert sorted(p.name for p in ckpt.iterdir()) == [checkpoint.NAME, "live"]
     monkeypatch.undo()  # space freed: the same call resumes from epoch 1
-    pretrain.run(params, "circle", 4, 0, built / "prepared", tmp_path / "run", ckpt)
+    pretrain.run(params, "circle", 4, 0, built / PREPARED, tmp_path / "run", ckpt)
     assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["epoch"] == 3
 
 
 def test_truncated_features_file_is_one_line(built, tmp_path, capsys):
-    (tmp_path / "features.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    _features_path(tmp_path).write_bytes(b"PK\x03\x04 not really a zip")
     msg = _refusal(capsys, "probe", built, tmp_path)
     assert msg.startswith("stage probe: features ") and "unreadable" in msg
-    assert msg.endswith("rerun the extract stage") and not (tmp_path / "p.json").exists()
+    assert msg.endswith("rerun the extract stage") and not (tmp_path / "p").exists()
 
 
 # --------------------------------------------------------------------------- tampered artifacts
@@ -360,7 +373,7 @@ def _good_features(built: Path, path: Path) -> dict:
     arrays = {}
     rng = np.random.default_rng(0)
     for s in core_prepared.SPLITS:
-        with np.load(built / "prepared" / f"{s}.npz") as f:
+        with np.load(built / PREPARED / f"{s}.npz") as f:
             y = f["y"]
         arrays[f"{s}_x"], arrays[f"{s}_y"] = rng.normal(size=(y.size, 5)).astype(np.float32), y
     np.savez(path, **arrays)
@@ -383,20 +396,20 @@ META_CASES = [
 def test_corrupt_or_empty_meta_json_is_one_line_in_every_stage(
     built, tmp_path, capsys, name, content, why
 ):
-    prepared = tmp_path / "prepared"
-    shutil.copytree(built / "prepared", prepared)
+    prepared = _copy_prepared(built, tmp_path)
+    meta_path = prepared / "s0" / "meta.json"
     if content.startswith("GOOD "):
         key, value = content[5:].split("=", 1)
-        meta = json.loads((prepared / "meta.json").read_text())
+        meta = json.loads(meta_path.read_text())
         meta[key] = eval(value)  # a literal of the test table
         content = json.dumps(meta)
-    (prepared / "meta.json").write_text(content)
-    _good_features(built, tmp_path / "features.npz")
+    meta_path.write_text(content)
+    _good_features(built, _features_path(tmp_path))
     msg = _refusal(capsys, name, built, tmp_path, prepared)
-    assert msg.startswith(f"stage {name}: {str(prepared / 'meta.json')!r} {why}"), msg
+    assert msg.startswith(f"stage {name}: {str(meta_path)!r} {why}"), msg
     assert "rerun `dvc repro prepare`" in msg
     left = {p.name for p in tmp_path.iterdir()}
-    assert not left & {"run", "ckpt", "f.npz", "p.json", "p.npz"}
+    assert not left & {"run", "ckpt", "f", "p"}
 
 
 def _bad_features(arrays: dict, case: str) -> tuple[dict, str]:
@@ -434,20 +447,21 @@ def _bad_features(arrays: dict, case: str) -> tuple[dict, str]:
 )
 def test_features_whose_arrays_disagree_are_one_line(built, tmp_path, capsys, case):
     arrays, why = _bad_features(_good_features(built, tmp_path / "good.npz"), case)
-    np.savez(tmp_path / "features.npz", **arrays)
+    np.savez(_features_path(tmp_path), **arrays)
     msg = _refusal(capsys, "probe", built, tmp_path)
-    where = f"stage probe: features {str(tmp_path / 'features.npz')!r}: "
+    where = f"stage probe: features {str(_features_path(tmp_path))!r}: "
     assert msg.startswith(where) and why in msg and msg.endswith("rerun the extract stage"), msg
-    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p.npz").exists()
+    assert not (tmp_path / "p").exists()
 
 
 def test_probe_writes_the_per_test_point_arrays(built, tmp_path):
-    _good_features(built, tmp_path / "features.npz")
+    _good_features(built, _features_path(tmp_path))
     assert _run_stage("probe", built, tmp_path) == 0
-    record = json.loads((tmp_path / "p.json").read_text())
-    with np.load(tmp_path / "p.npz") as f:
+    assert files_under(tmp_path / "p") == ["s0.json", "s0.npz"]
+    record = json.loads((tmp_path / "p" / "s0.json").read_text())
+    with np.load(tmp_path / "p" / "s0.npz") as f:
         points = {key: f[key] for key in f.files}
-    with np.load(built / "prepared" / "test.npz") as f:
+    with np.load(built / PREPARED / "test.npz") as f:
         y_test = f["y"]
     assert sorted(points) == sorted(
         ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
@@ -480,5 +494,5 @@ def test_checkpoint_whose_tensors_have_the_wrong_shape_is_refused_by_the_stage(
         "starting from scratch"
     ]
     got = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
-    want = torch.load(built / "run" / "model.pt", weights_only=True)["model"]
+    want = torch.load(built / MODEL, weights_only=True)["model"]
     assert all(torch.equal(got[k], want[k]) for k in want)  # trained from scratch, fully

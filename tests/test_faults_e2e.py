@@ -28,7 +28,8 @@ from surrogap.pipeline import pretrain
 
 pytestmark = pytest.mark.slow
 
-RUN = "data/checkpoints/circle/k4-s0"
+RUN = "data/checkpoints/circle/k4/s0"
+MODEL = "data/pretrain/circle/k4/s0"
 
 
 def kill_params() -> dict:
@@ -74,7 +75,7 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     assert first.returncode == -signal.SIGKILL
     saved = torch.load(ckpt, weights_only=True)  # whatever the moment: a complete checkpoint
     assert 1 <= saved["epoch"] < 40, "the kill came too late: raise epochs"
-    assert not (repo / "data/pretrain/circle/k4-s0/model.pt").exists()
+    assert not (repo / MODEL / "model.pt").exists()
 
     second = dvc(repo, "repro")
     if second.returncode != 0 and "is being blocked by" in second.stderr:
@@ -88,13 +89,13 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     stages = ran(second)
     for name in (
         "pretrain@circle-4-0",
-        "extract@circle-4-0",
-        "probe@circle-4-0",
+        "extract@circle-4",
+        "probe@circle-4",
         "bounds",
         "report",
     ):
         assert stages.count(name) == 1, stages
-    assert "prepare@circle-0" not in stages  # finished before the kill, recorded in dvc.lock
+    assert "prepare@circle" not in stages  # finished before the kill, recorded in dvc.lock
     # the run completed: its checkpoint folder (and the killed writer's temporaries) is gone
     assert not ckpt.parent.exists()
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -105,10 +106,10 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
     pretrain.run(
         params, "circle", 4, 0, repo / "data/prepared/circle/s0", ref, tmp_path / "ref-ckpt"
     )
-    got = torch.load(repo / "data/pretrain/circle/k4-s0/model.pt", weights_only=True)
+    got = torch.load(repo / MODEL / "model.pt", weights_only=True)
     want = torch.load(ref / "model.pt", weights_only=True)
     assert got["epoch"] == want["epoch"] == 40
     assert got["model"].keys() == want["model"].keys()
     assert all(torch.equal(got["model"][k], want["model"][k]) for k in want["model"])
-    traj = (repo / "data/pretrain/circle/k4-s0/trajectory.csv").read_text()
+    traj = (repo / MODEL / "trajectory.csv").read_text()
     assert traj == (ref / "trajectory.csv").read_text()

@@ -36,7 +36,7 @@ from surrogap.pipeline import pretrain
 torch.set_num_threads(1)
 
 
-RUN = {"dataset": "circle", "k": 4, "seed": 0}  # the tiny params' run
+GROUP = {"dataset": "circle", "k": 4}  # the tiny params' (dataset, K) of extract and probe
 
 
 # --------------------------------------------------------------------------- 1. params
@@ -56,9 +56,7 @@ STAGE_CASES = [
         "prepare",
         ("circle.data.per_class", "many"),
         "stage prepare: circle.data.per_class: got 'many', expected an integer",
-        cli_args(
-            params=PARAMS, dataset="circle", seed=0, out="{t}/out/prepared", root="{t}/out/raw"
-        ),
+        cli_args(params=PARAMS, dataset="circle", out="{t}/out/prepared", root="{t}/out/raw"),
     ),
     (
         "pretrain",
@@ -70,15 +68,13 @@ STAGE_CASES = [
         "extract",
         ("extract.batch_size", 0),
         "stage extract: extract.batch_size: got 0, allowed: an integer >= 1",
-        cli_args(params=PARAMS, data="{t}/none", model="{t}/none/model.pt", out="{t}/out/f.npz"),
+        cli_args(params=PARAMS, **GROUP, data="{t}/none", models="{t}/none", out="{t}/out/f"),
     ),
     (
         "probe",
         ("probe.repeats", 3),
         "stage probe: probe.repeats: got 3, allowed: an integer >= 10",
-        cli_args(
-            params=PARAMS, **RUN, data="{t}/none", features="{t}/none/f.npz", out="{t}/out/p.json"
-        ),
+        cli_args(params=PARAMS, **GROUP, data="{t}/none", features="{t}/none", out="{t}/out/p"),
     ),
     (
         "bounds",
@@ -156,7 +152,7 @@ def test_malformed_params_file_is_one_line(tmp_path, text, message):
 def test_params_file_unreadable_is_one_line(tmp_path, capsys):
     assert (
         stage("extract").main(
-            cli_args(params=str(tmp_path), data="x", model="y", out=str(tmp_path / "f.npz"))
+            cli_args(params=str(tmp_path), **GROUP, data="x", models="y", out=str(tmp_path / "f"))
         )
         == 2
     )

@@ -1,5 +1,8 @@
-"""The DVC pipeline end to end, in a temporary copy of the repository with tiny params."""
+"""The DVC pipeline end to end, in a temporary copy of the repository with tiny params: built,
+then nothing to do, then a grown grid (a new K, the lr grid, a new seed) runs only its new
+instances and what aggregates them."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +20,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     return make_repo(tmp_path_factory.mktemp("repo"), grid_params(epochs=2))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
@@ -42,10 +49,12 @@ def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
         "reports/report.md",
         "reports/theory/fig3.png",
         "reports/theory/fig4.png",
-        "data/pretrain/circle/k4-s0/model.pt",
-        "data/pretrain/circle/k4-s0/trajectory.csv",
-        "data/features/circle/k4-s0.npz",
-        "data/probe/circle/k4-s0.json",
+        "data/prepared/circle/s0/meta.json",
+        "data/pretrain/circle/k4/s0/model.pt",
+        "data/pretrain/circle/k4/s0/trajectory.csv",
+        "data/features/circle/k4/s0.npz",
+        "data/probe/circle/k4/s0.json",
+        "data/probe/circle/k4/s0.npz",
     ):
         assert (repo / path).exists(), path
 
@@ -85,6 +94,44 @@ def test_a_failing_stage_leaves_the_last_outputs_then_the_lr_grid_adds_only_its_
     selected = pd.read_csv(repo / "reports/selected.csv")
     assert len(results) == 2 * len(selected) == 2 * len(params["k"])
     assert set(results["run"]) >= {f"k{k}-s0-lr0.03" for k in params["k"]}
+
+
+def test_a_new_seed_retrains_no_existing_run(repo):
+    """Growing `seed` by one trains only the new seed's runs (pretrain and pretrain-lr per
+    K); prepare, extract and probe (which hold every seed of their dataset or (dataset, K))
+    and the aggregates re-run; every existing pretrain keeps its outputs untouched."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert dvc(repo, "status", "--json").stdout.strip() == "{}"  # the grid as it stands
+    models = {p: digest(p) for p in (repo / "data/pretrain").rglob("model.pt")}
+    assert len(models) == len(params["k"]) * len(params["seed"]) * (1 + len(params["lr"]))
+    new = max(params["seed"]) + 1
+    params["seed"] = [*params["seed"], new]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    grown = dvc(repo, "repro")
+    assert grown.returncode == 0, grown.stderr[-3000:]
+    expected = ["prepare@circle", "bounds", "select_lr", "report"]
+    for k in params["k"]:
+        expected += [f"pretrain@circle-{k}-{new}", f"extract@circle-{k}", f"probe@circle-{k}"]
+        for lr in params["lr"]:
+            expected += [
+                f"pretrain-lr@circle-{k}-{new}-{lr}",
+                f"extract-lr@circle-{k}-{lr}",
+                f"probe-lr@circle-{k}-{lr}",
+            ]
+    assert ran(grown) == sorted(expected)
+    for path, before in models.items():
+        assert digest(path) == before, path
+    for k in params["k"]:
+        for path in (
+            f"data/pretrain/circle/k{k}/s{new}/model.pt",
+            f"data/probe/circle/k{k}/s{new}.json",
+        ):
+            assert (repo / path).is_file(), path
+    results = pd.read_csv(repo / "reports/results.csv")
+    assert sorted(set(results["seed"])) == params["seed"]
+    assert len(results) == len(params["k"]) * len(params["seed"]) * (1 + len(params["lr"]))
+    again = dvc(repo, "repro")
+    assert again.returncode == 0 and ran(again) == []
 
 
 def test_bad_params_fail_before_any_work(repo, tmp_path):

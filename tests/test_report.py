@@ -17,6 +17,7 @@ import yaml
 from conftest import stage
 
 from surrogap.core.errors import UserError
+from surrogap.core.schema import run_dir, seed_dir
 from surrogap.report.load import ReportParams, load_scale, points_path
 from surrogap.report.markdown import build_report, scale_rows
 from surrogap.theory import bounds
@@ -165,7 +166,7 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
     for _, row in results.iterrows():
         key = (row["dataset"], row["k"], row["seed"])
         traj = make_trajectory(row, outside=fail and key == FAIL)
-        folder = paths["pretrain"] / row["dataset"] / f"k{row['k']}-s{row['seed']}"
+        folder = paths["pretrain"] / row["dataset"] / run_dir(int(row["k"]), int(row["seed"]))
         folder.mkdir(parents=True)
         traj.to_csv(folder / "trajectory.csv", index=False)
         if row["dataset"] == "topics_c20":  # the others' runs recorded no train_info.json
@@ -174,7 +175,7 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         write_points(paths["probe"], row)
     for ds, (_, c) in DATASETS.items():
         for seed in SEEDS:
-            meta = paths["prepared"] / ds / f"s{seed}" / "meta.json"
+            meta = paths["prepared"] / ds / seed_dir(seed) / "meta.json"
             meta.parent.mkdir(parents=True)
             sizes = {"train": 140 * c, "val": 20 * c, "test": 40 * c}  # 200 per class
             meta.write_text(json.dumps(prepared_meta(c, sizes)))
@@ -313,11 +314,11 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
     results = results[results["dataset"] == "topics_c5"]
     prepared, pretrain = tmp_path / "prepared", tmp_path / "pretrain"
     for seed, total in zip(SEEDS, (1797, 1797, 1800), strict=True):  # digits: not divisible
-        (prepared / "topics_c5" / f"s{seed}").mkdir(parents=True)
+        (prepared / "topics_c5" / seed_dir(seed)).mkdir(parents=True)
         meta = prepared_meta(10, {"train": total - 700, "val": 350, "test": 350})
-        (prepared / "topics_c5" / f"s{seed}" / "meta.json").write_text(json.dumps(meta))
+        (prepared / "topics_c5" / seed_dir(seed) / "meta.json").write_text(json.dumps(meta))
     for row in results.itertuples():
-        folder = pretrain / "topics_c5" / f"k{row.k}-s{row.seed}"
+        folder = pretrain / "topics_c5" / run_dir(row.k, row.seed)
         folder.mkdir(parents=True)
         info = {"global_batch": 128 if row.k < 16 else 256, "epochs": 10}
         (folder / "train_info.json").write_text(json.dumps(info))
@@ -333,15 +334,15 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
     assert shown(load_scale(tmp_path / "none", None, results)) == {
         "per_class": "unknown", "batch": "unknown", "epochs": "unknown"
     }  # fmt: skip
-    (prepared / "topics_c5" / "s0" / "meta.json").write_text(
+    (prepared / "topics_c5" / seed_dir(0) / "meta.json").write_text(
         json.dumps(prepared_meta(10, {}))
     )  # fmt: skip
     with pytest.raises(UserError, match=re.escape("sizes is {}, allowed: {train, val, test}")):
         load_scale(pretrain, prepared, results)
-    (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text("{not json")
-    with pytest.raises(UserError, match=r"train info .*k1-s0/train_info\.json' is unreadable"):
+    (pretrain / "topics_c5" / run_dir(1, 0) / "train_info.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"train info .*k1/s0/train_info\.json' is unreadable"):
         load_scale(pretrain, None, results)
-    (pretrain / "topics_c5" / "k1-s0" / "train_info.json").write_text('{"epochs": 10}')
+    (pretrain / "topics_c5" / run_dir(1, 0) / "train_info.json").write_text('{"epochs": 10}')
     with pytest.raises(UserError, match="global_batch is None, allowed: an integer >= 1"):
         load_scale(pretrain, None, results)
 
@@ -407,7 +408,7 @@ def test_a_failure_leaves_the_previous_report_intact(tmp_path, capsys, broken):
     paths = write_run(tmp_path, fail=False)
     paths["out"].write_text("previous report\n")
     if broken == "trajectory":
-        (paths["pretrain"] / "topics_c20" / "k4-s0" / "trajectory.csv").write_text(
+        (paths["pretrain"] / "topics_c20" / run_dir(4, 0) / "trajectory.csv").write_text(
             "epoch,lr\n0,0\n"
         )
         needle = "lacks the columns"

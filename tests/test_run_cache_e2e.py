@@ -1,6 +1,6 @@
 """DVC's run cache covers pre-training: a second clone that pulls the run cache from a DVC
-remote (a local folder here, `dvc repro --pull`) reproduces the grid without running any pretrain, extract or
-probe stage, and ends with the same files; `dvc repro -f -s pretrain@...` retrains from
+remote (a local folder here, `dvc repro --pull`) reproduces the grid without running any prepare, pretrain,
+extract or probe stage, and ends with the same files; `dvc repro -f -s pretrain@...` retrains from
 epoch 0. Temporary copies of the repository, as tests/test_pipeline_e2e.py."""
 
 from __future__ import annotations
@@ -13,15 +13,23 @@ from repo_copy import dvc, grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
-GRID = ("circle-1-0", "circle-4-0")
+# the grid's instances: pretrain per (dataset, K, seed), extract and probe per (dataset, K)
+INSTANCES = {
+    "prepare": ("circle",),
+    "pretrain": ("circle-1-0", "circle-4-0"),
+    "extract": ("circle-1", "circle-4"),
+    "probe": ("circle-1", "circle-4"),
+}
 OUTPUTS = (
-    "data/pretrain/circle/k4-s0/model.pt",
-    "data/pretrain/circle/k4-s0/trajectory.csv",
-    "data/features/circle/k4-s0.npz",
-    "data/probe/circle/k4-s0.json",
-    "data/probe/circle/k4-s0.npz",
+    "data/prepared/circle/s0/train.npz",
+    "data/pretrain/circle/k4/s0/model.pt",
+    "data/pretrain/circle/k4/s0/trajectory.csv",
+    "data/features/circle/k4/s0.npz",
+    "data/probe/circle/k4/s0.json",
+    "data/probe/circle/k4/s0.npz",
     "reports/results.csv",
 )
+MODEL = "data/pretrain/circle/k4/s0/model.pt"
 
 
 def digest(path: Path) -> str:
@@ -38,7 +46,7 @@ def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
     ok(dvc(first, "remote", "add", "-d", "store", str(store)))
     built = dvc(first, "repro", "bounds")
     ok(built)
-    assert {f"pretrain@{g}" for g in GRID} <= set(ran(built))
+    assert {f"pretrain@{g}" for g in INSTANCES["pretrain"]} <= set(ran(built))
     assert not (first / "data/checkpoints").exists() or not any(
         (first / "data/checkpoints").rglob("last.pt")
     )  # completed runs leave no checkpoint
@@ -51,8 +59,8 @@ def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
     # `--pull`: the run cache from the remote, then each cached run's outputs as needed
     again = dvc(second, "repro", "--pull", "bounds")
     ok(again)
-    for g in GRID:
-        for name in ("pretrain", "extract", "probe"):
+    for name, instances in INSTANCES.items():
+        for g in instances:
             assert f"{name}@{g}" not in ran(again), again.stdout
             assert f"Stage '{name}@{g}' is cached - skipping run" in again.stdout, again.stdout
     assert not (second / "data/checkpoints").exists()
@@ -66,4 +74,4 @@ def test_second_clone_pulls_the_run_cache_and_runs_no_pretrain(tmp_path):
     ok(forced)
     assert ran(forced) == ["pretrain@circle-4-0"]
     assert "resuming" not in forced.stderr and "3/3" in forced.stderr
-    assert digest(first / OUTPUTS[0]) == digest(second / OUTPUTS[0])
+    assert digest(first / MODEL) == digest(second / MODEL)

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import stage, tiny_params, write_params
+from conftest import cli_args, files_under, one_line, stage, tiny_params, write_params
 
-from surrogap.core import config
+from surrogap.core import config, schema
 from surrogap.core import prepared as core_prepared
 from surrogap.core.schema import RESULTS_CSV_COLUMNS
 from surrogap.models import inputs
 from surrogap.pipeline import bounds as results
-from surrogap.pipeline import prepare
+from surrogap.pipeline import prepare, pretrain
 from surrogap.pipeline import select_lr as select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # --------------------------------------------------------------------------- seeds
 @pytest.mark.parametrize("kind", ["circle", "digits"])
 def test_the_seed_draws_the_data(tmp_path, kind):
-    params = tiny_params()
+    params = {**tiny_params(), "seed": [0, 1]}
     if kind == "digits":
         params["circle"]["data"] = {"kind": "digits", "classes": 4, "seed": 3}
     base = params["circle"]["data"]["seed"]
-    for seed in (0, 1):
-        prepare.run(params, "circle", seed, tmp_path / f"s{seed}", tmp_path / "raw")
-    prepare.run(params, "circle", 1, tmp_path / "again", tmp_path / "raw")
-    a, b, again = (inputs.load_prepared(tmp_path / n) for n in ("s0", "s1", "again"))
+    prepare.run(params, "circle", tmp_path / "both", tmp_path / "raw")
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["s0", "s1"]
+    prepare.run({**params, "seed": [1]}, "circle", tmp_path / "again", tmp_path / "raw")
+    folders = (tmp_path / "both" / "s0", tmp_path / "both" / "s1", tmp_path / "again" / "s1")
+    a, b, again = (inputs.load_prepared(f) for f in folders)
     assert a.meta["data_seed"] == base and b.meta["data_seed"] == base + 1
     assert not np.array_equal(a.splits["test"].y.numpy(), b.splits["test"].y.numpy()) or (
         not np.array_equal(a.splits["test"].x.numpy(), b.splits["test"].x.numpy())
@@ -44,20 +46,61 @@ def test_the_seed_draws_the_data(tmp_path, kind):
 
 
 def test_seed_s_equals_seed_zero_with_the_data_seed_moved_by_s(tmp_path):
-    params = tiny_params()
-    prepare.run(params, "circle", 2, tmp_path / "a", tmp_path / "raw")
+    params = {**tiny_params(), "seed": [2]}
+    prepare.run(params, "circle", tmp_path / "a", tmp_path / "raw")
+    params = {**tiny_params(), "seed": [0]}
     params["circle"]["data"]["seed"] += 2
-    prepare.run(params, "circle", 0, tmp_path / "b", tmp_path / "raw")
-    a, b = inputs.load_prepared(tmp_path / "a"), inputs.load_prepared(tmp_path / "b")
+    prepare.run(params, "circle", tmp_path / "b", tmp_path / "raw")
+    a, b = inputs.load_prepared(tmp_path / "a" / "s2"), inputs.load_prepared(tmp_path / "b" / "s0")
     for s in core_prepared.SPLITS:
         assert np.array_equal(a.splits[s].x.numpy(), b.splits[s].x.numpy())
 
 
+def test_adding_a_seed_rewrites_the_others_byte_for_byte(tmp_path):
+    """prepare writes every seed of a dataset in one instance: adding a seed to params `seed`
+    must leave s0's files byte-identical, so DVC re-runs no pretrain that reads them."""
+    prepare.run({**tiny_params(), "seed": [0]}, "circle", tmp_path / "one", tmp_path / "raw")
+    time.sleep(2.1)  # a later `dvc repro`: a file stamped with the time would differ
+    prepare.run({**tiny_params(), "seed": [0, 1]}, "circle", tmp_path / "two", tmp_path / "raw")
+    one, two = tmp_path / "one" / "s0", tmp_path / "two" / "s0"
+    assert files_under(one) == ["meta.json", "test.npz", "train.npz", "val.npz"]
+    assert files_under(two) == files_under(one)
+    for name in files_under(one):
+        assert (two / name).read_bytes() == (one / name).read_bytes(), name
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["s0", "s1"]
+
+
+def test_extract_refuses_a_model_copied_from_another_run(tmp_path, capsys):
+    """A K = 1 model copied into the K = 4 group: one line naming the file and the k."""
+    params = tiny_params()
+    prepare.run(params, "circle", tmp_path / "prepared", tmp_path / "raw")
+    models = tmp_path / "pretrain" / "circle" / "k4"
+    pretrain.run(
+        params, "circle", 1, 0, tmp_path / "prepared" / "s0", models / "s0", tmp_path / "ckpt"
+    )
+    out = tmp_path / "features" / "circle" / "k4"
+    argv = cli_args(
+        params=write_params(tmp_path / "params.yaml", params),
+        dataset="circle",
+        k=4,
+        data=tmp_path / "prepared",
+        models=models,
+        out=out,
+    )
+    capsys.readouterr()
+    assert stage("extract").main(argv) == 2
+    msg = one_line(capsys.readouterr().err)
+    model = str(models / "s0" / "model.pt")
+    assert msg.startswith(f"stage extract: model {model!r} was trained with k = 1, "), msg
+    assert "this instance is k = 4" in msg and "rerun the pretrain stage" in msg, msg
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- lr grid
 def test_run_names():
-    assert config.run_name(4, 0) == "k4-s0"
-    assert config.run_name(4, 1, 0.03) == "k4-s1-lr0.03"
-    assert config.run_name(4, 1, 1e-5) == "k4-s1-lr1e-05"  # as DVC writes the number
+    assert schema.run_name(4, 0) == "k4-s0"
+    assert schema.run_name(4, 1, 0.03) == "k4-s1-lr0.03"
+    assert schema.run_name(4, 1, 1e-5) == "k4-s1-lr1e-05"  # as DVC writes the number
 
 
 @pytest.mark.parametrize("bad", [[0.0], [0.1, 0.1], [-1], "0.1"])
@@ -118,9 +161,9 @@ def test_select_stage_without_an_lr_grid_keeps_every_row(tmp_path):
 def test_bounds_stage_reads_every_run_of_the_lr_grid(tmp_path):
     params = {**tiny_params(), "lr": [0.03]}
     probe = tmp_path / "probe" / "circle"
-    probe.mkdir(parents=True)
-    for lr, name in ((None, "k4-s0"), (0.03, "k4-s0-lr0.03")):
-        (probe / f"{name}.json").write_text(json.dumps(record(4, 0, lr, 0.5)))
+    for lr, group in ((None, "k4"), (0.03, "k4-lr0.03")):
+        (probe / group).mkdir(parents=True)
+        (probe / group / "s0.json").write_text(json.dumps(record(4, 0, lr, 0.5)))
     argv = [
         "--params",
         str(write_params(tmp_path / "params.yaml", params)),
@@ -144,7 +187,7 @@ def test_bounds_stage_reads_every_run_of_the_lr_grid(tmp_path):
     }
     for values in metrics.values():  # numbers only, so that `dvc metrics diff` reads them
         assert all(type(v) in (int, float) for v in values.values()), values
-    (probe / "k4-s0-lr0.03.json").unlink()
+    (probe / "k4-lr0.03" / "s0.json").unlink()
     assert stage("bounds").main(argv) == 2  # a run of the grid is missing
 
 
@@ -159,10 +202,15 @@ def test_bounds_stage_reads_every_run_of_the_lr_grid(tmp_path):
             "(an entry of params `k`)",
         ),
         (
-            "probe",
+            "pretrain",
             ["--dataset", "circle", "--k", "4", "--seed", "-1"],
-            "stage probe: argument --seed: got '-1', allowed: an integer >= 0 "
+            "stage pretrain: argument --seed: got '-1', allowed: an integer >= 0 "
             "(an entry of params `seed`)",
+        ),
+        (
+            "probe",
+            ["--dataset", "circle", "--k", "0"],
+            "stage probe: argument --k: got '0', allowed: an integer >= 1 (an entry of params `k`)",
         ),
         (
             "pretrain",
@@ -176,9 +224,9 @@ def test_bounds_stage_reads_every_run_of_the_lr_grid(tmp_path):
 def test_a_bad_stage_argument_is_one_line(tmp_path, capsys, name, argv, message):
     paths = ["--data", "d", "--out", str(tmp_path / "o"), "--checkpoints", "c"]
     if name == "probe":
-        paths = ["--data", "d", "--features", "f.npz", "--out", str(tmp_path / "o")]
+        paths = ["--data", "d", "--features", "f", "--out", str(tmp_path / "o")]
     if name == "prepare":
-        paths = ["--out", str(tmp_path / "o"), "--root", "r"]
+        paths = ["--out", str(tmp_path / "o")]  # --root missing
     assert stage(name).main([*argv, *paths]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(message), err

@@ -66,10 +66,10 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
     assert stages == [
         "bounds",
         "evaluate",
-        "extract@circle-1-0",
-        "prepare@circle-0",
+        "extract@circle-1",
+        "prepare@circle",
         "pretrain@circle-1-0",
-        "probe@circle-1-0",
+        "probe@circle-1",
         "report",
         "select_lr",
         "theory",
@@ -108,16 +108,16 @@ def test_sweep_writes_what_serial_dvc_repro_writes(tmp_path):
     # the run cache: the same keys (deps, params, cmd) and the same recorded outputs
     assert run_cache(parallel) == run_cache(serial) != set()
     # outputs are in the DVC cache: deleting one is restored from the run cache, not run
-    (parallel / "data/features/circle/k4-s0.npz").unlink()
+    (parallel / "data/features/circle/k4/s0.npz").unlink()
     again = dvc(parallel, "repro")
     assert again.returncode == 0 and ran(again) == [], again.stdout
     assert "is cached - skipping run" in again.stdout
     assert dvc(parallel, "status", "--json").stdout.strip() == "{}"
     # and the sweep restores from the run cache as dvc repro does
-    (parallel / "data/probe/circle/k1-s0.json").unlink()
+    (parallel / "data/probe/circle/k1/s0.json").unlink()
     restored = sweep(parallel, "-j", "2")
     assert restored.returncode == 0
-    assert "probe@circle-1-0: restored from the run cache" in restored.stdout
+    assert "probe@circle-1: restored from the run cache" in restored.stdout
     # a grown grid runs only the new instances and what aggregates them
     grown_params = yaml.safe_load((parallel / "params.yaml").read_text())
     grown_params["k"] = [1, 4, 8]
@@ -144,19 +144,19 @@ def test_a_failed_stage_stops_its_descendants_and_the_rest_is_recorded(tmp_path)
     assert len(failed) == 1 and "pretrain@norm-1-0: FAILED: stage pretrain: " in failed[0]
     assert "optimizer" in failed[0] and "adamw" in failed[0]
     assert "(log: data/sweep/pretrain@norm-1-0.log)" in failed[0]
-    assert "extract@norm-1-0: skipped: pretrain@norm-1-0 failed" in out
-    assert "probe@norm-1-0: skipped: pretrain@norm-1-0 failed" in out
+    assert "extract@norm-1: skipped: pretrain@norm-1-0 failed" in out
+    assert "probe@norm-1: skipped: pretrain@norm-1-0 failed" in out
     assert "1 stage failed: pretrain@norm-1-0; 2 skipped" in result.stderr
     assert "Traceback" not in out + result.stderr
     # circle's chain and norm's prepare ran and are recorded
     assert sorted(lock(repo)) == [
-        "extract@circle-1-0",
-        "prepare@circle-0",
-        "prepare@norm-0",
+        "extract@circle-1",
+        "prepare@circle",
+        "prepare@norm",
         "pretrain@circle-1-0",
-        "probe@circle-1-0",
+        "probe@circle-1",
     ]
-    done = ["prepare@norm-0", "pretrain@circle-1-0", "extract@circle-1-0", "probe@circle-1-0"]
+    done = ["prepare@norm", "pretrain@circle-1-0", "extract@circle-1", "probe@circle-1"]
     status = dvc(repo, "status", "--json", *done)
     assert status.stdout.strip() == "{}", status.stdout
     # fixed, the sweep runs only what failed or was skipped
@@ -202,7 +202,7 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
     errors: list[BaseException] = []
     # pretrain's first checkpoint, at its known path: a glob over data/ races with the
     # temporary folders that prepare's atomic writes create and remove
-    checkpoint = killed / "data/checkpoints/circle/k1-s0/last.pt"
+    checkpoint = killed / "data/checkpoints/circle/k1/s0/last.pt"
 
     def pretrain_and_worker() -> tuple[int, int] | None:
         for p in psutil.process_iter(["pid", "cmdline"]):
@@ -258,8 +258,8 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
 
     uninterrupted = dvc(plain, "repro", "pretrain@circle-1-0")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    a = torch.load(killed / "data/pretrain/circle/k1-s0/model.pt", weights_only=False)
-    b = torch.load(plain / "data/pretrain/circle/k1-s0/model.pt", weights_only=False)
+    a = torch.load(killed / "data/pretrain/circle/k1/s0/model.pt", weights_only=False)
+    b = torch.load(plain / "data/pretrain/circle/k1/s0/model.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 12
     assert a["model"].keys() == b["model"].keys()
     for name in a["model"]:
@@ -279,8 +279,8 @@ def test_sweep_on_a_running_scheduler(tmp_path):
         result = sweep(repo, "--scheduler", cluster.scheduler_address, "prepare")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"surrogap sweep: {cluster.scheduler_address};")
-    assert "prepare@circle-0: ran in" in result.stdout
-    assert sorted(lock(repo)) == ["prepare@circle-0"]
+    assert "prepare@circle: ran in" in result.stdout
+    assert sorted(lock(repo)) == ["prepare@circle"]
     assert dvc(repo, "status", "--json", "prepare").stdout.strip() == "{}"
 
 
