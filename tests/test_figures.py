@@ -11,7 +11,6 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from surrogap.estimators import external
 from surrogap.plots import gap, results, style
 from surrogap.plots import theory as plots_theory
 from surrogap.theory import bounds
@@ -111,12 +110,10 @@ def test_gap_plot_requires_the_gap_columns():
 def test_evaluate_plot_names_its_input_file():
     frame = gap_frame(1)
     records = frame.to_dict("records")
-    fig = external.surrogate_gap_figure(records, source="feats/clip.npz")
+    fig = gap.surrogate_gap_figure(records, source="feats/clip.npz")
     assert "feats/clip.npz" in fig.axes[0].get_title()
     long = "/a/very/long/folder/name/that/goes/on/and/on/features-of-clip.npz"
-    assert (
-        "features-of-clip.npz" in external.surrogate_gap_figure(records, long).axes[0].get_title()
-    )
+    assert "features-of-clip.npz" in gap.surrogate_gap_figure(records, long).axes[0].get_title()
 
 
 # --------------------------------------------------------------------------- Fig. 1, Fig. 7 / 8

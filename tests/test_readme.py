@@ -79,7 +79,7 @@ def test_calculator_json_keys_are_the_documented_ones():
 
 
 def test_python_example_runs_and_agrees_with_the_table():
-    (code,) = [b for b in blocks("python") if "from surrogap import bounds" in b]
+    (code,) = [b for b in blocks("python") if "from surrogap.theory import bounds" in b]
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
     (console,) = [b for b in blocks("console") if b.startswith("$ surrogap bounds")]

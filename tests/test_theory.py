@@ -16,6 +16,7 @@ import pytest
 
 from surrogap.core import config
 from surrogap.core.errors import UserError
+from surrogap.pipeline import theory as P
 from surrogap.theory import bounds as B
 from surrogap.theory import curves as T
 
@@ -118,19 +119,19 @@ def test_frames_reject_bad_input():
 
 # --------------------------------------------------------------------------- params
 def parse(section):
-    return config.parse(T.TheoryParams, section, "theory")
+    return config.parse(P.TheoryParams, section, "theory")
 
 
 def test_params_defaults_and_values():
-    assert parse({}) == parse(None) == T.TheoryParams((50, 100), 10, 99, 1.0)
+    assert parse({}) == parse(None) == P.TheoryParams((50, 100), 10, 99, 1.0)
     p = parse({"classes_fig3": [5, 12], "classes_fig4": 6, "k_max": 20, "b": 2})
-    assert p == T.TheoryParams((5, 12), 6, 20, 2.0)
+    assert p == P.TheoryParams((5, 12), 6, 20, 2.0)
     assert isinstance(p.b, float) and isinstance(p.classes_fig3, tuple)
     with pytest.raises(AttributeError):
         p.k_max = 3  # type: ignore[misc]
     # the edges of every range are allowed
     edge = parse({"classes_fig3": [2], "classes_fig4": 2, "k_max": T.K_MAX_LIMIT, "b": 1e-9})
-    assert edge == T.TheoryParams((2,), 2, T.K_MAX_LIMIT, 1e-9)
+    assert edge == P.TheoryParams((2,), 2, T.K_MAX_LIMIT, 1e-9)
     assert parse({"k_max": 1}).k_max == 1
 
 
@@ -236,7 +237,7 @@ def test_stage_failing_write_keeps_the_previous_folder(tmp_path, stage, capsys, 
     out = tmp_path / "theory"
     assert stage.main(["--params", str(params), "--out-dir", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    save_png = T._save_png
+    save_png = P._save_png
     calls = []
 
     def second_png_fails(fig):
@@ -250,7 +251,7 @@ def test_stage_failing_write_keeps_the_previous_folder(tmp_path, stage, capsys, 
 
         return write
 
-    monkeypatch.setattr(T, "_save_png", second_png_fails)
+    monkeypatch.setattr(P, "_save_png", second_png_fails)
     changed = write_params(tmp_path, SMALL.replace("k_max: 20", "k_max: 9"))
     assert stage.main(["--params", str(changed), "--out-dir", str(out)]) == 2
     err = capsys.readouterr().err
