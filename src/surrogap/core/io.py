@@ -185,6 +185,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except (OSError, RuntimeError) as exc:
         _restore(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and _names_other_file(exc, tmp, path, old):
+            raise  # an input the body could not read (a missing file): not a failed write
         if isinstance(exc, OSError) or _write_failure(exc):
             raise _explain(path, exc) from None
         raise
@@ -195,6 +197,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
+
+
+def _names_other_file(exc: OSError, *ours: Path | None) -> bool:
+    """Whether `exc` names a file outside the folders being written (`ours`): then it is an
+    input the body failed to read, reported as it is (`cannot access ...`)."""
+    if not isinstance(exc.filename, (str, bytes, os.PathLike)):
+        return False
+    name = Path(os.fsdecode(exc.filename)).absolute()
+    folders = [Path(o).absolute() for o in ours if o is not None]
+    return not any(name == f or f in name.parents for f in folders)
 
 
 def _restore(old: Path | None, path: Path) -> None:
