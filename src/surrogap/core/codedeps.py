@@ -24,7 +24,7 @@ from pathlib import Path
 PACKAGE = "surrogap"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # the layer folders of the package, lowest first: a module may import from its own layer and
-# the ones before it, never from one after it (tests/test_layers.py). `pipeline` holds one
+# the ones before it, never from one after it (tests/test_deps.py). `pipeline` holds one
 # module per stage, `ops` the tools around the pipeline; `cli.py` sits above them all.
 LAYERS = (
     "core",
