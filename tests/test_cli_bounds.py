@@ -16,6 +16,7 @@ import pytest
 from surrogap.cli import main
 from surrogap.core.schema import BOUND_COLUMNS
 from surrogap.theory import bounds as B
+from surrogap.theory import records
 
 SRC = Path(B.__file__).resolve().parents[1]
 
@@ -401,6 +402,6 @@ def test_internal_error_is_not_disguised_as_a_user_error(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("an internal bug")
 
-    monkeypatch.setattr(B, "bounds_records", broken)
+    monkeypatch.setattr(records, "bounds_records", broken)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["bounds", "--k", "3", "--classes", "10"])

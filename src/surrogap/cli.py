@@ -19,6 +19,7 @@ from surrogap.core.argtypes import int_value
 from surrogap.core.errors import UserError
 from surrogap.core.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 from surrogap.theory import bounds
+from surrogap.theory import records as bound_records
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,17 +79,17 @@ def format_table(records: list[dict], columns: Sequence[str]) -> str:
 
 
 _NULL_CELL = {
-    bounds.UNDEFINED: "undefined",
-    bounds.UNIFORM_ONLY: "n/a",
-    bounds.OVERFLOW: "inf",
-    bounds.NEGATIVE_OVERFLOW: "-inf",
+    bound_records.UNDEFINED: "undefined",
+    bound_records.UNIFORM_ONLY: "n/a",
+    bound_records.OVERFLOW: "inf",
+    bound_records.NEGATIVE_OVERFLOW: "-inf",
 }
 
 
 def _cmd_bounds(args: argparse.Namespace) -> int:
     if args.classes is None and args.prior is None:
         raise UserError("surrogap bounds: give --classes C (an integer >= 2) or --prior p1,p2,...")
-    records = bounds.bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
+    records = bound_records.bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
     if args.json:
         print(json.dumps(records, indent=2, allow_nan=False))
         return 0

@@ -166,7 +166,8 @@ def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
     """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.theory.bounds import bounds_records, holds
+    from surrogap.theory.bounds import holds
+    from surrogap.theory.records import bounds_records
 
     data.check_k(ks)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:

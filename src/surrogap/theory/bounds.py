@@ -39,7 +39,6 @@ __all__ = [
     "bao_lower_bound",
     "bao_upper_bound",
     "bounds_at",
-    "bounds_records",
     "collision_probability",
     "collision_term",
     "coverage_probability",
@@ -435,80 +434,3 @@ def holds(lower, supervised_loss, upper) -> bool:
     if math.isnan(lo) or math.isnan(up) or math.isnan(r_mu):
         raise UserError(f"holds: got NaN in ({lower!r}, {supervised_loss!r}, {upper!r})")
     return bool(lo <= r_mu <= up)
-
-
-# why a record field is None (JSON null): docs in README ("The calculator")
-UNDEFINED = "undefined"  # an earlier bound where K + 1 < C
-UNIFORM_ONLY = "uniform prior only"  # an earlier bound or ideal value with a skewed prior
-OVERFLOW = "inf"  # the value is above the largest float64 (about 1.8e308)
-NEGATIVE_OVERFLOW = "-inf"  # the value is below minus the largest float64
-
-
-def _field(value, nan_reason: str) -> tuple[float | None, str | None]:
-    """A record value and, where it is None, why."""
-    if value is None:
-        return None, nan_reason
-    value = float(value)
-    if math.isnan(value):
-        return None, nan_reason
-    if math.isinf(value):
-        return None, OVERFLOW if value > 0 else NEGATIVE_OVERFLOW
-    return value, None
-
-
-def bounds_records(
-    k,
-    classes: int | None,
-    loss=None,
-    prior=None,
-    b: float = 1.0,
-) -> list[dict]:
-    """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
-
-    Every value is a finite float or None; `why_null` maps each None field to its reason:
-    "undefined" (an earlier bound where K + 1 < C), "uniform prior only" (the earlier bounds
-    and the ideal values assume a uniform prior), "inf" or "-inf" (the value is beyond
-    float64, e.g. Delta_U for b > 1.3e154). The records are valid JSON as they are.
-    """
-    ks = _as_k(k).reshape(-1)
-    c, p = _class_setting(classes, prior)
-    uniform = p is None
-    lower = np.atleast_1d(lower_gap(ks, c, p, b))
-    upper = np.atleast_1d(upper_gap(ks, c, p, b))
-    b_value = _as_b(b)
-    records = []
-    if loss is None:
-        ideal_cont = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
-        ideal_mu = optimal_supervised_loss(c, b) if uniform else None
-        for i, kk in enumerate(ks):
-            values = {
-                "lower_gap": float(lower[i]),
-                "upper_gap": float(upper[i]),
-                "optimal_contrastive_loss": None if ideal_cont is None else float(ideal_cont[i]),
-                "optimal_supervised_loss": ideal_mu,
-            }
-            records.append(_record(int(kk), c, b_value, None, values, UNIFORM_ONLY))
-        return records
-    losses = np.atleast_1d(np.asarray(loss, dtype=np.float64))
-    if losses.size not in (1, ks.size):
-        raise UserError(f"loss takes one value or one per k value ({ks.size}), got {losses.size}")
-    losses = np.broadcast_to(losses, ks.shape)
-    at = bounds_at(losses, ks, c, p, b)
-    for i, kk in enumerate(ks):
-        values = {name: float(v[i]) for name, v in at.items()}
-        reason = UNDEFINED if uniform else UNIFORM_ONLY
-        records.append(_record(int(kk), c, b_value, float(losses[i]), values, reason))
-    return records
-
-
-def _record(k: int, c: int, b: float, loss, values: dict, nan_reason: str) -> dict:
-    rec: dict = {"k": k, "classes": c, "b": b}
-    if loss is not None:
-        rec["loss"] = loss
-    why: dict[str, str] = {}
-    for name, value in values.items():
-        rec[name], reason = _field(value, nan_reason)
-        if reason is not None:
-            why[name] = reason
-    rec["why_null"] = why
-    return rec
