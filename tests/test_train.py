@@ -232,7 +232,7 @@ def test_text_split_inputs_concatenate_selected_sequences():
 
 def test_new_keys_default_to_the_old_cpu_behaviour():
     from surrogap.core.config import parse
-    from surrogap.training.train import TrainConfig
+    from surrogap.training.config import TrainConfig
 
     cfg = parse(TrainConfig, {}, "train")
     assert (cfg.device, cfg.precision, cfg.lr_scaling, cfg.nproc_per_node) == (

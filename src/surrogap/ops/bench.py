@@ -333,7 +333,8 @@ def _train_measurement(quick: bool) -> dict:
     from surrogap.data.synthetic import circle_points
     from surrogap.models.inputs import Dataset, Split
     from surrogap.models.mlp import MLPConfig
-    from surrogap.training.train import TrainConfig, Trainer
+    from surrogap.training.config import TrainConfig
+    from surrogap.training.train import Trainer
 
     classes, per_class, batch, k = (20, 250, 256, 16) if quick else (100, 1000, 1024, 64)
     rng = np.random.default_rng(0)
@@ -455,7 +456,8 @@ def _training_seconds(repo, quick: bool) -> float:
     from surrogap.models import parse_encoder_config
     from surrogap.models.inputs import load_prepared
     from surrogap.training import checkpoint
-    from surrogap.training.train import TrainConfig, Trainer
+    from surrogap.training.config import TrainConfig
+    from surrogap.training.train import Trainer
 
     dataset, k, seed = STAGE_RUN
     section = yaml.safe_load((repo / "params.yaml").read_text())[dataset]

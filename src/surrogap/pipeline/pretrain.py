@@ -12,18 +12,25 @@ from surrogap.core.schema import run_name
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
 from surrogap.training import checkpoint, train
+from surrogap.training.config import TrainConfig, check_sizes
+
+
+def _encoder(section: Mapping, name: str):
+    return parse_encoder_config(section.get("encoder"), f"{name}.encoder")
+
+
+def _train(section: Mapping, name: str) -> TrainConfig:
+    return config.parse(TrainConfig, section.get("train"), f"{name}.train")
 
 
 def encoder_config(params: Mapping, name: str):
     """The `<name>.encoder` block of params.yaml, parsed."""
-    return parse_encoder_config(dataset_section(params, name).get("encoder"), f"{name}.encoder")
+    return _encoder(dataset_section(params, name), name)
 
 
-def train_config(params: Mapping, name: str) -> train.TrainConfig:
+def train_config(params: Mapping, name: str) -> TrainConfig:
     """The `<name>.train` block of params.yaml, parsed."""
-    return config.parse(
-        train.TrainConfig, dataset_section(params, name).get("train"), f"{name}.train"
-    )
+    return _train(dataset_section(params, name), name)
 
 
 def run(
@@ -37,12 +44,12 @@ def run(
     lr: float | None = None,
 ) -> None:
     """One run; `lr` (an entry of the lr grid) replaces the section's train.lr."""
-    enc = encoder_config(params, dataset)
-    tcfg = train_config(params, dataset)
+    section = dataset_section(params, dataset)  # the top level checked once
+    enc, tcfg = _encoder(section, dataset), _train(section, dataset)
     if lr is not None:
         tcfg = dataclasses.replace(tcfg, lr=float(lr))
     data = load_prepared(data_dir)
-    train.check_sizes(tcfg, k, data, f"{dataset}.train")
+    check_sizes(tcfg, k, data, f"{dataset}.train")
     augment = None
     if data.meta.get("augment"):
         from surrogap.training.augment import build_augment

@@ -26,7 +26,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +33,6 @@ from torch import nn
 
 from surrogap import __version__
 from surrogap.core import io
-from surrogap.core.config import at_least, non_negative, one_of, positive, spec
 from surrogap.core.errors import UserError
 from surrogap.core.schema import TRAJECTORY_COLUMNS
 from surrogap.estimators.evaluation import check_finite, contrastive_loss_estimate, mean_classifier
@@ -42,135 +40,15 @@ from surrogap.models import build_encoder
 from surrogap.models.inference import encode
 from surrogap.models.inputs import Dataset
 from surrogap.training import checkpoint, distributed
+from surrogap.training.config import AMP_DTYPES, TrainConfig, resolve_device
 from surrogap.training.losses import contrastive_loss, positive_partners, sample_negatives
-from surrogap.training.optim import LR_SCALINGS, build_optimizer, scaled_lr, warmup_cosine
+from surrogap.training.optim import build_optimizer, scaled_lr, warmup_cosine
 
-__all__ = ["TrainConfig", "Trainer", "pretrain", "warmup_cosine"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The `train` block of a dataset section of params.yaml."""
-
-    optimizer: str = spec(
-        "adam", check=one_of("adam", "sgd", "lars"), allowed="adam, sgd or lars (SGD with LARS)"
-    )
-    lr: float = spec(0.01, check=positive, allowed="a number > 0")
-    lr_scaling: str = spec(
-        "none",
-        check=one_of(*LR_SCALINGS),
-        allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt",
-    )
-    lr_base_batch: int = spec(
-        256, check=at_least(1), allowed="an integer >= 1 (the batch size lr is given for)"
-    )
-    lars_eta: float = spec(0.001, check=positive, allowed="a number > 0 (LARS trust coefficient)")
-    weight_decay: float = spec(0.0, check=non_negative, allowed="a number >= 0")
-    momentum: float = spec(0.9, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
-    batch_size: int = spec(512, check=at_least(2), allowed="an integer >= 2")
-    epochs: int = spec(30, check=at_least(1), allowed="an integer >= 1")
-    schedule: str = spec(
-        "none", check=one_of("none", "plateau", "cosine"), allowed="none, plateau or cosine"
-    )
-    warmup_epochs: int = spec(0, check=at_least(0), allowed="an integer >= 0")
-    plateau_patience: int = spec(5, check=at_least(0), allowed="an integer >= 0")
-    plateau_factor: float = spec(0.5, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
-    normalize: bool = spec(True)
-    temperature: float = spec(1.0, check=positive, allowed="a number > 0")
-    fixed_positives: bool = spec(False)
-    eval_every: int = spec(1, check=at_least(1), allowed="an integer >= 1")
-    eval_mean_samples: int | None = spec(
-        None,
-        check=at_least(1),
-        allowed="null (all) or an integer >= 1 (training samples per class for the trajectory's class means)",
-    )
-    checkpoint_every: int = spec(5, check=at_least(1), allowed="an integer >= 1")
-    threads: int | None = spec(
-        None, check=at_least(1), allowed="null (torch's default) or an integer >= 1"
-    )
-    device: str = spec(
-        "auto",
-        check=one_of("auto", "cpu", "cuda"),
-        allowed="auto (cuda if available, else cpu), cpu or cuda",
-    )
-    precision: str = spec(
-        "fp32",
-        check=one_of("fp32", "bf16", "fp16"),
-        allowed="fp32, bf16 or fp16 (mixed precision: cuda only)",
-    )
-    nproc_per_node: int = spec(
-        1, check=at_least(1), allowed="an integer >= 1 (processes the stage starts under torchrun)"
-    )
-
-    def validate(self, where: str) -> None:
-        if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
-            raise UserError(
-                f"{where}.warmup_epochs: got {self.warmup_epochs}, allowed: fewer than epochs ({self.epochs})"
-            )
-
-
-def resolve_device(
-    cfg: TrainConfig, where: str, denv: distributed.DistEnv | None = None
-) -> torch.device:
-    """The torch.device of this process; cuda:<LOCAL_RANK> under torchrun. One clear error
-    for cuda without a GPU and for mixed precision on the CPU (refused: CPU autocast is slow
-    on most CPUs and would change the CPU results; fp32 is exact and fast enough there)."""
-    denv = denv or distributed.from_env()
-    kind = cfg.device
-    if kind == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(
-                f"{where}.device: got 'cuda', but torch sees no GPU here; use device: auto or cpu"
-            )
-        count = torch.cuda.device_count()
-        if denv.local_rank >= count:
-            raise UserError(
-                f"{where}.device: LOCAL_RANK {denv.local_rank} but only {count} GPU(s) on this node"
-            )
-        device = torch.device("cuda", denv.local_rank)
-    else:
-        device = torch.device("cpu")
-    if device.type == "cpu" and cfg.precision != "fp32":
-        raise UserError(
-            f"{where}.precision: got {cfg.precision!r}, allowed on the CPU: fp32 (mixed precision needs cuda)"
-        )
-    return device
-
-
-def check_sizes(cfg: TrainConfig, k: int, data: Dataset, where: str) -> None:
-    """The checks that need the data and the launch: K against the per-process batch, the
-    batch against the split and the processes, the device and precision."""
-    n_train = len(data.splits["train"])
-    n_val = len(data.splits["val"])
-    if k < 1:
-        raise UserError(f"k: got {k}, allowed: an integer >= 1")
-    if cfg.batch_size > n_train:
-        raise UserError(
-            f"{where}.batch_size: got {cfg.batch_size}, allowed: at most the training split's {n_train} samples"
-        )
-    denv = distributed.from_env()
-    b = distributed.per_process_batch(cfg.batch_size, denv.world_size, where)
-    if denv.world_size > 1 and k > b - 1:
-        raise UserError(
-            f"k: got {k}, allowed: at most the per-process batch - 1 = {b - 1} ({where}.batch_size {cfg.batch_size} "
-            f"split across {denv.world_size} processes; negatives come from each process's own batch)"
-        )
-    if k > cfg.batch_size - 1:
-        raise UserError(
-            f"k: got {k}, allowed: at most batch_size - 1 = {cfg.batch_size - 1} ({where}.batch_size is {cfg.batch_size})"
-        )
-    if k > n_val - 1:
-        raise UserError(f"k: got {k}, allowed: at most {n_val - 1} (validation samples - 1)")
-    resolve_device(cfg, where, denv)
+__all__ = ["Trainer", "pretrain", "warmup_cosine"]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
-
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Trainer:
