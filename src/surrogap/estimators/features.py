@@ -58,7 +58,7 @@ class FeatureSet:
 
 
 # --------------------------------------------------------------------------- helpers
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -85,7 +85,7 @@ def _sniff(path: Path) -> str:
     )
 
 
-def _as_features(arr: np.ndarray, where: str) -> np.ndarray:
+def as_features(arr: np.ndarray, where: str) -> np.ndarray:
     """(n, d) float32 from a numeric array; one line naming the shape or dtype otherwise."""
     if arr.dtype.kind not in "fiub":
         raise UserError(f"{where}: features must be numbers, got dtype {arr.dtype}")
@@ -108,7 +108,7 @@ def _as_features(arr: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _as_labels(arr: np.ndarray, where: str) -> np.ndarray:
+def as_labels(arr: np.ndarray, where: str) -> np.ndarray:
     """(n,) int64 or str labels; integer-valued floats become integers."""
     arr = np.asarray(arr)
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -159,14 +159,14 @@ def load_labels(path: str | Path, column: str | None = None) -> np.ndarray:
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as exc:
-            raise UserError(f"cannot read labels {where} as .npy: {_first_line(exc)}") from None
-        return _as_labels(arr, f"labels {where}")
+            raise UserError(f"cannot read labels {where} as .npy: {first_line(exc)}") from None
+        return as_labels(arr, f"labels {where}")
     if suffix not in (".txt", ".csv"):
         raise UserError(f"labels file {where} has an unknown format; allowed: .npy, .txt, .csv")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read labels {where}: {_first_line(exc)}") from None
+        raise UserError(f"cannot read labels {where}: {first_line(exc)}") from None
     if suffix == ".txt":
         lines = [line for line in text.splitlines() if line.strip()]
         return _parse_text_labels(lines, f"labels {where}")
@@ -200,19 +200,19 @@ def _load_npz(path: Path, features_key, labels_key, split_key, need_labels: bool
         archive = np.load(path, allow_pickle=False)
         keys = list(archive.files)
     except Exception as exc:
-        raise UserError(f"cannot read {where} as .npz: {_first_line(exc)}") from None
+        raise UserError(f"cannot read {where} as .npz: {first_line(exc)}") from None
 
     def get(key: str) -> np.ndarray:
         try:
             return archive[key]
         except Exception as exc:
-            raise UserError(f"cannot read array {key!r} of {where}: {_first_line(exc)}") from None
+            raise UserError(f"cannot read array {key!r} of {where}: {first_line(exc)}") from None
 
     with archive:
         if features_key is None and not any(k in keys for k in FEATURE_KEYS):
             if {"train_x", "test_x"} <= set(keys) and split_key is None:
                 # the project's extract output: train and test come split
-                xs = [_as_features(get(f"{s}_x"), f"{where}[{s}_x]") for s in ("train", "test")]
+                xs = [as_features(get(f"{s}_x"), f"{where}[{s}_x]") for s in ("train", "test")]
                 if xs[0].shape[1] != xs[1].shape[1]:
                     raise UserError(
                         f"{where}: train_x has {xs[0].shape[1]} columns but test_x has "
@@ -225,7 +225,7 @@ def _load_npz(path: Path, features_key, labels_key, split_key, need_labels: bool
                         raise UserError(
                             f"{where} has no array {missing[0]!r}; it holds: {', '.join(keys)}"
                         )
-                    ys = [_as_labels(get(f"{s}_y"), f"{where}[{s}_y]") for s in ("train", "test")]
+                    ys = [as_labels(get(f"{s}_y"), f"{where}[{s}_y]") for s in ("train", "test")]
                     for s, xx, yy in zip(("train", "test"), xs, ys, strict=True):
                         if len(yy) != len(xx):
                             raise UserError(
@@ -234,12 +234,12 @@ def _load_npz(path: Path, features_key, labels_key, split_key, need_labels: bool
                 split = np.asarray(["train"] * len(xs[0]) + ["test"] * len(xs[1]))
                 labels = None if ys is None else np.concatenate(ys)
                 return np.concatenate(xs), labels, split
-        fkey = _pick_key(keys, features_key, FEATURE_KEYS, "features", "--features-key", where)
-        x = _as_features(get(fkey), f"{where}[{fkey}]")
+        fkey = pick_key(keys, features_key, FEATURE_KEYS, "features", "--features-key", where)
+        x = as_features(get(fkey), f"{where}[{fkey}]")
         labels = None
         if need_labels:
-            lkey = _pick_key(keys, labels_key, LABEL_KEYS, "labels", "--labels-key", where)
-            labels = _as_labels(get(lkey), f"{where}[{lkey}]")
+            lkey = pick_key(keys, labels_key, LABEL_KEYS, "labels", "--labels-key", where)
+            labels = as_labels(get(lkey), f"{where}[{lkey}]")
         split = None
         if split_key is not None:
             if split_key not in keys:
@@ -250,7 +250,7 @@ def _load_npz(path: Path, features_key, labels_key, split_key, need_labels: bool
     return x, labels, split
 
 
-def _pick_key(keys, given, defaults, what, option, where) -> str:
+def pick_key(keys, given, defaults, what, option, where) -> str:
     if given is not None:
         if given not in keys:
             raise UserError(f"{where} has no {what} array {given!r}; it holds: {', '.join(keys)}")
@@ -265,203 +265,6 @@ def _pick_key(keys, given, defaults, what, option, where) -> str:
 
 
 # --------------------------------------------------------------------------- tables
-def _read_table(path: Path, kind: str):
-    import pyarrow as pa
-    import pyarrow.feather as feather
-    import pyarrow.parquet as pq
-
-    where = repr(str(path))
-    try:
-        if kind == "parquet":
-            return pq.read_table(path)
-        if kind == "feather":
-            return feather.read_table(path)
-        with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_stream(source).read_all()
-    except Exception as exc:
-        name = {"parquet": "Parquet", "feather": "Arrow/Feather", "stream": "an Arrow IPC stream"}[
-            kind
-        ]
-        if kind == "stream":
-            raise UserError(
-                f"cannot read {where} as {name} ({_first_line(exc)}); allowed: {FORMATS}"
-            ) from None
-        raise UserError(f"cannot read {where} as {name}: {_first_line(exc)}") from None
-
-
-def _read_datasets_folder(path: Path, split_column: str | None):
-    """A pyarrow Table (and the split per row, for a DatasetDict with train and test)."""
-    where = repr(str(path))
-    if not any(
-        (path / f).is_file() for f in ("dataset_dict.json", "state.json", "dataset_info.json")
-    ):
-        raise UserError(
-            f"{where} is a folder but not one saved by datasets' save_to_disk "
-            f"(no dataset_dict.json or state.json); allowed: {FORMATS}"
-        )
-    import pyarrow as pa
-
-    try:
-        import datasets
-
-        ds = datasets.load_from_disk(str(path))
-    except Exception as exc:
-        raise UserError(f"cannot read {where} as a datasets folder: {_first_line(exc)}") from None
-
-    def table(d):
-        return d.with_format("arrow")[:]
-
-    if isinstance(ds, datasets.DatasetDict):
-        names = list(ds.keys())
-        if split_column is not None:
-            return pa.concat_tables([table(ds[s]) for s in names]), None
-        if not {"train", "test"} <= set(names):
-            raise UserError(
-                f"{where} holds the splits {', '.join(names)}; allowed: a DatasetDict with "
-                "'train' and 'test' splits, a single Dataset, or name a split column"
-            )
-        parts = [table(ds[s]) for s in ("train", "test")]
-        try:
-            merged = pa.concat_tables(parts)
-        except Exception as exc:
-            raise UserError(
-                f"{where}: its train and test splits differ: {_first_line(exc)}"
-            ) from None
-        split = np.asarray(["train"] * parts[0].num_rows + ["test"] * parts[1].num_rows)
-        return merged, split
-    return table(ds), None
-
-
-def _numeric_type(t) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-
-
-def _list_column_to_array(col, name: str, where: str) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if col.null_count:
-        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-        raise UserError(f"{where}: column {name!r} has a missing value at row {row}")
-    if not _numeric_type(col.type.value_type):
-        raise UserError(f"{where}: column {name!r} must hold lists of numbers, got {col.type}")
-    n = len(col)
-    if n == 0:
-        raise UserError(f"{where}: column {name!r} is empty")
-    if pa.types.is_fixed_size_list(col.type):
-        d = col.type.list_size
-    else:
-        lengths = np.asarray(pc.list_value_length(col))
-        d = int(lengths[0])
-        if (lengths != d).any():
-            row = int(np.flatnonzero(lengths != d)[0])
-            raise UserError(
-                f"{where}: column {name!r} must hold lists of one length, "
-                f"row 0 has {d} and row {row} has {int(lengths[row])}"
-            )
-    values = col.flatten()
-    if values.null_count:
-        raise UserError(f"{where}: column {name!r} holds a missing number")
-    flat = values.to_numpy(zero_copy_only=False)
-    return _as_features(flat.reshape(n, d), f"{where}[{name}]")
-
-
-def _column_to_numpy(col, name: str, where: str) -> np.ndarray:
-    import pyarrow as pa
-
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if col.null_count:
-        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-        raise UserError(f"{where}: column {name!r} has a missing value at row {row}")
-    return np.asarray(col.to_numpy(zero_copy_only=False))
-
-
-def _from_table(table, where, features_column, labels_column, split_column, need_labels):
-    import pyarrow as pa
-
-    columns = table.column_names
-    listing = ", ".join(columns) or "none"
-
-    def need(name: str, what: str, option: str) -> str:
-        if name not in columns:
-            raise UserError(
-                f"{where} has no {what} column {name!r}; its columns: {listing} ({option})"
-            )
-        return name
-
-    labels = None
-    label_name = None
-    if need_labels:
-        if labels_column is not None:
-            label_name = need(labels_column, "labels", "--labels-column")
-        else:
-            label_name = next((c for c in LABEL_COLUMNS if c in columns), None)
-            if label_name is None:
-                raise UserError(
-                    f"{where} has no labels column (looked for {', '.join(map(repr, LABEL_COLUMNS))}); "
-                    f"its columns: {listing}; name one with --labels-column or give --labels FILE"
-                )
-        labels = _as_labels(
-            _column_to_numpy(table[label_name], label_name, where), f"{where}[{label_name}]"
-        )
-    elif labels_column is not None and labels_column in columns:
-        label_name = labels_column
-    split = None
-    if split_column is not None:
-        need(split_column, "split", "--split-column")
-        split = _column_to_numpy(table[split_column], split_column, where).astype(str)
-
-    def is_list(t) -> bool:
-        return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-
-    if features_column is not None:
-        need(features_column, "features", "--features-column")
-        t = table.schema.field(features_column).type
-        if is_list(t):
-            x = _list_column_to_array(table[features_column], features_column, where)
-        elif _numeric_type(t):
-            x = _as_features(
-                _column_to_numpy(table[features_column], features_column, where)[:, None],
-                f"{where}[{features_column}]",
-            )
-        else:
-            raise UserError(
-                f"{where}: features column {features_column!r} must hold numbers or lists of numbers, got {t}"
-            )
-    else:
-        found = next(
-            (c for c in FEATURE_COLUMNS if c in columns and is_list(table.schema.field(c).type)),
-            None,
-        )
-        if found is not None:
-            x = _list_column_to_array(table[found], found, where)
-        else:
-            skip = {label_name, split_column, *LABEL_COLUMNS}
-            numeric = [
-                c
-                for c in columns
-                if c not in skip
-                and not c.startswith("__")
-                and _numeric_type(table.schema.field(c).type)
-            ]
-            if not numeric:
-                raise UserError(
-                    f"{where} has no features: no list column {', '.join(map(repr, FEATURE_COLUMNS))} "
-                    f"and no numeric column besides the labels; its columns: {listing}; "
-                    "name one with --features-column"
-                )
-            x = _as_features(
-                np.column_stack([_column_to_numpy(table[c], c, where) for c in numeric]), where
-            )
-    return x, labels, split
-
-
-# --------------------------------------------------------------------------- entry point
 def load_features(
     path: str | Path,
     *,
@@ -476,14 +279,16 @@ def load_features(
     docstring); labels_path is a separate labels file, which replaces any labels in `path`;
     split_column names a key/column of "train"/"test" values.
     """
+    from surrogap.estimators import tables  # pyarrow and datasets: only for tables
+
     path = Path(path)
     where = repr(str(path))
     if not path.exists():
         raise UserError(f"features file {where} does not exist")
     need_labels = labels_path is None
     if path.is_dir():
-        table, split = _read_datasets_folder(path, split_column)
-        x, labels, col_split = _from_table(
+        table, split = tables.read_datasets_folder(path, split_column)
+        x, labels, col_split = tables.from_table(
             table, where, features_key, labels_key, split_column, need_labels
         )
         split = col_split if split_column is not None else split
@@ -493,7 +298,7 @@ def load_features(
             try:
                 arr = np.load(path, allow_pickle=False)
             except Exception as exc:
-                raise UserError(f"cannot read {where} as .npy: {_first_line(exc)}") from None
+                raise UserError(f"cannot read {where} as .npy: {first_line(exc)}") from None
             if need_labels:
                 raise UserError(
                     f"{where} holds only the feature array; give the labels with --labels FILE "
@@ -503,12 +308,12 @@ def load_features(
                 raise UserError(
                     f"{where} holds only the feature array; it has no split column {split_column!r}"
                 )
-            x, labels, split = _as_features(arr, where), None, None
+            x, labels, split = as_features(arr, where), None, None
         elif kind == "npz":
             x, labels, split = _load_npz(path, features_key, labels_key, split_column, need_labels)
         else:
-            table = _read_table(path, kind)
-            x, labels, split = _from_table(
+            table = tables.read_table(path, kind)
+            x, labels, split = tables.from_table(
                 table, where, features_key, labels_key, split_column, need_labels
             )
     if labels is None:
