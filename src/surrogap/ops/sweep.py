@@ -38,194 +38,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from surrogap.core.errors import UserError
+from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
 # finished stage is printed here instead
 STAGE_ENV = {"TQDM_DISABLE": "1"}
-
-
-# --------------------------------------------------------------------------- worker side
-class CommandKilled(RuntimeError):
-    """A stage command ended by a signal (e.g. its machine's OOM killer): Dask retries it."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fork
-    """Linux: the command gets SIGKILL when the worker process that started it dies, so a
-    killed worker leaves no orphan command writing the outputs that its retry rewrites."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: str) -> dict:
-    """Run a stage's commands in `wdir` as DVC runs them (its shell, without rc files),
-    stdout and stderr appended to `log`. Executes on a Dask worker.
-
-    Returns {"rc", "seconds", "line" (the last non-empty output line), "host"}; raises
-    CommandKilled when a command dies of a signal, so that the task is retried.
-    """
-    import socket
-
-    from dvc.stage.run import _make_cmd, get_executable
-    from dvc.utils import fix_env
-
-    run_env = fix_env(None)
-    run_env.update(env)
-    executable = get_executable()
-    log_path = Path(log)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname()
-    t0 = time.perf_counter()
-    rc = 0
-    with open(log_path, "ab") as out:
-        out.write(
-            f"# {time.strftime('%Y-%m-%d %H:%M:%S')} on {host} (pid {os.getpid()}, "
-            f"CUDA_VISIBLE_DEVICES={run_env.get('CUDA_VISIBLE_DEVICES', '')})\n".encode()
-        )
-        for cmd in commands:
-            out.write(f"> {cmd}\n".encode())
-            out.flush()
-            proc = subprocess.run(
-                _make_cmd(executable, cmd),
-                cwd=wdir,
-                env=run_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                close_fds=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                check=False,
-            )
-            rc = proc.returncode
-            if rc != 0:
-                break
-    seconds = time.perf_counter() - t0
-    line = _last_line(log_path)
-    if rc < 0:
-        raise CommandKilled(f"killed by signal {-rc} on {host}: {line}")
-    return {"rc": rc, "seconds": seconds, "line": line, "host": host}
-
-
-def _last_line(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8192))
-            tail = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    lines = [x.strip() for x in tail.splitlines() if x.strip()]
-    return lines[-1] if lines else ""
-
-
-# --------------------------------------------------------------------------- cluster
-def visible_gpus() -> list[str]:
-    """The GPU ids this machine shows (CUDA_VISIBLE_DEVICES, else `nvidia-smi`), no torch."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [x.strip() for x in out.stdout.splitlines() if x.strip()] if out.returncode == 0 else []
-
-
-def parse_gpus(text: str) -> list[str] | None:
-    """`auto` -> None (detect), `none` -> [], `0,2` -> ["0", "2"]."""
-    if text == "auto":
-        return None
-    if text == "none":
-        return []
-    ids = [x.strip() for x in text.split(",")]
-    if not ids or not all(x.isdigit() for x in ids):
-        raise argparse.ArgumentTypeError(
-            f"--gpus must be auto, none or comma-separated GPU ids like 0,1, got {text!r}"
-        )
-    return ids
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """The local cluster: one environment per worker (one thread each)."""
-
-    envs: list[dict[str, str]]
-
-    @property
-    def describe(self) -> str:
-        gpus = [e["CUDA_VISIBLE_DEVICES"] for e in self.envs if "CUDA_VISIBLE_DEVICES" in e]
-        n = len(self.envs)
-        if gpus:
-            return f"{n} local worker{'s' * (n != 1)}, GPU {', '.join(gpus)}"
-        return f"{n} local worker{'s' * (n != 1)} (CPU)"
-
-
-def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
-    """With GPUs: one worker per GPU (or `jobs` workers over them in turn), each seeing
-    only its GPU. Without: `jobs` workers (default: the number of cores); OMP_NUM_THREADS
-    splits the cores among them unless it is set already."""
-    gpus = visible_gpus() if gpus is None else gpus
-    if gpus:
-        n = jobs or len(gpus)
-        return WorkerPlan([{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)])
-    cores = os.cpu_count() or 1
-    n = jobs or cores
-    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, cores // n))}
-    return WorkerPlan([dict(env) for _ in range(n)])
-
-
-@contextmanager
-def dask_client(scheduler: str | None, plan: WorkerPlan | None, retries: int):
-    """A `distributed.Client`: on the running cluster at `scheduler`, else on a local
-    cluster of `plan` (worker processes under nannies, which restart a worker that dies)."""
-    import logging
-
-    import dask
-    from distributed import Client, Nanny, Scheduler, SpecCluster
-
-    # a task whose worker dies is moved to another worker up to `retries` times
-    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
-        if scheduler is not None:
-            with Client(scheduler) as client:
-                yield client
-            return
-        assert plan is not None
-        workers = {
-            f"w{i}": {
-                "cls": Nanny,
-                "options": {"nthreads": 1, "env": env, "silence_logs": logging.ERROR},
-            }
-            for i, env in enumerate(plan.envs)
-        }
-        sched = {"cls": Scheduler, "options": {"dashboard_address": None}}
-        with (
-            SpecCluster(workers=workers, scheduler=sched, silence_logs=logging.ERROR) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
 
 
 # --------------------------------------------------------------------------- client side
