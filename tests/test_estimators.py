@@ -13,7 +13,6 @@ from surrogap.estimators.evaluation import (
     class_means,
     contrastive_loss_estimate,
     l2_normalize,
-    linear_probe,
     linear_probe_points,
     mean_classifier,
     mean_classifier_points,
@@ -161,7 +160,7 @@ def probe_data(seed: int, n: int = 600, d: int = 6, c: int = 4, spread: float = 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_linear_probe_matches_the_torch_lbfgs_probe(weight_decays, seed):
     data = probe_data(seed)
-    got = linear_probe(*data, 4, weight_decays=weight_decays)
+    got = linear_probe_points(*data, 4, weight_decays=weight_decays)[0]
     want = torch_linear_probe(*data, 4, weight_decays)
     assert got["linear_weight_decay"] == want["linear_weight_decay"]
     assert got["linear_loss"] == pytest.approx(want["linear_loss"], abs=1e-5)
@@ -171,8 +170,8 @@ def test_linear_probe_matches_the_torch_lbfgs_probe(weight_decays, seed):
 def test_linear_probe_chooses_the_weight_decay_on_validation_loss():
     xtr, ytr, xva, yva, xte, yte = probe_data(2, spread=0.6)
     grid = (0.0, 0.3, 3.0)
-    per_wd = {wd: linear_probe(xtr, ytr, xva, yva, xte, yte, 4, (wd,)) for wd in grid}
-    chosen = linear_probe(xtr, ytr, xva, yva, xte, yte, 4, grid)
+    per_wd = {wd: linear_probe_points(xtr, ytr, xva, yva, xte, yte, 4, (wd,))[0] for wd in grid}
+    chosen = linear_probe_points(xtr, ytr, xva, yva, xte, yte, 4, grid)[0]
     best = min(grid, key=lambda wd: per_wd[wd]["linear_val_loss"])
     assert chosen["linear_weight_decay"] == best
     assert chosen["linear_val_loss"] == min(r["linear_val_loss"] for r in per_wd.values())

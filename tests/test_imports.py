@@ -14,7 +14,7 @@ CASES = {
         "import numpy as np; from surrogap.estimators import evaluation as e; "
         "z = np.random.default_rng(0).normal(size=(60, 3)); y = np.arange(60) % 3; "
         "e.mean_classifier(z, y, z, y, 3); e.contrastive_loss_estimate(z, y, 4, 2); "
-        "e.linear_probe(z, y, z, y, z, y, 3)",
+        "e.linear_probe_points(z, y, z, y, z, y, 3)[0]",
         "torch",
     ),
     "optimizer without dynamo": (

@@ -16,8 +16,8 @@ import numpy as np
 
 from surrogap.core import io
 from surrogap.core.errors import UserError
+from surrogap.core.schema import SPLITS
 
-SPLITS = ("train", "val", "test")
 MODALITIES = ("dense", "text")
 AGAIN = "rerun `dvc repro prepare` (or delete the folder first)"
 

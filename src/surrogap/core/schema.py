@@ -6,6 +6,16 @@ from __future__ import annotations
 
 import re
 
+# the splits of every prepared dataset and features file, in order
+SPLITS = ("train", "val", "test")
+
+# the earlier bounds the paper compares against (Arora et al. 2019, Nozawa & Sato 2021,
+# Ash et al. 2022), and every bound of bounds.bounds_at in the order of results.csv
+EARLIER_BOUNDS = ("arora", "nozawa_sato", "ash")
+BOUND_COLUMNS = ("lower_gap", "upper_gap", "bao_lower", "bao_upper", *EARLIER_BOUNDS)
+# what every run (and every `surrogap evaluate` row) measures at one K
+MEASURED = ("contrastive_loss", "contrastive_loss_se", "supervised_loss", "mean_acc")
+
 # reports/results.csv (the bounds stage), one row per (dataset, classes, k, seed)
 RESULT_COLUMNS = (
     "dataset",
@@ -13,21 +23,12 @@ RESULT_COLUMNS = (
     "classes",
     "k",
     "seed",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
+    *MEASURED,
     "linear_acc",
     "linear_loss",
     "val_supervised_loss",
     "val_mean_acc",
-    "lower_gap",
-    "upper_gap",
-    "bao_lower",
-    "bao_upper",
-    "arora",
-    "nozawa_sato",
-    "ash",
+    *BOUND_COLUMNS,
     "holds",
 )
 
@@ -38,9 +39,6 @@ RUN_COLUMNS = ("lr", "run")
 RESULTS_CSV_COLUMNS = (*RESULT_COLUMNS, *RUN_COLUMNS)
 # one row per run of these; the lr grid adds rows that the select stage reduces to one
 RUN_KEYS = ("dataset", "classes", "k", "seed")
-
-# the bounds of bounds.bounds_at, in the order of results.csv
-BOUND_COLUMNS = ("lower_gap", "upper_gap", "bao_lower", "bao_upper", "arora", "nozawa_sato", "ash")
 
 # data/pretrain/<dataset>/<run>/trajectory.csv, one row per epoch (written by train)
 TRAJECTORY_COLUMNS = (
@@ -59,10 +57,7 @@ REPORT_TRAJECTORY_COLUMNS = ("epoch", "val_contrastive_loss", "val_supervised_lo
 EVALUATE_RECORD_COLUMNS = (
     "classes",
     "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
+    *MEASURED,
     *BOUND_COLUMNS,
     "holds",
     "n_train",
@@ -72,39 +67,15 @@ EVALUATE_RECORD_COLUMNS = (
 # reports/external.csv (the evaluate stage)
 EXTERNAL_COLUMNS = ("dataset", *EVALUATE_RECORD_COLUMNS)
 # the columns of reports/external.csv the report reads
-REPORT_EXTERNAL_COLUMNS = (
-    "dataset",
-    "classes",
-    "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "lower_gap",
-    "upper_gap",
-    "bao_lower",
-    "bao_upper",
-    "holds",
-)
+REPORT_EXTERNAL_COLUMNS = ("dataset", "classes", "k", *MEASURED, *BOUND_COLUMNS[:4], "holds")
 # the table `surrogap evaluate` prints
-EVALUATE_TABLE_COLUMNS = (
-    "k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "bao_lower",
-    "bao_upper",
-    "arora",
-    "nozawa_sato",
-    "ash",
-    "holds",
-)
+EVALUATE_TABLE_COLUMNS = ("k", *MEASURED, "bao_lower", "bao_upper", *EARLIER_BOUNDS, "holds")
 
-# data/features/<dataset>/<run>.npz: `<split>_x` (n, d) features and `<split>_y` labels
-FEATURE_SPLITS = ("train", "val", "test")
+# data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`
+# labels of every split
+FEATURE_SPLITS = SPLITS
 
-# data/probe/<dataset>/<run>.npz: per test point, in the order of the test split
+# data/probe/<dataset>/<group>/s<seed>.npz: per test point, in the order of the test split
 PROBE_ARRAYS = ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
 
 

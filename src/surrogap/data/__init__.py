@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from surrogap.core.config import at_least, fraction, one_of, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS
 
@@ -59,3 +62,26 @@ def relabel(y: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return np.fromiter((lookup[int(v)] for v in y), dtype=np.int64, count=y.size)
 
 
+def check_fractions(val_fraction: float, test_fraction: float, where: str) -> None:
+    """The validation and test fractions leave at least 10% for training."""
+    if val_fraction + test_fraction >= 0.9:
+        raise UserError(
+            f"{where}: val_fraction + test_fraction = {val_fraction + test_fraction:g}, "
+            "allowed: below 0.9 (the rest is the training split)"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """The fields every generated or sub-sampled source's data block shares: the split
+    fractions, the class prior the bounds use, and the data seed."""
+
+    val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
+    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
+    prior: str = spec(
+        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
+    )
+    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
+
+    def validate(self, where: str) -> None:
+        check_fractions(self.val_fraction, self.test_fraction, where)

@@ -32,6 +32,9 @@ from surrogap.core.errors import UserError
 CHUNK = 1 << 20
 STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from
 
+# what a truncated or corrupt archive raises while it is read
+CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
 
 def raw_folder(configured: str | None, root: str | Path) -> Path:
     """Where a kind keeps its raw files: the prepare stage's `root` (``--root``, by default
@@ -273,18 +276,12 @@ def safe_extract(
     try:
         try:
             tar = tarfile.open(tar_path, "r:*")
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as exc:
+        except CORRUPT as exc:
             raise corrupt(exc) from None
         with tar:
             try:
                 members = tar.getmembers()  # reads to the end: a truncated archive fails here
-            except (
-                tarfile.TarError,
-                EOFError,
-                zlib.error,
-                gzip.BadGzipFile,
-                lzma.LZMAError,
-            ) as exc:
+            except CORRUPT as exc:
                 raise corrupt(exc) from None
             links: set[str] = set()
             for member in members:
@@ -299,13 +296,7 @@ def safe_extract(
                     tar.extractall(tmp, members=members)
             except tarfile.FilterError as exc:
                 raise UserError(f"archive member refused: {exc}; nothing extracted") from None
-            except (
-                tarfile.TarError,
-                EOFError,
-                zlib.error,
-                gzip.BadGzipFile,
-                lzma.LZMAError,
-            ) as exc:
+            except CORRUPT as exc:
                 raise corrupt(exc) from None
             except OSError as exc:
                 raise UserError(

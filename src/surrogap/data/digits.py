@@ -15,29 +15,16 @@ import numpy as np
 
 from surrogap.core.config import at_least, fraction, one_of, spec
 from surrogap.core.prepared import Prepared
-from surrogap.data import relabel, stratified_split, subsample_classes
+from surrogap.data import SplitConfig, relabel, stratified_split, subsample_classes
 from surrogap.core.errors import UserError
 
 
-@dataclass(frozen=True)
-class DigitsConfig:
+@dataclass(frozen=True, kw_only=True)
+class DigitsConfig(SplitConfig):
     kind: str = spec("digits", check=one_of("digits"), allowed="digits")
     classes: int | None = spec(
         None, check=at_least(2), allowed="null (all 10) or an integer in 2..10"
     )
-    val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
-
-    def validate(self, where: str) -> None:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise UserError(
-                f"{where}: val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g}, "
-                "allowed: below 0.9 (the rest is the training split)"
-            )
 
 
 def build(cfg: DigitsConfig, root: Path) -> Prepared:

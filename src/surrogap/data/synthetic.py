@@ -14,29 +14,16 @@ import numpy as np
 
 from surrogap.core.config import at_least, fraction, one_of, positive, spec
 from surrogap.core.prepared import Prepared
-from surrogap.data import stratified_split
+from surrogap.data import SplitConfig, stratified_split
 from surrogap.core.errors import UserError
 
 
-@dataclass(frozen=True)
-class SyntheticConfig:
+@dataclass(frozen=True, kw_only=True)
+class SyntheticConfig(SplitConfig):
     kind: str = spec(check=one_of("circle", "norm"), allowed="circle or norm")
     classes: int = spec(100, check=at_least(2), allowed="an integer >= 2")
     per_class: int = spec(1000, check=at_least(4), allowed="an integer >= 4")
     std: float = spec(1.0, check=positive, allowed="a number > 0 (norm: std of the Gaussian)")
-    val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
-
-    def validate(self, where: str) -> None:
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise UserError(
-                f"{where}: val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g}, "
-                "allowed: below 0.9 (the rest is the training split)"
-            )
 
 
 def circle_points(

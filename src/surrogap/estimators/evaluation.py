@@ -1,5 +1,5 @@
 """Evaluations of frozen features: the mean classifier, the held-out contrastive loss,
-the linear probe (docs/PROTOCOL.md, "Evaluations of a frozen encoder").
+the linear probe (docs/PROTOCOL.md, "Estimators on frozen features").
 
 NumPy and SciPy only (no torch): the probe and `surrogap evaluate` stages import nothing
 heavier, and the trainer's validation evaluation passes its tensors as arrays. Features
@@ -387,20 +387,3 @@ def linear_probe_points(
         "linear_val_loss": val_loss,
     }
     return summary, loss, correct
-
-
-def linear_probe(
-    z_train,
-    y_train,
-    z_val,
-    y_val,
-    z_test,
-    y_test,
-    num_classes: int,
-    weight_decays: tuple[float, ...] = (0.0, 1e-4, 1e-2),
-    max_iter: int = 200,
-) -> dict[str, float]:
-    """The summary of :func:`linear_probe_points`."""
-    return linear_probe_points(
-        z_train, y_train, z_val, y_val, z_test, y_test, num_classes, weight_decays, max_iter
-    )[0]

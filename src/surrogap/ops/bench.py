@@ -391,10 +391,8 @@ def train_flops_fraction(quick: bool = False) -> BenchResult:
         f"C={m['classes']}, B={m['batch']}, K={m['k']}: {m['steps']} steps in {m['epoch_s']:.2f} s, "
         f"{m['achieved'] / 1e9:.1f} of {m['peak'] / 1e9:.1f} GFLOP/s"
     )
-    target = f">= {TRAIN_TARGET_FRACTION}"
-    return judged(
-        "train_flops_fraction", value, target, value >= TRAIN_TARGET_FRACTION, detail, quick
-    )
+    met = value >= TRAIN_TARGET_FRACTION
+    return judged("train_flops_fraction", value, f">= {TRAIN_TARGET_FRACTION}", met, detail, quick)
 
 
 @register("eval_epoch_ratio")

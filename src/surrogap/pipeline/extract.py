@@ -17,7 +17,6 @@ from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS
-from surrogap.core.schema import seed_dir
 from surrogap.estimators.evaluation import check_finite
 from surrogap.models.inference import encode, load_model
 from surrogap.models.inputs import load_prepared
@@ -53,12 +52,10 @@ def run(
     params: Mapping, dataset: str, k: int, data_dir: Path, models_dir: Path, out_dir: Path
 ) -> None:
     cfg = stage_config(params, "extract", ExtractConfig)
-    seeds = config_seeds(params)
-    with io.atomic_dir(out_dir) as tmp:
-        for seed in seeds:
-            name = seed_dir(seed)
-            expect = {"dataset": dataset, "k": k, "seed": seed}
-            arrays = features(
-                data_dir / name, models_dir / name / "model.pt", cfg.batch_size, expect
-            )
-            np.savez(tmp / f"{name}.npz", **arrays)
+
+    def write(seed: int, name: str, tmp: Path) -> None:
+        expect = {"dataset": dataset, "k": k, "seed": seed}
+        model = models_dir / name / "model.pt"
+        np.savez(tmp / f"{name}.npz", **features(data_dir / name, model, cfg.batch_size, expect))
+
+    io.write_seeds(out_dir, config_seeds(params), write)

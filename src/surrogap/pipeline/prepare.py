@@ -17,7 +17,6 @@ from surrogap.core import io
 from surrogap.core.config import dataset_section
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.prepared import write_prepared
-from surrogap.core.schema import seed_dir
 from surrogap.data import kinds
 
 
@@ -45,10 +44,10 @@ def run(params: Mapping, dataset: str, out_dir: Path, root: Path) -> None:
     anything is written (a bad params block or archive fails with nothing touched); the
     folder is replaced whole once every seed is written."""
     seeds = config_seeds(params)
-    built = build_seed(params, dataset, seeds[0], root)
-    with io.atomic_dir(out_dir) as tmp:
-        for seed in seeds:
-            prepared, cfg = built if seed == seeds[0] else build_seed(params, dataset, seed, root)
-            prior = getattr(cfg, "prior", "uniform")
-            write_prepared(prepared, dataset, cfg.kind, prior, tmp / seed_dir(seed))
-            built = None
+    first = build_seed(params, dataset, seeds[0], root)
+
+    def write(seed: int, name: str, tmp: Path) -> None:
+        prepared, cfg = first if seed == seeds[0] else build_seed(params, dataset, seed, root)
+        write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), tmp / name)
+
+    io.write_seeds(out_dir, seeds, write)

@@ -17,7 +17,7 @@ from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import read_meta
-from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS, seed_dir
+from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
 from surrogap.estimators.evaluation import (
     check_finite,
     contrastive_loss_estimate,
@@ -159,18 +159,10 @@ def run(
 ) -> None:
     """Every seed of params `seed`: its record and per-point arrays into `out_dir`."""
     cfg = stage_config(params, "probe", ProbeConfig)
-    seeds = config_seeds(params)
-    with io.atomic_dir(out_dir) as tmp:
-        for seed in seeds:
-            name = seed_dir(seed)
-            probe_seed(
-                cfg,
-                dataset,
-                k,
-                seed,
-                data_dir / name,
-                features_dir / f"{name}.npz",
-                tmp / f"{name}.json",
-                lr=lr,
-                points_path=tmp / f"{name}.npz",
-            )
+
+    def write(seed: int, name: str, tmp: Path) -> None:
+        features = features_dir / f"{name}.npz"
+        out, points = tmp / f"{name}.json", tmp / f"{name}.npz"
+        probe_seed(cfg, dataset, k, seed, data_dir / name, features, out, lr, points)
+
+    io.write_seeds(out_dir, config_seeds(params), write)

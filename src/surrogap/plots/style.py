@@ -17,6 +17,8 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from surrogap.theory.curves import BOUND_NAMES
+
 EARLIER_BOUNDS = {
     "arora": "Arora et al. 2019",
     "nozawa_sato": "Nozawa & Sato 2021",
@@ -25,7 +27,7 @@ EARLIER_BOUNDS = {
 
 
 # the theory figures' bound names, in drawing order
-BOUND_ORDER = ("bao", "arora", "nozawa_sato", "ash")
+BOUND_ORDER = BOUND_NAMES
 
 
 BOUND_LABELS = {

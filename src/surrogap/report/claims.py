@@ -17,6 +17,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from surrogap.core.schema import EARLIER_BOUNDS
 from surrogap.report import stats as S
 from surrogap.report.load import ReportParams
 from surrogap.report.stats import format_number, max_supervised_loss, run_label, trend
@@ -34,7 +35,7 @@ __all__ = [
     "trajectory_checks",
 ]
 
-EARLIER = ("arora", "nozawa_sato", "ash")
+EARLIER = EARLIER_BOUNDS
 CLAIM2 = "Bao et al.'s upper bound is defined at every K and the tightest"
 BOUND_NAMES = {"arora": "Arora et al.", "nozawa_sato": "Nozawa & Sato", "ash": "Ash et al."}
 Points = Mapping[tuple[str, int, int], Mapping[str, np.ndarray]]

@@ -23,6 +23,7 @@ from surrogap.core.config import parse, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, read_meta
 from surrogap.core.schema import (
+    PROBE_ARRAYS,
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
     RESULT_COLUMNS,
@@ -51,7 +52,7 @@ RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table
 TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
 EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
 # data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
-POINT_ARRAYS = ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct")
+POINT_ARRAYS = PROBE_ARRAYS
 
 
 # --------------------------------------------------------------------------- params

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from surrogap.core.schema import EARLIER_BOUNDS
 from surrogap.theory import bounds
 
 __all__ = [
@@ -28,7 +29,7 @@ __all__ = [
     "fig4_frame",
 ]
 
-BOUND_NAMES = ("bao", "arora", "nozawa_sato", "ash")
+BOUND_NAMES = ("bao", *EARLIER_BOUNDS)
 K_MAX_LIMIT = 100_000
 
 
