@@ -33,7 +33,7 @@ def build_parser():
     p.add_argument(
         "--pretrain-dir",
         required=True,
-        help="holds <dataset>/k<K>-s<seed>/trajectory.csv and train_info.json",
+        help="holds <dataset>/k<K>/s<seed>/trajectory.csv and train_info.json",
     )
     # absent: samples per class read `unknown` in the Scale section
     p.add_argument("--prepared-dir", default=None, help="holds <dataset>/s<seed>/meta.json")
@@ -41,7 +41,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="the Markdown report")
     p.add_argument("--figures-dir", required=True, help="where the PNGs go")
     # absent: no per-test-point arrays, so each seed's standard error comes from the runs alone
-    p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>-s<seed>.npz")
+    p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>/s<seed>.npz")
     # absent: no section for external representations
     p.add_argument("--external", default=None, help="the evaluate stage's table")
     return p

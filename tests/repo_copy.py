@@ -34,20 +34,26 @@ def grid_params(epochs: int) -> dict:
     return only_datasets(params)
 
 
-def env() -> dict:
+def env(src: Path | None = None) -> dict:
+    """The environment of `dvc` in a copy. With `src`, the stages import surrogap from that
+    folder (the copy's own src) rather than from the editable install (this checkout's src,
+    which may change while a test runs), and write no __pycache__ into it (a code dep)."""
+    own = {"PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"} if src is not None else {}
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "OMP_NUM_THREADS": "1",
+        **own,
     }
 
 
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+def dvc(repo: Path, *args: str, own_code: bool = False) -> subprocess.CompletedProcess:
+    """`dvc *args` in `repo`; with `own_code`, its stages run the copy's src (see env)."""
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=repo,
-        env=env(),
+        env=env(repo / "src" if own_code else None),
         capture_output=True,
         text=True,
         timeout=900,

@@ -2,16 +2,23 @@
 tiny params (circle, K in {1, 4}, seed 0), a comment appended to one file of a layer folder
 re-runs exactly the stages that list that folder (and what reads their outputs), and nothing
 else. Each case restores the file and reproduces again, so the next one starts from a clean
-pipeline (what `dvc status` calls up to date)."""
+pipeline (what `dvc status` calls up to date). The stages import the copy's own src (not
+this checkout's, which may change meanwhile), so only the appended comments change code."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
-from repo_copy import dvc, grid_params, make_repo, ran
+import repo_copy
+from repo_copy import grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
+
+dvc = partial(repo_copy.dvc, own_code=True)
 
 KS = (1, 4)
 PRETRAIN = {f"pretrain@circle-{k}-0" for k in KS}
@@ -35,6 +42,14 @@ def clean(repo: Path) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     path = make_repo(tmp_path_factory.mktemp("layers"), grid_params(epochs=1))
+    where = subprocess.run(
+        [sys.executable, "-c", "import surrogap; print(surrogap.__file__)"],
+        cwd=path,
+        env=repo_copy.env(path / "src"),
+        capture_output=True,
+        text=True,
+    )
+    assert Path(where.stdout.strip()) == path / "src/surrogap/__init__.py", where
     built = dvc(path, "repro")
     ok(built)
     assert set(ran(built)) == EVERY_STAGE, ran(built)

@@ -9,45 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from surrogap import __version__
-from surrogap.core.argtypes import int_value
+from surrogap.core.argtypes import Parser, float_value, int_value
 from surrogap.core.errors import UserError
 from surrogap.core.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 from surrogap.theory import bounds
 from surrogap.theory import records as bound_records
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exits 2."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message}")
-
-
 _k_value = int_value("k", 1, bounds.MAX_K, bounds.K_ALLOWED)
 _classes_value = int_value("classes", 2, bounds.MAX_CLASSES, bounds.CLASSES_ALLOWED)
 _repeats_value = int_value("repeats", 1)
 _seed_value = int_value("seed", 0)
-
-
-def _float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
-        if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum:g}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _prior_value(text: str) -> list[float]:
@@ -145,9 +121,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="surrogap", description=__doc__.splitlines()[0])
+    parser = Parser(prog="surrogap", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"surrogap {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser(
         "bounds",
@@ -162,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--loss",
-        type=_float_value("loss", minimum=0.0),
+        type=float_value("loss", minimum=0.0),
         nargs="+",
         help="contrastive loss(es) in nats, >= 0",
     )
@@ -170,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior", type=_prior_value, help="class prior, comma-separated (replaces a uniform C)"
     )
     p.add_argument(
-        "--b", type=_float_value("b"), default=1.0, help="feature-norm bound b (default 1)"
+        "--b", type=float_value("b"), default=1.0, help="feature-norm bound b (default 1)"
     )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_cmd_bounds)
@@ -213,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--test-fraction",
-        type=_float_value("test fraction"),
+        type=float_value("test fraction"),
         default=0.3,
         help="test share of each class in the stratified split (default 0.3)",
     )

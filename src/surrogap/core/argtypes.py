@@ -1,10 +1,28 @@
-"""argparse types shared by the command-line tools (`surrogap bounds`, `evaluate`, `sweep`):
-each refuses a bad value with one line naming the option and what is allowed."""
+"""Every argparse piece of the project, in one place: the parser whose usage errors are one
+UserError line, and the number types of the stage scripts (message names the params key
+dvc.yaml fills the option from) and of the command-line tools (`surrogap bounds`,
+`evaluate`, `sweep`: message names the option). Each refuses a bad value with one line
+naming it and what is allowed."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+
+from surrogap.core.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one UserError line (prefixed with the
+    program's name where `prog_in_errors`), not usage text and exit 2."""
+
+    def __init__(self, *args, prog_in_errors: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prog_in_errors = prog_in_errors
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}" if self.prog_in_errors else message)
 
 
 def int_value(
@@ -22,6 +40,56 @@ def int_value(
             value = None
         if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{name} must be {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+def float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{name} must be finite, got {text!r}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def integer(minimum: int, key: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum`; the message names the params key that
+    dvc.yaml fills the option from (a sweep list entry such as `k: [four]`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"got {text!r}, allowed: an integer >= {minimum} (an entry of params `{key}`)"
+            )
+        return value
+
+    return parse
+
+
+def positive_number(key: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0, named after the params key it comes from."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f"got {text!r}, allowed: a number > 0 (an entry of params `{key}`)"
+            )
         return value
 
     return parse

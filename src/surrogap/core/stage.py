@@ -14,12 +14,12 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from surrogap.core import progress
+from surrogap.core.argtypes import Parser, integer, positive_number  # noqa: F401  (the stages' types)
 from surrogap.core.errors import UserError
 
 
@@ -31,55 +31,17 @@ def message(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are a UserError (one line), not usage plus exit."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
-
-
 def parser(name: str, doc: str | None, params: bool = True) -> Parser:
     """A stage's parser, with the `--params` option of every stage that reads params."""
     first = (doc or "").strip().splitlines()
-    p = Parser(prog=f"stages/{name}.py", description=first[0] if first else None)
+    p = Parser(
+        prog=f"stages/{name}.py",
+        description=first[0] if first else None,
+        prog_in_errors=False,  # stage_main prefixes `stage <name>:`
+    )
     if params:
         p.add_argument("--params", default="params.yaml", help="the params file")
     return p
-
-
-def integer(minimum: int, key: str) -> Callable[[str], int]:
-    """An argparse type: an integer >= `minimum`; the message names the params key that
-    dvc.yaml fills the option from (a sweep list entry such as `k: [four]`)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"got {text!r}, allowed: an integer >= {minimum} (an entry of params `{key}`)"
-            )
-        return value
-
-    return parse
-
-
-def positive_number(key: str) -> Callable[[str], float]:
-    """An argparse type: a finite number > 0, named after the params key it comes from."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(
-                f"got {text!r}, allowed: a number > 0 (an entry of params `{key}`)"
-            )
-        return value
-
-    return parse
 
 
 def stage_main(name: str, body: Callable[[], None]) -> int:

@@ -1,6 +1,6 @@
 """Encoders. Each module exposes ``ENCODERS = {name: (ConfigClass, build)}`` where
 ``build(cfg, meta) -> nn.Module`` takes the dataset's meta.json; an encoder's forward takes
-the positional inputs that ``surrogap.data.Split.inputs`` serves (dense: ``x``; text:
+the positional inputs that ``surrogap.models.inputs.Split.inputs`` serves (dense: ``x``; text:
 ``tokens, offsets``) and returns features of shape (n, d).
 """
 

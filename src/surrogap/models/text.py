@@ -1,7 +1,7 @@
 """``bag``: the fastText-style sentence encoder of the paper's Wiki-3029 runs.
 
 The mean of the word embeddings of a sentence, no head: tokens (total,) int64 and
-offsets (n,) int64 (start of each sentence, as ``surrogap.data.Split.inputs`` serves
+offsets (n,) int64 (start of each sentence, as ``surrogap.models.inputs.Split.inputs`` serves
 them) -> features (n, dim). Padding (id 0) has a zero embedding that is never trained; an
 empty sentence gets the zero vector.
 """

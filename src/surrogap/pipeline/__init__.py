@@ -1,5 +1,5 @@
-"""The library side of the DVC stages, one module per stage: `prepare`, `pretrain`,
-`extract`, `probe` and `results` (the `bounds` stage).
+"""The library side of the DVC stages, one module per stage, named after it: `theory`,
+`prepare`, `pretrain`, `extract`, `probe`, `bounds`, `select_lr`, `evaluate` and `report`.
 
 Each `stages/<name>.py` parses its command line and calls `run` of its own module here, so
 the code a stage reaches is that module and what it imports (dvc.yaml lists exactly that).
