@@ -4,14 +4,14 @@ and `dvc` run in it by this interpreter (so the stages find the installed packag
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
 from conftest import tiny_params
+
+from surrogap.ops.bench_pipeline import pipeline_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,14 +87,8 @@ def new_k_stages(k: int, dataset: str = "circle", seeds: Sequence[int] = (0,)) -
 
 
 def make_repo(path: Path, params: dict) -> Path:
-    """A fresh git + DVC repository at `path` with the pipeline's code and `params`."""
-    path.mkdir(parents=True, exist_ok=True)
-    for item in ("dvc.yaml", "stages", "src", "data/external/.gitkeep"):
-        src = ROOT / item
-        (path / item).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
-    assert dvc(path, "init", "-q").returncode == 0
-    assert dvc(path, "config", "core.analytics", "false").returncode == 0
-    return path
+    """A fresh git + DVC repository at `path` with the pipeline's code and `params` (the
+    benchmarks' pipeline copy, inside git)."""
+    repo = pipeline_copy(path, params, git=True)
+    assert repo is not None, "the tests run from a source checkout"
+    return repo

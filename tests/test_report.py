@@ -378,7 +378,7 @@ def test_violated_bound_is_not_confirmed(bad):
     ("section_", "needles"),
     [
         ({"title": 3}, ["report.title", "3", "string"]),
-        ({"colour": "red"}, ["colour", "red", "allowed keys"]),
+        ({"colour": "red"}, ["report: unknown key 'colour'", "allowed keys", "title"]),
         ({"dpi": 10}, ["report.dpi", "10", "[50, 600]"]),
         ({"confidence": 2}, ["report.confidence", "2", "(0.5, 1)"]),
     ],

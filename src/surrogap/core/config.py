@@ -60,6 +60,11 @@ def one_of(*choices):
     return lambda x: x in choices
 
 
+def one_line(s: str) -> bool:
+    """A non-empty string of one line (names and paths that reach messages and tables)."""
+    return bool(s.strip()) and "\n" not in s
+
+
 def fraction(x) -> bool:
     return 0 < x < 1
 

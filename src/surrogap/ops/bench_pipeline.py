@@ -12,14 +12,17 @@ import time
 from surrogap.ops.bench import BenchResult, judged, register
 
 # --------------------------------------------------------------------------- stage_overhead
-STAGE_TARGET_SECONDS = 8.0
+STAGE_TARGET_SECONDS = 12.0
 STAGE_TARGET = f"total <= {STAGE_TARGET_SECONDS:g} s"
 STAGE_RUN = ("circle", 4, 0)  # (dataset, K, seed) of the benchmark's one run
 
 
 def _stage_repo(root, quick: bool):
-    """A temporary DVC repository with this checkout's pipeline and a 1-epoch circle run
-    (its data prepared), or None when this is not a source checkout (no dvc.yaml)."""
+    """A temporary DVC repository like a clone of the default project (this checkout's
+    pipeline, params.yaml and committed dvc.lock, so DVC reads and rewrites the full lock)
+    whose benchmark run is cut to seed 0 and 1 epoch (quick: smaller data), with its data
+    prepared; (None, None) when this is not a source checkout."""
+    import shutil
     import subprocess
     import sys
     import tempfile
@@ -31,18 +34,17 @@ def _stage_repo(root, quick: bool):
     if src is None:
         return None, None
     params = yaml.safe_load((src / "params.yaml").read_text())
-    dataset, k, seed = STAGE_RUN
-    for name in [n for n, v in params.items() if isinstance(v, dict) and "data" in v]:
-        if name != dataset:
-            del params[name]
-    params.update(dataset=[dataset], k=[k], seed=[seed])
+    dataset, _, seed = STAGE_RUN
+    params["seed"] = [seed]
     params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1)
     if quick:
         params[dataset]["data"].update(classes=8, per_class=100)
-    repo = _pipeline_copy(Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root)), params, True)
+    repo = pipeline_copy(Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root)), params, True)
+    if (src / "dvc.lock").is_file():
+        shutil.copy(src / "dvc.lock", repo / "dvc.lock")
     env = _env(str(repo / "src"))
     run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
-    prepared = run(sys.executable, "-m", "dvc", "repro", f"prepare@{dataset}")
+    prepared = run(sys.executable, "-m", "dvc", "repro", "-s", f"prepare@{dataset}")
     if prepared.returncode != 0:
         raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
     return repo, run
@@ -80,9 +82,10 @@ def _training_seconds(repo, quick: bool) -> float:
 
 @register("stage_overhead")
 def stage_overhead(quick: bool = False) -> BenchResult:
-    """Seconds that `dvc repro -s` of pretrain + extract + probe of a 1-epoch circle run
-    costs beyond its training (best of 3 forced runs; quick: 1, smaller data): process
-    starts, imports, DVC's bookkeeping, extraction and the probe's own work."""
+    """Seconds that `dvc repro -f -s` of pretrain + extract + probe of a 1-epoch circle run,
+    in a copy of the default project with its dvc.lock, costs beyond its training (best of 3
+    forced runs; quick: 1, smaller data): process starts, imports, DVC's bookkeeping,
+    extraction and the probe's own work. The target is on the whole command."""
     import sys
     import tempfile
 
@@ -142,7 +145,7 @@ def _env(pythonpath: str) -> dict:
     }
 
 
-def _pipeline_copy(dest, params: dict, git: bool = False):
+def pipeline_copy(dest, params: dict, git: bool = False):
     """A DVC repository at `dest` with this checkout's dvc.yaml, stages/ and src/ and
     `params`, inside a git repository (git=True) or without one; None where this is not a
     source checkout."""
@@ -165,6 +168,9 @@ def _pipeline_copy(dest, params: dict, git: bool = False):
         subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     init = ["init", "-q"] if git else ["init", "-q", "--no-scm"]
     subprocess.run([sys.executable, "-m", "dvc", *init], cwd=dest, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=dest, check=True
+    )
     return dest
 
 
@@ -207,7 +213,7 @@ def sweep_speedup(quick: bool = False) -> BenchResult:
             ("serial", [sys.executable, "-m", "dvc", "repro", "-q"]),
             ("sweep", [sys.executable, "-m", "surrogap.cli", "sweep", "-j", "2"]),
         ):
-            repo = _pipeline_copy(Path(tmp) / name, params)
+            repo = pipeline_copy(Path(tmp) / name, params)
             if repo is None:
                 return BenchResult(
                     "sweep_speedup",
@@ -253,7 +259,7 @@ def pipeline_efficiency(quick: bool = False) -> BenchResult:
     root = Path(__file__).resolve().parents[3]
     env = _env(os.pathsep.join([str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
     with tempfile.TemporaryDirectory() as tmp:
-        repo = _pipeline_copy(Path(tmp) / "serial", params)
+        repo = pipeline_copy(Path(tmp) / "serial", params)
         if repo is None:
             detail = "needs a source checkout (dvc.yaml, stages/)"
             return BenchResult(

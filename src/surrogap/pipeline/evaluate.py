@@ -10,28 +10,24 @@ from pathlib import Path
 import pandas as pd
 
 from surrogap.core import io
-from surrogap.core.config import parse, section, spec
+from surrogap.core.config import one_line, parse, section, spec
 from surrogap.core.errors import UserError
 from surrogap.estimators import features
 from surrogap.estimators.external import PRIORS, STAGE_COLUMNS, evaluate
-
-
-def _one_line(s: str) -> bool:
-    return bool(s.strip()) and "\n" not in s
 
 
 @dataclass(frozen=True)
 class FeatureEntry:
     """One feature set of params `evaluate.features`."""
 
-    name: str = spec(check=_one_line, allowed="a non-empty one-line string")
-    path: str = spec(check=_one_line, allowed="a path to a features file or datasets folder")
+    name: str = spec(check=one_line, allowed="a non-empty one-line string")
+    path: str = spec(check=one_line, allowed="a path to a features file or datasets folder")
     labels: str | None = spec(
-        None, check=_one_line, allowed="a path to a .npy, .txt or .csv labels file"
+        None, check=one_line, allowed="a path to a .npy, .txt or .csv labels file"
     )
-    features_key: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
-    labels_key: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
-    split_column: str | None = spec(None, check=_one_line, allowed="an npz key or column name")
+    features_key: str | None = spec(None, check=one_line, allowed="an npz key or column name")
+    labels_key: str | None = spec(None, check=one_line, allowed="an npz key or column name")
+    split_column: str | None = spec(None, check=one_line, allowed="an npz key or column name")
 
 
 @dataclass(frozen=True)
