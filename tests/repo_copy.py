@@ -48,12 +48,12 @@ def env(src: Path | None = None) -> dict:
     }
 
 
-def dvc(repo: Path, *args: str, own_code: bool = False) -> subprocess.CompletedProcess:
-    """`dvc *args` in `repo`; with `own_code`, its stages run the copy's src (see env)."""
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """`dvc *args` in `repo`; its stages run the copy's own src where it has one (see env)."""
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=repo,
-        env=env(repo / "src" if own_code else None),
+        env=env(repo / "src" if (repo / "src").is_dir() else None),
         capture_output=True,
         text=True,
         timeout=900,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from repo_copy import grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
-dvc = partial(repo_copy.dvc, own_code=True)
+dvc = repo_copy.dvc
 
 KS = (1, 4)
 PRETRAIN = {f"pretrain@circle-{k}-0" for k in KS}
