@@ -323,12 +323,10 @@ def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
     assert len(plan_workers(None, None).envs) == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
-    # CPU: the cores split among the workers unless OMP_NUM_THREADS is set
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    # CPU: one worker per core; no thread setting of its own (a serial repro's thread count,
+    # so the float results are a serial repro's)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     cpu = plan_workers(None, [])
-    assert cpu.envs == [{"OMP_NUM_THREADS": "1"}] * 8 and cpu.describe == "8 local workers (CPU)"
-    assert plan_workers(2, parse_gpus("none")).envs == [{"OMP_NUM_THREADS": "4"}] * 2
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert plan_workers(2, []).envs == [{}, {}]
+    assert cpu.envs == [{}] * 8 and cpu.describe == "8 local workers (CPU)"
+    assert plan_workers(2, parse_gpus("none")).envs == [{}, {}]
     assert parse_gpus("0,1") == ["0", "1"]

@@ -147,16 +147,18 @@ class WorkerPlan:
 
 def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
     """With GPUs: one worker per GPU (or `jobs` workers over them in turn), each seeing
-    only its GPU. Without: `jobs` workers (default: the number of cores); OMP_NUM_THREADS
-    splits the cores among them unless it is set already."""
+    only its GPU. Without: `jobs` workers (default: the number of cores), each with this
+    environment's thread settings, so that every stage computes with the thread count a
+    serial `dvc repro` here uses: the thread count changes float results (torch's CPU
+    convolutions and matmuls reduce in another order), and the sweep must write what
+    `dvc repro` writes. Set OMP_NUM_THREADS yourself to trade that for speed."""
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
         n = jobs or len(gpus)
         return WorkerPlan([{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)])
     cores = os.cpu_count() or 1
     n = jobs or cores
-    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, cores // n))}
-    return WorkerPlan([dict(env) for _ in range(n)])
+    return WorkerPlan([{} for _ in range(n)])
 
 
 @contextmanager
