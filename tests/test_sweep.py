@@ -311,7 +311,7 @@ def test_bad_arguments_are_one_line(tmp_path):
 
 
 def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
-    from surrogap.ops.sweep import parse_gpus, plan_workers, visible_gpus
+    from surrogap.ops.workers import parse_gpus, plan_workers, visible_gpus
 
     pinned = plan_workers(None, ["0", "3"])
     assert pinned.envs == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "3"}]
