@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surrogap.core.errors import UserError
-from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops.workers import client_threads, dask_client, parse_gpus, plan_workers, run_command
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -305,6 +305,7 @@ def sweep(
                     (root / log).unlink(missing_ok=True)
                     env = {
                         **STAGE_ENV,
+                        **client_threads(),
                         "DVC_ROOT": repo.root_dir,
                         "DVC_STAGE": name,
                     }
