@@ -312,3 +312,22 @@ def test_walker_follows_every_import_form(tmp_path):
 def test_imported_names_of_a_relative_import_in_a_package_init():
     names = imported_names("from . import x\nfrom .y import z\n", "surrogap.pkg", is_package=True)
     assert {"surrogap.pkg.x", "surrogap.pkg.y", "surrogap.pkg.y.z"} <= names
+
+
+def test_dvc_parses_its_yaml_with_the_c_parser(monkeypatch):
+    """dvc.lock and params.yaml are parsed once per stage instance: DVC's loader must find
+    ruamel.yaml's C parser (the `ruamel.yaml.clib` dependency), about 5x the pure one."""
+    import ruamel.yaml
+    from dvc.utils.serialize._yaml import parse_yaml
+
+    made = []
+
+    class Spy(ruamel.yaml.YAML):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(ruamel.yaml, "YAML", Spy)  # DVC imports YAML at each call
+    assert parse_yaml("stages:\n  a: {cmd: x}\n", "dvc.lock") == {"stages": {"a": {"cmd": "x"}}}
+    assert made, "DVC did not build its loader from ruamel.yaml.YAML"
+    assert made[-1].Parser.__name__ == "CParser", made[-1].Parser
