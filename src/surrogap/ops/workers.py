@@ -42,7 +42,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def client_threads() -> dict[str, str | None]:
-    """This (the client's) process's thread settings, None where one is unset."""
+    """This (the client's) process's thread settings, None where one is unset. Read it
+    before starting a local cluster: each nanny writes its workers' settings (1 thread)
+    into the environment of the process that starts it."""
     return {var: os.environ.get(var) for var in THREAD_VARS}
 
 
