@@ -323,48 +323,12 @@ def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
     assert len(plan_workers(None, None).envs) == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
-    # CPU: one worker per core; no thread setting of its own (a serial repro's thread count,
-    # so the float results are a serial repro's)
+    # CPU: the cores split among the workers unless OMP_NUM_THREADS is set
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     cpu = plan_workers(None, [])
-    assert cpu.envs == [{}] * 8 and cpu.describe == "8 local workers (CPU)"
-    assert plan_workers(2, parse_gpus("none")).envs == [{}, {}]
+    assert cpu.envs == [{"OMP_NUM_THREADS": "1"}] * 8 and cpu.describe == "8 local workers (CPU)"
+    assert plan_workers(2, parse_gpus("none")).envs == [{"OMP_NUM_THREADS": "4"}] * 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert plan_workers(2, []).envs == [{}, {}]
     assert parse_gpus("0,1") == ["0", "1"]
-
-
-def test_stage_commands_get_the_clients_thread_settings_not_the_workers(tmp_path):
-    """Dask's nannies set OMP_NUM_THREADS=1 for their workers, in the environment of the
-    process that starts them too; a stage command must compute with the thread settings the
-    client had before (unset: torch's default), which a serial `dvc repro` uses."""
-    from surrogap.ops.workers import (
-        THREAD_VARS,
-        client_threads,
-        dask_client,
-        plan_workers,
-        run_command,
-    )
-
-    saved = {var: os.environ.pop(var, None) for var in THREAD_VARS}
-    os.environ["MKL_NUM_THREADS"] = "3"
-    try:
-        threads = client_threads()
-        assert threads == {
-            "OMP_NUM_THREADS": None,
-            "MKL_NUM_THREADS": "3",
-            "OPENBLAS_NUM_THREADS": None,
-        }
-        show = (
-            f'{sys.executable} -c "import os; '
-            "print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('MKL_NUM_THREADS'))\""
-        )
-        with dask_client(None, plan_workers(1, []), 0) as client:
-            assert os.environ.get("OMP_NUM_THREADS") == "1"  # what the nanny did here
-            done = client.submit(
-                run_command, [show], str(tmp_path), threads, str(tmp_path / "log"), pure=False
-            ).result()
-        assert done["rc"] == 0 and done["line"] == "None 3"
-    finally:
-        for var, value in saved.items():
-            os.environ.pop(var, None)
-            if value is not None:
-                os.environ[var] = value

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surrogap.core.errors import UserError
-from surrogap.ops.workers import client_threads, dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -183,13 +183,9 @@ def sweep(
     echo: Callable[[str], None] = print,
     retries: int = 2,
     run_cache: bool = True,
-    threads: dict[str, str | None] | None = None,
 ) -> SweepResult:
     """Reproduce `targets` (default: every stage of dvc.yaml) in the DVC repository at
-    `root`, running stale stages' commands on `client`'s workers with the thread settings
-    `threads` (workers.client_threads() read before the local cluster started: its nannies
-    write theirs into this process's environment too)."""
-    threads = client_threads() if threads is None else threads
+    `root`, running stale stages' commands on `client`'s workers."""
     import logging
 
     from distributed import as_completed
@@ -309,7 +305,6 @@ def sweep(
                     (root / log).unlink(missing_ok=True)
                     env = {
                         **STAGE_ENV,
-                        **threads,
                         "DVC_ROOT": repo.root_dir,
                         "DVC_STAGE": name,
                     }
@@ -435,7 +430,6 @@ def main(args: argparse.Namespace) -> int:
     where = args.scheduler or plan.describe
     print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)
     t0 = time.perf_counter()
-    threads = client_threads()  # before the nannies overwrite them in this process
     with dask_client(args.scheduler, plan, args.retries) as client:
         result = sweep(
             root,
@@ -443,7 +437,6 @@ def main(args: argparse.Namespace) -> int:
             client,
             echo=lambda line: print(line, flush=True),
             retries=args.retries,
-            threads=threads,
             run_cache=not args.no_run_cache,
         )
     counts = {s: len(result.with_status(s)) for s in ("ran", "restored", "unchanged")}

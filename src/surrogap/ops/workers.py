@@ -34,24 +34,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fo
         pass
 
 
-# the thread settings a stage command gets from the client, not from its worker: Dask's
-# nannies set them to 1 in every worker (distributed.nanny.pre-spawn-environ), and the
-# thread count changes torch's float results, so the sweep would train other weights than
-# the serial `dvc repro` it must match
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def client_threads() -> dict[str, str | None]:
-    """This (the client's) process's thread settings, None where one is unset. Read it
-    before starting a local cluster: each nanny writes its workers' settings (1 thread)
-    into the environment of the process that starts it."""
-    return {var: os.environ.get(var) for var in THREAD_VARS}
-
-
-def run_command(commands: Sequence[str], wdir: str, env: dict[str, str | None], log: str) -> dict:
+def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: str) -> dict:
     """Run a stage's commands in `wdir` as DVC runs them (its shell, without rc files),
-    stdout and stderr appended to `log`, with `env` over the worker's environment (a None
-    value unsets the variable). Executes on a Dask worker.
+    stdout and stderr appended to `log`. Executes on a Dask worker.
 
     Returns {"rc", "seconds", "line" (the last non-empty output line), "host"}; raises
     CommandKilled when a command dies of a signal, so that the task is retried.
@@ -62,11 +47,7 @@ def run_command(commands: Sequence[str], wdir: str, env: dict[str, str | None], 
     from dvc.utils import fix_env
 
     run_env = fix_env(None)
-    for key, value in env.items():
-        if value is None:
-            run_env.pop(key, None)
-        else:
-            run_env[key] = value
+    run_env.update(env)
     executable = get_executable()
     log_path = Path(log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,18 +147,16 @@ class WorkerPlan:
 
 def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
     """With GPUs: one worker per GPU (or `jobs` workers over them in turn), each seeing
-    only its GPU. Without: `jobs` workers (default: the number of cores). Their stage
-    commands run with the client's thread settings (:func:`client_threads`), the thread
-    count a serial `dvc repro` here uses: it changes float results (torch's CPU
-    convolutions and matmuls reduce in another order), and the sweep must write what
-    `dvc repro` writes. Set OMP_NUM_THREADS yourself to trade that for speed."""
+    only its GPU. Without: `jobs` workers (default: the number of cores); OMP_NUM_THREADS
+    splits the cores among them unless it is set already."""
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
         n = jobs or len(gpus)
         return WorkerPlan([{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)])
     cores = os.cpu_count() or 1
     n = jobs or cores
-    return WorkerPlan([{} for _ in range(n)])
+    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, cores // n))}
+    return WorkerPlan([dict(env) for _ in range(n)])
 
 
 @contextmanager
