@@ -25,7 +25,8 @@ whose lines DVC appends as it records each out: the sweep lists every planned ou
 
 Only the client touches DVC's repository state, so parallel stages cannot collide on
 DVC's lock, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
-writes. While a command runs the client holds DVC's read/write lock on that stage's deps
+writes for the same stage outputs; the outputs themselves equal a serial run's where the
+stages' thread count does (Dask runs each stage with one thread: docs/SCALING.md). While a command runs the client holds DVC's read/write lock on that stage's deps
 and outs, so a concurrent `dvc repro` of the same stage fails fast instead of racing.
 
 A command that exits non-zero fails its stage: the sweep prints the stage's last output
