@@ -267,6 +267,13 @@ def test_collapsed_run_is_flagged_and_the_verdict_says_whether_it_changes():
 
 
 # --------------------------------------------------------------------------- Claim 2
+def test_claim2_headline_counts_the_runs_where_the_bound_is_above_log_c():
+    r = table(improving, rising, c=20)
+    above = int((r["bao_upper"] > np.log(r["classes"])).sum())
+    c2 = claim(CL.claims(r, no_traj(), P), 2)
+    assert f"above log C, the uniform predictor's loss, on {above}/{len(r)} runs" in c2.text
+
+
 def test_claim2_with_undefined_earlier_bounds():
     r = table(improving, rising, c=20)  # Arora, Nozawa & Sato undefined for K + 1 < 20
     c2 = claim(CL.claims(r, no_traj(), P), 2)

@@ -239,6 +239,11 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
         )
     elif ok and not valid.any():
         text += ": no earlier bound that holds to compare with"
+    above = defined & (bao > np.log(r["classes"].to_numpy(dtype=float)))
+    text += (
+        f"; it lies above log C, the uniform predictor's loss, on {int(above.sum())}/{n} runs "
+        "(weaker there than predicting uniformly: see each dataset)"
+    )
     text += f"; {S.data_note(r)}"
     details = []
     for ds, g in bound_ratios(r).groupby("dataset", sort=False):
