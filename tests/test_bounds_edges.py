@@ -478,6 +478,8 @@ def test_records_say_why_a_value_is_null():
         "arora": "uniform prior only",
         "nozawa_sato": "uniform prior only",
         "ash": "uniform prior only",
+        "below_ideal": "uniform prior only",
+        "optimal_contrastive_loss": "uniform prior only",
     }
     ideal = records.bounds_records([3], None, None, prior=[0.5, 0.3, 0.2])[0]
     assert ideal["why_null"] == dict.fromkeys(

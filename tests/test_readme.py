@@ -73,7 +73,7 @@ def test_calculator_example_prints_what_the_readme_shows():
 def test_calculator_json_keys_are_the_documented_ones():
     text = section("The calculator")
     documented = backticked_keys(re.search(r"with the keys `([^`]*)`", text).group(1))
-    rc, out, _ = run_cli(["bounds", "--k", "1", "64", "--classes", "10", "--loss", "2.3", "--json"])
+    rc, out, _ = run_cli(["bounds", "--k", "1", "64", "--classes", "10", "--loss", "3", "--json"])
     records = json.loads(out)
     assert rc == 0 and [list(r) for r in records] == [documented] * 2
 

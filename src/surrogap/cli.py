@@ -65,7 +65,11 @@ _NULL_CELL = {
 def _cmd_bounds(args: argparse.Namespace) -> int:
     if args.classes is None and args.prior is None:
         raise UserError("surrogap bounds: give --classes C (an integer >= 2) or --prior p1,p2,...")
-    records = bound_records.bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
+    records = bound_records.bounds_records(
+        args.k, args.classes, args.loss, args.prior, args.b, allow_below_ideal=True
+    )
+    if not args.allow_below_ideal:
+        bound_records.check_reachable(records, "or --allow-below-ideal to print the rows, marked")
     if args.json:
         print(json.dumps(records, indent=2, allow_nan=False))
         return 0
@@ -80,8 +84,16 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
             "optimal_supervised_loss",
         ]
     else:
-        cols = ["k", "loss", *BOUND_COLUMNS]
+        marked = ["below_ideal"] if args.allow_below_ideal else []
+        cols = ["k", "loss", *marked, *BOUND_COLUMNS]
     print(format_table(records, cols))
+    below = [r for r in records if r.get("below_ideal")]
+    if below:
+        print(
+            "below_ideal True: the loss lies below R_cont*(K, C, b) = "
+            + ", ".join(f"{r['optimal_contrastive_loss']:.6g} (K = {r['k']})" for r in below)
+            + ", which no encoder with feature norm <= b reaches; those bounds describe no encoder"
+        )
     return 0
 
 
@@ -147,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--b", type=float_value("b"), default=1.0, help="feature-norm bound b (default 1)"
+    )
+    p.add_argument(
+        "--allow-below-ideal",
+        action="store_true",
+        help="print a loss below R_cont*(K, C, b), the lowest any encoder reaches, marked "
+        "(a column and the JSON field below_ideal) instead of refusing it",
     )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_cmd_bounds)
