@@ -243,7 +243,7 @@ def test_records_carry_the_results_columns_and_the_bounds():
     x, y = mixture(n=300, c=3)
     fs = features.FeatureSet(x=x, labels=y, split=None, source="m")
     records = external.evaluate(fs, [1, 2, 8], repeats=2)
-    assert [list(r) for r in records] == [list(external.RECORD_COLUMNS)] * 3
+    assert [list(r) for r in records] == [list(external.RECORD_KEYS)] * 3
     by_k = {r["k"]: r for r in records}
     assert by_k[1]["arora"] is None and by_k[1]["nozawa_sato"] is None  # K + 1 < C
     assert by_k[2]["arora"] is not None and by_k[8]["ash"] is not None
@@ -399,7 +399,7 @@ def test_cli_json_table_and_plot(tmp_path, capsys, data):
     assert rc == 0, err
     records = json.loads(out)
     assert [r["k"] for r in records] == [1, 4, 16]
-    assert list(records[0]) == list(external.RECORD_COLUMNS)
+    assert list(records[0]) == list(external.RECORD_KEYS)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert leftovers(tmp_path) == ["a.npz", "gap.png"]  # no temporary file left
     again = external.evaluate(features.load_features(tmp_path / "a.npz"), [1, 4, 16], repeats=3)
@@ -412,7 +412,9 @@ def test_cli_json_table_and_plot(tmp_path, capsys, data):
         "contrastive_loss",
         "contrastive_loss_se",
     ]
-    assert len(lines) == 5 and lines[-1].split()[-1] == "True"
+    rows = [line.split() for line in lines[3:5]]
+    assert [row[-2:] for row in rows] == [["True", "above_log_c"]] * 2  # holds, vacuity
+    assert len(lines) == 6 and lines[-1].startswith("vacuity above_log_c: bao_upper above log C")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -545,6 +547,7 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
     np.testing.assert_allclose(
         df["contrastive_loss"], [r["contrastive_loss"] for r in expected], rtol=1e-8
     )
+    assert df["vacuity"].tolist() == [r["vacuity"] for r in expected]
 
 
 @pytest.mark.parametrize(
@@ -610,3 +613,46 @@ def test_float64_features_too_large_for_float32_say_so(tmp_path, capsys):
     assert rc == 2 and out == "" and err.count("\n") == 1, err
     assert "finite values too large for float32 (first at row 3: 1e+300" in err
     assert "holds NaN or inf" not in err
+
+
+# --------------------------------------------------------------------------- vacuity, null words
+def test_vacuous_upper_bounds_are_flagged(tmp_path, capsys):
+    # random features, C = 2: R_mu is about log 2, and Bao's upper bound at K = 1 lies above
+    # log(1 + e^2), the largest R_mu possible at b = 1; "holds True" says nothing there
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 2
+    np.savez(tmp_path / "r.npz", x=rng.normal(size=(120, 8)).astype(np.float32), y=y)
+    argv = ["evaluate", tmp_path / "r.npz", "--k", 1, 4, 16, "--repeats", 2]
+    rc, out, err = run_cli(capsys, *argv, "--json")
+    assert rc == 0, err
+    records = json.loads(out)
+    log_c, top = math.log(2), math.log1p(math.e**2)  # closed forms of the two thresholds
+    for r in records:
+        up = r["bao_upper"]
+        want = "vacuous" if up > top else "above_log_c" if up > log_c else "no"
+        assert r["vacuity"] == want, r
+    assert records[0]["vacuity"] == "vacuous" and records[0]["holds"] is True
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0
+    cells = {int(line.split()[0]): line.split()[-1] for line in out.splitlines()[3:6]}
+    assert cells == {r["k"]: r["vacuity"] for r in records}
+    assert f"vacuity vacuous: bao_upper above log(1 + (C - 1) e^2) = {top:.6g}" in out
+    assert "at K = 1: vacuous" in out
+
+
+def test_empirical_prior_nulls_print_as_in_bounds(tmp_path, capsys):
+    # a skewed prior: the earlier bounds are uniform-only, `n/a` in both commands' tables
+    x, y = mixture(n=200, c=3)
+    y = np.where(np.arange(200) < 40, 0, y)
+    np.savez(tmp_path / "s.npz", x=x, y=y)
+    rc, out, err = run_cli(
+        capsys, "evaluate", tmp_path / "s.npz", "--k", 1, 4, "--repeats", 1, "--prior", "empirical"
+    )
+    assert rc == 0, err
+    header, _, *rows = out.splitlines()[1:4]
+    for row in rows:
+        cells = dict(zip(header.split(), row.split(), strict=True))
+        assert [cells[n] for n in ("arora", "nozawa_sato", "ash")] == ["n/a"] * 3
+    assert "undefined" not in out
+    rc, out, _ = run_cli(capsys, "bounds", "--k", 1, "--prior", "0.5,0.3,0.2", "--loss", 2)
+    assert rc == 0 and out.splitlines()[-1].split()[-3:] == ["n/a"] * 3

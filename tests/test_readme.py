@@ -114,8 +114,9 @@ def test_evaluate_command_parses_and_its_json_keys_are_documented(tmp_path):
     results = (ROOT / "reports" / "results.csv").read_text().split("\n")[0].split(",")
     said_missing = ["dataset", "kind", "seed", "linear_acc", "linear_loss"]
     assert all(k in results and k not in documented for k in said_missing)
-    assert all(k not in results for k in ("n_train", "n_test", "dim"))
-    assert all(k in results for k in documented if k not in ("n_train", "n_test", "dim"))
+    added = ("vacuity", "n_train", "n_test", "dim", "why_null")  # "plus ..." in the README
+    assert all(k not in results for k in added)
+    assert all(k in results for k in documented if k not in added)
 
 
 # --------------------------------------------------------------------------- pipeline

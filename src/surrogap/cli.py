@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -129,7 +130,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         f"{head['n_test']} test, {args.prior} prior, b = 1 (L2-normalized), {args.repeats} repeats"
     )
     print(format_table(records, EVALUATE_TABLE))
+    for line in _vacuity_lines(records):
+        print(line)
     return 0
+
+
+def _vacuity_lines(records: list[dict]) -> list[str]:
+    """What the vacuity column means, for the K where Bao's upper bound says little."""
+    c = records[0]["classes"]
+    lines = []
+    for level, threshold, meaning in (
+        (bounds.ABOVE_LOG_C, f"log C = {math.log(c):.6g}", "weaker than predicting uniformly"),
+        (
+            bounds.VACUOUS,
+            f"log(1 + (C - 1) e^2) = {bounds.max_supervised_loss(c):.6g}, the largest R_mu "
+            "possible at b = 1",
+            "vacuous, it excludes no R_mu (holds is True trivially)",
+        ),
+    ):
+        ks = [str(r["k"]) for r in records if r["vacuity"] == level]
+        if ks:
+            lines.append(
+                f"vacuity {level}: bao_upper above {threshold} at K = {', '.join(ks)}: {meaning}"
+            )
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from surrogap.estimators.features import FeatureSet
 
 __all__ = [
     "RECORD_COLUMNS",
+    "RECORD_KEYS",
     "STAGE_COLUMNS",
     "EvalSplit",
     "check_features",
@@ -42,7 +43,8 @@ __all__ = [
     "split_features",
 ]
 
-RECORD_COLUMNS = EVALUATE_RECORD_COLUMNS  # the keys of one record
+RECORD_COLUMNS = EVALUATE_RECORD_COLUMNS  # the values of one record
+RECORD_KEYS = (*RECORD_COLUMNS, "why_null")  # the keys of one record
 STAGE_COLUMNS = EXTERNAL_COLUMNS  # reports/external.csv
 SPLIT_IGNORED = ("val", "valid", "validation")  # split values whose rows are left out
 PRIORS = ("uniform", "empirical")
@@ -165,8 +167,8 @@ class EvalSplit:
 def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
-    """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.theory.bounds import holds
+    """One record per K (keys RECORD_KEYS) for a checked split."""
+    from surrogap.theory.bounds import holds, upper_bound_vacuity
     from surrogap.theory.records import bounds_records
 
     data.check_k(ks)
@@ -207,11 +209,14 @@ def evaluate_split(
                 "nozawa_sato": rec["nozawa_sato"],
                 "ash": rec["ash"],
                 "holds": holds(rec["bao_lower"], r_mu, rec["bao_upper"]),
+                "vacuity": upper_bound_vacuity(rec["bao_upper"], data.num_classes),
                 "n_train": int(data.z_train.shape[0]),
                 "n_test": data.n_test,
                 "dim": int(data.z_test.shape[1]),
             }
         )
+        # why a value is None, as in `surrogap bounds` (e.g. "uniform prior only")
+        out[-1]["why_null"] = {k: v for k, v in rec["why_null"].items() if k in out[-1]}
     return out
 
 
@@ -223,7 +228,8 @@ def evaluate(
     test_fraction: float = 0.3,
     prior: str = "uniform",
 ) -> list[dict]:
-    """Check, split and evaluate a feature set: one record per K (keys RECORD_COLUMNS).
+    """Check, split and evaluate a feature set: one record per K (keys RECORD_KEYS:
+    why_null gives the reason of each None value, as in `surrogap bounds`).
 
     Every input check (finite features, >= 2 classes, >= 2 samples of each class in each
     split, 1 <= K <= n_test - 1) runs before any estimate, so a bad input costs nothing.
