@@ -63,9 +63,16 @@ def check_features(x: np.ndarray, source: str) -> None:
 
 
 def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Codes 0..C-1 (int64) for the sorted distinct labels, and the labels' names."""
-    names, codes = np.unique(labels, return_inverse=True)
-    return codes.astype(np.int64).reshape(-1), [str(v) for v in names]
+    """Codes 0..C-1 (int64) and the classes' names, in the order each class first appears
+    in the rows: the codes depend only on which rows share a class, never on the names, so
+    the split and every estimate are the same for any naming of the classes (integers,
+    the same as strings, or permuted names)."""
+    names, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # the classes by their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    codes = rank[inverse.reshape(-1)].astype(np.int64)
+    return codes, [str(v) for v in names[order]]
 
 
 def split_features(
