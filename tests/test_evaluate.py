@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -699,3 +701,38 @@ def test_empirical_prior_nulls_print_as_in_bounds(tmp_path, capsys):
     assert "undefined" not in out
     rc, out, _ = run_cli(capsys, "bounds", "--k", 1, "--prior", "0.5,0.3,0.2", "--loss", 2)
     assert rc == 0 and out.splitlines()[-1].split()[-3:] == ["n/a"] * 3
+
+
+# --------------------------------------------------------------------------- a FIFO named as input
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_as_features_or_labels_is_refused_unopened(tmp_path):
+    # opening a FIFO blocks until a writer comes: the evaluate stage used to hang on one
+    x, _ = mixture(n=40, c=4)
+    np.save(tmp_path / "x.npy", x)
+    os.mkfifo(tmp_path / "pipe.npz")
+    os.mkfifo(tmp_path / "labels.txt")
+    (tmp_path / "params.yaml").write_text(
+        "evaluate:\n  features:\n    - {name: a, path: x.npy, labels: labels.txt}\n  k: [1]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    runs = {
+        "command": [sys.executable, "-m", "surrogap.cli", "evaluate", "pipe.npz", "--k", "1"],
+        "stage": [
+            sys.executable,
+            str(ROOT / "stages" / "evaluate.py"),
+            *("--params", "params.yaml", "--out", "out/external.csv", "--inputs", "."),
+        ],
+    }
+    for name, argv in runs.items():
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2 and done.stdout == "", (name, done.stderr)
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert "is a FIFO, not a regular file" in done.stderr
+    assert "'labels.txt' is a FIFO, not a regular file; the labels must be" in done.stderr
+    assert done.stderr.startswith("stage evaluate: evaluate.features[0] ('a'): ")
+    assert not (tmp_path / "out").exists()
+    if Path("/dev/null").exists():  # a device: reading it would give no data, or never end
+        with pytest.raises(UserError, match="'/dev/null' is a character device"):
+            external.read_features("/dev/null")

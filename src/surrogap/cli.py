@@ -113,11 +113,11 @@ EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from surrogap.estimators import external, features
+    from surrogap.estimators import external
     from surrogap.plots.gap import save_plot
 
     keys = {name: getattr(args, name) for name in ("features_key", "labels_key", "split_column")}
-    fs = features.load_features(args.features, labels_path=args.labels, **keys)
+    fs = external.read_features(args.features, labels_path=args.labels, **keys)
     records = external.evaluate(fs, args.k, args.repeats, args.seed, args.test_fraction, args.prior)
     if args.plot is not None:
         save_plot(records, args.plot, fs.source)

@@ -17,12 +17,16 @@ Supervised Losses", ICML 2022 (arXiv:2110.02501). Losses in nats.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from surrogap.core.errors import UserError
 from surrogap.core.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
+from surrogap.estimators import features
 from surrogap.estimators.evaluation import (
     RAW_NORM_LIMIT,
     contrastive_loss_estimate,
@@ -40,6 +44,7 @@ __all__ = [
     "encode_labels",
     "evaluate",
     "evaluate_split",
+    "read_features",
     "split_features",
 ]
 
@@ -51,6 +56,39 @@ PRIORS = ("uniform", "empirical")
 
 
 # --------------------------------------------------------------------------- input checks
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _regular_file(path: str | Path, what: str, allowed: str = "a regular file") -> None:
+    """Refuse a FIFO, device or socket at `path` in one line without opening it (reading
+    one blocks for ever, or never ends); a missing path is left to the reader's message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise UserError(
+                f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}"
+            )
+
+
+def read_features(
+    path: str | Path, labels_path: str | Path | None = None, **keys: str | None
+) -> FeatureSet:
+    """`features.load_features` (keys: features_key, labels_key, split_column), after
+    refusing a features or labels path that is no regular file or folder, unopened."""
+    _regular_file(path, "the features", "a regular file or a datasets folder")
+    if labels_path is not None:
+        _regular_file(labels_path, "the labels")
+    return features.load_features(path, labels_path=labels_path, **keys)
+
+
 def check_features(x: np.ndarray, source: str) -> None:
     """One line naming the first NaN or inf (row, column) of x."""
     finite = np.isfinite(x)
