@@ -200,8 +200,8 @@ def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
         )
         told = " (train_info.json's epochs)" if trained is not None else ""
         raise UserError(
-            f"trajectory {str(path)!r}: {what}{told}: the evaluated epochs are 0, every "
-            f"{step}th, then {last}; {AGAIN_PRETRAIN}"
+            f"trajectory {str(path)!r}: {what}{told}; pretrain evaluates epoch 0, then "
+            f"every {step} epochs and epoch {last}; {AGAIN_PRETRAIN}"
         )
 
 
