@@ -395,7 +395,8 @@ def test_report_refuses_a_truncated_per_point_file(copy, capsys):
     path.write_bytes(path.read_bytes()[:100])
     msg = _refused(capsys, copy, "report")
     assert msg == (
-        f"stage report: per-point file {str(path)!r} is not a readable .npz (BadZipFile); "
+        f"stage report: per-point file {str(path)!r} is unreadable (BadZipFile: not a .npz or "
+        "cut short); "
         "rerun the probe stage of this run"
     )
 

@@ -425,7 +425,7 @@ def test_a_failure_leaves_the_previous_report_intact(tmp_path, capsys, broken):
         needle = "lacks the columns"
     else:
         points_path(paths["probe"], "topics_c20", 4, 0).write_bytes(b"not an npz")
-        needle = "is not a readable .npz"
+        needle = "is unreadable (ValueError: not a .npz or cut short)"
     assert STAGE.main(argv(paths)) == 2
     assert needle in capsys.readouterr().err
     assert paths["out"].read_text() == "previous report\n"

@@ -54,11 +54,11 @@ def read_npz(
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
-    except FileNotFoundError:
-        raise UserError(f"{where} does not exist{_tail(again)}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise  # the stage's one line: cannot access '<path>': <reason>
     except Exception as exc:  # truncated or foreign: BadZipFile, ValueError, EOFError, OSError
         raise UserError(
-            f"{where} is not a readable .npz ({type(exc).__name__}){_tail(again)}"
+            f"{where} is unreadable ({type(exc).__name__}: not a .npz or cut short){_tail(again)}"
         ) from None
     lacking = [k for k in keys if k not in arrays]
     if lacking:

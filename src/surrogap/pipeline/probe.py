@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.core import io
+from surrogap.core import files, io
 from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
@@ -47,14 +47,10 @@ def load_features(path: Path, num_classes: int) -> tuple[dict, dict]:
     one UserError line naming it and what is wrong."""
     where = f"features {str(path)!r}"
     again = "rerun the extract stage"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            z = {s: f[f"{s}_x"] for s in FEATURE_SPLITS}
-            y = {s: f[f"{s}_y"] for s in FEATURE_SPLITS}
-    except OSError:
-        raise
-    except Exception as exc:  # truncated or foreign (BadZipFile, ValueError, KeyError)
-        raise UserError(f"{where} are unreadable ({type(exc).__name__}); {again}") from None
+    keys = [f"{s}_{a}" for s in FEATURE_SPLITS for a in "xy"]
+    arrays = files.read_npz(path, "features", again, keys)
+    z = {s: arrays[f"{s}_x"] for s in FEATURE_SPLITS}
+    y = {s: arrays[f"{s}_y"] for s in FEATURE_SPLITS}
     dims = set()
     for s in FEATURE_SPLITS:
         zs, ys = z[s], y[s]
