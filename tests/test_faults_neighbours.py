@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import cli_args, one_line, stage, tiny_params, write_params
 
+from surrogap.models.inputs import load_prepared
 from surrogap.pipeline import prepare, pretrain
 
 torch.set_num_threads(1)
@@ -405,3 +406,47 @@ def test_the_untampered_mini_pipeline_reports(copy):
     """The baseline of every refusal above: the same files untouched give a report."""
     assert _run(copy, "report") == 0
     assert "circle" in (copy / "reports/report.md").read_text()
+
+
+# --------------------------------------------------------------------------- text data
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            lambda a: a["tokens"].__setitem__(3, 10**6),
+            "train.npz' holds token id 1000000, allowed: 0..",  # then meta.json's vocab_size
+        ),
+        (
+            lambda a: a["offsets"].__setitem__(2, a["offsets"][1] - 1),
+            "train.npz' offsets are not the starts of its sentences",
+        ),
+    ],
+)
+def test_text_data_outside_its_vocabulary_is_refused_before_training(
+    tmp_path, capsys, change, says
+):
+    params = tiny_params()
+    params["dataset"] = ["topics"]
+    params["topics"] = {
+        "data": {"kind": "topics", "classes": 3, "sentences_per_class": 20, "vocab_size": 60},
+        "encoder": {"name": "bag", "dim": 8},
+        "train": params["circle"]["train"],
+    }
+    prepared = tmp_path / "prepared"
+    prepare.run(params, "topics", prepared, tmp_path / "raw")
+    load_prepared(prepared / "s0")  # the baseline: as prepared, the data is accepted
+    _tamper_split(prepared / "s0", "train", change)
+    argv = cli_args(
+        params=write_params(tmp_path / "params.yaml", params),
+        dataset="topics",
+        k=4,
+        seed=0,
+        data=prepared / "s0",
+        out=tmp_path / "run",
+        checkpoints=tmp_path / "ckpt",
+    )
+    assert stage("pretrain").main(argv) == 2
+    msg = one_line(capsys.readouterr().err)
+    assert msg.startswith(f"stage pretrain: {str(prepared / 's0' / 'train.npz')!r}"), msg
+    assert says in msg, msg
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ckpt").exists()

@@ -200,6 +200,8 @@ def _check_split(
                 f"{where} tokens is {tdtype} {tshape} and offsets {odtype} {oshape}, allowed: "
                 f"integer (total,) and integer ({n},); {stale}"
             )
+        if "tokens" in arrays and "offsets" in arrays:
+            _check_text(where, mwhere, meta, arrays["tokens"], arrays["offsets"], stale)
     if split != "train":
         return
     counts = np.bincount(y, minlength=c)
@@ -213,6 +215,27 @@ def _check_split(
         raise UserError(
             f"{mwhere} prior is not the class frequencies of {where} (it is written from "
             f"them); {stale}"
+        )
+
+
+def _check_text(
+    where: str, mwhere: str, meta: dict, tokens: np.ndarray, offsets: np.ndarray, stale: str
+) -> None:
+    """Token ids within meta.json's vocabulary; offsets starting at 0, never decreasing,
+    within the tokens (the encoder's embedding indexes by them)."""
+    vocab = meta["vocab_size"]
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+        bad = int(tokens[(tokens < 0) | (tokens >= vocab)][0])
+        raise UserError(
+            f"{where} holds token id {bad}, allowed: 0..{vocab - 1} ({mwhere} vocab_size is "
+            f"{vocab}); {stale}"
+        )
+    if offsets.size and (
+        offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] > tokens.size
+    ):
+        raise UserError(
+            f"{where} offsets are not the starts of its sentences (0 first, never decreasing, "
+            f"at most the {tokens.size} tokens); {stale}"
         )
 
 
