@@ -263,7 +263,14 @@ PREPARED_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", ["extract", "probe"])
+OUTPUTS = {
+    "extract": "data/features/circle/k4",
+    "probe": "data/probe/circle/k4",
+    "bounds": "reports",
+}
+
+
+@pytest.mark.parametrize("name", list(OUTPUTS))
 @pytest.mark.parametrize("case", list(PREPARED_CASES))
 def test_prepared_data_disagreeing_with_meta_json_is_one_line(copy, capsys, name, case):
     folder = copy / "data/prepared/circle/s0"
@@ -272,8 +279,8 @@ def test_prepared_data_disagreeing_with_meta_json_is_one_line(copy, capsys, name
         _tamper_meta(folder, change)
     else:
         _tamper_split(folder, where, change)
-    out = copy / ("data/features/circle/k4" if name == "extract" else "data/probe/circle/k4")
-    before = sorted(p.name for p in out.iterdir())
+    out = copy / OUTPUTS[name]
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file())
     msg = _refused(capsys, copy, name)
     assert msg.startswith(f"stage {name}: "), msg
     assert says.format(meta=folder / "meta.json", folder=folder) in msg, msg
@@ -281,7 +288,7 @@ def test_prepared_data_disagreeing_with_meta_json_is_one_line(copy, capsys, name
         "the prepared data was changed after the prepare stage: rerun `dvc repro prepare` "
         "(or delete the folder first)"
     )
-    assert sorted(p.name for p in out.iterdir()) == before
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file()) == before
 
 
 def test_pretrain_refuses_prepared_data_disagreeing_with_meta_json(copy, capsys):

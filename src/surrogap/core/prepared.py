@@ -1,8 +1,11 @@
 """The on-disk contract of a prepared dataset, `data/prepared/<dataset>/s<seed>/`: the
 splits ``{train,val,test}.npz`` and ``meta.json``, written by :func:`write_prepared` (the
-`prepare` stage) and read back by :func:`read_meta` and :func:`read_splits` (numpy only: the
-probe stage reads meta.json too; :func:`surrogap.models.inputs.load_prepared` serves the
-splits to encoders as tensors). See docs/ARCHITECTURE.md."""
+`prepare` stage) and read back by :func:`read_splits` (numpy only;
+:func:`surrogap.models.inputs.load_prepared` serves the splits to encoders as tensors) and,
+where only meta.json's numbers are used (probe, bounds, report), by
+:func:`read_checked_meta`; both check every split against meta.json (keys, sizes, label
+range, shapes, every class in train, the prior, text token ids), so data changed after the
+prepare stage is one line naming the file. See docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 

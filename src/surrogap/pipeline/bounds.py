@@ -15,7 +15,7 @@ import pandas as pd
 from surrogap.core import config, files, io
 from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import read_meta
+from surrogap.core.prepared import read_checked_meta
 from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name, seed_dir
 from surrogap.theory import bounds
 
@@ -47,12 +47,19 @@ def _number(rec: dict, key: str, where: str, again: str, lo=None, hi=None) -> No
 
 
 def read_record(
-    path: Path, dataset: str, k: int, seed: int, lr, prepared_dir: Path | None = None
+    path: Path,
+    dataset: str,
+    k: int,
+    seed: int,
+    lr,
+    prepared_dir: Path | None = None,
+    metas: dict | None = None,
 ) -> dict:
     """One probe record, checked against its neighbours: its dataset, K, seed and lr
     against the run it is read for (its folder, as schema.run_dir names it, and the
     bounds stage's grid), its classes, kind and prior against the run's prepared
-    meta.json (where `prepared_dir` is given), and its numbers (finite, losses >= 0,
+    meta.json (where `prepared_dir` is given; checked against its arrays, and kept in
+    `metas`, by folder), and its numbers (finite, losses >= 0,
     accuracies in [0, 1])."""
     again = "rerun the probe stage of this run"
     rec = files.read_json(path, "probe record", again, RECORD_KEYS)
@@ -85,7 +92,10 @@ def read_record(
             _number(rec, key, where, again)
     if prepared_dir is not None:
         folder = prepared_dir / dataset / seed_dir(seed)
-        meta = read_meta(folder)
+        metas = {} if metas is None else metas  # each folder read once per stage
+        if folder not in metas:
+            metas[folder] = read_checked_meta(folder)
+        meta = metas[folder]
         mwhere = repr(str(folder / "meta.json"))
         for key, mkey in (("classes", "num_classes"), ("kind", "kind"), ("prior", "prior")):
             if rec.get(key) != meta.get(mkey):
@@ -165,7 +175,7 @@ def run(
     grid = config.grid(params)
     check_top_level(params)
     lrs = [None, *params.get("lr", [])]  # as params.yaml writes them: they name the runs
-    records, paths, missing = [], [], []
+    records, paths, missing, metas = [], [], [], {}
     for name in grid.dataset:
         dataset_section(params, name)
         for k in grid.k:
@@ -175,7 +185,7 @@ def run(
                     if not path.exists():
                         missing.append(str(path))
                         continue
-                    rec = read_record(path, name, k, seed, lr, prepared_dir)
+                    rec = read_record(path, name, k, seed, lr, prepared_dir, metas)
                     records.append({**rec, "run": run_name(k, seed, lr)})
                     paths.append(path)
     if missing:
