@@ -333,7 +333,7 @@ def test_select_lr_refuses_a_value_of_the_wrong_type(copy, capsys):
     _edit_csv(results, "val_mean_acc", "abc")
     msg = _refused(capsys, copy, "select_lr")
     assert msg == (
-        f"stage select_lr: results file {str(results)!r} line 2, column 'val_mean_acc': "
+        f"stage select_lr: results file {str(results)!r} row 1, column 'val_mean_acc': "
         "'abc', allowed: a finite number; rerun the bounds stage"
     )
     assert selected.read_bytes() == before
@@ -342,11 +342,11 @@ def test_select_lr_refuses_a_value_of_the_wrong_type(copy, capsys):
 @pytest.mark.parametrize(
     ("column", "value", "allowed"),
     [
-        ("contrastive_loss", "", "empty, allowed: a finite number"),
-        ("contrastive_loss", "nan", "empty, allowed: a finite number"),
+        ("contrastive_loss", "", "NaN or empty, allowed: a finite number"),
+        ("contrastive_loss", "nan", "NaN or empty, allowed: a finite number"),
         ("k", "4.5", "4.5, allowed: an integer"),
         ("holds", "maybe", "'maybe', allowed: True or False"),
-        ("bao_upper", "", "empty, allowed: a number (not NaN)"),
+        ("bao_upper", "", "NaN or empty, allowed: a number (not NaN)"),
     ],
 )
 def test_report_refuses_a_missing_number_in_selected_csv(copy, capsys, column, value, allowed):
@@ -354,7 +354,7 @@ def test_report_refuses_a_missing_number_in_selected_csv(copy, capsys, column, v
     _edit_csv(selected, column, value)
     msg = _refused(capsys, copy, "report")
     assert msg == (
-        f"stage report: results file {str(selected)!r} line 2, column {column!r}: {allowed}; "
+        f"stage report: results file {str(selected)!r} row 1, column {column!r}: {allowed}; "
         "rerun the bounds stage"
     )
     assert not (copy / "reports/report.md").exists()
@@ -376,7 +376,7 @@ TRAJECTORY = Path("data/pretrain/circle/k4/s0/trajectory.csv")
     ("cut", "says"),
     [
         ("last row", "it ends at epoch 1, expected 2 (train_info.json's epochs)"),
-        ("mid row", "line 4, column 'val_contrastive_loss': empty, allowed: a finite number"),
+        ("mid row", "row 3, column 'val_contrastive_loss': NaN or empty, allowed: a finite number"),
         ("first row", "row 1 is epoch 1, expected 0 (train_info.json's epochs)"),
     ],
 )

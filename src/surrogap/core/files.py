@@ -80,11 +80,11 @@ _BOOLS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0
 def _bad(where: str, frame: pd.DataFrame, col: str, mask, kind: str, again: str) -> UserError:
     i = int(np.flatnonzero(np.asarray(mask))[0])
     value = frame[col].iloc[i]
-    shown = "empty" if isinstance(value, float) and math.isnan(value) else repr(value)
+    shown = "NaN or empty" if isinstance(value, float) and math.isnan(value) else repr(value)
     if isinstance(value, (float, np.floating)) and not math.isnan(value):
         shown = f"{float(value)!r}"
     return UserError(
-        f"{where} line {i + 2}, column {col!r}: {shown}, allowed: {_ALLOWED[kind]}{_tail(again)}"
+        f"{where} row {i + 1}, column {col!r}: {shown}, allowed: {_ALLOWED[kind]}{_tail(again)}"
     )
 
 
@@ -132,7 +132,8 @@ def read_csv(
 ) -> pd.DataFrame:
     """The CSV table `path` with `columns` typed as schema.COLUMN_TYPES says (the values
     exactly as pandas parses them: a valid table reads as it always did). Only `columns`
-    are kept unless `keep_other`."""
+    are kept unless `keep_other`. A bad value is named by its row (1 = the first row below
+    the header) and column."""
     path = Path(path)
     where = f"{what} {str(path)!r}"
     if not path.is_file():
