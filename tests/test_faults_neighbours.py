@@ -204,6 +204,24 @@ def test_model_trained_on_other_data_is_refused_by_extract(copy, capsys):
     assert f"but its prepared meta.json has sizes = {sizes!r}" in msg
 
 
+def test_features_of_another_seed_are_refused_by_probe(copy, capsys):
+    # the same arrays in another order: what features of another seed's split look like
+    path = copy / "data/features/circle/k4/s0.npz"
+    with np.load(path) as f:
+        arrays = dict(f)
+    order = np.random.default_rng(1).permutation(arrays["test_y"].size)
+    arrays["test_x"], arrays["test_y"] = arrays["test_x"][order], arrays["test_y"][order]
+    np.savez(path, **arrays)
+    before = (copy / "data/probe/circle/k4/s0.json").read_bytes()
+    msg = _refused(capsys, copy, "probe")
+    test_npz = copy / "data/prepared/circle/s0/test.npz"
+    assert msg == (
+        f"stage probe: features {str(path)!r}: test_y are not the labels of "
+        f"{str(test_npz)!r} (features of another seed or dataset?); rerun the extract stage"
+    )
+    assert (copy / "data/probe/circle/k4/s0.json").read_bytes() == before
+
+
 # --------------------------------------------------------------------------- prepared data
 def _tamper_split(folder: Path, split: str, change) -> None:
     path = folder / f"{split}.npz"

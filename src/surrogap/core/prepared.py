@@ -256,8 +256,15 @@ def read_checked_meta(folder: str | Path) -> dict:
     """The checked meta.json of a prepared dataset folder, checked against the arrays of
     every split too (their headers and labels only, not the inputs): for a reader that
     takes the sizes or classes from meta.json without reading the data."""
+    return read_labels(folder)[0]
+
+
+def read_labels(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """meta.json and the labels `y` of every split, checked as :func:`read_checked_meta`
+    does (the inputs are not read)."""
     folder = Path(folder)
     meta = read_meta(folder)
+    labels = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
         try:
@@ -268,9 +275,10 @@ def read_checked_meta(folder: str | Path) -> dict:
             raise UserError(
                 f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}"
             ) from None
-        labels = _load_split_key(path, "y") if "y" in shapes else {}
-        _check_split(folder, meta, s, shapes, labels)
-    return meta
+        arrays = _load_split_key(path, "y") if "y" in shapes else {}
+        _check_split(folder, meta, s, shapes, arrays)
+        labels[s] = arrays["y"]
+    return meta, labels
 
 
 def _load_split_key(path: Path, key: str) -> dict[str, np.ndarray]:
