@@ -15,10 +15,18 @@ def main(argv=None) -> int:
     p.add_argument(
         "--metrics", required=True, type=Path, help="reports/metrics (a folder of .json)"
     )
+    p.add_argument(
+        "--prepared-dir",
+        type=Path,
+        default=None,
+        help="data/prepared: each probe record's classes, kind and prior checked against it",
+    )
     return stage.run(
         "bounds",
         p,
-        lambda a: bounds.run(load_params(a.params), a.probe_dir, a.results, a.metrics),
+        lambda a: bounds.run(
+            load_params(a.params), a.probe_dir, a.results, a.metrics, a.prepared_dir
+        ),
         argv,
     )
 

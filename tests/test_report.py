@@ -148,6 +148,20 @@ def prepared_meta(classes: int, sizes: dict[str, int]) -> dict:
     }
 
 
+def write_prepared_meta(folder: Path, meta: dict) -> None:
+    """meta.json and splits whose arrays agree with it (the report checks them: text
+    splits of one token per sample, labels cycling through the classes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.joinpath("meta.json").write_text(json.dumps(meta))
+    for split, n in meta["sizes"].items():
+        np.savez(
+            folder / f"{split}.npz",
+            tokens=np.zeros(n, np.int64),
+            offsets=np.arange(n),
+            y=np.arange(n) % meta["num_classes"],
+        )
+
+
 def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict[str, Path]:
     results = make_results(fail)
     paths = {
@@ -170,15 +184,13 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         folder.mkdir(parents=True)
         traj.to_csv(folder / "trajectory.csv", index=False)
         if row["dataset"] == "topics_c20":  # the others' runs recorded no train_info.json
-            info = {"global_batch": 64, "epochs": 7, "lr_used": 0.01}
+            info = {"global_batch": 64, "epochs": EPOCHS - 1, "lr_used": 0.01}
             (folder / "train_info.json").write_text(json.dumps(info))
         write_points(paths["probe"], row)
     for ds, (_, c) in DATASETS.items():
         for seed in SEEDS:
-            meta = paths["prepared"] / ds / seed_dir(seed) / "meta.json"
-            meta.parent.mkdir(parents=True)
             sizes = {"train": 140 * c, "val": 20 * c, "test": 40 * c}  # 200 per class
-            meta.write_text(json.dumps(prepared_meta(c, sizes)))
+            write_prepared_meta(paths["prepared"] / ds / seed_dir(seed), prepared_meta(c, sizes))
     paths["theory"].mkdir(parents=True)
     (paths["theory"] / "fig3.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # fig4 left absent
     params = {
@@ -299,7 +311,7 @@ def test_scale_lists_every_difference_from_the_paper(good):
     paths, _ = good
     scale = section(paths["out"].read_text(), "Scale: this run against the paper's")
     assert (
-        "| topics_c20 | Wiki-3029 | 20 / 500-3029 | 200 / 200 | 64 / 2048 | 7 / not stated |"
+        "| topics_c20 | Wiki-3029 | 20 / 500-3029 | 200 / 200 | 64 / 2048 | 4 / not stated |"
         in scale
     )
     line = next(ln for ln in scale.splitlines() if ln.startswith("- topics_c20:"))
@@ -314,9 +326,8 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
     results = results[results["dataset"] == "topics_c5"]
     prepared, pretrain = tmp_path / "prepared", tmp_path / "pretrain"
     for seed, total in zip(SEEDS, (1797, 1797, 1800), strict=True):  # digits: not divisible
-        (prepared / "topics_c5" / seed_dir(seed)).mkdir(parents=True)
         meta = prepared_meta(10, {"train": total - 700, "val": 350, "test": 350})
-        (prepared / "topics_c5" / seed_dir(seed) / "meta.json").write_text(json.dumps(meta))
+        write_prepared_meta(prepared / "topics_c5" / seed_dir(seed), meta)
     for row in results.itertuples():
         folder = pretrain / "topics_c5" / run_dir(row.k, row.seed)
         folder.mkdir(parents=True)
@@ -414,7 +425,7 @@ def test_a_failure_leaves_the_previous_report_intact(tmp_path, capsys, broken):
         needle = "lacks the columns"
     else:
         points_path(paths["probe"], "topics_c20", 4, 0).write_bytes(b"not an npz")
-        needle = "is not a readable .npz"
+        needle = "is unreadable (ValueError: not a .npz or cut short)"
     assert STAGE.main(argv(paths)) == 2
     assert needle in capsys.readouterr().err
     assert paths["out"].read_text() == "previous report\n"

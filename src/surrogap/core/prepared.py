@@ -1,8 +1,11 @@
 """The on-disk contract of a prepared dataset, `data/prepared/<dataset>/s<seed>/`: the
 splits ``{train,val,test}.npz`` and ``meta.json``, written by :func:`write_prepared` (the
-`prepare` stage) and read back by :func:`read_meta` and :func:`read_splits` (numpy only: the
-probe stage reads meta.json too; :func:`surrogap.models.inputs.load_prepared` serves the
-splits to encoders as tensors). See docs/ARCHITECTURE.md."""
+`prepare` stage) and read back by :func:`read_splits` (numpy only;
+:func:`surrogap.models.inputs.load_prepared` serves the splits to encoders as tensors) and,
+where only meta.json's numbers are used (probe, bounds, report), by
+:func:`read_checked_meta`; both check every split against meta.json (keys, sizes, label
+range, shapes, every class in train, the prior, text token ids), so data changed after the
+prepare stage is one line naming the file. See docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 
@@ -134,22 +137,169 @@ def write_prepared(prepared: Prepared, name: str, kind: str, prior: str, out_dir
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def _npz_shapes(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
+    """The shape and dtype of every array of an .npz, read from the headers alone."""
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".npy"):
+                continue
+            with zf.open(name) as fp:
+                version = np.lib.format.read_magic(fp)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read(fp)
+            out[name[: -len(".npy")]] = (tuple(shape), np.dtype(dtype))
+    return out
+
+
+def _check_split(
+    folder: Path, meta: dict, split: str, shapes: dict, arrays: dict[str, np.ndarray]
+) -> None:
+    """The split's arrays (`shapes`: every key's shape and dtype; `arrays`: at least the
+    labels `y`) against meta.json: the keys of its modality, sizes, label range, the
+    dense input shape, and (train) every class present, matching the prior."""
+    path, meta_path = folder / f"{split}.npz", folder / "meta.json"
+    where, mwhere = repr(str(path)), repr(str(meta_path))
+    stale = f"the prepared data was changed after the prepare stage: {AGAIN}"
+    need = ("x", "y") if meta["modality"] == "dense" else ("tokens", "offsets", "y")
+    lacking = [k for k in need if k not in shapes]
+    if lacking:
+        raise UserError(
+            f"{where} lacks the arrays {', '.join(lacking)} ({mwhere} says modality "
+            f"{meta['modality']}: {', '.join(need)}); {stale}"
+        )
+    y = arrays["y"]
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise UserError(
+            f"{where} y is {y.dtype} of shape {y.shape}, allowed: integer (n,); {stale}"
+        )
+    n, size = int(y.size), meta["sizes"][split]
+    if n != size:
+        raise UserError(f"{mwhere} sizes.{split} is {size} but {where} holds {n} samples; {stale}")
+    c = meta["num_classes"]
+    if n and (y.min() < 0 or y.max() >= c):
+        bad = int(y[(y < 0) | (y >= c)][0])
+        raise UserError(
+            f"{where} holds label {bad}, allowed: 0..{c - 1} ({mwhere} num_classes is {c}); {stale}"
+        )
+    if meta["modality"] == "dense":
+        shape, dtype = shapes["x"]
+        want = (n, *meta["input_shape"])
+        if shape != want or dtype.kind != "f":
+            raise UserError(
+                f"{where} x is {dtype} of shape {shape}, allowed: float {want} ({n} samples "
+                f"of {mwhere} input_shape {meta['input_shape']}); {stale}"
+            )
+    else:
+        (tshape, tdtype), (oshape, odtype) = shapes["tokens"], shapes["offsets"]
+        if len(tshape) != 1 or tdtype.kind not in "iu" or oshape != (n,) or odtype.kind not in "iu":
+            raise UserError(
+                f"{where} tokens is {tdtype} {tshape} and offsets {odtype} {oshape}, allowed: "
+                f"integer (total,) and integer ({n},); {stale}"
+            )
+        if "tokens" in arrays and "offsets" in arrays:
+            _check_text(where, mwhere, meta, arrays["tokens"], arrays["offsets"], stale)
+    if split != "train":
+        return
+    counts = np.bincount(y, minlength=c)
+    if (counts == 0).any():
+        raise UserError(
+            f"{mwhere} num_classes is {c} but {where} has no sample of class "
+            f"{int(np.argmin(counts))}; {stale}"
+        )
+    prior = meta.get("prior")
+    if prior is not None and not np.allclose(prior, counts / counts.sum(), rtol=1e-9, atol=1e-12):
+        raise UserError(
+            f"{mwhere} prior is not the class frequencies of {where} (it is written from "
+            f"them); {stale}"
+        )
+
+
+def _check_text(
+    where: str, mwhere: str, meta: dict, tokens: np.ndarray, offsets: np.ndarray, stale: str
+) -> None:
+    """Token ids within meta.json's vocabulary; offsets starting at 0, never decreasing,
+    within the tokens (the encoder's embedding indexes by them)."""
+    vocab = meta["vocab_size"]
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+        bad = int(tokens[(tokens < 0) | (tokens >= vocab)][0])
+        raise UserError(
+            f"{where} holds token id {bad}, allowed: 0..{vocab - 1} ({mwhere} vocab_size is "
+            f"{vocab}); {stale}"
+        )
+    if offsets.size and (
+        offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] > tokens.size
+    ):
+        raise UserError(
+            f"{where} offsets are not the starts of its sentences (0 first, never decreasing, "
+            f"at most the {tokens.size} tokens); {stale}"
+        )
+
+
+def _load_split(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {k: arrays[k] for k in arrays.files}
+    except FileNotFoundError:
+        raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
+    except Exception as exc:  # truncated or not an npz (BadZipFile, ValueError, EOFError)
+        raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}") from None
+
+
+def read_checked_meta(folder: str | Path) -> dict:
+    """The checked meta.json of a prepared dataset folder, checked against the arrays of
+    every split too (their headers and labels only, not the inputs): for a reader that
+    takes the sizes or classes from meta.json without reading the data."""
+    return read_labels(folder)[0]
+
+
+def read_labels(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """meta.json and the labels `y` of every split, checked as :func:`read_checked_meta`
+    does (the inputs are not read)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    labels = {}
+    for s in SPLITS:
+        path = folder / f"{s}.npz"
+        try:
+            shapes = _npz_shapes(path)
+        except FileNotFoundError:
+            raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
+        except Exception as exc:  # truncated or not an npz
+            raise UserError(
+                f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}"
+            ) from None
+        arrays = _load_split_key(path, "y") if "y" in shapes else {}
+        _check_split(folder, meta, s, shapes, arrays)
+        labels[s] = arrays["y"]
+    return meta, labels
+
+
+def _load_split_key(path: Path, key: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {key: arrays[key]}
+    except Exception as exc:
+        raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}") from None
+
+
 def read_splits(folder: str | Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
-    """The checked meta.json and the arrays of every split of a prepared dataset folder."""
+    """The checked meta.json and the arrays of every split of a prepared dataset folder,
+    each split checked against meta.json (:func:`_check_split`) and for NaN or inf."""
     folder = Path(folder)
     meta = read_meta(folder)
     splits = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
-        try:
-            with np.load(path) as arrays:
-                loaded = {k: arrays[k] for k in arrays.files}
-        except FileNotFoundError:
-            raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
-        except Exception as exc:  # truncated or not an npz (BadZipFile, ValueError, EOFError)
-            raise UserError(
-                f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}"
-            ) from None
+        loaded = _load_split(path)
+        shapes = {k: (a.shape, a.dtype) for k, a in loaded.items()}
+        _check_split(folder, meta, s, shapes, loaded)
         for key, arr in loaded.items():
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 row = int(np.argwhere(~np.isfinite(arr))[0, 0])

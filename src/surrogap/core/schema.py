@@ -80,6 +80,29 @@ EVALUATE_TABLE_COLUMNS = (
     "vacuity",
 )
 
+# The type of every column of those CSV tables, as their one reader (core.files.read_csv)
+# types them: "str" (non-empty text), "int", "finite" (a finite number), "number" (a number,
+# +-inf allowed, never NaN), "number?" (a number or empty: NaN where undefined) and "bool"
+# (True/False). A column missing here is read as "number?".
+COLUMN_TYPES = {
+    **dict.fromkeys(("dataset", "kind", "run"), "str"),
+    **dict.fromkeys(("classes", "k", "seed", "epoch", "n_train", "n_test", "dim"), "int"),
+    **dict.fromkeys(
+        (
+            *MEASURED,
+            "linear_acc",
+            "linear_loss",
+            "val_supervised_loss",
+            "val_mean_acc",
+            "val_contrastive_loss",
+        ),
+        "finite",
+    ),
+    **dict.fromkeys(BOUND_COLUMNS[:4], "number"),
+    **dict.fromkeys((*EARLIER_BOUNDS, "lr", "train_loss"), "number?"),
+    "holds": "bool",
+}
+
 # data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`
 # labels of every split
 FEATURE_SPLITS = SPLITS

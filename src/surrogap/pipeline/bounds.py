@@ -5,27 +5,121 @@ dataset, for `dvc metrics show`)."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from surrogap.core import config, io
+from surrogap.core import config, files, io
 from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
-from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name
+from surrogap.core.prepared import read_checked_meta
+from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name, seed_dir
 from surrogap.theory import bounds
 
+# the numbers of results.csv a probe record holds
+RESULT_NUMBERS = (
+    "contrastive_loss",
+    "contrastive_loss_se",
+    "supervised_loss",
+    "mean_acc",
+    "linear_acc",
+    "linear_loss",
+    "val_supervised_loss",
+    "val_mean_acc",
+)
 
-def results_table(records: list[dict]) -> pd.DataFrame:
+
+# what a probe record (data/probe/<dataset>/<group>/s<seed>.json) must hold: every column
+# of results.csv the bounds do not add
+RECORD_KEYS = ("dataset", "kind", "classes", "k", "seed", *RESULT_NUMBERS)
+
+
+def _number(rec: dict, key: str, where: str, again: str, lo=None, hi=None) -> None:
+    v = rec[key]
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (lo is None or v >= lo) and (hi is None or v <= hi)
+    if not ok:
+        rng = "" if lo is None else f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}"
+        raise UserError(f"{where}: {key} is {v!r}, allowed: a finite number{rng}; {again}")
+
+
+def read_record(
+    path: Path,
+    dataset: str,
+    k: int,
+    seed: int,
+    lr,
+    prepared_dir: Path | None = None,
+    metas: dict | None = None,
+) -> dict:
+    """One probe record, checked against its neighbours: its dataset, K, seed and lr
+    against the run it is read for (its folder, as schema.run_dir names it, and the
+    bounds stage's grid), its classes, kind and prior against the run's prepared
+    meta.json (where `prepared_dir` is given; checked against its arrays, and kept in
+    `metas`, by folder), and its numbers (finite, losses >= 0,
+    accuracies in [0, 1])."""
+    again = "rerun the probe stage of this run"
+    rec = files.read_json(path, "probe record", again, RECORD_KEYS)
+    where = f"probe record {str(path)!r}"
+    run = run_name(k, seed, lr)
+    for key, want in (("dataset", dataset), ("k", k), ("seed", seed)):
+        if rec[key] != want or isinstance(rec[key], bool):
+            raise UserError(
+                f"{where} says {key} {rec[key]!r} but it is the record of run {run} of "
+                f"{dataset} ({key} {want!r}); {again}"
+            )
+    if "lr" in rec:
+        got = rec["lr"]
+        same = got is None if lr is None else isinstance(got, (int, float)) and got == float(lr)
+        if not same:
+            want = "none: the section's own train.lr" if lr is None else repr(lr)
+            raise UserError(
+                f"{where} says lr {got!r} but it is the record of run {run} of {dataset} "
+                f"(lr {want}); {again}"
+            )
+    c = rec["classes"]
+    if isinstance(c, bool) or not isinstance(c, int) or c < 2:
+        raise UserError(f"{where}: classes is {c!r}, allowed: an integer >= 2; {again}")
+    for key in RESULT_NUMBERS:
+        if key.endswith("acc"):
+            _number(rec, key, where, again, 0, 1)
+        elif key.endswith(("loss", "_se")):
+            _number(rec, key, where, again, 0)
+        else:
+            _number(rec, key, where, again)
+    if prepared_dir is not None:
+        folder = prepared_dir / dataset / seed_dir(seed)
+        metas = {} if metas is None else metas  # each folder read once per stage
+        if folder not in metas:
+            metas[folder] = read_checked_meta(folder)
+        meta = metas[folder]
+        mwhere = repr(str(folder / "meta.json"))
+        for key, mkey in (("classes", "num_classes"), ("kind", "kind"), ("prior", "prior")):
+            if rec.get(key) != meta.get(mkey):
+                raise UserError(
+                    f"{where} says {key} {rec.get(key)!r} but {mwhere} says {mkey} "
+                    f"{meta.get(mkey)!r}; {again}"
+                )
+    return rec
+
+
+def results_table(records: list[dict], paths: list[Path] | None = None) -> pd.DataFrame:
     """The tidy results DataFrame (RESULTS_CSV_COLUMNS), sorted by dataset, classes, k, seed
-    and lr (the section's own lr, empty, first)."""
+    and lr (the section's own lr, empty, first). `paths` name each record's file in a
+    refusal of its numbers."""
     rows = []
-    for r in records:
+    for i, r in enumerate(records):
         prior = r.get("prior")
         setting = {"num_classes": r["classes"]} if prior is None else {"prior": prior}
-        at = bounds.bounds_at(r["contrastive_loss"], r["k"], **setting)
+        try:
+            at = bounds.bounds_at(r["contrastive_loss"], r["k"], **setting)
+        except UserError as exc:
+            if paths is None:
+                raise
+            raise UserError(f"probe record {str(paths[i])!r}: {exc}") from None
         row = {**r, **{key: float(value) for key, value in at.items()}}
         row["holds"] = bounds.holds(row["bao_lower"], row["supervised_loss"], row["bao_upper"])
         row["lr"] = r.get("lr")
@@ -68,13 +162,20 @@ def summary_metrics(df: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_dir: Path) -> None:
+def run(
+    params: Mapping,
+    probe_dir: Path,
+    results_path: Path,
+    metrics_dir: Path,
+    prepared_dir: Path | None = None,
+) -> None:
     """One row per (dataset, classes, k, seed, lr) of the current grid (lr: the section's
-    own train.lr, then every entry of the `lr` list)."""
+    own train.lr, then every entry of the `lr` list); each probe record checked against its
+    run and (`prepared_dir`) its prepared meta.json: :func:`read_record`."""
     grid = config.grid(params)
     check_top_level(params)
     lrs = [None, *params.get("lr", [])]  # as params.yaml writes them: they name the runs
-    records, missing = [], []
+    records, paths, missing, metas = [], [], [], {}
     for name in grid.dataset:
         dataset_section(params, name)
         for k in grid.k:
@@ -84,12 +185,14 @@ def run(params: Mapping, probe_dir: Path, results_path: Path, metrics_dir: Path)
                     if not path.exists():
                         missing.append(str(path))
                         continue
-                    records.append({**json.loads(path.read_text()), "run": run_name(k, seed, lr)})
+                    rec = read_record(path, name, k, seed, lr, prepared_dir, metas)
+                    records.append({**rec, "run": run_name(k, seed, lr)})
+                    paths.append(path)
     if missing:
         raise UserError(
             f"{len(missing)} probe result(s) missing, first {missing[0]!r}; run `dvc repro` to make them"
         )
-    df = results_table(records)
+    df = results_table(records, paths)
     for col in ("contrastive_loss", "supervised_loss"):
         bad = df[~np.isfinite(df[col])]
         if len(bad):

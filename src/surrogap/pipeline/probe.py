@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.core import io
+from surrogap.core import files, io
 from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import read_meta
+from surrogap.core.prepared import read_labels
 from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
 from surrogap.estimators.evaluation import (
     check_finite,
@@ -47,14 +47,10 @@ def load_features(path: Path, num_classes: int) -> tuple[dict, dict]:
     one UserError line naming it and what is wrong."""
     where = f"features {str(path)!r}"
     again = "rerun the extract stage"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            z = {s: f[f"{s}_x"] for s in FEATURE_SPLITS}
-            y = {s: f[f"{s}_y"] for s in FEATURE_SPLITS}
-    except OSError:
-        raise
-    except Exception as exc:  # truncated or foreign (BadZipFile, ValueError, KeyError)
-        raise UserError(f"{where} are unreadable ({type(exc).__name__}); {again}") from None
+    keys = [f"{s}_{a}" for s in FEATURE_SPLITS for a in "xy"]
+    arrays = files.read_npz(path, "features", again, keys)
+    z = {s: arrays[f"{s}_x"] for s in FEATURE_SPLITS}
+    y = {s: arrays[f"{s}_y"] for s in FEATURE_SPLITS}
     dims = set()
     for s in FEATURE_SPLITS:
         zs, ys = z[s], y[s]
@@ -99,9 +95,16 @@ def probe_seed(
     section's) and, at `points_path` (.npz), the per-test-point arrays of
     schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
     classifier's and the linear probe's cross-entropy (float64) and correctness (bool)."""
-    meta = read_meta(data_dir)
+    meta, labels = read_labels(data_dir)
     c = int(meta["num_classes"])
     z, y = load_features(features_path, c)
+    for s in FEATURE_SPLITS:  # features of another seed or dataset carry other labels
+        if not np.array_equal(y[s], labels[s]):
+            raise UserError(
+                f"features {str(features_path)!r}: {s}_y are not the labels of "
+                f"{str(data_dir / f'{s}.npz')!r} (features of another seed or dataset?); "
+                "rerun the extract stage"
+            )
     mean_loss, mean_correct = mean_classifier_points(
         z["train"], y["train"], z["test"], y["test"], c
     )

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from surrogap.core import io
-from surrogap.core.errors import UserError
+from surrogap.core import files, io
 from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS
 
 
@@ -32,18 +31,11 @@ def select(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{str(path)!r} is not a readable CSV ({type(exc).__name__})") from None
-    lacking = [c for c in RESULTS_CSV_COLUMNS if c not in df.columns]
-    if lacking:
-        raise UserError(
-            f"{str(path)!r} lacks the columns {', '.join(lacking)}; rerun the bounds stage"
-        )
-    if df.empty:
-        raise UserError(f"{str(path)!r} holds no runs; rerun the bounds stage")
-    return df
+    """reports/results.csv, every column typed as schema.COLUMN_TYPES says (one line names
+    a value of the wrong type by line and column)."""
+    return files.read_csv(
+        path, RESULTS_CSV_COLUMNS, "results file", "rerun the bounds stage", keep_other=True
+    )
 
 
 def run(results_path: Path, selected_path: Path) -> None:

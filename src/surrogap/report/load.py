@@ -8,10 +8,8 @@ Every problem with an input is one UserError line naming the file and what is wr
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from surrogap.core import files
 from surrogap.core.config import one_line, parse, spec
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import SPLITS, read_meta
+from surrogap.core.prepared import SPLITS, read_checked_meta
 from surrogap.core.schema import (
     PROBE_ARRAYS,
     REPORT_EXTERNAL_COLUMNS,
@@ -53,6 +52,8 @@ TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each tra
 EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
 # data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
 POINT_ARRAYS = PROBE_ARRAYS
+AGAIN_PRETRAIN = "rerun the pretrain stage of this run"
+AGAIN_PROBE = "rerun the probe stage of this run"
 
 
 # --------------------------------------------------------------------------- params
@@ -92,61 +93,15 @@ def parse_params(section: Any) -> ReportParams:
     return parse(ReportParams, section, "report")
 
 
-# --------------------------------------------------------------------------- helpers
-def _numeric(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
-    for col in columns:
-        try:
-            frame[col] = pd.to_numeric(frame[col], errors="raise").astype(np.float64)
-        except (ValueError, TypeError):
-            raise UserError(f"{where}: column {col!r} holds values that are not numbers") from None
-
-
-def _as_bool(series: pd.Series, where: str) -> pd.Series:
-    if series.dtype == bool:
-        return series
-    table = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
-    mapped = series.astype(str).str.strip().str.lower().map(table)
-    if mapped.isna().any():
-        bad = series[mapped.isna()].iloc[0]
-        raise UserError(f"{where}: column 'holds' must be true/false, got {bad!r}")
-    return mapped.astype(bool)
-
-
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{what} {str(path)!r} is not a readable CSV: {first}") from None
-
-
-def _integers(frame: pd.DataFrame, columns: Sequence[str], where: str) -> None:
-    for col in columns:
-        values = frame[col]
-        if values.isna().any() or (values != np.round(values)).any():
-            raise UserError(f"{where}: column {col!r} must hold integers")
-        frame[col] = values.astype(np.int64)
-
-
 # --------------------------------------------------------------------------- results
 def load_results(path: str | Path) -> pd.DataFrame:
-    """reports/results.csv as a typed DataFrame; a missing or malformed file is one line."""
+    """reports/results.csv (or selected.csv) typed by its one reader (core.files.read_csv);
+    a missing or malformed file is one line."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise UserError(f"results file {where!r} does not exist (run the bounds stage first)")
-    frame = _read_csv(path, "results file")
-    missing = [c for c in RESULTS_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"results file {where!r} lacks the columns {', '.join(missing)}")
-    if frame.empty:
-        raise UserError(f"results file {where!r} has no rows")
-    frame = frame.copy()
-    frame["dataset"] = frame["dataset"].astype(str)
-    frame["kind"] = frame["kind"].astype(str)
-    _numeric(frame, [c for c in RESULTS_COLUMNS if c not in ("dataset", "kind", "holds")], where)
-    _integers(frame, ("classes", "k", "seed"), where)
-    frame["holds"] = _as_bool(frame["holds"], where)
+    frame = files.read_csv(
+        path, RESULTS_COLUMNS, "results file", "rerun the bounds stage", keep_other=True
+    )
     per_dataset = frame.groupby("dataset")["classes"].nunique()
     if (per_dataset > 1).any():
         ds = per_dataset[per_dataset > 1].index[0]
@@ -200,8 +155,10 @@ def load_trajectories(
     Returns (frame, missing): frame has the columns dataset, kind, classes, k, seed, epoch,
     val_contrastive_loss, val_supervised_loss, val_mean_acc, contrastive_loss_se, lower_gap,
     upper_gap (the last three from results.csv: the run's test-set standard error of
-    R_cont and the bounds stage's gaps, so a non-uniform prior is respected); rows with a
-    missing value are dropped. `missing` names the runs without a trajectory file.
+    R_cont and the bounds stage's gaps, so a non-uniform prior is respected). Each file
+    is typed by core.files.read_csv (a missing value is refused, not dropped) and must hold
+    every evaluated epoch (:func:`_check_epochs`). `missing` names the runs without a
+    trajectory file.
     """
     carried = ("dataset", "kind", "classes", "k", "seed", "contrastive_loss_se")
     columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
@@ -213,13 +170,9 @@ def load_trajectories(
         if not path.is_file():
             missing.append(f"{row.dataset} K={row.k} seed {row.seed}")
             continue
-        traj = _read_csv(path, "trajectory")
-        lacking = [c for c in TRAJECTORY_COLUMNS if c not in traj.columns]
-        if lacking:
-            raise UserError(f"trajectory {str(path)!r} lacks the columns {', '.join(lacking)}")
-        traj = traj[list(TRAJECTORY_COLUMNS)].copy()
-        _numeric(traj, TRAJECTORY_COLUMNS, str(path))
-        traj = traj.dropna()
+        traj = files.read_csv(path, TRAJECTORY_COLUMNS, "trajectory", AGAIN_PRETRAIN)
+        info = _train_info(path.parent / "train_info.json")
+        _check_epochs(path, traj["epoch"].tolist(), info["epochs"] if info else None)
         for col in (*carried, "lower_gap", "upper_gap"):
             traj[col] = getattr(row, col)
         frames.append(traj)
@@ -229,17 +182,37 @@ def load_trajectories(
     return frame.sort_values(["dataset", "k", "seed", "epoch"]).reset_index(drop=True), missing
 
 
+def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
+    """A trajectory holds the epochs pretrain evaluated: 0, then every eval_every-th
+    epoch, and the last one (train_info.json's `epochs`, where recorded), so a file cut
+    short or with rows missing is refused. eval_every is the second row's epoch."""
+    last = trained if trained is not None else (epochs[-1] if epochs else 0)
+    step = epochs[1] if len(epochs) > 1 and epochs[1] > 0 else max(last, 1)
+    want = list(range(0, last + 1, step))
+    if want[-1] != last:
+        want.append(last)
+    if epochs != want:
+        i = next((i for i, (a, b) in enumerate(zip(epochs, want)) if a != b), None)
+        what = (
+            f"row {i + 1} is epoch {epochs[i]}, expected {want[i]}"
+            if i is not None
+            else f"it ends at epoch {epochs[-1] if epochs else 'none'}, expected {last}"
+        )
+        told = " (train_info.json's epochs)" if trained is not None else ""
+        raise UserError(
+            f"trajectory {str(path)!r}: {what}{told}; pretrain evaluates epoch 0, then "
+            f"every {step} epochs and epoch {last}; {AGAIN_PRETRAIN}"
+        )
+
+
 # --------------------------------------------------------------------------- scale
 def _train_info(path: Path) -> dict | None:
     """A run's train_info.json (how it was actually trained), or None where it is absent."""
     if not path.is_file():
         return None
-    try:
-        info = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:  # empty, truncated, not UTF-8
-        raise UserError(f"train info {str(path)!r} is unreadable ({type(exc).__name__})") from None
+    info = files.read_json(path, "train info")
     for key in ("global_batch", "epochs"):
-        v = info.get(key) if isinstance(info, dict) else None
+        v = info.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"train info {str(path)!r}: {key} is {v!r}, allowed: an integer >= 1")
     return info
@@ -260,7 +233,7 @@ def load_scale(
             for seed in sorted(set(int(s) for s in runs["seed"])):
                 folder = Path(prepared_dir) / str(ds) / seed_dir(seed)
                 if (folder / "meta.json").is_file():
-                    m = read_meta(folder)
+                    m = read_checked_meta(folder)
                     per_class.append(sum(m["sizes"][s] for s in SPLITS) / m["num_classes"])
         infos = [
             _train_info(Path(pretrain_dir) / str(ds) / run_folder(row) / "train_info.json")
@@ -281,16 +254,7 @@ def load_external(path: str | Path) -> pd.DataFrame | None:
     path = Path(path)
     if not path.is_file():
         return None
-    df = _read_csv(path, "external table")
-    if df.empty:
-        return df
-    lacking = [c for c in EXTERNAL_COLUMNS if c not in df.columns]
-    if lacking:
-        raise UserError(f"external table {str(path)!r} lacks the columns {', '.join(lacking)}")
-    df["dataset"] = df["dataset"].astype(str)
-    _numeric(df, EXTERNAL_COLUMNS[1:-1], str(path))
-    _integers(df, ("classes", "k"), str(path))
-    df["holds"] = _as_bool(df["holds"], str(path))
+    df = files.read_csv(path, EXTERNAL_COLUMNS, "external table", keep_other=True, allow_empty=True)
     return df
 
 
@@ -305,14 +269,8 @@ def points_path(
 
 def _read_points(path: Path) -> dict[str, np.ndarray]:
     where = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            lacking = [a for a in POINT_ARRAYS if a not in npz.files]
-            if lacking:
-                raise UserError(f"per-point file {where!r} lacks the arrays {', '.join(lacking)}")
-            arrays = {a: np.asarray(npz[a]) for a in POINT_ARRAYS}
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserError(f"per-point file {where!r} is not a readable .npz ({exc})") from None
+    found = files.read_npz(path, "per-point file", AGAIN_PROBE, POINT_ARRAYS)
+    arrays = {a: found[a] for a in POINT_ARRAYS}
     n = arrays["y"].shape
     for name, a in arrays.items():
         if a.ndim != 1 or a.shape != n:
