@@ -289,8 +289,14 @@ def test_a_bad_value_or_size_is_one_line_before_any_work(
 
 def test_a_seed_beyond_torch_is_refused_by_every_stage_that_reads_it(tmp_path, monkeypatch, capsys):
     params = {**tiny_params(), "seed": [2**64]}
-    for name, dvc_stage in (("prepare", "prepare@circle"), ("pretrain", "pretrain@circle-4-0")):
-        code, err = run_stage(name, params, tmp_path, monkeypatch, capsys, dvc_stage)
+    by_hand = ["--dataset", "circle", "--k", "4", "--data", "d", "--models", "m", "--out", "o"]
+    for name, dvc_stage, argv in (
+        ("prepare", "prepare@circle", ()),
+        ("pretrain", "pretrain@circle-4-0", ()),
+        ("probe", "probe@circle-4", ()),
+        ("extract", None, by_hand),  # by hand: the `seed` list alone is read
+    ):
+        code, err = run_stage(name, params, tmp_path, monkeypatch, capsys, dvc_stage, argv)
         assert code == 2 and one_line(err) == (
             f"stage {name}: seed: got [18446744073709551616], allowed: a non-empty list of "
             "integers in 0..4294967295 (2**32 - 1)"

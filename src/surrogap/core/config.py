@@ -55,6 +55,13 @@ NAME_ALLOWED = "a name of letters, digits and '_' that starts with a letter (no 
 SEED_MAX = 2**32 - 1
 
 
+def seed_list(seeds: tuple[int, ...]) -> bool:
+    return len(seeds) > 0 and all(0 <= x <= SEED_MAX for x in seeds)
+
+
+SEED_LIST_ALLOWED = f"a non-empty list of integers in 0..{SEED_MAX} (2**32 - 1)"
+
+
 def is_name(value: Any) -> bool:
     return isinstance(value, str) and NAME.fullmatch(value) is not None
 
@@ -116,7 +123,7 @@ def _type_name(tp) -> str:
 
 def _refuse_unquoted_digits(value: Any, tp: Any, where: str) -> None:
     """A string of digits only (an MD5 like 0123...) that YAML read as a number: say to
-    quote it (its digits cannot be recovered: leading zeros are gone, 0-7 only is octal)."""
+    quote it (its digits cannot be recovered: YAML 1.2 drops the leading zeros)."""
     if isinstance(value, int) and not isinstance(value, bool):
         raise UserError(
             f"{where}: got the number {shown(value)}, expected {_type_name(tp)}; YAML reads a value "
@@ -335,10 +342,7 @@ class Grid:
         check=lambda v: len(v) > 0 and all(x >= 1 for x in v),
         allowed="a non-empty list of integers >= 1",
     )
-    seed: tuple[int, ...] = spec(
-        check=lambda v: len(v) > 0 and all(0 <= x <= SEED_MAX for x in v),
-        allowed=f"a non-empty list of integers in 0..{SEED_MAX} (2**32 - 1)",
-    )
+    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
     lr: tuple[float, ...] = spec(
         (),
         check=lambda v: all(x > 0 for x in v),
@@ -366,7 +370,7 @@ class Seeds:
     """The one sweep list that prepare, extract and probe read: they handle every seed of
     their dataset, or (dataset, K), in one process."""
 
-    seed: tuple[int, ...] = Grid.__dataclass_fields__["seed"].default
+    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
 
     def validate(self, where: str) -> None:
         if len(set(self.seed)) != len(self.seed):

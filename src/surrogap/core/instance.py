@@ -113,11 +113,11 @@ def resolve(params: Mapping, script: str, addressing: str) -> Instance:
     lists = {key_name: list(params.get(key_name) or []) for key_name in MATRIX[stage]}
     found = matches(lists, key)
     if len(found) != 1:
-        how = "no" if not found else f"{len(found)}"
+        how = "no instance" if not found else f"{len(found)} instances"
         raise UserError(
-            f"DVC_STAGE is {config.shown(addressing)}: {how} instance of {stage} in the "
+            f"DVC_STAGE is {config.shown(addressing)}: {how} of {stage} in the "
             f"params lists {', '.join(MATRIX[stage])} has the key {config.shown(key)}; "
-            "run `dvc repro` again after changing params.yaml"
+            "DVC expanded dvc.yaml from other params lists: run `dvc repro` again"
         )
     return Instance(stage, **found[0])
 
