@@ -287,6 +287,17 @@ def test_a_bad_value_or_size_is_one_line_before_any_work(
     assert files_under(tmp_path) == ["params.yaml"]
 
 
+def test_a_generated_corpus_beyond_the_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    params = tiny_params()
+    params["circle"]["data"] = {"kind": "topics", "classes": 10, "sentences_per_class": 10**10}
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
+    assert code == 2 and one_line(err).startswith(
+        "stage prepare: circle.data: classes x sentences_per_class x max_len = 10 x 10000000000 "
+        "x 24 tokens and vocab_size 5000 needs about"
+    ), err
+    assert files_under(tmp_path) == ["params.yaml"]  # not even the generated corpus
+
+
 def test_a_seed_beyond_torch_is_refused_by_every_stage_that_reads_it(tmp_path, monkeypatch, capsys):
     params = {**tiny_params(), "seed": [2**64]}
     by_hand = ["--dataset", "circle", "--k", "4", "--data", "d", "--models", "m", "--out", "o"]
