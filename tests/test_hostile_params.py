@@ -129,7 +129,7 @@ def test_a_dataset_name_with_a_dash_or_shell_characters_is_refused(tmp_path, mon
         assert code == 2, err
         assert one_line(err) == (
             f"stage prepare: dataset[0]: got {bad!r}, allowed: a name of letters, digits and '_' "
-            "that starts with a letter (no '-', no spaces)"
+            "that starts with a letter, at most 64 characters (no '-', no spaces)"
         )
         # by hand too
         code, err = run_stage(
@@ -264,6 +264,17 @@ def test_a_huge_value_is_quoted_cut_short(tmp_path, monkeypatch, capsys):
     with pytest.raises(UserError) as exc:
         config.parse(config.Grid, {"dataset": ["circle"], "k": [[0] * 10**5], "seed": [0]}, "")
     assert len(str(exc.value)) < 200
+    # a string of params is at most 4096 characters; a longer name is refused cut short
+    params = tiny_params()
+    params["circle"]["train"]["optimizer"] = "a" * 5000
+    code, err = run_stage("pretrain", params, tmp_path, monkeypatch, capsys, "pretrain@circle-4-0")
+    assert code == 2 and one_line(err).startswith(
+        "stage pretrain: circle.train.optimizer: got a string of 5000 characters ('aaa"
+    )
+    assert one_line(err).endswith("allowed: at most 4096") and len(err) < 200
+    params = {**tiny_params(), "dataset": ["c" * 65]}
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
+    assert code == 2 and "at most 64 characters" in one_line(err) and len(err) < 300
 
 
 # --------------------------------------------------------------------------- values and sizes

@@ -48,9 +48,14 @@ def shown(value: Any) -> str:
     return clip(_REPR.repr(value))
 
 
+# a string of params (a name, a path, a URL) is at most this long (Linux's PATH_MAX)
+MAX_STRING = 4096
 # a dataset section name: it becomes part of DVC's stage names (joined by '-') and of paths
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-NAME_ALLOWED = "a name of letters, digits and '_' that starts with a letter (no '-', no spaces)"
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+NAME_ALLOWED = (
+    "a name of letters, digits and '_' that starts with a letter, at most 64 characters "
+    "(no '-', no spaces)"
+)
 # seeds reach torch.manual_seed and numpy; every seed of the grid lies in 0..SEED_MAX
 SEED_MAX = 2**32 - 1
 
@@ -163,6 +168,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return float(value)
     elif tp is str:
         if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise UserError(
+                    f"{where}: got a string of {len(value)} characters ({shown(value)}), "
+                    f"allowed: at most {MAX_STRING}"
+                )
             return value
         _refuse_unquoted_digits(value, tp, where)
     elif dataclasses.is_dataclass(tp):

@@ -21,16 +21,21 @@ from pathlib import Path
 
 from surrogap.core import instance, progress
 from surrogap.core.argtypes import Parser, integer, positive_number  # noqa: F401  (the stages' types)
-from surrogap.core.config import load_params
+from surrogap.core.config import clip, load_params
 from surrogap.core.errors import UserError
+
+# the longest message a stage prints: values are quoted cut short where they are quoted
+# (surrogap.core.config.shown); this bounds whatever else a message holds (a long path)
+MAX_MESSAGE = 2000
 
 
 def message(exc: BaseException) -> str:
-    """The one-line text of an error: its message with whitespace collapsed, or its type."""
+    """The one-line text of an error: its message with whitespace collapsed, or its type;
+    at most MAX_MESSAGE characters (and "...")."""
     if isinstance(exc, OSError):
-        where = f"{str(exc.filename)!r}: " if exc.filename else ""
+        where = f"{clip(str(exc.filename), 500)!r}: " if exc.filename else ""
         return f"cannot access {where}{exc.strerror or exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return clip(" ".join(str(exc).split()), MAX_MESSAGE) or type(exc).__name__
 
 
 def parser(name: str, doc: str | None, params: bool = True) -> Parser:
