@@ -154,6 +154,37 @@ def test_a_sweep_key_that_is_not_a_list_is_one_line(tmp_path, monkeypatch, capsy
     )
 
 
+def test_surrogap_sweep_checks_the_sweep_lists_before_dvc(tmp_path):
+    # `surrogap sweep` expands dvc.yaml through DVC's API, where `k: 4` used to end in
+    # DVC's TypeError traceback; it now stops before DVC (and before any worker starts)
+    import subprocess
+    import sys
+
+    from repo_copy import env
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    for params, expected in (
+        ({**tiny_params(), "k": 4}, "surrogap sweep: k: got 4, expected a list of integers"),
+        (
+            {**tiny_params(), "dataset": ["my-circle"]},
+            "surrogap sweep: dataset[0]: got 'my-circle', allowed: a name of letters",
+        ),
+    ):
+        write_params(tmp_path / "params.yaml", params)
+        result = subprocess.run(
+            [sys.executable, "-m", "surrogap.cli", "sweep", "-j", "1"],
+            cwd=tmp_path,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and expected in one_line(result.stderr), result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+
+
 @pytest.mark.slow
 def test_a_shell_command_in_a_dataset_name_never_runs_under_dvc_repro(tmp_path):
     """The finding: a dataset section named "circle$(touch PWNED)" listed in `dataset` ran
