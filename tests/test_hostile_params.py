@@ -76,6 +76,8 @@ def test_key_builder_and_paths_equal_dvcs_own_expansion(tmp_path):
         "checkpoints": "data/checkpoints/norm_2/k16-lr1e-05/s7",
     }
     assert instance.to_str(True) == "true" and instance.fragment("k", 2, [1]) == "k2"
+    # DVC run from a subfolder prefixes the dvc.yaml path: `../dvc.yaml:prepare@circle`
+    assert instance.resolve(params, "prepare", "../dvc.yaml:prepare@circle").dataset == "circle"
 
 
 def test_prepare_finds_its_instance_from_dvc_stage(tmp_path, monkeypatch, capsys):
