@@ -12,8 +12,9 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import tiny_params
 
-from surrogap.core import codedeps
+from surrogap.core import codedeps, instance, schema
 from surrogap.core.codedeps import imported_names, reached
 from surrogap.training import checkpoint
 
@@ -158,14 +159,45 @@ def test_data_a_stage_reads_outside_its_command_is_a_dep(stages):
     # dataset's prepared folder, which must be a dep; evaluate reads the files of params
     # `evaluate.features`, which must lie in the folder it depends on
     for name in ("probe", "probe-lr"):
-        cmd, deps, _ = stages[name]
-        words = shlex.split(cmd)
-        data = words[words.index("--data") + 1]
-        assert data.startswith("data/prepared/"), (name, data)
-        assert data in deps, (name, data, deps)
+        _, deps, _ = stages[name]
+        data = schema.stage_paths(name, "circle", 4, lr=0.03)["data"]
+        assert data == f"{schema.PREPARED_DIR}/circle" and data in deps, (name, data, deps)
     cmd, deps, _ = stages["evaluate"]
     words = shlex.split(cmd)
     assert words[words.index("--inputs") + 1] in deps
+
+
+def test_matrix_stages_take_no_params_value_on_their_command_line(dvc_index):
+    # the cmd of a matrix stage is a constant: no `${item...}` reaches the shell
+    for st in dvc_index:
+        base = st.addressing.split(":")[-1].split("@")[0]
+        if base in instance.MATRIX:
+            assert st.cmd == f"python stages/{base.removesuffix('-lr')}.py", (st.addressing, st.cmd)
+
+
+def test_every_instance_resolves_to_its_deps_and_outs(dvc_index):
+    """The script of each matrix instance, given DVC's DVC_STAGE, finds exactly its instance
+    and derives exactly the data paths dvc.yaml lists as its deps and outs."""
+    params = {**tiny_params(), "lr": [0.03]}
+    seen = set()
+    for st in dvc_index:
+        name = st.addressing.split(":")[-1]
+        base = name.split("@")[0]
+        if base not in instance.MATRIX:
+            continue
+        script = base.removesuffix("-lr")
+        inst = instance.resolve(params, script, name)
+        seen.add(base)
+        paths = inst.paths()
+        outs = [str(o.def_path) for o in st.outs]
+        data_deps = [str(d.def_path) for d in st.deps if not hasattr(d, "params")]
+        data_deps = [d for d in data_deps if not d.startswith(CODE_ROOTS)]
+        assert outs == [paths["out"]], (name, outs, paths)
+        inputs = {
+            v for flag, v in paths.items() if flag != "out" and (base, f"--{flag}") not in NOT_DEPS
+        }
+        assert set(data_deps) == inputs, (name, data_deps, paths)
+    assert seen == set(instance.MATRIX)
 
 
 def test_report_code_never_reaches_pretrain(stages):

@@ -204,8 +204,14 @@ def test_bounds_stage_reads_every_run_of_the_lr_grid(tmp_path):
         (
             "pretrain",
             ["--dataset", "circle", "--k", "4", "--seed", "-1"],
-            "stage pretrain: argument --seed: got '-1', allowed: an integer >= 0 "
+            "stage pretrain: argument --seed: got '-1', allowed: an integer in 0..4294967295 "
             "(an entry of params `seed`)",
+        ),
+        (
+            "pretrain",
+            ["--dataset", "circle", "--k", "4", "--seed", str(2**64)],
+            "stage pretrain: argument --seed: got '18446744073709551616', allowed: an integer "
+            "in 0..4294967295 (an entry of params `seed`)",
         ),
         (
             "probe",

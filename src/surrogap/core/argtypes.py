@@ -81,18 +81,21 @@ def float_value(name: str, minimum: float | None = None) -> Callable[[str], floa
     return parse
 
 
-def integer(minimum: int, key: str) -> Callable[[str], int]:
-    """An argparse type: an integer >= `minimum`; the message names the params key that
-    dvc.yaml fills the option from (a sweep list entry such as `k: [four]`)."""
+def integer(minimum: int, key: str, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum` (and <= `maximum`); the message names the
+    params key whose entries the option takes (a sweep list entry such as `k: [four]`)."""
+    allowed = (
+        f"an integer >= {minimum}" if maximum is None else f"an integer in {minimum}..{maximum}"
+    )
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(
-                f"got {text!r}, allowed: an integer >= {minimum} (an entry of params `{key}`)"
+                f"got {text[:80]!r}, allowed: {allowed} (an entry of params `{key}`)"
             )
         return value
 

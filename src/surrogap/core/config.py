@@ -12,14 +12,13 @@ import dataclasses
 import difflib
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import yaml
 
 from surrogap.core.errors import UserError
 
@@ -28,6 +27,48 @@ T = TypeVar("T")
 GRID_KEYS = ("dataset", "k", "seed", "lr")
 STAGE_SECTIONS = ("theory", "extract", "probe", "bounds", "report", "evaluate")
 DATASET_BLOCKS = ("data", "encoder", "train")
+
+
+# every message that quotes a value from params.yaml quotes at most this many characters
+SHOWN_CHARS = 80
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 12
+_REPR.maxlevel = 3
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text`, cut to `limit` characters and "..." where longer."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def shown(value: Any) -> str:
+    """The repr of a value for a one-line message: bounded work, at most SHOWN_CHARS
+    characters (and "..."), whatever the value's size."""
+    return clip(_REPR.repr(value))
+
+
+# a string of params (a name, a path, a URL) is at most this long (Linux's PATH_MAX)
+MAX_STRING = 4096
+# a dataset section name: it becomes part of DVC's stage names (joined by '-') and of paths
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+NAME_ALLOWED = (
+    "a name of letters, digits and '_' that starts with a letter, at most 64 characters "
+    "(no '-', no spaces)"
+)
+# seeds reach torch.manual_seed and numpy; every seed of the grid lies in 0..SEED_MAX
+SEED_MAX = 2**32 - 1
+
+
+def seed_list(seeds: tuple[int, ...]) -> bool:
+    return len(seeds) > 0 and all(0 <= x <= SEED_MAX for x in seeds)
+
+
+SEED_LIST_ALLOWED = f"a non-empty list of integers in 0..{SEED_MAX} (2**32 - 1)"
+
+
+def is_name(value: Any) -> bool:
+    return isinstance(value, str) and NAME.fullmatch(value) is not None
 
 
 def spec(
@@ -87,10 +128,10 @@ def _type_name(tp) -> str:
 
 def _refuse_unquoted_digits(value: Any, tp: Any, where: str) -> None:
     """A string of digits only (an MD5 like 0123...) that YAML read as a number: say to
-    quote it (its digits cannot be recovered: leading zeros are gone, 0-7 only is octal)."""
+    quote it (its digits cannot be recovered: YAML 1.2 drops the leading zeros)."""
     if isinstance(value, int) and not isinstance(value, bool):
         raise UserError(
-            f"{where}: got the number {value}, expected {_type_name(tp)}; YAML reads a value "
+            f"{where}: got the number {shown(value)}, expected {_type_name(tp)}; YAML reads a value "
             f'of digits only as a number: quote it ({where.rsplit(".", 1)[-1]}: "...")'
         )
 
@@ -106,11 +147,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except UserError:
                 continue
-        raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+        raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+            raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
         return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is type(None):
         if value is None:
@@ -127,13 +168,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return float(value)
     elif tp is str:
         if isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise UserError(
+                    f"{where}: got a string of {len(value)} characters ({shown(value)}), "
+                    f"allowed: at most {MAX_STRING}"
+                )
             return value
         _refuse_unquoted_digits(value, tp, where)
     elif dataclasses.is_dataclass(tp):
         return parse(tp, value, where)
     elif tp is Any:
         return value
-    raise UserError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+    raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
 
 
 def parse(cls: type[T], data: Any, where: str) -> T:
@@ -144,7 +190,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise UserError(f"{where}: got {data!r}, expected a mapping of keys to values")
+        raise UserError(f"{where}: got {shown(data)}, expected a mapping of keys to values")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
@@ -153,7 +199,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             at = f"{where}: " if where else ""
             raise UserError(
-                f"{at}unknown key {key!r}{hint}; allowed keys: {', '.join(sorted(fields))}"
+                f"{at}unknown key {shown(key)}{hint}; allowed keys: {', '.join(sorted(fields))}"
             )
     values = {}
     for name, f in fields.items():
@@ -166,7 +212,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
             allowed = f.metadata.get("allowed") or "a valid value"
-            raise UserError(f"{path}: got {data[name]!r}, allowed: {allowed}")
+            raise UserError(f"{path}: got {shown(data[name])}, allowed: {allowed}")
         values[name] = value
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
@@ -188,38 +234,83 @@ def to_dict(obj: Any) -> dict:
     return plain(dataclasses.asdict(obj))
 
 
-class _ParamsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, made to read params.yaml as DVC (YAML 1.2) does: ``1e-3`` is a
-    number, not the string '1e-3'; and a key given twice in one mapping is an error, not
-    silently the last value."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                continue  # reported by PyYAML itself
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {seen[key] + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+# params.yaml is read exactly as DVC reads it (dvc/utils/serialize/_yaml.py: ruamel.yaml,
+# typ="safe", YAML 1.2, its C parser), so the stages and DVC's `${...}` see the same values:
+# `010` is 10 for both, `yes` and `1:20` are strings, `1e-3` is a number. Before that, one
+# pass over the parser's events refuses what could make reading unbounded or ambiguous.
+MAX_DEPTH = 32  # nesting of mappings and lists in params.yaml
 
 
-_ParamsLoader.yaml_implicit_resolvers = {
-    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_ParamsLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+def _yaml_error(path: Path, exc: Exception) -> UserError:
+    mark = getattr(exc, "problem_mark", None)
+    at = f" at line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None)
+    why = f": {clip(' '.join(str(problem).split()), 200)}" if problem else ""
+    return UserError(f"params file {str(path)!r} is not valid YAML{at}{why}")
+
+
+def _check_events(text: str, path: Path, parser) -> None:
+    """Refuse anchors and aliases (an alias bomb expands to billions of values), nesting
+    deeper than MAX_DEPTH and a key given twice in one mapping, naming the line."""
+    from ruamel.yaml.events import (
+        AliasEvent,
+        CollectionEndEvent,
+        MappingStartEvent,
+        NodeEvent,
+        ScalarEvent,
+        SequenceStartEvent,
+    )
+
+    def refuse(event, why: str) -> UserError:
+        line = event.start_mark.line + 1
+        return UserError(f"params file {str(path)!r} is not valid YAML at line {line}: {why}")
+
+    stack: list = []  # per open collection: None (a list) or [keys seen, expecting a key]
+    for event in parser(text):
+        if isinstance(event, AliasEvent) or (
+            isinstance(event, NodeEvent) and getattr(event, "anchor", None)
+        ):
+            raise refuse(
+                event,
+                "anchors and aliases (&name, *name) are not allowed in params.yaml: "
+                "write each value out",
+            )
+        top = stack[-1] if stack else None
+        if isinstance(event, NodeEvent) and top is not None:
+            if top[1] and isinstance(event, ScalarEvent):
+                first = top[0].setdefault(event.value, event.start_mark.line + 1)
+                if first != event.start_mark.line + 1:
+                    raise refuse(
+                        event, f"duplicate key {clip(event.value)!r} (first at line {first})"
+                    )
+            top[1] = not top[1]
+        if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+            stack.append([{}, True] if isinstance(event, MappingStartEvent) else None)
+            if len(stack) > MAX_DEPTH:
+                raise refuse(event, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, CollectionEndEvent):
+            stack.pop()
+
+
+def read_yaml(text: str, path: Path) -> Any:
+    """The value of a params.yaml text, read as DVC reads it; one UserError line otherwise."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        _check_events(text, path, YAML(typ="safe").parse)
+    except YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise _yaml_error(path, exc) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise UserError(
+            f"params file {str(path)!r} holds a value that cannot be read: {clip(str(exc))}"
+        ) from None
+    except RecursionError:
+        raise UserError(f"params file {str(path)!r} is not valid YAML: nested too deeply") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -235,14 +326,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise UserError(
             f"params file {str(path)!r} cannot be read: {exc.strerror or exc}"
         ) from None
-    try:
-        data = yaml.load(text, Loader=_ParamsLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None)
-        why = f": {' '.join(str(problem).split())}" if problem else ""
-        raise UserError(f"params file {str(path)!r} is not valid YAML{at}{why}") from None
+    data = read_yaml(text, path)
     if not isinstance(data, dict):
         raise UserError(f"params file {str(path)!r} must hold a mapping of sections")
     return data
@@ -268,10 +352,7 @@ class Grid:
         check=lambda v: len(v) > 0 and all(x >= 1 for x in v),
         allowed="a non-empty list of integers >= 1",
     )
-    seed: tuple[int, ...] = spec(
-        check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
-        allowed="a non-empty list of integers >= 0",
-    )
+    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
     lr: tuple[float, ...] = spec(
         (),
         check=lambda v: all(x > 0 for x in v),
@@ -279,10 +360,15 @@ class Grid:
     )
 
     def validate(self, where: str) -> None:
+        for i, name in enumerate(self.dataset):
+            if not is_name(name):
+                raise UserError(f"dataset[{i}]: got {shown(name)}, allowed: {NAME_ALLOWED}")
         for key in ("dataset", "k", "seed", "lr"):
             values = getattr(self, key)
             if len(set(values)) != len(values):
-                raise UserError(f"{key}: got {list(values)!r}, allowed: a list without repeats")
+                raise UserError(
+                    f"{key}: got {shown(list(values))}, allowed: a list without repeats"
+                )
 
 
 def grid(params: Mapping) -> Grid:
@@ -294,11 +380,11 @@ class Seeds:
     """The one sweep list that prepare, extract and probe read: they handle every seed of
     their dataset, or (dataset, K), in one process."""
 
-    seed: tuple[int, ...] = Grid.__dataclass_fields__["seed"].default
+    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
 
     def validate(self, where: str) -> None:
         if len(set(self.seed)) != len(self.seed):
-            raise UserError(f"seed: got {list(self.seed)!r}, allowed: a list without repeats")
+            raise UserError(f"seed: got {shown(list(self.seed))}, allowed: a list without repeats")
 
 
 def seeds(params: Mapping) -> tuple[int, ...]:
@@ -317,24 +403,26 @@ def check_top_level(params: Mapping) -> None:
             extra = sorted(set(value) - set(DATASET_BLOCKS))
             if extra:
                 raise UserError(
-                    f"{key}: unknown key {extra[0]!r}; a dataset section holds {', '.join(DATASET_BLOCKS)}"
+                    f"{key}: unknown key {shown(extra[0])}; a dataset section holds {', '.join(DATASET_BLOCKS)}"
                 )
             continue
         close = difflib.get_close_matches(str(key), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UserError(
-            f"unknown params key {key!r}{hint}; allowed: {', '.join(known)}, or a dataset section with a 'data' block"
+            f"unknown params key {shown(key)}{hint}; allowed: {', '.join(known)}, or a dataset section with a 'data' block"
         )
 
 
 def dataset_section(params: Mapping, name: str) -> Mapping:
     """The dataset section `name` of params.yaml, after checking every top-level key."""
     check_top_level(params)
+    if not is_name(name):
+        raise UserError(f"dataset: got {shown(name)}, allowed: {NAME_ALLOWED}")
     section = params.get(name)
     if not isinstance(section, Mapping) or "data" not in section:
         sections = sorted(k for k, v in params.items() if isinstance(v, Mapping) and "data" in v)
         raise UserError(
-            f"dataset: got {name!r}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)"
+            f"dataset: got {shown(name)}, allowed: {', '.join(sections) or 'none defined'} (dataset sections of params.yaml)"
         )
     return section
 

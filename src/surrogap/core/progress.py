@@ -17,6 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from surrogap.core import instance
+from surrogap.core.config import load_params
+
 MATRIX_REF = re.compile(r"^\$\{(\w+)\}$")
 
 
@@ -24,21 +27,18 @@ def planned_instances(root: Path) -> set[str]:
     """The stage instance names dvc.yaml expands to with the current params.yaml lists
     (``name`` or ``name@v1-v2...``, as DVC names matrix instances)."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    params = load_params(root / "params.yaml")  # as DVC reads it
     names: set[str] = set()
     for name, stage in stages.items():
         matrix = stage.get("matrix")
         if not matrix:
             names.add(name)
             continue
-        axes = []
-        for value in matrix.values():
+        axes = {}
+        for key, value in matrix.items():
             ref = MATRIX_REF.match(str(value)) if isinstance(value, str) else None
-            axes.append(params.get(ref.group(1), []) if ref else value)
-        combos = [[]]
-        for axis in axes:
-            combos = [[*c, str(v)] for c in combos for v in axis]
-        names |= {f"{name}@{'-'.join(c)}" for c in combos}
+            axes[key] = params.get(ref.group(1), []) if ref else value
+        names |= {f"{name}@{key}" for key in instance.keys(axes)}
     return names
 
 

@@ -155,3 +155,45 @@ def run_dir_of(name: str) -> str:
         raise ValueError(f"{name!r} is not a run name like k4-s0 or k4-s0-lr0.03")
     group = f"k{m['k']}" if m["lr"] is None else f"k{m['k']}-lr{m['lr']}"
     return f"{group}/{seed_dir(int(m['seed']))}"
+
+
+# the folders of dvc.yaml's matrix stages, relative to the repository root (DVC runs every
+# stage there); `stage_paths` spells each instance's paths as dvc.yaml's deps and outs do
+RAW_DIR = "data/raw"
+PREPARED_DIR = "data/prepared"
+PRETRAIN_DIR = "data/pretrain"
+CHECKPOINTS_DIR = "data/checkpoints"
+FEATURES_DIR = "data/features"
+PROBE_DIR = "data/probe"
+
+
+def stage_paths(
+    stage: str, dataset: str, k: int | None = None, seed: int | None = None, lr=None
+) -> dict[str, str]:
+    """The path arguments of one instance of a matrix stage of dvc.yaml (`prepare`,
+    `pretrain`, `extract`, `probe` and the -lr ones), by option name (``out``, ``data``, ...).
+    `lr` is the value as params.yaml holds it (see :func:`run_group`)."""
+    base = stage.removesuffix("-lr")
+    if base == "prepare":
+        return {"out": f"{PREPARED_DIR}/{dataset}", "root": RAW_DIR}
+    group = run_group(k, lr)
+    if base == "pretrain":
+        run = f"{dataset}/{group}/{seed_dir(seed)}"
+        return {
+            "data": f"{PREPARED_DIR}/{dataset}/{seed_dir(seed)}",
+            "out": f"{PRETRAIN_DIR}/{run}",
+            "checkpoints": f"{CHECKPOINTS_DIR}/{run}",
+        }
+    if base == "extract":
+        return {
+            "data": f"{PREPARED_DIR}/{dataset}",
+            "models": f"{PRETRAIN_DIR}/{dataset}/{group}",
+            "out": f"{FEATURES_DIR}/{dataset}/{group}",
+        }
+    if base == "probe":
+        return {
+            "data": f"{PREPARED_DIR}/{dataset}",
+            "features": f"{FEATURES_DIR}/{dataset}/{group}",
+            "out": f"{PROBE_DIR}/{dataset}/{group}",
+        }
+    raise ValueError(f"{stage!r} is no matrix stage of dvc.yaml")

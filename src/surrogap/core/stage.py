@@ -17,18 +17,25 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from surrogap.core import progress
+from surrogap.core import instance, progress
 from surrogap.core.argtypes import Parser, integer, positive_number  # noqa: F401  (the stages' types)
+from surrogap.core.config import clip, load_params
 from surrogap.core.errors import UserError
+
+# the longest message a stage prints: values are quoted cut short where they are quoted
+# (surrogap.core.config.shown); this bounds whatever else a message holds (a long path)
+MAX_MESSAGE = 2000
 
 
 def message(exc: BaseException) -> str:
-    """The one-line text of an error: its message with whitespace collapsed, or its type."""
+    """The one-line text of an error: its message with whitespace collapsed, or its type;
+    at most MAX_MESSAGE characters (and "...")."""
     if isinstance(exc, OSError):
-        where = f"{str(exc.filename)!r}: " if exc.filename else ""
+        where = f"{clip(str(exc.filename), 500)!r}: " if exc.filename else ""
         return f"cannot access {where}{exc.strerror or exc}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return clip(" ".join(str(exc).split()), MAX_MESSAGE) or type(exc).__name__
 
 
 def parser(name: str, doc: str | None, params: bool = True) -> Parser:
@@ -66,3 +73,39 @@ def run(
 ) -> int:
     """Parse `argv` with `p` and run `body(args)`, both inside the one error boundary."""
     return stage_main(name, lambda: body(p.parse_args(argv)))
+
+
+def instance_params(
+    p: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    script: str,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+) -> dict:
+    """The params of a matrix stage's script, with its instance in `args`.
+
+    By hand (``--dataset`` given) every option of `required` must be given too, as before.
+    Under DVC (no option given) the instance comes from DVC_STAGE
+    (:func:`surrogap.core.instance.current`) and every path from
+    :func:`surrogap.core.schema.stage_paths`: dvc.yaml's `cmd` carries no params value."""
+    given = [n for n in ("dataset", *required, *optional) if getattr(args, n) is not None]
+    if args.dataset is not None:
+        missing = [f"--{n.replace('_', '-')}" for n in required if getattr(args, n) is None]
+        if missing:
+            p.error(f"the following arguments are required: {', '.join(missing)}")
+        return load_params(args.params)
+    if given:
+        p.error(
+            f"--{given[0].replace('_', '-')} needs --dataset and the other options of a run by hand"
+        )
+    params = load_params(args.params)
+    inst = instance.current(params, script)
+    args.dataset = inst.dataset
+    for name in ("k", "seed"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(inst, name))
+    if hasattr(args, "lr"):
+        args.lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
+    for name, path in inst.paths().items():
+        setattr(args, name, Path(path))
+    return params

@@ -24,9 +24,11 @@ KIND_MODULES = {
 }
 
 
-def kind_entry(kind: str):
-    if kind not in KIND_MODULES:
-        raise UserError(f"data.kind: got {kind!r}, allowed: {', '.join(sorted(KIND_MODULES))}")
+def kind_entry(kind: str, where: str = "data"):
+    if not isinstance(kind, str) or kind not in KIND_MODULES:
+        raise UserError(
+            f"{where}.kind: got {config.shown(kind)}, allowed: {', '.join(sorted(KIND_MODULES))}"
+        )
     module = importlib.import_module(KIND_MODULES[kind])
     return module.KINDS[kind]
 
@@ -34,8 +36,8 @@ def kind_entry(kind: str):
 def parse_data_config(data: Any, where: str):
     """The frozen config of a dataset section's `data` block, chosen by its `kind`."""
     if not isinstance(data, dict) or "kind" not in data:
-        raise UserError(f"{where}: expected a mapping with a 'kind' key, got {data!r}")
-    cls, _ = kind_entry(data["kind"])
+        raise UserError(f"{where}: expected a mapping with a 'kind' key, got {config.shown(data)}")
+    cls, _ = kind_entry(data["kind"], where)
     return config.parse(cls, data, where)
 
 

@@ -25,6 +25,12 @@ class SyntheticConfig(SplitConfig):
     per_class: int = spec(1000, check=at_least(4), allowed="an integer >= 4")
     std: float = spec(1.0, check=positive, allowed="a number > 0 (norm: std of the Gaussian)")
 
+    def memory(self) -> tuple[int, str]:
+        """About the peak bytes of one build (the points, their float64 intermediates,
+        labels and split copies: under 100 bytes a point), and the keys that set them."""
+        n = self.classes * self.per_class
+        return 100 * n, f"classes x per_class = {self.classes} x {self.per_class} points"
+
 
 def circle_points(
     classes: int, per_class: int, rng: np.random.Generator

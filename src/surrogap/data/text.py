@@ -276,6 +276,16 @@ class TopicsConfig:
     )
     seed: int = spec(0, check=non_negative, allowed="an integer >= 0")
 
+    def memory(self) -> tuple[int, str]:
+        """About the peak bytes of one build: the tokenized corpus (int64 ids and the words
+        while tokenizing: measured under 30 bytes per token at max_len, so 50) and the
+        vocabulary's arrays."""
+        tokens = (self.pool or self.classes) * self.sentences_per_class * self.max_len
+        return 50 * tokens + 64 * self.vocab_size, (
+            f"classes x sentences_per_class x max_len = {self.pool or self.classes} x "
+            f"{self.sentences_per_class} x {self.max_len} tokens and vocab_size {self.vocab_size}"
+        )
+
     def validate(self, where: str) -> None:
         _check_fractions(self.val_fraction, self.test_fraction, where)
         if self.pool is not None and self.pool < self.classes:

@@ -22,10 +22,10 @@ ENCODER_MODULES = {
 }
 
 
-def _entry(name: str):
-    if name not in ENCODER_MODULES:
+def _entry(name: str, where: str = "encoder"):
+    if not isinstance(name, str) or name not in ENCODER_MODULES:
         raise UserError(
-            f"encoder.name: got {name!r}, allowed: {', '.join(sorted(ENCODER_MODULES))}"
+            f"{where}.name: got {config.shown(name)}, allowed: {', '.join(sorted(ENCODER_MODULES))}"
         )
     return importlib.import_module(ENCODER_MODULES[name]).ENCODERS[name]
 
@@ -33,8 +33,8 @@ def _entry(name: str):
 def parse_encoder_config(data: Any, where: str):
     """The frozen config of a dataset section's `encoder` block, chosen by its `name`."""
     if not isinstance(data, dict) or "name" not in data:
-        raise UserError(f"{where}: expected a mapping with a 'name' key, got {data!r}")
-    cls, _ = _entry(data["name"])
+        raise UserError(f"{where}: expected a mapping with a 'name' key, got {config.shown(data)}")
+    cls, _ = _entry(data["name"], where)
     return config.parse(cls, data, where)
 
 

@@ -46,6 +46,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from surrogap.core import config
 from surrogap.core.errors import UserError
 from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
 
@@ -420,6 +421,18 @@ def _find_root() -> Path:
         ) from None
 
 
+def check_params(root: Path) -> None:
+    """params.yaml's sweep lists, checked before DVC expands dvc.yaml with them: DVC itself
+    ends `k: 4` in a traceback ("'Value' object is not iterable")."""
+    path = root / "params.yaml"
+    if not path.exists():
+        return
+    try:
+        config.grid(config.load_params(path))
+    except UserError as exc:
+        raise UserError(f"surrogap sweep: {exc}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     if args.scheduler is not None and (args.jobs is not None or args.gpus is not None):
         raise UserError(
@@ -427,6 +440,7 @@ def main(args: argparse.Namespace) -> int:
             "cluster's workers are used"
         )
     root = _find_root()
+    check_params(root)
     plan = None if args.scheduler else plan_workers(args.jobs, args.gpus)
     where = args.scheduler or plan.describe
     print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)

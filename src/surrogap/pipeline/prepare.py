@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap.core import io
+from surrogap.core import io, memory
 from surrogap.core.config import dataset_section
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.prepared import write_prepared
@@ -30,9 +30,18 @@ def data_seed(cfg, seed: int) -> int:
     return cfg.seed + seed
 
 
+def check_memory(cfg, where: str) -> None:
+    """A generated kind's sizes against the memory available, before anything is drawn."""
+    estimate = getattr(cfg, "memory", None)
+    if estimate is not None:
+        need, what = estimate()
+        memory.require(need, f"{where}: {what}")
+
+
 def build_seed(params: Mapping, dataset: str, seed: int, root: Path):
     """One seed's splits (a core.prepared.Prepared) and the data config they were drawn with."""
     cfg = data_config(params, dataset)
+    check_memory(cfg, f"{dataset}.data")
     cfg = dataclasses.replace(cfg, seed=data_seed(cfg, seed))
     prepared = kinds.build(cfg, root)
     prepared.extra["data_seed"] = cfg.seed

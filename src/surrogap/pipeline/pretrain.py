@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap.core import config
+from surrogap.core import config, memory
 from surrogap.core.config import dataset_section
+from surrogap.core.errors import UserError
 from surrogap.core.schema import run_name
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
@@ -33,6 +34,24 @@ def train_config(params: Mapping, name: str) -> TrainConfig:
     return _train(dataset_section(params, name), name)
 
 
+def check_memory(enc, meta: dict, where: str) -> None:
+    """The encoder's size against the memory available, before anything is allocated: the
+    model is built on torch's meta device (no storage) and its parameters counted; weights,
+    gradients and Adam's two moments take 16 bytes a parameter."""
+    import torch
+
+    from surrogap.models import build_encoder
+
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in build_encoder(enc, meta).parameters())
+    except (RuntimeError, OverflowError) as exc:  # a size beyond int64 ("... overflowed")
+        raise UserError(
+            f"{where}: its sizes are too large to build ({config.shown(str(exc))})"
+        ) from None
+    memory.require(16 * n, f"{where}: an encoder of {n} parameters")
+
+
 def run(
     params: Mapping,
     dataset: str,
@@ -50,6 +69,7 @@ def run(
         tcfg = dataclasses.replace(tcfg, lr=float(lr))
     data = load_prepared(data_dir)
     check_sizes(tcfg, k, data, f"{dataset}.train")
+    check_memory(enc, data.meta, f"{dataset}.encoder")
     augment = None
     if data.meta.get("augment"):
         from surrogap.training.augment import build_augment
