@@ -455,7 +455,7 @@ def test_text_data_outside_its_vocabulary_is_refused_before_training(
     params["topics"] = {
         "data": {"kind": "topics", "classes": 3, "sentences_per_class": 20, "vocab_size": 60},
         "encoder": {"name": "bag", "dim": 8},
-        "train": params["circle"]["train"],
+        "train": dict(params["circle"]["train"]),  # a copy: a shared object would dump as a YAML alias
     }
     prepared = tmp_path / "prepared"
     prepare.run(params, "topics", prepared, tmp_path / "raw")
