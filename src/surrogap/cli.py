@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     from surrogap.ops import sweep  # imports dask and dvc only when it runs
 
     sweep.add_subparser(sub)
+
+    from surrogap.report import compare
+
+    compare.add_subparser(sub)
     return parser
 
 
