@@ -1,4 +1,4 @@
-"""The `surrogap` command line: `surrogap bounds`, `surrogap bench`, `surrogap evaluate`.
+"""The `surrogap` command line: bounds, evaluate, bench, sweep, compare and doctor.
 
 Every user error (a `UserError`) is one line on stderr and exit status 2, never a
 traceback; any other exception is a bug and shows its traceback. A closed output pipe
@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     from surrogap.report import compare
 
     compare.add_subparser(sub)
+
+    from surrogap.ops import doctor
+
+    doctor.add_subparser(sub)
     return parser
 
 
