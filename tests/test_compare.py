@@ -156,3 +156,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, argv, message):
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and message in err, err
     assert err.startswith("surrogap")
+
+
+def test_scaling_md_tolerance_table_is_the_codes():
+    text = (ROOT / "docs" / "SCALING.md").read_text(encoding="utf-8")
+    start = text.index("## Reproducing: what is bit-identical and what is compared with tolerances")
+    section = text[start : text.index("\n## ", start + 1)]
+    rows = re.findall(r"^\| (`.+?`) \| ([\d.e-]+) \| ([\d.e-]+) \|", section, re.MULTILINE)
+    documented = {
+        name: (float(atol), float(rtol))
+        for cell, atol, rtol in rows
+        for name in re.findall(r"`(\w+)`", cell)
+    }
+    assert documented == {c: (t.atol, t.rtol) for c, t in compare.TOLERANCES.items()}
+    assert "surrogap compare --ref HEAD" in section

@@ -6,8 +6,8 @@ A side is a results.csv, or the reports/ folder holding it; beside it, selected.
 table the report reads; results.csv where there is none) and report.md are read when
 present, and the `report` section of params.yaml in the folder above (each side its own;
 the defaults where there is none). `--ref REV` reads the same files as committed at REV
-(`git show REV:reports/results.csv`). docs/SCALING.md, "Reproducing: what is bit-identical
-and what is compared with tolerances", gives the tolerances and why.
+(`git show REV:reports/results.csv`). The tolerances and why: docs/SCALING.md,
+"Reproducing: what is bit-identical and what is compared with tolerances".
 
 Exit status: 0 when no verdict changed, every column is within its tolerance and both
 sides hold the same runs; 1 otherwise; 2 for bad input (one line).
