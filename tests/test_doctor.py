@@ -113,3 +113,38 @@ def test_help_lists_every_subcommand():
     assert {"bounds", "bench", "evaluate", "sweep", "compare", "doctor"} <= set(sub.choices)
     first = out.split("\n\n")[1]  # the description: the docstring's first line
     assert all(name in first for name in sub.choices) and rc == 0
+
+
+def test_the_pretrain_stage_stops_on_a_torchvision_that_does_not_load(
+    tmp_path, monkeypatch, capsys
+):
+    from conftest import pretrain_args, stage, tiny_params, write_params
+
+    from surrogap.pipeline import prepare
+
+    params = tiny_params()
+    params["dataset"] = ["digits"]
+    params["digits"] = {
+        "data": {"kind": "digits", "val_fraction": 0.2, "test_fraction": 0.2, "seed": 0},
+        "encoder": {"name": "resnet18", "hidden": 8, "out_dim": 4},
+        "train": {**params.pop("circle")["train"], "epochs": 1},
+    }
+    prepare.run(params, "digits", tmp_path / "prepared", tmp_path / "raw")
+    path = write_params(tmp_path / "params.yaml", params)
+
+    real = vision.importlib.import_module
+
+    def broken(name, *args):  # torchvision alone fails, as a mismatched pair does
+        if name.startswith("torchvision"):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real(name, *args)
+
+    monkeypatch.setattr(vision.importlib, "import_module", broken)
+    argv = pretrain_args(
+        path, tmp_path / "prepared" / "s0", tmp_path / "run", tmp_path / "ckpt", "digits", 1
+    )
+    assert stage("pretrain").main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("stage pretrain: torchvision ")
+    assert err.endswith("operator torchvision::nms does not exist; run `surrogap doctor`")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ckpt").exists()
