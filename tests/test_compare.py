@@ -103,6 +103,21 @@ def test_runs_in_one_side_only_are_listed_and_exit_1(tmp_path):
     assert out.rstrip().endswith("0 runs only in the reproduced, 1 only in the reference")
 
 
+def test_a_bound_defined_on_one_side_only_is_outside_tolerance(tmp_path):
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+    frame = pd.read_csv(rep / "results.csv")
+    assert np.isnan(frame.loc[0, "arora"])  # circle K=1: undefined (K + 1 < C)
+    frame.loc[0, "arora"] = 5.0
+    frame.to_csv(rep / "results.csv", index=False, float_format="%.10g")
+    rc, out, _ = run_cli(["compare", str(rep), str(ref), "--json"])
+    result = json.loads(out)  # strict JSON: no Infinity
+    (arora,) = [c for c in result["columns"] if c["column"] == "arora"]
+    assert rc == 1 and arora["max_abs"] is None and arora["outside"] == 1
+    assert arora["row"] == "circle K=1 seed 0"
+    assert result["summary"].endswith("outside tolerance: arora (1 rows)")
+
+
 def test_every_numeric_column_has_a_tolerance():
     numeric = [c for c in RESULT_COLUMNS if c not in compare.NOT_NUMERIC]
     assert list(compare.TOLERANCES) == numeric
@@ -131,6 +146,25 @@ def test_ref_head_reads_the_committed_reports(tmp_path):
     last = done.stdout.rstrip().split("\n")[-1]
     assert last.startswith("no verdict changed") or last.startswith("verdict changed")
     assert "linear_acc (72 rows)" in last and "outside tolerance" in last
+
+
+def test_ref_outside_git_or_without_reports_is_one_line(tmp_path, monkeypatch):
+    ref = copy_reports(tmp_path / "plain")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "plain")  # no git repository here
+    rc, out, err = run_cli(["compare", "--ref", "HEAD", str(ref)])
+    assert (rc, out) == (2, "") and err.count("\n") == 1
+    assert "--ref HEAD: " in err and "is not inside a git repository" in err
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README").write_text("no reports here\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "none")
+    monkeypatch.chdir(repo)
+    rc, out, err = run_cli(["compare", "--ref", "HEAD", str(ref)])
+    assert (rc, out) == (2, "") and err.count("\n") == 1
+    assert "--ref HEAD: the revision has no reports/results.csv" in err
 
 
 @pytest.mark.parametrize(

@@ -164,9 +164,11 @@ def _label(row) -> str:
     return f"{label} ({run})" if isinstance(run, str) and "-lr" in run else label
 
 
-def compare_columns(rep: Side, ref: Side) -> tuple[list[dict], list[str], list[str], list[str]]:
+def compare_columns(
+    rep: Side, ref: Side
+) -> tuple[list[dict], list[str], list[str], list[str], list[str]]:
     """Per numeric column its largest differences and where; the runs in one side only;
-    the runs whose `holds` flipped."""
+    the runs whose `holds` flipped; the runs whose data kind differs."""
     if set(rep.columns) != set(ref.columns):
         only_rep = sorted(set(rep.columns) - set(ref.columns))
         only_ref = sorted(set(ref.columns) - set(rep.columns))
@@ -182,7 +184,7 @@ def compare_columns(rep: Side, ref: Side) -> tuple[list[dict], list[str], list[s
     only_ref = [_label(r) for _, r in merged[merged["_merge"] == "right_only"].iterrows()]
     both = merged[merged["_merge"] == "both"].reset_index(drop=True)
     flipped = [_label(r) for _, r in both[both["holds"] != both["holds_ref"]].iterrows()]
-    flipped += [
+    kinds = [
         f"{_label(r)}: kind {r['kind']!r} against {r['kind_ref']!r}"
         for _, r in both[both["kind"] != both["kind_ref"]].iterrows()
     ]
@@ -195,7 +197,7 @@ def compare_columns(rep: Side, ref: Side) -> tuple[list[dict], list[str], list[s
         diff = np.where(same_nan, 0.0, np.abs(a - b))
         diff = np.where(np.isnan(diff), np.inf, diff)  # defined on one side only
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(diff == 0, 0.0, diff / np.abs(b))
+            rel = np.where(diff == 0, 0.0, np.where(np.isnan(b), np.inf, diff / np.abs(b)))
         bound = tol.atol + tol.rtol * np.nan_to_num(np.abs(b), nan=0.0)
         outside = diff > bound
         i = int(np.argmax(diff)) if len(diff) else 0
@@ -210,7 +212,7 @@ def compare_columns(rep: Side, ref: Side) -> tuple[list[dict], list[str], list[s
                 "outside": int(outside.sum()),
             }
         )
-    return rows, only_rep, only_ref, flipped
+    return rows, only_rep, only_ref, flipped, kinds
 
 
 def _stated(report_md: str | None) -> dict[int, tuple[str, str]]:
@@ -265,12 +267,12 @@ def _selection_changes(rep: Side, ref: Side) -> list[str]:
 
 def compare(rep: Side, ref: Side) -> dict:
     """Everything `surrogap compare` prints, as one JSON-ready dict with `ok` and `summary`."""
-    columns, only_rep, only_ref, flipped = compare_columns(rep, ref)
+    columns, only_rep, only_ref, flipped, kinds = compare_columns(rep, ref)
     verdicts = compare_verdicts(rep, ref)
     selection = _selection_changes(rep, ref)
     changed = [v for v in verdicts if v["changed"]]
     outside = [c for c in columns if c["outside"]]
-    ok = not (changed or outside or only_rep or only_ref or selection)
+    ok = not (changed or outside or only_rep or only_ref or selection or kinds)
     listed = [c for c in columns if c["column"] in SUMMARY or c["outside"]]
     largest = ", ".join(
         f"{NICKNAMES.get(c['column'], c['column'])} {_number(c['max_abs'])}" for c in listed
@@ -296,6 +298,8 @@ def compare(rep: Side, ref: Side) -> dict:
         )
     if selection:
         extra.append(f"the lr selection changed for {len(selection)} runs")
+    if kinds:
+        extra.append(f"the data kind differs for {len(kinds)} runs")
     summary = "; ".join([head, f"largest differences: {largest}", tail, *extra])
     return {
         "reproduced": rep.name,
@@ -304,6 +308,7 @@ def compare(rep: Side, ref: Side) -> dict:
         "only_reproduced": only_rep,
         "only_reference": only_ref,
         "holds_flipped": flipped,
+        "kind_changed": kinds,
         "selection_changed": selection,
         "verdicts": verdicts,
         "ok": ok,
@@ -359,6 +364,7 @@ def format_text(result: Mapping) -> str:
         ("runs only in the reference", "only_reference"),
         ("holds flipped", "holds_flipped"),
         ("lr selection changed", "selection_changed"),
+        ("data kind differs", "kind_changed"),
     ):
         if result[key]:
             lines.append(f"{title}: {', '.join(result[key])}")
@@ -410,5 +416,15 @@ def run_command(args) -> int:
             "folder), or --ref REV (e.g. --ref HEAD) to compare reports/ with a commit"
         )
     result = compare(rep, ref)
-    print(json.dumps(result, indent=2) if args.json else format_text(result))
+    if args.json:  # strict JSON: a difference with a value on one side only is null
+        finite = [
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in c.items()
+            }
+            for c in result["columns"]
+        ]
+        print(json.dumps({**result, "columns": finite}, indent=2, allow_nan=False))
+    else:
+        print(format_text(result))
     return 0 if result["ok"] else 1
