@@ -148,3 +148,16 @@ def test_the_pretrain_stage_stops_on_a_torchvision_that_does_not_load(
     assert "\n" not in err and err.startswith("stage pretrain: torchvision ")
     assert err.endswith("operator torchvision::nms does not exist; run `surrogap doctor`")
     assert not (tmp_path / "run").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_the_command_line_stays_light_with_the_new_subcommands():
+    """compare (pandas, the report's code) and doctor (torch) import only when they run, so
+    `surrogap bounds` starts as fast as before."""
+    import subprocess
+
+    code = (
+        "import sys; from surrogap import cli; cli.build_parser(); "
+        "print(sorted(m for m in ('pandas', 'torch', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -373,50 +373,25 @@ def format_text(result: Mapping) -> str:
 
 
 # --------------------------------------------------------------------------- command line
-def add_subparser(sub) -> None:
-    """`surrogap compare` in the `surrogap` command line."""
-    p = sub.add_parser(
-        "compare",
-        help="a reproduced reports/ against a reference: differences, tolerances, verdicts",
-        description="Compare a reproduced results table (a results.csv or a reports/ folder) "
-        "with a reference one, per numeric column against docs/SCALING.md's tolerances, and "
-        "recompute the report's claim verdicts from both. Exit 0: no verdict changed and all "
-        "within tolerance; 1: something did not; 2: bad input.",
-    )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="REPRODUCED REFERENCE (each a results.csv or a reports/ folder); with --ref, "
-        "only REPRODUCED (default: reports)",
-    )
-    p.add_argument(
-        "--ref",
-        metavar="REV",
-        help="the reference is reports/ (and params.yaml) as committed at this git revision",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run_command)
-
-
-def run_command(args) -> int:
-    """0: no verdict changed and all within tolerance; 1: otherwise (UserError: 2)."""
+def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
+    """`surrogap compare`: 0 when no verdict changed and all is within tolerance, 1
+    otherwise (bad input raises UserError: 2)."""
     import json
 
-    if args.ref is not None:
-        if len(args.paths) > 1:
+    if ref_rev is not None:
+        if len(paths) > 1:
             raise UserError("surrogap compare: with --ref give at most one PATH (the reproduced)")
-        rep = read_path(args.paths[0] if args.paths else "reports")
-        ref = read_revision(args.ref)
-    elif len(args.paths) == 2:
-        rep, ref = read_path(args.paths[0]), read_path(args.paths[1])
+        rep = read_path(paths[0] if paths else "reports")
+        ref = read_revision(ref_rev)
+    elif len(paths) == 2:
+        rep, ref = read_path(paths[0]), read_path(paths[1])
     else:
         raise UserError(
             "surrogap compare: give REPRODUCED and REFERENCE (each a results.csv or a reports/ "
             "folder), or --ref REV (e.g. --ref HEAD) to compare reports/ with a commit"
         )
     result = compare(rep, ref)
-    if args.json:  # strict JSON: a difference with a value on one side only is null
+    if as_json:  # strict JSON: a difference with a value on one side only is null
         finite = [
             {
                 k: (None if isinstance(v, float) and not math.isfinite(v) else v)
