@@ -478,6 +478,8 @@ def test_records_say_why_a_value_is_null():
         "arora": "uniform prior only",
         "nozawa_sato": "uniform prior only",
         "ash": "uniform prior only",
+        "below_ideal": "uniform prior only",
+        "optimal_contrastive_loss": "uniform prior only",
     }
     ideal = records.bounds_records([3], None, None, prior=[0.5, 0.3, 0.2])[0]
     assert ideal["why_null"] == dict.fromkeys(
@@ -578,3 +580,15 @@ def test_both_prior_families_valid_on_skewed_priors(c, alpha, kind):
             assert B.upper_gap(k, prior=prior) == pytest.approx(
                 min(paper[1], derived[1]), rel=1e-12
             )
+
+
+def test_upper_bound_vacuity_thresholds_are_log_c_and_the_largest_r_mu():
+    # the largest R_mu at norm b: true logit -b^2, the other C - 1 at +b^2
+    assert B.max_supervised_loss(3, b=2.0) == pytest.approx(math.log(1 + 2 * math.exp(8.0)))
+    assert B.max_supervised_loss(3, b=30.0) == pytest.approx(1800.0 + math.log(2.0), rel=1e-15)
+    c, top = 10, math.log(1 + 9 * math.e**2)
+    cases = [(2.0, "no"), (math.log(c) + 1e-9, "above_log_c"), (top + 1e-9, "vacuous")]
+    for upper, want in [*cases, (None, "vacuous"), (math.inf, "vacuous")]:
+        assert B.upper_bound_vacuity(upper, c) == want, upper
+    assert B.upper_bound_vacuity(math.nan, c) is None
+    assert B.upper_bound_vacuity(top - 1e-9, c) == "above_log_c"

@@ -20,7 +20,16 @@ from surrogap.theory import records
 
 SRC = Path(B.__file__).resolve().parents[1]
 
-RECORD_KEYS = {"k", "classes", "b", "loss", *BOUND_COLUMNS, "why_null"}
+RECORD_KEYS = {
+    "k",
+    "classes",
+    "b",
+    "loss",
+    "below_ideal",
+    "optimal_contrastive_loss",
+    *BOUND_COLUMNS,
+    "why_null",
+}
 
 
 def run(capsys, *argv):
@@ -44,7 +53,7 @@ def same(got, want):
 
 @pytest.mark.parametrize("ks", [["1"], ["1", "5", "9", "10", "64"]])
 def test_table_one_row_per_k_undefined_where_undefined(capsys, ks):
-    code, out, err = run(capsys, "bounds", "--k", *ks, "--classes", "10", "--loss", "2.5")
+    code, out, err = run(capsys, "bounds", "--k", *ks, "--classes", "10", "--loss", "3.0")
     assert code == 0 and err == ""
     lines = out.strip().splitlines()
     assert lines[0].startswith("C = 10")
@@ -59,17 +68,17 @@ def test_table_one_row_per_k_undefined_where_undefined(capsys, ks):
             assert (cells[name] == "undefined") == (k + 1 < 10), (k, name)
         assert cells["ash"] != "undefined"
         assert float(cells["upper_gap"]) == pytest.approx(B.upper_gap(k, 10), rel=1e-5)
-        assert float(cells["bao_upper"]) == pytest.approx(2.5 + B.upper_gap(k, 10), rel=1e-5)
+        assert float(cells["bao_upper"]) == pytest.approx(3.0 + B.upper_gap(k, 10), rel=1e-5)
         if k + 1 >= 10:
-            assert float(cells["arora"]) == pytest.approx(B.arora_bound(2.5, k, 10), rel=1e-5)
+            assert float(cells["arora"]) == pytest.approx(B.arora_bound(3.0, k, 10), rel=1e-5)
 
 
 @pytest.mark.parametrize(
     ("ks", "classes", "losses"),
     [
-        ([1, 2, 3, 4, 9, 10, 100], 10, [3.0]),
+        ([1, 2, 3, 4, 9, 10, 100], 10, [3.5]),
         ([1, 4, 16], 3, [0.5, 1.5, 2.5]),
-        ([1, 64, 1024], 100, [4.0]),
+        ([1, 64, 1024], 100, [5.5]),
         ([1, 2], 2, [1.0, 7.0]),
     ],
 )
@@ -103,6 +112,8 @@ def test_json_records_equal_library(capsys, ks, classes, losses):
         assert set(rec) == RECORD_KEYS
         assert rec["k"] == ks[i] and rec["classes"] == classes and rec["b"] == 1.0
         assert rec["loss"] == loss[i]
+        assert rec["below_ideal"] is False  # every loss here is reachable
+        assert same(rec["optimal_contrastive_loss"], B.optimal_contrastive_loss(ks[i], classes))
         for name, values in want.items():
             assert same(rec[name], float(values[i])), (name, ks[i])
         assert (rec["arora"] is None) == (ks[i] + 1 < classes)
@@ -143,8 +154,11 @@ def test_json_with_prior_and_b(capsys):
         assert same(rec["bao_upper"], B.bao_upper_bound(1.2, k, prior=prior, b=0.7))
         # the earlier bounds assume a uniform prior: not given for a skewed one
         assert rec["arora"] is None and rec["nozawa_sato"] is None and rec["ash"] is None
+        # nor R_cont* (uniform prior only), so nothing says whether the loss is reachable
+        assert rec["below_ideal"] is None and rec["optimal_contrastive_loss"] is None
         assert rec["why_null"] == dict.fromkeys(
-            ("arora", "nozawa_sato", "ash"), "uniform prior only"
+            ("arora", "nozawa_sato", "ash", "below_ideal", "optimal_contrastive_loss"),
+            "uniform prior only",
         )
 
 
@@ -312,7 +326,8 @@ def test_sizes_and_negative_loss_refused_in_one_line(capsys, argv, named):
     ],
 )
 def test_largest_sizes_answer_and_equal_the_library(capsys, argv):
-    code, out, err = run(capsys, "bounds", *argv, "--json")
+    # 2.3 lies below R_cont* at the large K: the flag prints the bounds anyway
+    code, out, err = run(capsys, "bounds", *argv, "--json", "--allow-below-ideal")
     assert code == 0 and err == ""
     ks = [int(x) for x in argv[argv.index("--k") + 1 : argv.index("--classes")]]
     c = int(argv[argv.index("--classes") + 1])
@@ -384,7 +399,7 @@ def test_closed_pipe_ends_quietly():
         [
             "bash",
             "-c",
-            f"{sys.executable} -m surrogap.cli bounds --k {ks} --classes 10 --loss 2 | head -3",
+            f"{sys.executable} -m surrogap.cli bounds --k {ks} --classes 10 --loss 20 | head -3",
         ],
         capture_output=True,
         text=True,
@@ -405,3 +420,100 @@ def test_internal_error_is_not_disguised_as_a_user_error(monkeypatch):
     monkeypatch.setattr(records, "bounds_records", broken)
     with pytest.raises(ValueError, match="an internal bug"):
         main(["bounds", "--k", "3", "--classes", "10"])
+
+
+# --------------------------------------------------------------------------- a loss no encoder reaches
+@pytest.mark.parametrize(
+    ("argv", "k", "classes", "loss"),
+    [
+        (["--k", "1000000000000", "--classes", "1000000000", "--loss", "3"], 10**12, 10**9, 3.0),
+        (["--k", "1", "4", "64", "--classes", "10", "--loss", "2.3"], 64, 10, 2.3),
+        (["--k", "4", "--classes", "10", "--loss", "1", "--b", "0.5"], 4, 10, 1.0),
+    ],
+)
+def test_loss_below_the_ideal_loss_is_refused_in_one_line(capsys, argv, k, classes, loss):
+    # R_cont*(K, C, b) is the lowest contrastive loss of any encoder with norm <= b
+    # (docs/THEORY.md, section 4): below it the bounds describe no encoder (bao_upper was
+    # -3.04 and Arora -inf for the first case)
+    b = float(argv[argv.index("--b") + 1]) if "--b" in argv else 1.0
+    ideal = float(B.optimal_contrastive_loss(k, classes, b))
+    assert loss < ideal
+    for extra in ([], ["--json"]):
+        code, out, err = run(capsys, "bounds", *argv, *extra)
+        assert code == 2 and out == ""
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert f"loss {loss:g} at K = {k} is below R_cont* = {ideal:.6g}" in err
+        assert "--allow-below-ideal" in err
+
+
+def test_allow_below_ideal_prints_the_rows_marked(capsys):
+    argv = ["bounds", "--k", "1", "4", "64", "--classes", "10", "--loss", "2.3"]
+    code, out, err = run(capsys, *argv, "--allow-below-ideal")
+    assert code == 0 and err == ""
+    header = out.splitlines()[1].split()
+    assert header == ["k", "loss", "below_ideal", *BOUND_COLUMNS]
+    marks = {int(r[0]): r[2] for r in table_rows(out.rsplit("\n", 2)[0])}
+    assert marks == {1: "False", 4: "False", 64: "True"}
+    ideal = float(B.optimal_contrastive_loss(64, 10))
+    assert f"R_cont*(K, C, b) = {ideal:.6g} (K = 64)" in out.splitlines()[-1]
+    code, out, _ = run(capsys, *argv, "--allow-below-ideal", "--json")
+    recs = json.loads(out)
+    assert [r["below_ideal"] for r in recs] == [False, False, True]
+    assert same(recs[2]["optimal_contrastive_loss"], ideal)
+    assert same(recs[2]["bao_upper"], B.bao_upper_bound(2.3, 64, 10))
+
+
+def test_a_loss_at_the_ideal_loss_is_reachable(capsys):
+    ideal = float(B.optimal_contrastive_loss(64, 10))
+    code, out, err = run(capsys, "bounds", "--k", "64", "--classes", "10", "--loss", repr(ideal))
+    assert code == 0 and err == "" and "below_ideal" not in out
+    low = repr(ideal * (1 - 1e-6))
+    code, out, err = run(capsys, "bounds", "--k", "64", "--classes", "10", "--loss", low)
+    assert code == 2 and out == "" and "K = 64" in err
+
+
+def test_records_refuse_a_loss_below_the_ideal_loss_unless_allowed():
+    with pytest.raises(ValueError, match=r"loss 2.3 at K = 64 is below R_cont\* = 2.71169"):
+        records.bounds_records([1, 64], 10, [2.3])
+    recs = records.bounds_records([1, 64], 10, [2.3], allow_below_ideal=True)
+    assert [r["below_ideal"] for r in recs] == [False, True]
+
+
+# --------------------------------------------------------------------------- K and C in exponent form
+def test_k_and_classes_take_exact_exponent_forms(capsys):
+    code, out, err = run(
+        capsys,
+        "bounds",
+        "--k",
+        "1e3",
+        "2.5e3",
+        "1E12",
+        "--classes",
+        "1e1",
+        "--loss",
+        "30",
+        "--json",
+    )
+    assert code == 0 and err == ""
+    recs = json.loads(out)
+    assert [r["k"] for r in recs] == [1000, 2500, 10**12]
+    assert {r["classes"] for r in recs} == {10}
+    assert same(recs[1]["upper_gap"], B.upper_gap(2500, 10))
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--k", "1.5", "--classes", "10"], "k must be an integer in 1..1e12, got '1.5'"),
+        (["--k", "1e-3", "--classes", "10"], "k must be an integer in 1..1e12, got '1e-3'"),
+        (["--k", "1e13", "--classes", "10"], "k must be an integer in 1..1e12, got '1e13'"),
+        (["--k", "1e999999999", "--classes", "10"], "got '1e999999999'"),
+        (["--k", "inf", "--classes", "10"], "got 'inf'"),
+        (["--k", "5", "--classes", "2.5e0"], "classes must be an integer in 2..1e9, got '2.5e0'"),
+        (["--k", "5", "--classes", "1e10"], "classes must be an integer in 2..1e9, got '1e10'"),
+    ],
+)
+def test_k_and_classes_refuse_inexact_or_out_of_range_exponent_forms(capsys, argv, named):
+    code, out, err = run(capsys, "bounds", *argv)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and named in err

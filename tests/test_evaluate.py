@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -243,7 +245,7 @@ def test_records_carry_the_results_columns_and_the_bounds():
     x, y = mixture(n=300, c=3)
     fs = features.FeatureSet(x=x, labels=y, split=None, source="m")
     records = external.evaluate(fs, [1, 2, 8], repeats=2)
-    assert [list(r) for r in records] == [list(external.RECORD_COLUMNS)] * 3
+    assert [list(r) for r in records] == [list(external.RECORD_KEYS)] * 3
     by_k = {r["k"]: r for r in records}
     assert by_k[1]["arora"] is None and by_k[1]["nozawa_sato"] is None  # K + 1 < C
     assert by_k[2]["arora"] is not None and by_k[8]["ash"] is not None
@@ -328,14 +330,57 @@ def test_every_format_round_trips(tmp_path, data):
         assert fs.x.dtype == np.float32 and fs.x.shape == x.shape, name
         np.testing.assert_array_equal(fs.x, x, err_msg=name)
         codes, _ = external.encode_labels(fs.labels)
-        np.testing.assert_array_equal(codes, y, err_msg=name)  # "class-0" < ... < "class-3"
+        want, _ = external.encode_labels(y)  # the same classes: the same codes
+        np.testing.assert_array_equal(codes, want, err_msg=name)
         assert fs.split is None
 
 
-def test_string_labels_map_to_sorted_codes():
+def test_labels_map_to_codes_in_order_of_first_appearance():
     codes, names = external.encode_labels(np.asarray(["dog", "cat", "emu", "cat"]))
-    assert names == ["cat", "dog", "emu"]
-    assert codes.tolist() == [1, 0, 2, 0]
+    assert names == ["dog", "cat", "emu"]
+    assert codes.tolist() == [0, 1, 2, 1]
+    assert external.encode_labels(np.asarray([7, 3, 7, 10]))[0].tolist() == [0, 1, 0, 2]
+
+
+def test_class_names_change_no_number(tmp_path, capsys):
+    # 12 classes: as integers, as their decimal strings ("10" < "2" as strings), and
+    # permuted names; the split and every estimate used to follow the sorted names
+    # (1.28786 vs 1.28959): now identical records from the command and the stage
+    rng = np.random.default_rng(5)
+    y = np.arange(240) % 12
+    x = (2 * rng.normal(size=(12, 6))[y] + rng.normal(size=(240, 6))).astype(np.float32)
+    namings = {
+        "int": y,
+        "str": y.astype(str),
+        "reversed": 11 - y,
+        "letters": np.asarray(list("abcdefghijkl"))[(5 * y) % 12],
+    }
+    outs = {}
+    for name, labels in namings.items():
+        np.savez(tmp_path / f"{name}.npz", x=x, y=labels)
+        rc, out, err = run_cli(
+            capsys,
+            "evaluate",
+            tmp_path / f"{name}.npz",
+            "--k",
+            1,
+            8,
+            "--repeats",
+            2,
+            "--seed",
+            1,
+            "--json",
+        )
+        assert rc == 0, err
+        outs[name] = json.loads(out)
+    assert all(recs == outs["int"] for recs in outs.values())
+    # integer labels whose classes first appear in increasing order keep the numbers the
+    # sorted-names mapping gave
+    got = [r[key] for r in outs["int"] for key in ("contrastive_loss", "supervised_loss")]
+    assert got == pytest.approx(
+        [0.4196739598280854, 1.9021147629735924, 1.6797424728671708, 1.9021147629735924],
+        rel=1e-9,
+    )
 
 
 def test_datasets_folders_round_trip(tmp_path, data):
@@ -399,7 +444,7 @@ def test_cli_json_table_and_plot(tmp_path, capsys, data):
     assert rc == 0, err
     records = json.loads(out)
     assert [r["k"] for r in records] == [1, 4, 16]
-    assert list(records[0]) == list(external.RECORD_COLUMNS)
+    assert list(records[0]) == list(external.RECORD_KEYS)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert leftovers(tmp_path) == ["a.npz", "gap.png"]  # no temporary file left
     again = external.evaluate(features.load_features(tmp_path / "a.npz"), [1, 4, 16], repeats=3)
@@ -412,7 +457,9 @@ def test_cli_json_table_and_plot(tmp_path, capsys, data):
         "contrastive_loss",
         "contrastive_loss_se",
     ]
-    assert len(lines) == 5 and lines[-1].split()[-1] == "True"
+    rows = [line.split() for line in lines[3:5]]
+    assert [row[-2:] for row in rows] == [["True", "above_log_c"]] * 2  # holds, vacuity
+    assert len(lines) == 6 and lines[-1].startswith("vacuity above_log_c: bao_upper above log C")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -545,6 +592,7 @@ def test_stage_with_one_entry(tmp_path, monkeypatch, data):
     np.testing.assert_allclose(
         df["contrastive_loss"], [r["contrastive_loss"] for r in expected], rtol=1e-8
     )
+    assert df["vacuity"].tolist() == [r["vacuity"] for r in expected]
 
 
 @pytest.mark.parametrize(
@@ -610,3 +658,81 @@ def test_float64_features_too_large_for_float32_say_so(tmp_path, capsys):
     assert rc == 2 and out == "" and err.count("\n") == 1, err
     assert "finite values too large for float32 (first at row 3: 1e+300" in err
     assert "holds NaN or inf" not in err
+
+
+# --------------------------------------------------------------------------- vacuity, null words
+def test_vacuous_upper_bounds_are_flagged(tmp_path, capsys):
+    # random features, C = 2: R_mu is about log 2, and Bao's upper bound at K = 1 lies above
+    # log(1 + e^2), the largest R_mu possible at b = 1; "holds True" says nothing there
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 2
+    np.savez(tmp_path / "r.npz", x=rng.normal(size=(120, 8)).astype(np.float32), y=y)
+    argv = ["evaluate", tmp_path / "r.npz", "--k", 1, 4, 16, "--repeats", 2]
+    rc, out, err = run_cli(capsys, *argv, "--json")
+    assert rc == 0, err
+    records = json.loads(out)
+    log_c, top = math.log(2), math.log1p(math.e**2)  # closed forms of the two thresholds
+    for r in records:
+        up = r["bao_upper"]
+        want = "vacuous" if up > top else "above_log_c" if up > log_c else "no"
+        assert r["vacuity"] == want, r
+    assert records[0]["vacuity"] == "vacuous" and records[0]["holds"] is True
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0
+    cells = {int(line.split()[0]): line.split()[-1] for line in out.splitlines()[3:6]}
+    assert cells == {r["k"]: r["vacuity"] for r in records}
+    assert f"vacuity vacuous: bao_upper above log(1 + (C - 1) e^2) = {top:.6g}" in out
+    assert "at K = 1: vacuous" in out
+
+
+def test_empirical_prior_nulls_print_as_in_bounds(tmp_path, capsys):
+    # a skewed prior: the earlier bounds are uniform-only, `n/a` in both commands' tables
+    x, y = mixture(n=200, c=3)
+    y = np.where(np.arange(200) < 40, 0, y)
+    np.savez(tmp_path / "s.npz", x=x, y=y)
+    rc, out, err = run_cli(
+        capsys, "evaluate", tmp_path / "s.npz", "--k", 1, 4, "--repeats", 1, "--prior", "empirical"
+    )
+    assert rc == 0, err
+    header, _, *rows = out.splitlines()[1:4]
+    for row in rows:
+        cells = dict(zip(header.split(), row.split(), strict=True))
+        assert [cells[n] for n in ("arora", "nozawa_sato", "ash")] == ["n/a"] * 3
+    assert "undefined" not in out
+    rc, out, _ = run_cli(capsys, "bounds", "--k", 1, "--prior", "0.5,0.3,0.2", "--loss", 2)
+    assert rc == 0 and out.splitlines()[-1].split()[-3:] == ["n/a"] * 3
+
+
+# --------------------------------------------------------------------------- a FIFO named as input
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_a_fifo_as_features_or_labels_is_refused_unopened(tmp_path):
+    # opening a FIFO blocks until a writer comes: the evaluate stage used to hang on one
+    x, _ = mixture(n=40, c=4)
+    np.save(tmp_path / "x.npy", x)
+    os.mkfifo(tmp_path / "pipe.npz")
+    os.mkfifo(tmp_path / "labels.txt")
+    (tmp_path / "params.yaml").write_text(
+        "evaluate:\n  features:\n    - {name: a, path: x.npy, labels: labels.txt}\n  k: [1]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    runs = {
+        "command": [sys.executable, "-m", "surrogap.cli", "evaluate", "pipe.npz", "--k", "1"],
+        "stage": [
+            sys.executable,
+            str(ROOT / "stages" / "evaluate.py"),
+            *("--params", "params.yaml", "--out", "out/external.csv", "--inputs", "."),
+        ],
+    }
+    for name, argv in runs.items():
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2 and done.stdout == "", (name, done.stderr)
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert "is a FIFO, not a regular file" in done.stderr
+    assert "'labels.txt' is a FIFO, not a regular file; the labels must be" in done.stderr
+    assert done.stderr.startswith("stage evaluate: evaluate.features[0] ('a'): ")
+    assert not (tmp_path / "out").exists()
+    if Path("/dev/null").exists():  # a device: reading it would give no data, or never end
+        with pytest.raises(UserError, match="'/dev/null' is a character device"):
+            external.read_features("/dev/null")

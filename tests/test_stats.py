@@ -179,4 +179,4 @@ def test_vacuity_is_judged_per_seed():
     line = claim(CL.claims(r, no_traj(), P), 2).details[0]
     assert "2/5 seeds at K = 64" in line
     assert "yet below log(1 + (C - 1) e^2) = 4.952, the largest R_mu possible at b = 1" in line
-    assert CL.max_supervised_loss(20) == pytest.approx(math.log(1 + 19 * math.e**2))
+    assert bounds.max_supervised_loss(20) == pytest.approx(math.log(1 + 19 * math.e**2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -65,7 +66,11 @@ _NULL_CELL = {
 def _cmd_bounds(args: argparse.Namespace) -> int:
     if args.classes is None and args.prior is None:
         raise UserError("surrogap bounds: give --classes C (an integer >= 2) or --prior p1,p2,...")
-    records = bound_records.bounds_records(args.k, args.classes, args.loss, args.prior, args.b)
+    records = bound_records.bounds_records(
+        args.k, args.classes, args.loss, args.prior, args.b, allow_below_ideal=True
+    )
+    if not args.allow_below_ideal:
+        bound_records.check_reachable(records, "or --allow-below-ideal to print the rows, marked")
     if args.json:
         print(json.dumps(records, indent=2, allow_nan=False))
         return 0
@@ -80,8 +85,16 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
             "optimal_supervised_loss",
         ]
     else:
-        cols = ["k", "loss", *BOUND_COLUMNS]
+        marked = ["below_ideal"] if args.allow_below_ideal else []
+        cols = ["k", "loss", *marked, *BOUND_COLUMNS]
     print(format_table(records, cols))
+    below = [r for r in records if r.get("below_ideal")]
+    if below:
+        print(
+            "below_ideal True: the loss lies below R_cont*(K, C, b) = "
+            + ", ".join(f"{r['optimal_contrastive_loss']:.6g} (K = {r['k']})" for r in below)
+            + ", which no encoder with feature norm <= b reaches; those bounds describe no encoder"
+        )
     return 0
 
 
@@ -100,11 +113,11 @@ EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from surrogap.estimators import external, features
+    from surrogap.estimators import external
     from surrogap.plots.gap import save_plot
 
     keys = {name: getattr(args, name) for name in ("features_key", "labels_key", "split_column")}
-    fs = features.load_features(args.features, labels_path=args.labels, **keys)
+    fs = external.read_features(args.features, labels_path=args.labels, **keys)
     records = external.evaluate(fs, args.k, args.repeats, args.seed, args.test_fraction, args.prior)
     if args.plot is not None:
         save_plot(records, args.plot, fs.source)
@@ -117,7 +130,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         f"{head['n_test']} test, {args.prior} prior, b = 1 (L2-normalized), {args.repeats} repeats"
     )
     print(format_table(records, EVALUATE_TABLE))
+    for line in _vacuity_lines(records):
+        print(line)
     return 0
+
+
+def _vacuity_lines(records: list[dict]) -> list[str]:
+    """What the vacuity column means, for the K where Bao's upper bound says little."""
+    c = records[0]["classes"]
+    lines = []
+    for level, threshold, meaning in (
+        (bounds.ABOVE_LOG_C, f"log C = {math.log(c):.6g}", "weaker than predicting uniformly"),
+        (
+            bounds.VACUOUS,
+            f"log(1 + (C - 1) e^2) = {bounds.max_supervised_loss(c):.6g}, the largest R_mu "
+            "possible at b = 1",
+            "vacuous, it excludes no R_mu (holds is True trivially)",
+        ),
+    ):
+        ks = [str(r["k"]) for r in records if r["vacuity"] == level]
+        if ks:
+            lines.append(
+                f"vacuity {level}: bao_upper above {threshold} at K = {', '.join(ks)}: {meaning}"
+            )
+    return lines
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -153,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--b", type=float_value("b"), default=1.0, help="feature-norm bound b (default 1)"
+    )
+    p.add_argument(
+        "--allow-below-ideal",
+        action="store_true",
+        help="print a loss below R_cont*(K, C, b), the lowest any encoder reaches, marked "
+        "(a column and the JSON field below_ideal) instead of refusing it",
     )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.set_defaults(func=_cmd_bounds)

@@ -7,6 +7,7 @@ naming it and what is allowed."""
 from __future__ import annotations
 
 import argparse
+import decimal
 import math
 from collections.abc import Callable
 
@@ -34,15 +35,35 @@ def int_value(
     allowed = allowed or f"an integer >= {minimum}"
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        value = exact_integer(text)
         if value is None or value < minimum or (maximum is not None and value > maximum):
             raise argparse.ArgumentTypeError(f"{name} must be {allowed}, got {text!r}")
         return value
 
     return parse
+
+
+# exponent forms above 10**MAX_EXPONENT are refused unread, like int() refuses a decimal
+# string of more than 4300 digits (Python's default limit), so `1e999999999` costs nothing
+MAX_EXPONENT = 4300
+
+
+def exact_integer(text: str) -> int | None:
+    """The integer `text` writes exactly, in decimal (`1000`) or exponent form (`1e3`,
+    `1E12`, `2.5e3` -> 2500); None for anything else (`1.5`, `1e-3`, `nan`, `ten`)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+    except (decimal.InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or value.adjusted() > MAX_EXPONENT:
+        return None
+    if value != value.to_integral_value():
+        return None
+    return int(value)
 
 
 def float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:

@@ -60,6 +60,7 @@ EVALUATE_RECORD_COLUMNS = (
     *MEASURED,
     *BOUND_COLUMNS,
     "holds",
+    "vacuity",  # of bao_upper: theory.bounds.upper_bound_vacuity (no, above_log_c, vacuous)
     "n_train",
     "n_test",
     "dim",
@@ -69,7 +70,15 @@ EXTERNAL_COLUMNS = ("dataset", *EVALUATE_RECORD_COLUMNS)
 # the columns of reports/external.csv the report reads
 REPORT_EXTERNAL_COLUMNS = ("dataset", "classes", "k", *MEASURED, *BOUND_COLUMNS[:4], "holds")
 # the table `surrogap evaluate` prints
-EVALUATE_TABLE_COLUMNS = ("k", *MEASURED, "bao_lower", "bao_upper", *EARLIER_BOUNDS, "holds")
+EVALUATE_TABLE_COLUMNS = (
+    "k",
+    *MEASURED,
+    "bao_lower",
+    "bao_upper",
+    *EARLIER_BOUNDS,
+    "holds",
+    "vacuity",
+)
 
 # data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`
 # labels of every split

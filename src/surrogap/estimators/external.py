@@ -17,12 +17,16 @@ Supervised Losses", ICML 2022 (arXiv:2110.02501). Losses in nats.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from surrogap.core.errors import UserError
 from surrogap.core.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
+from surrogap.estimators import features
 from surrogap.estimators.evaluation import (
     RAW_NORM_LIMIT,
     contrastive_loss_estimate,
@@ -33,22 +37,58 @@ from surrogap.estimators.features import FeatureSet
 
 __all__ = [
     "RECORD_COLUMNS",
+    "RECORD_KEYS",
     "STAGE_COLUMNS",
     "EvalSplit",
     "check_features",
     "encode_labels",
     "evaluate",
     "evaluate_split",
+    "read_features",
     "split_features",
 ]
 
-RECORD_COLUMNS = EVALUATE_RECORD_COLUMNS  # the keys of one record
+RECORD_COLUMNS = EVALUATE_RECORD_COLUMNS  # the values of one record
+RECORD_KEYS = (*RECORD_COLUMNS, "why_null")  # the keys of one record
 STAGE_COLUMNS = EXTERNAL_COLUMNS  # reports/external.csv
 SPLIT_IGNORED = ("val", "valid", "validation")  # split values whose rows are left out
 PRIORS = ("uniform", "empirical")
 
 
 # --------------------------------------------------------------------------- input checks
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _regular_file(path: str | Path, what: str, allowed: str = "a regular file") -> None:
+    """Refuse a FIFO, device or socket at `path` in one line without opening it (reading
+    one blocks for ever, or never ends); a missing path is left to the reader's message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise UserError(
+                f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}"
+            )
+
+
+def read_features(
+    path: str | Path, labels_path: str | Path | None = None, **keys: str | None
+) -> FeatureSet:
+    """`features.load_features` (keys: features_key, labels_key, split_column), after
+    refusing a features or labels path that is no regular file or folder, unopened."""
+    _regular_file(path, "the features", "a regular file or a datasets folder")
+    if labels_path is not None:
+        _regular_file(labels_path, "the labels")
+    return features.load_features(path, labels_path=labels_path, **keys)
+
+
 def check_features(x: np.ndarray, source: str) -> None:
     """One line naming the first NaN or inf (row, column) of x."""
     finite = np.isfinite(x)
@@ -61,9 +101,16 @@ def check_features(x: np.ndarray, source: str) -> None:
 
 
 def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Codes 0..C-1 (int64) for the sorted distinct labels, and the labels' names."""
-    names, codes = np.unique(labels, return_inverse=True)
-    return codes.astype(np.int64).reshape(-1), [str(v) for v in names]
+    """Codes 0..C-1 (int64) and the classes' names, in the order each class first appears
+    in the rows: the codes depend only on which rows share a class, never on the names, so
+    the split and every estimate are the same for any naming of the classes (integers,
+    the same as strings, or permuted names)."""
+    names, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # the classes by their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    codes = rank[inverse.reshape(-1)].astype(np.int64)
+    return codes, [str(v) for v in names[order]]
 
 
 def split_features(
@@ -165,8 +212,8 @@ class EvalSplit:
 def evaluate_split(
     data: EvalSplit, ks: Sequence[int], repeats: int = 10, seed: int = 0, prior: str = "uniform"
 ) -> list[dict]:
-    """One record per K (keys RECORD_COLUMNS) for a checked split."""
-    from surrogap.theory.bounds import holds
+    """One record per K (keys RECORD_KEYS) for a checked split."""
+    from surrogap.theory.bounds import holds, upper_bound_vacuity
     from surrogap.theory.records import bounds_records
 
     data.check_k(ks)
@@ -186,6 +233,7 @@ def evaluate_split(
         None if weights is not None else data.num_classes,
         [e.mean for e in estimates],
         weights,
+        allow_below_ideal=True,  # a measured loss: an estimate, never refused
     )
     out = []
     for rec, est in zip(records, estimates, strict=True):
@@ -206,11 +254,14 @@ def evaluate_split(
                 "nozawa_sato": rec["nozawa_sato"],
                 "ash": rec["ash"],
                 "holds": holds(rec["bao_lower"], r_mu, rec["bao_upper"]),
+                "vacuity": upper_bound_vacuity(rec["bao_upper"], data.num_classes),
                 "n_train": int(data.z_train.shape[0]),
                 "n_test": data.n_test,
                 "dim": int(data.z_test.shape[1]),
             }
         )
+        # why a value is None, as in `surrogap bounds` (e.g. "uniform prior only")
+        out[-1]["why_null"] = {k: v for k, v in rec["why_null"].items() if k in out[-1]}
     return out
 
 
@@ -222,7 +273,8 @@ def evaluate(
     test_fraction: float = 0.3,
     prior: str = "uniform",
 ) -> list[dict]:
-    """Check, split and evaluate a feature set: one record per K (keys RECORD_COLUMNS).
+    """Check, split and evaluate a feature set: one record per K (keys RECORD_KEYS:
+    why_null gives the reason of each None value, as in `surrogap bounds`).
 
     Every input check (finite features, >= 2 classes, >= 2 samples of each class in each
     split, 1 <= K <= n_test - 1) runs before any estimate, so a bad input costs nothing.

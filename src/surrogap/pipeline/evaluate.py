@@ -12,8 +12,7 @@ import pandas as pd
 from surrogap.core import io
 from surrogap.core.config import one_line, parse, section, spec
 from surrogap.core.errors import UserError
-from surrogap.estimators import features
-from surrogap.estimators.external import PRIORS, STAGE_COLUMNS, evaluate
+from surrogap.estimators.external import PRIORS, STAGE_COLUMNS, evaluate, read_features
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def run(params: Mapping, out: str | Path, inputs: str | Path) -> None:
     rows = []
     for i, entry in enumerate(p.features):
         try:
-            fs = features.load_features(
+            fs = read_features(
                 entry.path,
                 labels_path=entry.labels,
                 features_key=entry.features_key,

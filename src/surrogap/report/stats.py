@@ -295,12 +295,6 @@ def run_label(dataset: str, k: int, seed: int) -> str:
     return f"{dataset} K={int(k)} seed {int(seed)}"
 
 
-def max_supervised_loss(c: int) -> float:
-    """The largest R_mu possible at b = 1: every logit in [-1, 1], the true one -1 and the
-    other C - 1 at +1: log(1 + (C - 1) e^2)."""
-    return math.log1p((c - 1) * math.exp(2.0))
-
-
 # --------------------------------------------------------------------------- verdicts
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not confirmed", "inconclusive"
 CONSISTENT, VIOLATED = "consistent (theorem check)", "violated (theorem check)"

@@ -47,9 +47,11 @@ __all__ = [
     "log_coverage_probability",
     "loss_coefficients",
     "lower_gap",
+    "max_supervised_loss",
     "nozawa_sato_bound",
     "optimal_contrastive_loss",
     "optimal_supervised_loss",
+    "upper_bound_vacuity",
     "upper_gap",
 ]
 
@@ -244,6 +246,36 @@ def optimal_supervised_loss(num_classes, b=1.0):
     """R_mu*(C, b) = log(1 + (C - 1) e^{-2 b^2}) of the ideal normalized encoder."""
     c = _as_classes(num_classes)
     return math.log1p((c - 1) * math.exp(-2.0 * _b_squared(b)))
+
+
+def max_supervised_loss(num_classes, b=1.0) -> float:
+    """The largest R_mu possible at feature norm b: every logit f(x)^T mu_y lies in
+    [-b^2, b^2], worst with the true one at -b^2 and the other C - 1 at +b^2:
+    log(1 + (C - 1) e^{2 b^2}) (inf where it leaves float64)."""
+    c = _as_classes(num_classes)
+    b2 = _b_squared(b)
+    if 2.0 * b2 < 700.0:
+        return math.log1p((c - 1) * math.exp(2.0 * b2))
+    return 2.0 * b2 + math.log(c - 1)  # e^{2 b^2} (C - 1) >> 1: the log1p is exact here
+
+
+# how much an upper bound on R_mu says (`upper_bound_vacuity`)
+NOT_VACUOUS = "no"  # below log C: better than predicting uniformly
+ABOVE_LOG_C = "above_log_c"  # above log C, the uniform predictor's loss: weaker than it
+VACUOUS = "vacuous"  # above the largest R_mu possible at norm b: excludes nothing
+
+
+def upper_bound_vacuity(upper, num_classes, b=1.0) -> str | None:
+    """The one rule for a vacuous upper bound on R_mu (docs/THEORY.md, section 8, claim 2):
+    VACUOUS above `max_supervised_loss(C, b)`, ABOVE_LOG_C above log C (weaker than
+    predicting uniformly), else NOT_VACUOUS. None as `upper` is +inf (it bounds nothing,
+    as in `holds`); NaN gives None."""
+    up = math.inf if upper is None else float(upper)
+    if math.isnan(up):
+        return None
+    if up > max_supervised_loss(num_classes, b):
+        return VACUOUS
+    return ABOVE_LOG_C if up > math.log(_as_classes(num_classes)) else NOT_VACUOUS
 
 
 # --------------------------------------------------------------------------- helpers of the earlier bounds

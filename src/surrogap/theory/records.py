@@ -45,6 +45,7 @@ def bounds_records(
     loss=None,
     prior=None,
     b: float = 1.0,
+    allow_below_ideal: bool = False,
 ) -> list[dict]:
     """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
 
@@ -52,6 +53,11 @@ def bounds_records(
     "undefined" (an earlier bound where K + 1 < C), "uniform prior only" (the earlier bounds
     and the ideal values assume a uniform prior), "inf" or "-inf" (the value is beyond
     float64, e.g. Delta_U for b > 1.3e154). The records are valid JSON as they are.
+
+    With a loss, `below_ideal` says whether it lies below R_cont*(K, C, b), the lowest
+    contrastive loss any encoder with feature norm <= b reaches (docs/THEORY.md, section 4;
+    None under a skewed prior, "uniform prior only"). Such a loss is a UserError naming K,
+    the loss and R_cont*, unless `allow_below_ideal` (then the records are marked).
     """
     ks = _as_k(k).reshape(-1)
     c, p = _class_setting(classes, prior)
@@ -76,18 +82,50 @@ def bounds_records(
     if losses.size not in (1, ks.size):
         raise UserError(f"loss takes one value or one per k value ({ks.size}), got {losses.size}")
     losses = np.broadcast_to(losses, ks.shape)
+    ideal = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
     at = bounds_at(losses, ks, c, p, b)
     for i, kk in enumerate(ks):
         values = {name: float(v[i]) for name, v in at.items()}
         reason = UNDEFINED if uniform else UNIFORM_ONLY
-        records.append(_record(int(kk), c, b_value, float(losses[i]), values, reason))
+        rec = _record(int(kk), c, b_value, float(losses[i]), values, reason)
+        if ideal is None:
+            rec["why_null"].update(below_ideal=UNIFORM_ONLY, optimal_contrastive_loss=UNIFORM_ONLY)
+        else:
+            rec["below_ideal"] = is_below_ideal(float(losses[i]), float(ideal[i]))
+            rec["optimal_contrastive_loss"] = float(ideal[i])
+        records.append(rec)
+    if not allow_below_ideal:
+        check_reachable(records, "or allow_below_ideal=True for the records, marked below_ideal")
     return records
+
+
+# a loss within this relative distance of R_cont* is the ideal encoder's (rounding only)
+IDEAL_RTOL = 1e-9
+
+
+def is_below_ideal(loss: float, ideal: float) -> bool:
+    """loss < R_cont*(K, C, b): no encoder with feature norm <= b reaches it."""
+    return loss < ideal * (1.0 - IDEAL_RTOL)
+
+
+def check_reachable(records: list[dict], hint: str) -> None:
+    """A UserError naming the first record whose loss lies below R_cont*(K, C, b)."""
+    for rec in records:
+        if rec.get("below_ideal"):
+            k, c, b, ideal = rec["k"], rec["classes"], rec["b"], rec["optimal_contrastive_loss"]
+            raise UserError(
+                f"loss {rec['loss']:g} at K = {k} is below R_cont* = {ideal:.6g} (C = {c}, "
+                f"b = {b:g}), the lowest contrastive loss any encoder with feature norm <= b "
+                f"reaches at this K; allowed: a loss >= {ideal:.6g}, {hint}"
+            )
 
 
 def _record(k: int, c: int, b: float, loss, values: dict, nan_reason: str) -> dict:
     rec: dict = {"k": k, "classes": c, "b": b}
     if loss is not None:
         rec["loss"] = loss
+        rec["below_ideal"] = None
+        rec["optimal_contrastive_loss"] = None
     why: dict[str, str] = {}
     for name, value in values.items():
         rec[name], reason = _field(value, nan_reason)
