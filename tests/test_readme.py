@@ -141,7 +141,9 @@ def test_quick_start_describes_the_default_sweep():
 
 def test_sweep_examples_name_params_that_exist():
     params = committed_params()
-    for line in blocks("bash")[2].splitlines():  # the "Sweeping" block
+    lines = [line for b in blocks("bash") for line in b.splitlines() if "-S '" in line]
+    assert len(lines) >= 6  # the "Sweeping" block and the experiments that keep the report
+    for line in lines:
         for key in re.findall(r"-S '([\w.]+)=", line):
             node = params
             for part in key.split("."):
@@ -174,3 +176,21 @@ def test_benchmark_table_lists_the_registered_benchmarks():
 @pytest.mark.parametrize("name", ["paper-circle", "paper-cifar10", "paper-cifar100"])
 def test_presets_the_readme_names_exist(name):
     assert f"`{name}.yaml`" in README and (ROOT / "params" / f"{name}.yaml").is_file()
+
+
+def test_cpu_install_pins_a_matching_torch_pair():
+    from surrogap.models.vision import torchvision_pair
+
+    (line,) = [
+        x for b in blocks("bash") for x in b.splitlines() if x.startswith("pip install torch")
+    ]
+    torch_v = re.search(r"torch==(\S+)", line).group(1)
+    vision_v = re.search(r"torchvision==(\S+)", line).group(1)
+    assert vision_v.startswith(torchvision_pair(torch_v) + ".")
+    assert line.endswith("--index-url https://download.pytorch.org/whl/cpu")
+
+
+def test_readme_names_every_subcommand():
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if hasattr(a, "choices") and a.choices]
+    assert all(f"surrogap {name}" in README for name in sub.choices), sorted(sub.choices)

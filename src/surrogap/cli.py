@@ -1,4 +1,4 @@
-"""The `surrogap` command line: `surrogap bounds`, `surrogap bench`, `surrogap evaluate`.
+"""The `surrogap` command line: bounds, evaluate, bench, sweep, compare and doctor.
 
 Every user error (a `UserError`) is one line on stderr and exit status 2, never a
 traceback; any other exception is a bug and shows its traceback. A closed output pipe
@@ -156,6 +156,12 @@ def _vacuity_lines(records: list[dict]) -> list[str]:
     return lines
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from surrogap.report import compare  # pandas and the report's code: only when it runs
+
+    return compare.run_command(args.paths, args.ref, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="surrogap", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"surrogap {__version__}")
@@ -257,6 +263,33 @@ def build_parser() -> argparse.ArgumentParser:
     from surrogap.ops import sweep  # imports dask and dvc only when it runs
 
     sweep.add_subparser(sub)
+
+    p = sub.add_parser(
+        "compare",
+        help="a reproduced reports/ against a reference: differences, tolerances, verdicts",
+        description="Compare a reproduced results table (a results.csv or a reports/ folder) "
+        "with a reference one, per numeric column against docs/SCALING.md's tolerances, and "
+        "recompute the report's claim verdicts from both. Exit 0: no verdict changed and all "
+        "within tolerance; 1: something did not; 2: bad input.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="REPRODUCED REFERENCE (each a results.csv or a reports/ folder); with --ref, "
+        "only REPRODUCED (default: reports)",
+    )
+    p.add_argument(
+        "--ref",
+        metavar="REV",
+        help="the reference is reports/ (and params.yaml) as committed at this git revision",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_compare)
+
+    from surrogap.ops import doctor  # standard library only until it runs
+
+    doctor.add_subparser(sub)
     return parser
 
 

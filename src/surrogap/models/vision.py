@@ -6,13 +6,48 @@ Both take ``x`` (n, C, H, W) float32 with C, H, W from the dataset's meta
 
 from __future__ import annotations
 
+import importlib
+import re
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torch import nn
 
 from surrogap.core.config import at_least, one_of, spec
 from surrogap.core.errors import UserError
+
+
+def torchvision_pair(torch_version: str) -> str | None:
+    """The torchvision minor release that pairs with a torch 2.x version ("2.14.1+cpu" ->
+    "0.29"): torchvision 0.(m + 15) for torch 2.m; None for a version this rule does not
+    cover (not 2.x, or unparsable)."""
+    m = re.match(r"(\d+)\.(\d+)", torch_version)
+    if m is None or m.group(1) != "2":
+        return None
+    return f"0.{int(m.group(2)) + 15}"
+
+
+def import_torchvision(name: str) -> ModuleType:
+    """`import <name>` (a torchvision module); a torchvision that does not load with this
+    torch (a mismatched pair: "operator torchvision::nms does not exist", an undefined
+    symbol) is one line naming both versions and `surrogap doctor`."""
+    try:
+        return importlib.import_module(name)
+    except (ImportError, RuntimeError, OSError) as exc:
+        try:
+            from importlib.metadata import version
+
+            tv = version("torchvision")
+        except Exception:
+            tv = "not installed"
+        pair = torchvision_pair(torch.__version__)
+        wants = f" (torch {torch.__version__} pairs with torchvision {pair}.x)" if pair else ""
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"torchvision {tv} does not load with torch {torch.__version__}{wants}: {first}; "
+            "run `surrogap doctor`"
+        ) from None
 
 
 def _image_shape(meta: dict, name: str) -> tuple[int, int, int]:
@@ -47,9 +82,8 @@ class ResNet18(nn.Module):
 
     def __init__(self, in_channels: int, head: bool, hidden: int, out_dim: int):
         super().__init__()
-        from torchvision.models import resnet18  # lazily: torchvision is slow to import
-
-        net = resnet18(weights=None)
+        # lazily: torchvision is slow to import
+        net = import_torchvision("torchvision.models").resnet18(weights=None)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
         net.fc = nn.Identity()

@@ -2,8 +2,8 @@
 
 For each (dataset, classes, K, seed), of the runs that differ only in their learning rate
 (the dataset section's own train.lr and every entry of the params list `lr`), keep the one
-with the best validation accuracy of the mean classifier (ties: the lower validation
-supervised loss, then the section's own lr, then the smaller lr). Reads
+with the best validation accuracy of the mean classifier (ties: the lower validation R_mu,
+then the section's own lr, then the smaller lr). Reads
 reports/results.csv, writes reports/selected.csv with the same columns and one row per
 (dataset, classes, K, seed); with no extra lr the two tables hold the same rows.
 """

@@ -31,7 +31,9 @@ class Augment:
     """Callable: x (B, 3, H, W) -> augmented x (B, 3, H, W); see the module docstring."""
 
     def __init__(self, height: int, width: int, mean: list[float], std: list[float]):
-        from torchvision.transforms import v2  # lazily: torchvision is slow to import
+        from surrogap.models.vision import import_torchvision
+
+        v2 = import_torchvision("torchvision.transforms.v2")  # lazily: slow to import
 
         s = STRENGTH
         self.transform = v2.Compose(

@@ -1,0 +1,176 @@
+"""`surrogap doctor`: checks the install, one line per finding, each problem with its fix.
+
+torch and torchvision must be a pair (torchvision 0.(m + 15) for torch 2.m) of the same
+build (both CPU, or both for the same CUDA version), and torchvision must load (a
+mismatched pair fails with "operator torchvision::nms does not exist"); dvc and git on
+PATH; params.yaml (in the current folder) must parse. Exit 0 when every check passes,
+1 otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from surrogap.core.errors import UserError
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    text: str
+
+    def line(self) -> str:
+        return f"{'ok' if self.ok else 'problem'}: {self.text}"
+
+
+def _minor(version: str) -> str | None:
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def _cuda(value: str | None) -> str | None:
+    """A CUDA version as "12.8": torch writes "12.8", torchvision may write 12080."""
+    if not value:
+        return None
+    text = str(value)
+    if text.isdigit() and len(text) >= 4:
+        n = int(text)
+        return f"{n // 1000}.{(n % 1000) // 10}"
+    return _minor(text) or text
+
+
+def _build(cuda: str | None) -> str:
+    return f"CUDA {cuda} build" if cuda else "CPU build"
+
+
+def check_torch_pair(
+    torch_version: str,
+    torchvision_version: str | None,
+    torch_cuda: str | None,
+    torchvision_cuda: str | None,
+    import_error: str | None = None,
+) -> list[Finding]:
+    """The decision: findings for the given versions and CUDA builds (torch.version.cuda,
+    torchvision.version.cuda; None for a CPU build) and the error importing torchvision
+    raised, if any."""
+    from surrogap.models.vision import torchvision_pair
+
+    a_cuda, b_cuda = _cuda(torch_cuda), _cuda(torchvision_cuda)
+    out = [Finding(True, f"torch {torch_version} ({_build(a_cuda)})")]
+    want = torchvision_pair(torch_version)
+    index = CPU_INDEX if a_cuda is None else f"{CPU_INDEX[:-3]}cu{a_cuda.replace('.', '')}"
+    fix = (
+        f'pip install "torchvision=={want}.*" --index-url {index}'
+        if want
+        else "pip install the torchvision release that pytorch.org pairs with this torch"
+    )
+    if torchvision_version is None:
+        return [*out, Finding(False, f"torchvision is not installed; fix: {fix}")]
+    paired = want is None or _minor(torchvision_version) == want
+    if not paired:
+        out.append(
+            Finding(
+                False,
+                f"torchvision {torchvision_version} does not pair with torch {torch_version} "
+                f"(it needs torchvision {want}.x); fix: {fix}",
+            )
+        )
+    elif a_cuda != b_cuda:
+        out.append(
+            Finding(
+                False,
+                f"torch is a {_build(a_cuda)} but torchvision {torchvision_version} a "
+                f"{_build(b_cuda)}; fix: {fix}",
+            )
+        )
+    else:
+        out.append(Finding(True, f"torchvision {torchvision_version} pairs with it"))
+    if import_error is not None:
+        out.append(Finding(False, f"torchvision does not load: {import_error}; fix: {fix}"))
+    return out
+
+
+def _installed_torch() -> list[Finding]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        import torch
+    except Exception as exc:  # a broken torch is what this command is for
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [Finding(False, f"torch does not import: {first}; fix: pip install torch")]
+    try:
+        tv_version = version("torchvision")
+    except PackageNotFoundError:
+        tv_version = None
+    tv_cuda, error = None, None
+    if tv_version is not None:
+        try:
+            import torchvision
+            import torchvision.ops  # registers the C++ operators, nms among them
+
+            tv_cuda = torchvision.version.cuda
+            tv_version = torchvision.__version__
+        except (ImportError, RuntimeError, OSError, AttributeError) as exc:
+            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            tv_cuda = "unknown" if "+cu" in tv_version else None
+    return check_torch_pair(torch.__version__, tv_version, torch.version.cuda, tv_cuda, error)
+
+
+def _tool(name: str, fix: str) -> Finding:
+    path = shutil.which(name)
+    if path:
+        return Finding(True, f"{name} at {path}")
+    beside = Path(sys.executable).parent
+    if shutil.which(name, path=str(beside)):
+        return Finding(
+            False,
+            f"{name} is in {beside} but that folder is not on PATH; fix: activate the virtual "
+            f"environment (. {beside}/activate)",
+        )
+    return Finding(False, f"{name} is not on PATH; fix: {fix}")
+
+
+def _params(path: Path) -> Finding:
+    from surrogap.core.config import check_top_level, load_params
+
+    if not path.is_file():
+        return Finding(False, f"no {path} here; fix: run `surrogap doctor` in the project's root")
+    try:
+        check_top_level(load_params(path))
+    except UserError as exc:
+        first = str(exc).splitlines()[0]
+        return Finding(False, f"{path} does not parse: {first}")
+    return Finding(True, f"{path} parses")
+
+
+def findings(params: str | Path = "params.yaml") -> list[Finding]:
+    return [
+        *_installed_torch(),
+        _tool("dvc", 'pip install -e . (the project depends on dvc), or "dvc>=3.50"'),
+        _tool("git", "install git (e.g. apt-get install git)"),
+        _params(Path(params)),
+    ]
+
+
+def add_subparser(sub) -> None:
+    """`surrogap doctor` in the `surrogap` command line."""
+    p = sub.add_parser(
+        "doctor",
+        help="check the install (torch/torchvision pair, dvc, git, params.yaml), with fixes",
+        description="One line per check; each problem says its fix. Exit 0 when all pass.",
+    )
+    p.add_argument("--params", default="params.yaml", help="the params file to parse")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args) -> int:
+    found = findings(args.params)
+    for f in found:
+        print(f.line())
+    return 0 if all(f.ok for f in found) else 1

@@ -1,0 +1,206 @@
+"""`surrogap compare`: a reproduced reports/ against a reference one. The reference is the
+committed reports/ (results.csv, selected.csv, report.md) with params.yaml; the reproduced
+side is a seeded perturbation of a copy. Run through the command line (`cli.main`, and once
+as a subprocess against a git revision)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surrogap import cli
+from surrogap.core.schema import RESULT_COLUMNS
+from surrogap.report import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = ("results.csv", "selected.csv", "report.md")
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def copy_reports(dest: Path) -> Path:
+    """dest/reports/ with the committed tables and report.md, and dest/params.yaml."""
+    (dest / "reports").mkdir(parents=True)
+    for name in FILES:
+        shutil.copy(ROOT / "reports" / name, dest / "reports" / name)
+    shutil.copy(ROOT / "params.yaml", dest / "params.yaml")
+    return dest / "reports"
+
+
+def edit_tables(reports: Path, change) -> None:
+    """Apply `change(frame)` to results.csv and selected.csv alike (no lr grid: same rows)."""
+    for name in ("results.csv", "selected.csv"):
+        frame = pd.read_csv(reports / name)
+        change(frame)
+        frame.to_csv(reports / name, index=False, float_format="%.10g")
+
+
+def test_machine_noise_within_tolerance_changes_no_verdict(tmp_path):
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+    noise = {"contrastive_loss": 6e-4, "supervised_loss": 8.5e-4, "mean_acc": 3e-3}
+
+    def change(frame):
+        r = np.random.default_rng(0)
+        for col, size in noise.items():
+            frame[col] += r.uniform(-size, size, len(frame))
+
+    edit_tables(rep, change)
+    rc, out, err = run_cli(["compare", str(rep), str(ref)])
+    assert rc == 0, out + err
+    summary = out.rstrip("\n").split("\n")[-1]
+    assert summary.startswith("no verdict changed; largest differences: R_cont ")
+    assert summary.endswith("within tolerance")
+    got = float(re.search(r"R_mu (\S+),", summary).group(1))
+    assert 0 < got <= 8.5e-4
+    table = {line.split()[0]: line.split() for line in out.splitlines()[3:18]}
+    assert table["mean_acc"][5] == "0" and table["lower_gap"][1] == "0.0e+00"
+
+
+def test_a_flipped_verdict_is_named_and_exits_1(tmp_path):
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+
+    def violate(frame):  # one run's R_mu far above its upper bound
+        frame.loc[0, "supervised_loss"] = frame.loc[0, "bao_upper"] + 1.0
+        frame.loc[0, "holds"] = False
+
+    edit_tables(rep, violate)
+    rc, out, _ = run_cli(["compare", str(rep), str(ref), "--json"])
+    result = json.loads(out)
+    assert rc == 1 and not result["ok"]
+    assert result["summary"].startswith(
+        "verdict changed: Claim 1 consistent (theorem check) -> violated (theorem check)"
+    )
+    (r_mu,) = [c for c in result["columns"] if c["column"] == "supervised_loss"]
+    assert r_mu["outside"] == 1 and r_mu["row"] == "circle K=1 seed 0"
+    assert result["holds_flipped"] == ["circle K=1 seed 0"]
+
+
+def test_runs_in_one_side_only_are_listed_and_exit_1(tmp_path):
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+    frame = pd.read_csv(rep / "results.csv")
+    frame.iloc[1:].to_csv(rep / "results.csv", index=False, float_format="%.10g")
+    rc, out, _ = run_cli(["compare", str(rep / "results.csv"), str(ref / "results.csv")])
+    assert rc == 1
+    assert "runs only in the reference: circle K=1 seed 0" in out
+    assert out.rstrip().endswith("0 runs only in the reproduced, 1 only in the reference")
+
+
+def test_a_bound_defined_on_one_side_only_is_outside_tolerance(tmp_path):
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+    frame = pd.read_csv(rep / "results.csv")
+    assert np.isnan(frame.loc[0, "arora"])  # circle K=1: undefined (K + 1 < C)
+    frame.loc[0, "arora"] = 5.0
+    frame.to_csv(rep / "results.csv", index=False, float_format="%.10g")
+    rc, out, _ = run_cli(["compare", str(rep), str(ref), "--json"])
+    result = json.loads(out)  # strict JSON: no Infinity
+    (arora,) = [c for c in result["columns"] if c["column"] == "arora"]
+    assert rc == 1 and arora["max_abs"] is None and arora["outside"] == 1
+    assert arora["row"] == "circle K=1 seed 0"
+    assert result["summary"].endswith("outside tolerance: arora (1 rows)")
+
+
+def test_every_numeric_column_has_a_tolerance():
+    numeric = [c for c in RESULT_COLUMNS if c not in compare.NOT_NUMERIC]
+    assert list(compare.TOLERANCES) == numeric
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_ref_head_reads_the_committed_reports(tmp_path):
+    repo = tmp_path / "repo"
+    reports = copy_reports(repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reference")
+    edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] + 0.02))
+    done = subprocess.run(
+        [sys.executable, "-m", "surrogap.cli", "compare", "--ref", "HEAD"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "reproduced reports against reference HEAD:reports/" in done.stdout
+    last = done.stdout.rstrip().split("\n")[-1]
+    assert last.startswith("no verdict changed") or last.startswith("verdict changed")
+    assert "linear_acc (72 rows)" in last and "outside tolerance" in last
+
+
+def test_ref_outside_git_or_without_reports_is_one_line(tmp_path, monkeypatch):
+    ref = copy_reports(tmp_path / "plain")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "plain")  # no git repository here
+    rc, out, err = run_cli(["compare", "--ref", "HEAD", str(ref)])
+    assert (rc, out) == (2, "") and err.count("\n") == 1
+    assert "--ref HEAD: " in err and "is not inside a git repository" in err
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README").write_text("no reports here\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "none")
+    monkeypatch.chdir(repo)
+    rc, out, err = run_cli(["compare", "--ref", "HEAD", str(ref)])
+    assert (rc, out) == (2, "") and err.count("\n") == 1
+    assert "--ref HEAD: the revision has no reports/results.csv" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare"], "give REPRODUCED and REFERENCE"),
+        (["compare", "{tmp}/nowhere.csv", "{ref}"], "nowhere.csv' does not exist"),
+        (["compare", "{tmp}", "{ref}"], "holds no results.csv"),
+        (["compare", "--ref", "no-such-revision-xyz", "{ref}"], "unknown revision"),
+        (["compare", "{extra}", "{ref}"], "the two tables' columns differ: extra only in"),
+        (["compare", "{lacking}", "{ref}"], "lacks the columns supervised_loss"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, argv, message):
+    ref = copy_reports(tmp_path / "ref")
+    frame = pd.read_csv(ref / "results.csv")
+    frame.assign(extra=1.0).to_csv(tmp_path / "extra.csv", index=False)
+    frame.drop(columns="supervised_loss").to_csv(tmp_path / "lacking.csv", index=False)
+    names = {"tmp": tmp_path, "ref": ref, "extra": tmp_path / "extra.csv"}
+    names["lacking"] = tmp_path / "lacking.csv"
+    monkeypatch.chdir(ROOT)
+    rc, out, err = run_cli([a.format(**names) for a in argv])
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and message in err, err
+    assert err.startswith("surrogap")
+
+
+def test_scaling_md_tolerance_table_is_the_codes():
+    text = (ROOT / "docs" / "SCALING.md").read_text(encoding="utf-8")
+    start = text.index("## Reproducing: what is bit-identical and what is compared with tolerances")
+    section = text[start : text.index("\n## ", start + 1)]
+    rows = re.findall(r"^\| (`.+?`) \| ([\d.e-]+) \| ([\d.e-]+) \|", section, re.MULTILINE)
+    documented = {
+        name: (float(atol), float(rtol))
+        for cell, atol, rtol in rows
+        for name in re.findall(r"`(\w+)`", cell)
+    }
+    assert documented == {c: (t.atol, t.rtol) for c, t in compare.TOLERANCES.items()}
+    assert "surrogap compare --ref HEAD" in section
