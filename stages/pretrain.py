@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         "--checkpoints",
         required=True,
         type=Path,
-        help="the run's resumable checkpoint folder (removed when the run completes)",
+        help="the run's resumable checkpoint folder (kept until DVC records the run's output)",
     )
 
     def body(args) -> None:
