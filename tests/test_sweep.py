@@ -482,3 +482,41 @@ def test_a_pretrain_that_dvc_did_not_record_resumes_at_its_end_under_dvc_repro(t
     # one checkpoint per run on disk: the completed run's, until its next run
     ckpts = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("last.pt"))
     assert ckpts == ["data/checkpoints/circle/k1/s0/last.pt"]
+
+
+@pytest.mark.slow
+def test_a_sweep_started_while_dvc_repro_trains_refuses_and_the_repro_is_recorded(tmp_path):
+    """The finding: `dvc repro` training, a sweep started 6 s later took DVC's lock and the
+    repro died unrecorded. Now the sweep sees the running stage in DVC's rwlock and refuses
+    in one line naming it, and the `dvc repro` finishes and records its pretrain."""
+    params = tiny_params()
+    params["circle"]["data"].update(per_class=1000)
+    params["circle"]["train"].update(epochs=40)
+    repo = make_repo(tmp_path / "repo", params)
+    repro = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "pretrain"],
+        cwd=repo,
+        env=env(repo / "src"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        rwlock = repo / ".dvc" / "tmp" / "rwlock"
+        deadline = time.monotonic() + 300
+        while "pretrain/circle" not in (rwlock.read_text() if rwlock.exists() else ""):
+            assert repro.poll() is None and time.monotonic() < deadline, repro.communicate()
+            time.sleep(0.2)
+        refused = sweep(repo, "-j", "2")
+        line = _one_line(
+            refused, f"another DVC command is running in this repository (PID {repro.pid}: "
+        )
+        assert "runs a stage" in line and "repro" in line
+        _, err = repro.communicate(timeout=600)
+    finally:
+        if repro.poll() is None:
+            repro.kill()
+            repro.wait()
+    assert repro.returncode == 0, err[-3000:]
+    assert "pretrain@circle-1-0" in lock(repo)
+    assert dvc(repo, "status", "--json", "pretrain").stdout.strip() == "{}"

@@ -53,9 +53,9 @@ def raw_folder(configured: str | None, root: str | Path) -> Path:
 
 
 def md5sum(path: str | Path) -> str:
-    """The hex MD5 digest of a file, read in chunks."""
+    """The hex MD5 digest of a file, read in chunks (a FIFO or device refused unopened)."""
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    with open(io.regular_file(path, "an archive"), "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -44,7 +44,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, nullcontext, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +81,22 @@ class SweepResult:
     @property
     def ok(self) -> bool:
         return not self.with_status("failed") and not self.with_status("skipped")
+
+
+class _Settled:
+    """A block of DVC calls, followed by `repo._reset()` as DVC does when it releases its
+    lock: the SCM's cached .gitignore state among others (stale, a recorded out was listed
+    in its .gitignore twice, and the folder hashes of a serial `dvc repro` differed)."""
+
+    def __init__(self, repo):
+        self.repo = repo
+
+    def __enter__(self):
+        return self.repo
+
+    def __exit__(self, *exc):
+        self.repo._reset()
+        return False
 
 
 FLUSH_SECONDS = 10.0  # dvc.lock entries are written at most this long after their stage
@@ -149,7 +165,7 @@ def sweep(
     # DVC's own per-stage messages ("Updating lock file") would interleave with ours
     logging.getLogger("dvc").setLevel(logging.WARNING)
     root = Path(repo.root_dir)
-    held = nullcontext()  # DVC's repository lock is held by the caller throughout
+    held = _Settled(repo)  # DVC's repository lock is held by the caller throughout
     result = SweepResult() if result is None else result
     inflight: dict = {}
     locks: dict = {}
