@@ -51,10 +51,9 @@ from pathlib import Path
 from surrogap.core.errors import UserError
 from surrogap.ops import dvcstate
 from surrogap.ops.dvcstate import _one_line, stage_rwlock
-from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops.workers import CONNECT_TIMEOUT, dask_client, parse_gpus, plan_workers, run_command
 
 LOG_DIR = Path("data") / "sweep"
-CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
 # finished stage is printed here instead
 STAGE_ENV = {"TQDM_DISABLE": "1"}

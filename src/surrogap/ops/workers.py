@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
+
 
 # --------------------------------------------------------------------------- worker side
 class CommandKilled(RuntimeError):
@@ -192,7 +194,10 @@ def _connect(scheduler: str, timeout: float):
 
 @contextmanager
 def dask_client(
-    scheduler: str | None, plan: WorkerPlan | None, retries: int, connect_timeout: float = 5.0
+    scheduler: str | None,
+    plan: WorkerPlan | None,
+    retries: int,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ):
     """A `distributed.Client`: on the running cluster at `scheduler` (reached within
     `connect_timeout` seconds), else on a local cluster of `plan` (worker processes under
