@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def test_a_completed_run_resumes_at_its_end_until_dvc_records_it_then_retrains(
     first = weights(run(params, prepared, tmp_path, "x"))
     model_md5 = checkpoint._md5(tmp_path / "x" / "model.pt")
     complete = json.loads((tmp_path / "x-ckpt" / checkpoint.COMPLETE).read_text())
-    assert complete == {"model_md5": model_md5}
+    assert complete["model_md5"] == model_md5
+    assert "train.npz" in [entry[0] for entry in complete["data"]]
     capsys.readouterr()
     # the progress bar shows on a terminal only: count the epochs trained instead
     epochs = []
@@ -162,6 +164,14 @@ def test_a_completed_run_resumes_at_its_end_until_dvc_records_it_then_retrains(
     epochs.clear()
     run(params, prepared, tmp_path, "x")
     assert "at epoch 2/2" in capsys.readouterr().err and epochs == []
+    # the prepared data written again (prepare re-ran, or DVC checked it out): not the files
+    # the checkpoint was trained on, so trained from epoch 0 (same sizes: it could be other data)
+    split = prepared / "train.npz"
+    (prepared / "copy").write_bytes(split.read_bytes())
+    os.replace(prepared / "copy", split)  # as prepare writes it: the same bytes, a new file
+    epochs.clear()
+    run(params, prepared, tmp_path, "x")
+    assert "resuming" not in capsys.readouterr().err and epochs == [0, 1]
 
 
 def test_checkpoint_with_tensors_of_the_wrong_shape_is_refused(prepared, tmp_path, capsys):

@@ -9,8 +9,9 @@ md5 of the run's ``model.pt``, and the folder stays (one checkpoint per run) unt
 recorded that output: if DVC could not record it (e.g. its lock was taken meanwhile), the
 rerun resumes at the last epoch and writes the same weights in seconds. A run that starts
 and finds its completed checkpoint recorded in ``dvc.lock`` (with the model's md5 in DVC's
-cache manifest: :func:`recorded_by_dvc`) removes it and trains from epoch 0, so
-``dvc repro -f`` and a rerun on changed data retrain. A checkpoint is used only if it is a
+cache manifest: :func:`recorded_by_dvc`), or the prepared data files changed since (size or
+mtime), removes it and trains from epoch 0, so ``dvc repro -f`` and a rerun on changed data
+retrain. A checkpoint is used only if it is a
 readable surrogap checkpoint, written for exactly this run (params, data sizes, training
 code: :func:`run_info`), whose tensors fit the model and optimizer; anything else is a note
 on stderr and training from scratch (never an error, never trusted: weights_only=True).
@@ -165,9 +166,27 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def mark_complete(checkpoint_dir: Path, out_dir: Path) -> None:
-    """Record beside the final checkpoint the md5 of the run's written ``model.pt``."""
-    io.write_json(checkpoint_dir / COMPLETE, {"model_md5": _md5(out_dir / "model.pt")})
+def data_files(data_dir: Path | None) -> list[list]:
+    """(relative path, size, mtime_ns, inode) of every file of the run's prepared data: the
+    very files a completed checkpoint was trained on (rewritten, which prepare does by an
+    atomic rename, or checked out again by DVC, they differ). Cheap: no file is read."""
+    if data_dir is None:
+        return []
+    root = Path(data_dir)
+    try:
+        stats = {p.relative_to(root).as_posix(): p.stat() for p in root.rglob("*") if p.is_file()}
+    except OSError:
+        return []
+    return [[name, s.st_size, s.st_mtime_ns, s.st_ino] for name, s in sorted(stats.items())]
+
+
+def mark_complete(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = None) -> None:
+    """Record beside the final checkpoint the md5 of the run's written ``model.pt`` and the
+    prepared data files it was trained on."""
+    io.write_json(
+        checkpoint_dir / COMPLETE,
+        {"model_md5": _md5(out_dir / "model.pt"), "data": data_files(data_dir)},
+    )
 
 
 def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
@@ -202,14 +221,16 @@ def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
     return False
 
 
-def drop_if_recorded(checkpoint_dir: Path, out_dir: Path) -> None:
-    """Remove a completed run's checkpoint folder once DVC has recorded its output (see the
-    module docstring); an unfinished or unrecorded one stays to be resumed."""
+def drop_if_done(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = None) -> None:
+    """Remove a completed run's checkpoint folder once DVC has recorded its output, or when
+    the prepared data files are no longer those it was trained on (see the module
+    docstring); an unfinished one, or a completed one DVC did not record, stays."""
     try:
-        model_md5 = json.loads((checkpoint_dir / COMPLETE).read_text())["model_md5"]
+        done = json.loads((checkpoint_dir / COMPLETE).read_text())
+        model_md5, data = done["model_md5"], done["data"]
     except (OSError, ValueError, KeyError, TypeError):
         return
-    if recorded_by_dvc(out_dir, model_md5):
+    if data != data_files(data_dir) or recorded_by_dvc(out_dir, model_md5):
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the group folder too, once empty
             checkpoint_dir.parent.rmdir()

@@ -339,7 +339,13 @@ def train_info(trainer: Trainer) -> dict:
     }
 
 
-def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
+def pretrain(
+    trainer: Trainer,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    desc: str = "pretrain",
+    data_dir: Path | None = None,
+) -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
     (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
     `checkpoint_dir` (the run's own folder: :mod:`surrogap.training.checkpoint`).
@@ -359,7 +365,7 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
         )
     ckpt = checkpoint_dir / checkpoint.NAME
     if main:
-        checkpoint.drop_if_recorded(checkpoint_dir, out_dir)
+        checkpoint.drop_if_done(checkpoint_dir, out_dir, data_dir)
     state = checkpoint.load(ckpt, trainer.run_info) if main else None
     if state is not None:
         why = checkpoint.misfit(state, trainer.model, trainer.opt)
@@ -435,6 +441,6 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             shutil.copytree(live_dir, tmp / "live")
         # complete: the final checkpoint stays until DVC records the output (a rerun that
         # finds it recorded trains from epoch 0; one that does not resumes at the end)
-        checkpoint.mark_complete(checkpoint_dir, out_dir)
+        checkpoint.mark_complete(checkpoint_dir, out_dir, data_dir)
     distributed.barrier(denv)
     distributed.teardown()
