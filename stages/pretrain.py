@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--checkpoints",
         type=Path,
-        help="the run's resumable checkpoint folder (removed when the run completes)",
+        help="the run's resumable checkpoint folder (kept until DVC records the run's output)",
     )
 
     def body(args) -> None:

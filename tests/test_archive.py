@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -257,3 +258,109 @@ def test_extract_once_never_replaces_a_folder_it_did_not_write(tmp_path):
     tar2 = _tar(tmp_path / "x2.tar.gz", [_file("b.txt", b"2")])
     archive.extract_once(tar2, ours, archive.md5sum(tar2))
     assert sorted(p.name for p in ours.iterdir()) == [archive.STAMP, "b.txt"]
+
+
+def test_archive_bombs_are_refused_before_a_byte_is_written(tmp_path):
+    """The members' declared sizes are summed as the headers are read: an archive over the
+    total limit or the ratio limit is refused whole, naming the archive, the member and the
+    limit; nothing is extracted (no folder, no temporary) and the archive stays."""
+    small = [_file("top/a.txt", b"a" * 3000), _file("top/b.txt", b"b" * 3000)]
+    tar = _tar(tmp_path / "two.tar.gz", small)
+    dest = tmp_path / "out"
+    with pytest.raises(UserError) as err:
+        archive.safe_extract(tar, dest, max_bytes=5000)
+    line = str(err.value)
+    assert "\n" not in line and str(tar) in line and "'top/b.txt'" in line, line
+    assert "over the limit of 5000 bytes (archive.MAX_EXTRACTED_BYTES)" in line, line
+    assert not dest.exists() and _leftovers(tmp_path) == [] and tar.exists()
+    archive.safe_extract(tar, dest, max_bytes=6000)  # exactly at the limit: extracted
+    assert (dest / "top" / "b.txt").read_bytes() == b"b" * 3000
+    # ratio: 9 MiB of zeros compress to a few KiB (past the 8 MiB floor, over 100 times)
+    bomb = _tar(tmp_path / "bomb.tar.gz", [_file("top/zeros.txt", bytes(9 * archive.MIB))])
+    with pytest.raises(UserError, match=r"over 100 times its size \(archive.MAX_RATIO") as err:
+        archive.safe_extract(bomb, tmp_path / "bombed")
+    assert "'top/zeros.txt' (9 MiB)" in str(err.value) and str(bomb) in str(err.value)
+    assert not (tmp_path / "bombed").exists() and _leftovers(tmp_path) == []
+    # the same sizes under the floor are not a bomb
+    archive.safe_extract(_tar(tmp_path / "z.tar.gz", [_file("z", bytes(archive.MIB))]), dest)
+    assert (dest / "z").stat().st_size == archive.MIB
+
+
+def test_a_hard_link_to_a_name_not_in_the_archive_is_one_line(tmp_path):
+    """tarfile raised KeyError at extraction; now the member is refused before any write,
+    and a hard link to an earlier file of the archive still works."""
+    tar = _tar(tmp_path / "h.tar", [_file("a.txt", b"A"), _link("b", "gone.txt", tarfile.LNKTYPE)])
+    with pytest.raises(UserError, match=r"member 'b' is a hard link to 'gone.txt', which is no"):
+        archive.safe_extract(tar, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    ok = _tar(tmp_path / "ok.tar", [_file("a.txt", b"A"), _link("b", "a.txt", tarfile.LNKTYPE)])
+    archive.safe_extract(ok, tmp_path / "out")
+    assert (tmp_path / "out" / "b").read_bytes() == b"A"
+
+
+def test_a_fifo_where_an_archive_belongs_is_refused_without_opening_it(tmp_path):
+    """Opening a FIFO blocks until a writer comes: it is refused from its stat alone."""
+    fifo = tmp_path / "cifar-10-python.tar.gz"
+    os.mkfifo(fifo)
+    expected = f"{str(fifo)!r} is a FIFO, not a regular file; an archive must be a regular file"
+    for call in (
+        lambda: archive.ensure(fifo, None, None, False, "cifar10"),
+        lambda: archive.safe_extract(fifo, tmp_path / "out"),
+    ):
+        with pytest.raises(UserError) as err:
+            call()
+        assert str(err.value) == expected
+    assert fifo.exists() and not (tmp_path / "out").exists()
+
+
+def test_prepare_stage_refuses_bombs_bad_links_and_fifos_in_one_line(tmp_path):
+    """Through stages/prepare.py (the defaults of the limits): a Wiki tarball whose 9 MiB
+    member compresses to a few KiB, one with a hard link to a name it lacks, and a FIFO given
+    as data.path are each one line, nothing prepared or extracted, the inputs left as they
+    were (and the FIFO never opened: the stage would hang)."""
+    from test_data_text import _prepare_stage, make_wiki
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    wiki = make_wiki(mine / "plain.tar.gz")
+    _tar(mine / "bomb.tar.gz", [_file("Wiki-3029/Article_00.txt", bytes(9 * archive.MIB))])
+    with tarfile.open(wiki) as good, tarfile.open(mine / "link.tar.gz", "w:gz") as bad:
+        for member in good.getmembers():
+            bad.addfile(member, good.extractfile(member))
+        ghost = _link("Wiki-3029/Article_99.txt", "Wiki-3029/Article_77.txt", tarfile.LNKTYPE)
+        bad.addfile(ghost[0])
+    os.mkfifo(mine / "fifo.tar.gz")
+    before = sorted(p.name for p in mine.iterdir())
+    project = tmp_path / "project"
+    cases = [
+        ("bomb.tar.gz", "member 'Wiki-3029/Article_00.txt' (9 MiB) brings the extraction to"),
+        ("link.tar.gz", "member 'Wiki-3029/Article_99.txt' is a hard link to"),
+        ("fifo.tar.gz", "is a FIFO, not a regular file; wiki3029's data.path (a tarball or a"),
+    ]
+    for name, needle in cases:
+        status, err = _prepare_stage(project, {"kind": "wiki3029", "path": str(mine / name)})
+        lines = err.strip().splitlines()
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith("stage prepare: ") and needle in lines[0], err
+        if name != "fifo.tar.gz":
+            assert repr(str(mine / name)) in lines[0] and "nothing extracted" in lines[0], err
+        assert sorted(p.name for p in mine.iterdir()) == before
+        assert not (project / "data" / "prepared").exists()
+        assert sorted(p.name for p in (project / "data" / "raw").iterdir()) == []
+    status, err = _prepare_stage(project, {"kind": "wiki3029", "path": str(wiki)})
+    assert status == 0, err  # the same stage prepares the sound tarball
+
+
+def test_a_corpus_folder_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """The text reader reads each class file whole: the folder's total is bounded first."""
+    from surrogap.data import text
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in range(2):
+        (folder / f"c{k}.txt").write_text("a sentence\n" * 10)  # 110 bytes each
+    monkeypatch.setattr(archive, "MAX_EXTRACTED_BYTES", 219)
+    with pytest.raises(UserError, match=r"holds 220 bytes of text, over the limit of 219"):
+        text.read_corpus(folder)
+    monkeypatch.setattr(archive, "MAX_EXTRACTED_BYTES", 220)
+    assert text.read_corpus(folder)[1].tolist() == [0] * 10 + [1] * 10

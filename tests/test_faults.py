@@ -94,8 +94,10 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
     prepare.run(params, "circle", root / "prepared", root / "raw")
-    pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "models" / "s0", root / "ckpt")
-    assert not (root / "ckpt").exists()  # a completed run leaves nothing to resume
+    done = root / "ckpt-done"
+    pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "models" / "s0", done)
+    # a completed run keeps its final checkpoint until DVC records its output
+    assert torch.load(done / checkpoint.NAME, weights_only=True)["epoch"] == 2
     # the checkpoint of a run killed after epoch 1 (of 2)
     original = train.Trainer.train_epoch
 
@@ -224,7 +226,9 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     assert _run_stage("pretrain", built, tmp_path, checkpoints=ckpt) == 0
     assert not marker.exists()
     assert "resuming" not in capsys.readouterr().err
-    assert not ckpt.exists()  # trained to the end: the refused file is gone with its folder
+    # trained to the end: the refused file is replaced by the run's own final checkpoint
+    final = torch.load(ckpt / checkpoint.NAME, weights_only=True)
+    assert "extra" not in final and final["epoch"] == good["run"]["train"]["epochs"]
 
 
 def test_model_with_pickled_object_is_refused_by_extract(built, tmp_path, capsys):

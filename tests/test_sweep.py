@@ -4,6 +4,7 @@ as a serial `dvc repro` records them, in temporary copies of the repository with
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -332,3 +333,190 @@ def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert plan_workers(2, []).envs == [{}, {}]
     assert parse_gpus("0,1") == ["0", "1"]
+
+
+def _one_line(result: subprocess.CompletedProcess, needle: str) -> str:
+    """The sweep's own stderr line (DVC may add its `WARNING:` lines), asserted alone."""
+    lines = [x for x in result.stderr.splitlines() if not x.startswith("WARNING:")]
+    assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and needle in lines[0], result.stderr
+    return lines[0]
+
+
+def test_the_boundary_of_sweep_is_one_line_each_before_any_work(tmp_path):
+    """Bad schedulers, a DVC command already running, a project without git and a project
+    at a non-UTF-8 path: each is one line on stderr, exit 2, before any stage runs."""
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    _one_line(sweep(repo, "--scheduler", "garbage"), "--scheduler 'garbage' is no Dask")
+    t0 = time.monotonic()
+    unreachable = sweep(repo, "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "1")
+    line = _one_line(unreachable, "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'")
+    assert "within 1 s" in line and time.monotonic() - t0 < 20  # not Dask's 30 s
+    # a `dvc repro` running a stage: DVC lists it in its rwlock (the repository lock is
+    # released while the stage's command runs); a live process there stops the sweep
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        rwlock = repo / ".dvc" / "tmp" / "rwlock"
+        rwlock.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"pid": other.pid, "cmd": "dvc repro"}
+        rwlock.write_text(json.dumps({"write": {str(repo / "data/prepared/circle"): entry}}))
+        busy = _one_line(sweep(repo), "another DVC command is running in this repository")
+        assert f"(PID {other.pid}: dvc repro) and runs a stage" in busy
+        rwlock.unlink()
+        # the repository lock held by another process (DVC between two stages)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time, zc.lockfile; "
+             "l = zc.lockfile.LockFile(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+             str(repo / ".dvc" / "tmp" / "lock")],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            locked = _one_line(sweep(repo), f"(PID {holder.pid}: ")
+            assert "holds DVC's repository lock" in locked
+        finally:
+            holder.kill()
+            holder.wait()
+    finally:
+        other.kill()
+        other.wait()
+    assert not (repo / "dvc.lock").exists() and not (repo / "data" / "sweep").exists()
+    # no git: `dvc repro` says so in one line, and so does the sweep
+    (repo / ".git").rename(tmp_path / "git-aside")
+    _one_line(sweep(repo), "is not a git repository")
+    (tmp_path / "git-aside").rename(repo / ".git")
+    # a non-UTF-8 project path: DVC fails after the stage ran; the sweep refuses first
+    odd = os.fsencode(tmp_path) + b"/proj\xff"
+    os.rename(repo, odd)
+    done = subprocess.run(
+        [sys.executable, "-m", "surrogap.cli", "sweep"],
+        cwd=odd, env=env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    line = _one_line(done, "is not UTF-8, and DVC cannot record outputs under it")
+    assert "proj\\xff" in line
+    assert not os.path.exists(odd + b"/dvc.lock")
+
+
+def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(tmp_path):
+    """While the sweep runs it holds DVC's repository lock, so a `dvc repro` started later
+    fails before it trains (it used to train, then die unrecorded when the sweep had taken the
+    lock). Ctrl-C at the terminal (SIGINT to the whole process group: client, workers and
+    stage commands) stops the cluster and prints one line with what was recorded."""
+    params = tiny_params()
+    params["circle"]["data"].update(per_class=1000)
+    params["circle"]["train"].update(epochs=200)  # still training when Ctrl-C comes
+    repo = make_repo(tmp_path / "repo", params)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "surrogap.cli", "sweep", "-j", "2"],
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not inherited SIG_IGN
+    )
+    try:
+        lines = []
+        while not any("prepare@circle:" in x for x in lines):
+            lines.append(proc.stdout.readline())
+            assert lines[-1], "".join(lines) + proc.stderr.read()
+        t0 = time.monotonic()
+        later = dvc(repo, "repro", "theory")
+        assert later.returncode != 0 and "Unable to acquire lock" in later.stderr, later.stderr
+        assert ran(later) == [] and time.monotonic() - t0 < 30
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, out + err
+    own = [x for x in err.splitlines() if not x.startswith("WARNING:")]
+    assert len(own) == 1 and "Traceback" not in err, err
+    recorded, unchanged, left = (
+        int(own[0].split(word)[0].split()[-1]) for word in (" stage", " unchanged", " not run")
+    )
+    assert own[0].startswith("surrogap sweep: interrupted; ") and "resumes" in own[0], own
+    assert recorded >= 1 and unchanged == 0 and recorded + left == 9, own
+    assert "prepare@circle" in lock(repo) and "pretrain@circle-1-0" not in lock(repo)
+    # the lock is released and no process of the sweep is left in DVC's rwlock
+    status = dvc(repo, "status", "prepare")
+    assert status.returncode == 0, status.stderr
+    assert "surrogap sweep" not in (repo / ".dvc" / "tmp" / "rwlock").read_text()
+
+
+@pytest.mark.slow
+def test_a_pretrain_that_dvc_did_not_record_resumes_at_its_end_under_dvc_repro(tmp_path):
+    """`dvc repro` that died on DVC's lock after its pretrain finished (the command done,
+    nothing recorded: here the stage's command run as DVC runs it) lost the training; the
+    final checkpoint now stays until DVC records the output, so the next `dvc repro` resumes
+    at the last epoch with the same weights, and `dvc repro -f` then retrains from epoch 0."""
+    import torch
+
+    repo = make_repo(tmp_path / "repo", tiny_params())
+    assert dvc(repo, "repro", "prepare").returncode == 0
+    run = "data/pretrain/circle/k1/s0"
+    cmd = [
+        sys.executable, "stages/pretrain.py", "--dataset", "circle", "--k", "1", "--seed", "0",
+        "--data", "data/prepared/circle/s0", "--out", run,
+        "--checkpoints", "data/checkpoints/circle/k1/s0",
+    ]  # fmt: skip
+    lost = subprocess.run(
+        cmd,
+        cwd=repo,
+        env={**env(repo / "src"), "DVC_ROOT": str(repo), "DVC_STAGE": "pretrain@circle-1-0"},
+        capture_output=True,
+        text=True,
+    )
+    assert lost.returncode == 0, lost.stderr
+    weights = torch.load(repo / run / "model.pt", weights_only=True)
+    epochs = weights["epoch"]
+    resumed = dvc(repo, "repro", "pretrain@circle-1-0")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"at epoch {epochs}/{epochs}" in resumed.stderr, resumed.stderr
+    again = torch.load(repo / run / "model.pt", weights_only=True)
+    assert all(torch.equal(weights["model"][k], again["model"][k]) for k in weights["model"])
+    forced = dvc(repo, "repro", "-f", "-s", "pretrain@circle-1-0")
+    assert forced.returncode == 0 and "resuming" not in forced.stderr, forced.stderr[-2000:]
+    # one checkpoint per run on disk: the completed run's, until its next run
+    ckpts = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("last.pt"))
+    assert ckpts == ["data/checkpoints/circle/k1/s0/last.pt"]
+
+
+@pytest.mark.slow
+def test_a_sweep_started_while_dvc_repro_trains_refuses_and_the_repro_is_recorded(tmp_path):
+    """The finding: `dvc repro` training, a sweep started 6 s later took DVC's lock and the
+    repro died unrecorded. Now the sweep sees the running stage in DVC's rwlock and refuses
+    in one line naming it, and the `dvc repro` finishes and records its pretrain."""
+    params = tiny_params()
+    params["circle"]["data"].update(per_class=1000)
+    params["circle"]["train"].update(epochs=40)
+    repo = make_repo(tmp_path / "repo", params)
+    repro = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro", "pretrain"],
+        cwd=repo,
+        env=env(repo / "src"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        rwlock = repo / ".dvc" / "tmp" / "rwlock"
+        deadline = time.monotonic() + 300
+        while "pretrain/circle" not in (rwlock.read_text() if rwlock.exists() else ""):
+            assert repro.poll() is None and time.monotonic() < deadline, repro.communicate()
+            time.sleep(0.2)
+        refused = sweep(repo, "-j", "2")
+        line = _one_line(
+            refused, f"another DVC command is running in this repository (PID {repro.pid}: "
+        )
+        assert "runs a stage" in line and "repro" in line
+        _, err = repro.communicate(timeout=600)
+    finally:
+        if repro.poll() is None:
+            repro.kill()
+            repro.wait()
+    assert repro.returncode == 0, err[-3000:]
+    assert "pretrain@circle-1-0" in lock(repo)
+    assert dvc(repo, "status", "--json", "pretrain").stdout.strip() == "{}"

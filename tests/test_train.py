@@ -2,6 +2,8 @@
 
 import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,16 +103,43 @@ def test_resume_equals_uninterrupted(prepared, tmp_path, monkeypatch, schedule):
     resumed = run(params, prepared, tmp_path, "resumed")
     assert same(weights(full), weights(resumed))
     assert (full / "trajectory.csv").read_text() == (resumed / "trajectory.csv").read_text()
-    # a completed run leaves nothing to resume
-    assert not (tmp_path / "resumed-ckpt").exists() and not (tmp_path / "full-ckpt").exists()
+    # a completed run keeps its final checkpoint (one per run) until DVC records its output
+    for name in ("resumed", "full"):
+        kept = tmp_path / f"{name}-ckpt"
+        assert sorted(p.name for p in kept.iterdir()) == [
+            checkpoint.COMPLETE,
+            checkpoint.NAME,
+            "live",
+        ]
+        assert torch.load(kept / checkpoint.NAME, weights_only=True)["epoch"] == 6
 
 
-def test_a_rerun_of_a_completed_run_retrains_from_epoch_zero(
+def _record_in_dvc(root: Path, out: Path, md5: str) -> None:
+    """What DVC writes once it records the run: `out` in dvc.lock as a folder whose manifest
+    (in DVC's cache) lists model.pt with `md5`."""
+    digest = "ab" + "0" * 30 + ".dir"
+    manifest = root / ".dvc/cache/files/md5/ab" / digest[2:]
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps([{"md5": md5, "relpath": "model.pt"}]))
+    rel = out.relative_to(root).as_posix()
+    (root / "dvc.lock").write_text(
+        f"schema: '2.0'\nstages:\n  pretrain@x:\n    outs:\n    - path: {rel}\n      md5: {digest}\n"
+    )
+
+
+def test_a_completed_run_resumes_at_its_end_until_dvc_records_it_then_retrains(
     prepared, tmp_path, capsys, monkeypatch
 ):
-    """What `dvc repro -f` does: the stage runs again and trains every epoch again."""
+    """A run whose output DVC did not record (e.g. `dvc repro` died on its lock after
+    training) resumes at its last epoch: no epoch trained, the same weights. Once dvc.lock
+    records that output, a rerun (`dvc repro -f`, or changed data) trains every epoch."""
     params = tiny_params(epochs=2)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     first = weights(run(params, prepared, tmp_path, "x"))
+    model_md5 = checkpoint._md5(tmp_path / "x" / "model.pt")
+    complete = json.loads((tmp_path / "x-ckpt" / checkpoint.COMPLETE).read_text())
+    assert complete["model_md5"] == model_md5
+    assert "train.npz" in [entry[0] for entry in complete["data"]]
     capsys.readouterr()
     # the progress bar shows on a terminal only: count the epochs trained instead
     epochs = []
@@ -121,10 +150,28 @@ def test_a_rerun_of_a_completed_run_retrains_from_epoch_zero(
         return original(self)
 
     monkeypatch.setattr(Trainer, "train_epoch", counted)
+    (tmp_path / "x" / "model.pt").unlink()  # DVC removes the outs before a stage runs
     again = weights(run(params, prepared, tmp_path, "x"))
-    err = capsys.readouterr().err
-    assert "resuming" not in err and epochs == [0, 1]  # both epochs ran again
-    assert same(first, again)
+    assert "at epoch 2/2" in capsys.readouterr().err and epochs == []  # not recorded: resumed
+    assert same(first, again) and checkpoint._md5(tmp_path / "x" / "model.pt") == model_md5
+    _record_in_dvc(tmp_path, tmp_path / "x", model_md5)
+    retrained = weights(run(params, prepared, tmp_path, "x"))
+    assert "resuming" not in capsys.readouterr().err and epochs == [0, 1]  # both epochs again
+    assert same(first, retrained)
+    # recorded under another md5 (an older run, other data): not this run's, so resumed
+    shutil.rmtree(tmp_path / ".dvc")
+    _record_in_dvc(tmp_path, tmp_path / "x", "f" * 32)
+    epochs.clear()
+    run(params, prepared, tmp_path, "x")
+    assert "at epoch 2/2" in capsys.readouterr().err and epochs == []
+    # the prepared data written again (prepare re-ran, or DVC checked it out): not the files
+    # the checkpoint was trained on, so trained from epoch 0 (same sizes: it could be other data)
+    split = prepared / "train.npz"
+    (prepared / "copy").write_bytes(split.read_bytes())
+    os.replace(prepared / "copy", split)  # as prepare writes it: the same bytes, a new file
+    epochs.clear()
+    run(params, prepared, tmp_path, "x")
+    assert "resuming" not in capsys.readouterr().err and epochs == [0, 1]
 
 
 def test_checkpoint_with_tensors_of_the_wrong_shape_is_refused(prepared, tmp_path, capsys):

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +76,42 @@ def sweep_stale(path: str | Path) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def regular_file(
+    path: str | Path, what: str, *, folder: bool = False, missing: bool = False
+) -> Path:
+    """`path` if it names a regular file (links followed), else one-line `UserError`
+    (``'<path>' is a FIFO, not a regular file; <what> must be a regular file``).
+
+    Checked with `os.stat`, WITHOUT opening the file: opening a FIFO blocks until a writer
+    comes, and reading a device (``/dev/zero``) never ends. A missing path is a `UserError`
+    too (``'<path>' does not exist; ...``), unless `missing` (then the reader says so); with
+    `folder`, a folder is accepted as well (``<what> must be a regular file or a folder``).
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if missing:
+            return path
+        raise UserError(f"{str(path)!r} does not exist; {what} must be a regular file") from None
+    except OSError as exc:
+        raise UserError(f"cannot access {str(path)!r}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or (folder and stat.S_ISDIR(mode))):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        allowed = "a regular file or a folder" if folder else "a regular file"
+        raise UserError(f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}")
+    return path
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -27,9 +27,18 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from surrogap.core import io
 from surrogap.core.errors import UserError
 
 CHUNK = 1 << 20
+MIB = 1 << 20
+# Bounded extraction (archive bombs): the members' declared sizes are summed as the headers
+# are read, before a byte of theirs is decompressed past or written, and the archive is
+# refused whole when the sum passes either limit. CIFAR-10/100's archives declare about
+# 180 MB each (ratio about 1.1); a gzipped text corpus about 3-5 times its size.
+MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB declared in all
+MAX_RATIO = 100  # declared bytes per byte of the archive file (gzip's own maximum: ~1032)
+RATIO_FLOOR = 8 * MIB  # below this many declared bytes the ratio is not checked
 STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from
 
 # what a truncated or corrupt archive raises while it is read
@@ -44,9 +53,9 @@ def raw_folder(configured: str | None, root: str | Path) -> Path:
 
 
 def md5sum(path: str | Path) -> str:
-    """The hex MD5 digest of a file, read in chunks."""
+    """The hex MD5 digest of a file, read in chunks (a FIFO or device refused unopened)."""
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    with open(io.regular_file(path, "an archive"), "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -108,7 +117,7 @@ def verify_md5(
     ``<name>.corrupt`` only when `ours`) and `UserError` says where it is and where a
     good copy comes from.
     """
-    path = Path(path)
+    path = io.regular_file(path, "an archive")
     actual = md5sum(path)
     if md5 is not None and actual != md5.lower():
         again = f"; fetch it again from {url}" if url else ""
@@ -186,7 +195,7 @@ def ensure(
     saying where to place it and where it comes from.
     """
     path = Path(path)
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):
         if not (download and url):
             source = f"fetch it from {url}" if url else "see the docs for where it comes from"
             hint = "" if download or not url else ", or set download: true"
@@ -237,22 +246,78 @@ def _check_not_through_link(member: tarfile.TarInfo, links: set[str]) -> None:
             )
 
 
+def _size(n: int) -> str:
+    return f"{n / MIB:.0f} MiB" if n >= MIB else f"{n} bytes"
+
+
+def _checked_members(
+    tar: tarfile.TarFile, tar_path: Path, max_bytes: int, max_ratio: float
+) -> list[tarfile.TarInfo]:
+    """Every member of `tar`, each checked as its header is read (before its data is
+    decompressed past or written): the member checks, a hard link to a file not earlier in
+    the archive (tarfile would raise KeyError at extraction), and the bounds: the declared
+    sizes summed may not pass `max_bytes`, nor `max_ratio` times the archive's size once
+    past RATIO_FLOOR."""
+    archive_bytes = max(1, tar_path.stat().st_size)
+    where = f"archive {str(tar_path)!r}"
+    members: list[tarfile.TarInfo] = []
+    links: set[str] = set()
+    files: set[str] = set()
+    total = 0
+    for member in tar:  # lazily: the next header is read only after these checks
+        _check_member(member)
+        _check_not_through_link(member, links)
+        name = posixpath.normpath(member.name)
+        if member.islnk() and posixpath.normpath(member.linkname) not in files:
+            raise UserError(
+                f"{where}: member {member.name!r} is a hard link to {member.linkname!r}, "
+                "which is no file before it in the archive: refused, nothing extracted"
+            )
+        if member.issym() or member.islnk():
+            links.add(name)
+        elif member.isfile():
+            files.add(name)
+        total += member.size if member.isfile() else 0
+        if total > max_bytes:
+            raise UserError(
+                f"{where}: member {member.name!r} ({_size(member.size)}) brings the "
+                f"extraction to {_size(total)}, over the limit of {_size(max_bytes)} "
+                "(archive.MAX_EXTRACTED_BYTES): refused, nothing extracted"
+            )
+        if total > RATIO_FLOOR and total > max_ratio * archive_bytes:
+            raise UserError(
+                f"{where}: member {member.name!r} ({_size(member.size)}) brings the "
+                f"extraction to {_size(total)} from an archive of {_size(archive_bytes)}, over "
+                f"{max_ratio:g} times its size (archive.MAX_RATIO; an archive bomb?): "
+                "refused, nothing extracted"
+            )
+        members.append(member)
+    return members
+
+
 def safe_extract(
-    tar_path: str | Path, dest: str | Path, stamp: str | None = None, *, ours: bool = True
+    tar_path: str | Path,
+    dest: str | Path,
+    stamp: str | None = None,
+    *,
+    ours: bool = True,
+    max_bytes: int = MAX_EXTRACTED_BYTES,
+    max_ratio: float = MAX_RATIO,
 ) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
     Every member is checked first: absolute paths, ``..`` components, links pointing
-    outside `dest`, paths through a link of the archive, and device files are refused with a `UserError` naming the member. The
+    outside `dest`, paths through a link of the archive, hard links to no earlier file, and
+    device files are refused with a `UserError` naming the member, and so is an archive whose
+    members declare more than `max_bytes` in all, or more than `max_ratio` times the
+    archive's size (see MAX_EXTRACTED_BYTES, MAX_RATIO). The
     members are then extracted into a temporary folder beside `dest` which replaces `dest`
     whole. A tarball that cannot be read to the end is refused (moved aside to
     ``<name>.corrupt`` only when `ours`, see :func:`refuse`). `dest` may not hold the
     archive itself (it would be replaced with the folder). `stamp`, when given, is written
     to ``dest/.surrogap-source`` (see :func:`extract_once`).
     """
-    tar_path, dest = Path(tar_path), Path(dest)
-    if not tar_path.is_file():
-        raise UserError(f"archive {str(tar_path)!r} does not exist")
+    tar_path, dest = io.regular_file(tar_path, "an archive"), Path(dest)
     if dest.resolve() == tar_path.resolve() or inside(tar_path, dest):
         raise UserError(
             f"archive {str(tar_path)!r} would be extracted into {str(dest)!r}, the folder "
@@ -279,16 +344,10 @@ def safe_extract(
         except CORRUPT as exc:
             raise corrupt(exc) from None
         with tar:
-            try:
-                members = tar.getmembers()  # reads to the end: a truncated archive fails here
+            try:  # reads to the end: a truncated archive fails here
+                members = _checked_members(tar, tar_path, max_bytes, max_ratio)
             except CORRUPT as exc:
                 raise corrupt(exc) from None
-            links: set[str] = set()
-            for member in members:
-                _check_member(member)
-                _check_not_through_link(member, links)
-                if member.issym() or member.islnk():
-                    links.add(posixpath.normpath(member.name))
             try:
                 if hasattr(tarfile, "data_filter"):  # defence in depth (Python >= 3.11.4)
                     tar.extractall(tmp, members=members, filter="data")

@@ -91,6 +91,12 @@ def read_corpus(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
     while all(len(r) > common + 1 for r in rel) and len({r[common] for r in rel}) == 1:
         common += 1
     names = ["/".join(r[common:]).removesuffix(".txt") for r in rel]
+    total = sum(p.stat().st_size for p in files)  # read whole below: bounded first
+    if total > archive.MAX_EXTRACTED_BYTES:
+        raise UserError(
+            f"{str(folder)!r} holds {total} bytes of text, over the limit of "
+            f"{archive.MAX_EXTRACTED_BYTES} (archive.MAX_EXTRACTED_BYTES, as for an archive)"
+        )
     sentences: list[str] = []
     counts = []
     for path in files:
@@ -225,8 +231,9 @@ def wiki3029_source(cfg: Wiki3029Config, root: Path) -> Path:
         local = Path(cfg.path).expanduser()
         if local.is_dir():
             return local
-        if not local.is_file():
+        if not (local.exists() or local.is_symlink()):
             raise UserError(f"wiki3029: data.path {str(local)!r} does not exist")
+        io.regular_file(local, "wiki3029's data.path (a tarball or a folder)")
         raw = archive.raw_folder(cfg.root, root)
         ours = archive.inside(local, root)  # the user's own file unless in the raw folder
         digest = archive.verify_md5(local, cfg.md5, ours=ours)

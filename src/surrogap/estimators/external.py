@@ -17,14 +17,13 @@ Supervised Losses", ICML 2022 (arXiv:2110.02501). Losses in nats.
 from __future__ import annotations
 
 import math
-import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from surrogap.core.errors import UserError
+from surrogap.core.io import regular_file
 from surrogap.core.schema import EVALUATE_RECORD_COLUMNS, EXTERNAL_COLUMNS
 from surrogap.estimators import features
 from surrogap.estimators.evaluation import (
@@ -56,26 +55,6 @@ PRIORS = ("uniform", "empirical")
 
 
 # --------------------------------------------------------------------------- input checks
-_NOT_REGULAR = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _regular_file(path: str | Path, what: str, allowed: str = "a regular file") -> None:
-    """Refuse a FIFO, device or socket at `path` in one line without opening it (reading
-    one blocks for ever, or never ends); a missing path is left to the reader's message."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    for test, kind in _NOT_REGULAR:
-        if test(mode):
-            raise UserError(
-                f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}"
-            )
 
 
 def read_features(
@@ -83,9 +62,9 @@ def read_features(
 ) -> FeatureSet:
     """`features.load_features` (keys: features_key, labels_key, split_column), after
     refusing a features or labels path that is no regular file or folder, unopened."""
-    _regular_file(path, "the features", "a regular file or a datasets folder")
+    regular_file(path, "the features", folder=True, missing=True)  # a datasets folder too
     if labels_path is not None:
-        _regular_file(labels_path, "the labels")
+        regular_file(labels_path, "the labels", missing=True)
     return features.load_features(path, labels_path=labels_path, **keys)
 
 

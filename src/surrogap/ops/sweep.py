@@ -4,7 +4,8 @@ DVC decides what is stale and records every result; Dask (`dask.distributed`) on
 stage commands. The client process (this one) walks DVC's own stage graph
 (`repo.index.graph`, planned as `dvc repro` plans it) and, for each stage once every upstream
 stage is settled, does exactly what `dvc repro` does per stage, with DVC's repository lock
-held (and released while it waits, as `dvc repro` releases it while a command runs):
+held from start to end (never released while commands run, unlike `dvc repro`, so a DVC
+command started meanwhile fails at once instead of losing its work: `ops.dvcstate`):
 
 1. `stage.changed(upstream=...)`: unchanged stages are skipped, as `dvc repro` skips them
    (so a stage whose upstream re-ran with identical outputs does not run);
@@ -23,8 +24,8 @@ Stages finish in any order, but DVC hashes a folder dep with the `.gitignore` fi
 whose lines DVC appends as it records each out: the sweep lists every planned out in its
 `.gitignore` first, in the order a serial `dvc repro` records them, so the hashes agree.
 
-Only the client touches DVC's repository state, so parallel stages cannot collide on
-DVC's lock, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
+Only the client touches DVC's repository state, and it holds DVC's lock throughout, so
+parallel stages cannot collide on it, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
 writes for the same stage outputs; the outputs themselves equal a serial run's where the
 stages' thread count does (Dask runs each stage with one thread: docs/SCALING.md). While a command runs the client holds DVC's read/write lock on that stage's deps
 and outs, so a concurrent `dvc repro` of the same stage fails fast instead of racing.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +50,9 @@ from pathlib import Path
 
 from surrogap.core import config
 from surrogap.core.errors import UserError
-from surrogap.ops.workers import dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops import dvcstate
+from surrogap.ops.dvcstate import _one_line, stage_rwlock
+from surrogap.ops.workers import CONNECT_TIMEOUT, dask_client, parse_gpus, plan_workers, run_command
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -69,6 +73,7 @@ class Outcome:
 @dataclass
 class SweepResult:
     outcomes: list[Outcome] = field(default_factory=list)
+    planned: int = 0  # stage instances in the plan
 
     def with_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -78,58 +83,20 @@ class SweepResult:
         return not self.with_status("failed") and not self.with_status("skipped")
 
 
-def _lockable(repo, echo: Callable[[str], None], patience_s: float = 600.0):
-    """DVC's repository lock, released while the client waits (as `dvc repro` releases it
-    while a command runs) and the index reset after each release, as DVC does. Taken back
-    after a wait, it is waited for (another dvc command may hold it for a while)."""
-    from dvc.lock import LockError
+class _Settled:
+    """A block of DVC calls, followed by `repo._reset()` as DVC does when it releases its
+    lock: the SCM's cached .gitignore state among others (stale, a recorded out was listed
+    in its .gitignore twice, and the folder hashes of a serial `dvc repro` differed)."""
 
-    class Held:
-        first = True
+    def __init__(self, repo):
+        self.repo = repo
 
-        def __enter__(self):
-            deadline = time.monotonic() + patience_s
-            told = False
-            while True:
-                try:
-                    repo.lock.lock()  # DVC retries for 3 s itself
-                    break
-                except LockError as exc:
-                    if self.first or time.monotonic() > deadline:
-                        raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
-                    if not told:
-                        echo(
-                            "surrogap sweep: waiting for DVC's lock (another dvc command holds it)"
-                        )
-                        told = True
-            self.first = False
-            return repo
+    def __enter__(self):
+        return self.repo
 
-        def __exit__(self, *exc):
-            repo.lock.unlock()
-            repo._reset()
-            return False
-
-    return Held()
-
-
-def _stage_rwlock(repo, stage):
-    """DVC's per-path read/write lock on a stage's deps and outs while its command runs."""
-    from dvc.dependency.db import AbstractDependency
-    from dvc.dependency.repo import RepoDependency
-    from dvc.rwlock import rwlock
-
-    def paths(items):
-        return [i.fs_path for i in items if not isinstance(i, (RepoDependency, AbstractDependency))]
-
-    return rwlock(
-        repo.tmp_dir,
-        repo.fs,
-        f"surrogap sweep: {stage.addressing}",
-        paths(stage.deps),
-        paths(stage.outs),
-        repo.config["core"].get("hardlink_lock", False),
-    )
+    def __exit__(self, *exc):
+        self.repo._reset()
+        return False
 
 
 FLUSH_SECONDS = 10.0  # dvc.lock entries are written at most this long after their stage
@@ -173,37 +140,33 @@ class LockWriter:
             dvcfile.dump_stages(group, update_pipeline=False)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def sweep(
-    root: Path,
+    repo,
     targets: Sequence[str],
     client,
     echo: Callable[[str], None] = print,
     retries: int = 2,
     run_cache: bool = True,
+    result: SweepResult | None = None,
 ) -> SweepResult:
-    """Reproduce `targets` (default: every stage of dvc.yaml) in the DVC repository at
-    `root`, running stale stages' commands on `client`'s workers."""
+    """Reproduce `targets` (default: every stage of dvc.yaml) in the DVC `repo` (opened and
+    locked: `dvcstate.open_repo`, `dvcstate.holding_lock`), running stale stages' commands
+    on `client`'s workers; `result` (filled as stages settle) tells what was done when the
+    sweep is interrupted."""
     import logging
 
     from distributed import as_completed
     from dvc.dvcfile import PROJECT_FILE
     from dvc.exceptions import DvcException
-    from dvc.repo import Repo
     from dvc.repo.reproduce import _reproduce_stage, collect_stages, get_active_graph, plan_repro
     from dvc.stage.cache import RunCacheNotFoundError
     from dvc.stage.run import _enforce_cmd_list
 
     # DVC's own per-stage messages ("Updating lock file") would interleave with ours
     logging.getLogger("dvc").setLevel(logging.WARNING)
-    root = Path(root).resolve()
-    repo = Repo(str(root))
-    held = _lockable(repo, echo)
-    result = SweepResult()
+    root = Path(repo.root_dir)
+    held = _Settled(repo)  # DVC's repository lock is held by the caller throughout
+    result = SweepResult() if result is None else result
     inflight: dict = {}
     locks: dict = {}
     writer: LockWriter | None = None
@@ -215,6 +178,7 @@ def sweep(
                 stages = collect_stages(repo, list(targets) or [PROJECT_FILE])
                 graph = get_active_graph(repo.index.graph)
                 steps = plan_repro(graph, stages)
+                result.planned = len(steps)
             except DvcException as exc:
                 raise UserError(f"surrogap sweep: {_one_line(exc)}") from None
             # DVC lists each out in its folder's .gitignore when it first records it, and a
@@ -299,7 +263,7 @@ def sweep(
                             continue
                         # after DVC's own rwlocked calls, which would see it as a blocker
                         lock = ExitStack()
-                        lock.enter_context(_stage_rwlock(repo, stage))
+                        lock.enter_context(stage_rwlock(repo, stage))
                     except (DvcException, OSError) as exc:
                         settle(stage, Outcome(name, "failed", message=_one_line(exc)), ready)
                         continue
@@ -358,14 +322,13 @@ def sweep(
             lock.close()
         for future in inflight:
             future.cancel()
-        repo.close()
     return result
 
 
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
-    from surrogap.core.argtypes import int_value
+    from surrogap.core.argtypes import float_value, int_value
 
     p = sub.add_parser(
         "sweep",
@@ -394,6 +357,13 @@ def add_subparser(sub) -> None:
         help="a running Dask scheduler (e.g. tcp://host:8786, or one a dask-jobqueue "
         "cluster started) instead of a local cluster; its workers must see this "
         "workspace at the same path",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float_value("connect timeout", minimum=0.1),
+        default=CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to try reaching --scheduler (default {CONNECT_TIMEOUT:g} s)",
     )
     p.add_argument(
         "--retries",
@@ -433,27 +403,59 @@ def check_params(root: Path) -> None:
         raise UserError(f"surrogap sweep: {exc}") from None
 
 
+def _on_sigint(signum, frame) -> None:
+    """The first Ctrl-C stops the sweep (KeyboardInterrupt); more are ignored while the
+    cluster stops and what finished is recorded."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _interrupted(result: SweepResult) -> str:
+    recorded = len(result.with_status("ran")) + len(result.with_status("restored"))
+    unchanged = len(result.with_status("unchanged"))
+    left = max(0, result.planned - recorded - unchanged)
+    return (
+        f"surrogap sweep: interrupted; {recorded} stage{'s' * (recorded != 1)} recorded, "
+        f"{unchanged} unchanged, {left} not run; the next surrogap sweep or dvc repro "
+        "resumes (a stopped pretrain from its checkpoint)"
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     if args.scheduler is not None and (args.jobs is not None or args.gpus is not None):
         raise UserError(
             "surrogap sweep: -j/--gpus size the local cluster; with --scheduler the running "
             "cluster's workers are used"
         )
-    root = _find_root()
-    check_params(root)
-    plan = None if args.scheduler else plan_workers(args.jobs, args.gpus)
-    where = args.scheduler or plan.describe
-    print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)
-    t0 = time.perf_counter()
-    with dask_client(args.scheduler, plan, args.retries) as client:
-        result = sweep(
-            root,
-            args.targets,
-            client,
-            echo=lambda line: print(line, flush=True),
-            retries=args.retries,
-            run_cache=not args.no_run_cache,
-        )
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
+    result = SweepResult()
+    try:
+        root = _find_root()
+        check_params(root)
+        repo = dvcstate.open_repo(root)
+        try:
+            with dvcstate.holding_lock(repo):
+                plan = None if args.scheduler else plan_workers(args.jobs, args.gpus)
+                where = args.scheduler or plan.describe
+                print(f"surrogap sweep: {where}; logs in {LOG_DIR}/", flush=True)
+                t0 = time.perf_counter()
+                with dask_client(args.scheduler, plan, args.retries, args.connect_timeout) as c:
+                    sweep(
+                        repo,
+                        args.targets,
+                        c,
+                        echo=lambda line: print(line, flush=True),
+                        retries=args.retries,
+                        run_cache=not args.no_run_cache,
+                        result=result,
+                    )
+        finally:
+            repo.close()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(_interrupted(result), file=sys.stderr, flush=True)
+        return 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
     counts = {s: len(result.with_status(s)) for s in ("ran", "restored", "unchanged")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     print(f"surrogap sweep: {summary} in {time.perf_counter() - t0:.1f} s", flush=True)

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
+
 
 # --------------------------------------------------------------------------- worker side
 class CommandKilled(RuntimeError):
@@ -159,10 +161,47 @@ def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
     return WorkerPlan([dict(env) for _ in range(n)])
 
 
+def dask_setup(worker=None) -> None:
+    """Run in each local worker process as it starts (Dask's `preload`): Ctrl-C at the
+    terminal reaches the whole process group, and a worker that took it died with
+    tracebacks; the sweep's client alone handles it and stops the cluster. The stage
+    commands inherit it, and die with their worker (`_die_with_parent`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _connect(scheduler: str, timeout: float):
+    """A `distributed.Client` on the scheduler at `scheduler`, or one line."""
+    from distributed import Client
+
+    from surrogap.core.errors import UserError
+
+    try:
+        return Client(scheduler, timeout=timeout)
+    except ValueError as exc:  # distributed's address parser
+        raise UserError(
+            f"surrogap sweep: --scheduler {scheduler!r} is no Dask scheduler address ({exc}); "
+            "give one like tcp://host:8786"
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        raise UserError(
+            f"surrogap sweep: cannot reach the Dask scheduler at {scheduler!r} within "
+            f"{timeout:g} s ({type(exc).__name__}); is it running? (--connect-timeout "
+            "waits longer)"
+        ) from None
+
+
 @contextmanager
-def dask_client(scheduler: str | None, plan: WorkerPlan | None, retries: int):
-    """A `distributed.Client`: on the running cluster at `scheduler`, else on a local
-    cluster of `plan` (worker processes under nannies, which restart a worker that dies)."""
+def dask_client(
+    scheduler: str | None,
+    plan: WorkerPlan | None,
+    retries: int,
+    connect_timeout: float = CONNECT_TIMEOUT,
+):
+    """A `distributed.Client`: on the running cluster at `scheduler` (reached within
+    `connect_timeout` seconds), else on a local cluster of `plan` (worker processes under
+    nannies, which restart a worker that dies)."""
     import logging
 
     import dask
@@ -171,14 +210,19 @@ def dask_client(scheduler: str | None, plan: WorkerPlan | None, retries: int):
     # a task whose worker dies is moved to another worker up to `retries` times
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
         if scheduler is not None:
-            with Client(scheduler) as client:
+            with _connect(scheduler, connect_timeout) as client:
                 yield client
             return
         assert plan is not None
         workers = {
             f"w{i}": {
                 "cls": Nanny,
-                "options": {"nthreads": 1, "env": env, "silence_logs": logging.ERROR},
+                "options": {
+                    "nthreads": 1,
+                    "env": env,
+                    "silence_logs": logging.ERROR,
+                    "preload": [__name__],  # dask_setup: Ctrl-C is the client's
+                },
             }
             for i, env in enumerate(plan.envs)
         }

@@ -78,5 +78,9 @@ def run(
     info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
     trainer = train.Trainer(tcfg, enc, data, k, seed, info, augment=augment)
     train.pretrain(
-        trainer, out_dir, checkpoint_dir, desc=f"pretrain {dataset} {run_name(k, seed, lr)}"
+        trainer,
+        out_dir,
+        checkpoint_dir,
+        desc=f"pretrain {dataset} {run_name(k, seed, lr)}",
+        data_dir=data_dir,
     )

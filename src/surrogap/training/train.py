@@ -339,7 +339,13 @@ def train_info(trainer: Trainer) -> dict:
     }
 
 
-def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = "pretrain") -> None:
+def pretrain(
+    trainer: Trainer,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    desc: str = "pretrain",
+    data_dir: Path | None = None,
+) -> None:
     """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
     (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
     `checkpoint_dir` (the run's own folder: :mod:`surrogap.training.checkpoint`).
@@ -358,6 +364,8 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             file=sys.stderr,
         )
     ckpt = checkpoint_dir / checkpoint.NAME
+    if main:
+        checkpoint.drop_if_done(checkpoint_dir, out_dir, data_dir)
     state = checkpoint.load(ckpt, trainer.run_info) if main else None
     if state is not None:
         why = checkpoint.misfit(state, trainer.model, trainer.opt)
@@ -387,6 +395,8 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
         distributed.barrier(denv)
     if main:
         bar = _progress(cfg.epochs, trainer.epoch, desc)
+        if trainer.epoch < cfg.epochs:  # training again: the checkpoint is not final any more
+            (checkpoint_dir / checkpoint.COMPLETE).unlink(missing_ok=True)
     try:
         while trainer.epoch < cfg.epochs:
             t0 = time.perf_counter()
@@ -429,9 +439,8 @@ def pretrain(trainer: Trainer, out_dir: Path, checkpoint_dir: Path, desc: str = 
             (tmp / "trajectory.csv").write_text("\n".join(lines) + "\n")
             (tmp / "train_info.json").write_text(json.dumps(train_info(trainer), indent=2) + "\n")
             shutil.copytree(live_dir, tmp / "live")
-        # the run is complete: nothing is left to resume (a forced rerun starts at epoch 0)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the group folder too, once its last run is done
-            checkpoint_dir.parent.rmdir()
+        # complete: the final checkpoint stays until DVC records the output (a rerun that
+        # finds it recorded trains from epoch 0; one that does not resumes at the end)
+        checkpoint.mark_complete(checkpoint_dir, out_dir, data_dir)
     distributed.barrier(denv)
     distributed.teardown()
