@@ -319,12 +319,12 @@ def test_pretrain_refuses_prepared_data_disagreeing_with_meta_json(copy, capsys)
         seed=0,
         data=folder,
         out=copy / "run",
-        checkpoints=copy / "ckpt",
+        checkpoints=copy / "ckpt-refused",  # mini/ckpt keeps the fixture run's final checkpoint
     )
     assert stage("pretrain").main(argv) == 2
     msg = one_line(capsys.readouterr().err)
     assert "test.npz' x is float32 of shape (32, 1), allowed: float (32, 2)" in msg
-    assert not (copy / "run").exists() and not (copy / "ckpt").exists()
+    assert not (copy / "run").exists() and not (copy / "ckpt-refused").exists()
 
 
 def test_report_refuses_inflated_sizes_in_meta_json(copy, capsys):
@@ -455,7 +455,9 @@ def test_text_data_outside_its_vocabulary_is_refused_before_training(
     params["topics"] = {
         "data": {"kind": "topics", "classes": 3, "sentences_per_class": 20, "vocab_size": 60},
         "encoder": {"name": "bag", "dim": 8},
-        "train": dict(params["circle"]["train"]),  # a copy: a shared object would dump as a YAML alias
+        "train": dict(
+            params["circle"]["train"]
+        ),  # a copy: a shared object would dump as a YAML alias
     }
     prepared = tmp_path / "prepared"
     prepare.run(params, "topics", prepared, tmp_path / "raw")
