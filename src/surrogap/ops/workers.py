@@ -220,7 +220,10 @@ def dask_client(
                 "options": {
                     "nthreads": 1,
                     "env": env,
-                    "silence_logs": logging.ERROR,
+                    # CRITICAL: a worker whose heartbeat meets the scheduler closing at the
+                    # end logs an ERROR with a traceback; a stage's own failure is the
+                    # sweep's line and its log, a dead worker the nanny's restart
+                    "silence_logs": logging.CRITICAL,
                     "preload": [__name__],  # dask_setup: Ctrl-C is the client's
                 },
             }
@@ -228,7 +231,7 @@ def dask_client(
         }
         sched = {"cls": Scheduler, "options": {"dashboard_address": None}}
         with (
-            SpecCluster(workers=workers, scheduler=sched, silence_logs=logging.ERROR) as cluster,
+            SpecCluster(workers=workers, scheduler=sched, silence_logs=logging.CRITICAL) as cluster,
             Client(cluster) as client,
         ):
             yield client
