@@ -162,6 +162,54 @@ def test_params_file_unreadable_is_one_line(tmp_path, capsys):
         config.load_params(tmp_path / "latin1.yaml")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_params_file_that_is_a_fifo_a_device_or_huge_is_one_line(tmp_path):
+    """A FIFO as params.yaml used to hang every stage and `surrogap sweep` (opening it waits
+    for a writer); /dev/zero used to read until memory ran out."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("report:\n  title: x\n" + "# padding\n" * 120_000)  # 1.2 MB
+    cases = {
+        str(fifo): "is not a regular file (a FIFO, device or socket): give a file",
+        "/dev/zero": "is not a regular file (a FIFO, device or socket): give a file",
+        str(huge): "is larger than 1 MiB: refused",
+    }
+    for path, says in cases.items():
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(root / "stages/theory.py"),
+                "--params",
+                path,
+                "--out-dir",
+                str(tmp_path / "theory"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("stage theory: params file "), lines
+        assert says in lines[0], lines[0]
+    assert not (tmp_path / "theory").exists()
+    doctor = subprocess.run(
+        [sys.executable, "-m", "surrogap.cli", "doctor", "--params", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert "params.yaml does not parse: params file" in doctor.stdout, doctor.stdout
+    assert "is not a regular file" in doctor.stdout
+
+
 def test_exponent_numbers_are_numbers_as_in_dvc(tmp_path):
     # PyYAML alone reads 1e-3 as the string '1e-3'; DVC (YAML 1.2) reads a number
     path = tmp_path / "params.yaml"

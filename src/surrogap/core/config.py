@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import reprlib
+import stat
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -313,19 +315,37 @@ def read_yaml(text: str, path: Path) -> Any:
         raise UserError(f"params file {str(path)!r} is not valid YAML: nested too deeply") from None
 
 
+MAX_PARAMS_BYTES = 1 << 20  # a params file is kilobytes; the paper presets are < 20 KiB
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read params.yaml; a missing, unreadable or malformed file is one clear line."""
+    """Read params.yaml; a missing, unreadable, special (FIFO, device), oversized or
+    malformed file is one clear line. Checked with `os.stat` before it is opened: opening
+    a FIFO blocks until a writer comes, and reading a device may never end."""
     path = Path(path)
+    where = f"params file {str(path)!r}"
     try:
-        text = path.read_text(encoding="utf-8")
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise UserError(f"params file {str(path)!r} does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"params file {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+        raise UserError(f"{where} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder: read_bytes says so below
+        raise UserError(f"{where} is not a regular file (a FIFO, device or socket): give a file")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_PARAMS_BYTES + 1)
     except OSError as exc:  # a folder, no permission, an I/O error
+        raise UserError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
         raise UserError(
-            f"params file {str(path)!r} cannot be read: {exc.strerror or exc}"
-        ) from None
+            f"{where} is larger than {MAX_PARAMS_BYTES >> 20} MiB: refused (a params file "
+            "holds kilobytes of settings)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where} is not UTF-8 text (byte {exc.start})") from None
     data = read_yaml(text, path)
     if not isinstance(data, dict):
         raise UserError(f"params file {str(path)!r} must hold a mapping of sections")

@@ -139,7 +139,7 @@ def _tool(name: str, fix: str) -> Finding:
 def _params(path: Path) -> Finding:
     from surrogap.core.config import check_top_level, load_params
 
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return Finding(False, f"no {path} here; fix: run `surrogap doctor` in the project's root")
     try:
         check_top_level(load_params(path))
