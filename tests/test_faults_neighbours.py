@@ -268,6 +268,12 @@ PREPARED_CASES = {
         _set("x", lambda a: a["x"][:, :1]),
         "test.npz' x is float32 of shape (32, 1), allowed: float (32, 2)",
     ),
+    "another dataset's meta.json": (
+        "meta",
+        lambda m: m.update(dataset="norm", kind="norm"),
+        "'{meta}' says dataset 'norm', but this run is dataset 'circle': the folder holds "
+        "another dataset's prepared data",
+    ),
     "30 classes declared": (
         "meta",
         _set("num_classes", lambda m: 30),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,18 @@ def read_meta(folder: str | Path) -> dict:
     if why:
         raise UserError(f"{str(path)!r} {why}; {AGAIN}")
     return meta
+
+
+def check_dataset(meta: Mapping, dataset: str, folder: str | Path) -> None:
+    """The prepared data of `folder` must be `dataset`'s: meta.json records the section it
+    was prepared from, so another dataset's folder copied in is one line, not a row of
+    `dataset` computed on other data."""
+    if meta.get("dataset") != dataset:
+        raise UserError(
+            f"{str(Path(folder) / 'meta.json')!r} says dataset {meta.get('dataset')!r}, but this "
+            f"run is dataset {dataset!r}: the folder holds another dataset's prepared data; the "
+            f"prepared data was changed after the prepare stage: {AGAIN}"
+        )
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pandas as pd
 from surrogap.core import config, files, io
 from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import read_checked_meta
+from surrogap.core.prepared import check_dataset, read_checked_meta
 from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name, seed_dir
 from surrogap.theory import bounds
 
@@ -96,6 +96,7 @@ def read_record(
         if folder not in metas:
             metas[folder] = read_checked_meta(folder)
         meta = metas[folder]
+        check_dataset(meta, dataset, folder)
         mwhere = repr(str(folder / "meta.json"))
         for key, mkey in (("classes", "num_classes"), ("kind", "kind"), ("prior", "prior")):
             if rec.get(key) != meta.get(mkey):

@@ -16,7 +16,7 @@ from surrogap.core import io
 from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import SPLITS
+from surrogap.core.prepared import SPLITS, check_dataset
 from surrogap.estimators.evaluation import check_finite
 from surrogap.models.inference import encode, load_model
 from surrogap.models.inputs import load_prepared
@@ -66,6 +66,7 @@ def features(data_dir: Path, model_path: Path, batch_size: int, expect: Mapping)
     """The arrays of one seed's features file; the model file's own record of its run
     must be `expect`'s and its data the prepared data's (:func:`check_run`)."""
     data = load_prepared(data_dir)
+    check_dataset(data.meta, expect["dataset"], data_dir)
     model, run = load_model(model_path, data.meta)
     check_run(model_path, run, expect, data.meta)
     arrays = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from surrogap.core import config, memory
 from surrogap.core.config import dataset_section
 from surrogap.core.errors import UserError
+from surrogap.core.prepared import check_dataset
 from surrogap.core.schema import run_name
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
@@ -68,6 +69,7 @@ def run(
     if lr is not None:
         tcfg = dataclasses.replace(tcfg, lr=float(lr))
     data = load_prepared(data_dir)
+    check_dataset(data.meta, dataset, data_dir)
     check_sizes(tcfg, k, data, f"{dataset}.train")
     check_memory(enc, data.meta, f"{dataset}.encoder")
     augment = None

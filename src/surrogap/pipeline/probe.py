@@ -16,7 +16,7 @@ from surrogap.core import files, io
 from surrogap.core.config import at_least, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
-from surrogap.core.prepared import read_labels
+from surrogap.core.prepared import check_dataset, read_labels
 from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
 from surrogap.estimators.evaluation import (
     check_finite,
@@ -96,6 +96,7 @@ def probe_seed(
     schema.PROBE_ARRAYS in the order of the test split: labels `y` (int64), the mean
     classifier's and the linear probe's cross-entropy (float64) and correctness (bool)."""
     meta, labels = read_labels(data_dir)
+    check_dataset(meta, dataset, data_dir)
     c = int(meta["num_classes"])
     z, y = load_features(features_path, c)
     for s in FEATURE_SPLITS:  # features of another seed or dataset carry other labels
