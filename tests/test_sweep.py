@@ -287,7 +287,7 @@ def test_sweep_on_a_running_scheduler(tmp_path):
 
 def test_bad_arguments_are_one_line(tmp_path):
     for args, expected in (
-        (["-j", "0"], "jobs must be an integer >= 1, got '0'"),
+        (["-j", "0"], "jobs must be an integer in 1.."),
         (["--gpus", "x"], "--gpus must be auto, none or comma-separated GPU ids"),
         (["--scheduler", "tcp://127.0.0.1:1", "-j", "2"], "with --scheduler"),
     ):
@@ -309,6 +309,38 @@ def test_bad_arguments_are_one_line(tmp_path):
         text=True,
     )
     assert outside.returncode == 2 and "not inside a DVC repository" in outside.stderr
+
+
+def test_workers_and_retries_are_bounded_before_anything_starts(tmp_path, monkeypatch, capsys):
+    """`-j 1e9` used to build a list of 1e9 worker specs (MemoryError), `-j 100000` to start
+    that many worker processes: -j and --gpus' ids are at most 4 per core, --retries 10."""
+    from surrogap import cli
+    from surrogap.ops import sweep as sweep_mod
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.chdir(tmp_path)  # no DVC repository: nothing could run past the arguments
+    started = []
+    monkeypatch.setattr(sweep_mod, "plan_workers", lambda *a: started.append(a))
+    gpus = ",".join(["0"] * 9)
+    for args, expected in (
+        (["-j", "1e9"], "argument -j/--jobs: jobs must be an integer in 1..8 (4 local workers "
+         "per core, each a process running one stage), got '1e9'"),
+        (["-j", "100000"], "jobs must be an integer in 1..8"),
+        (["-j", "9"], "got '9'"),
+        (["--gpus", gpus], f"--gpus names 9 GPUs (one local worker each), allowed: at most 8 "
+         f"(4 per core), got '{gpus}'"),
+        (["--retries", "1e6"], "argument --retries: retries must be an integer in 0..10, got '1e6'"),
+        (["--retries", "11"], "retries must be an integer in 0..10, got '11'"),
+    ):  # fmt: skip
+        assert cli.main(["sweep", *args]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("surrogap sweep: "), err
+        assert expected in err, err
+    # the largest allowed values pass the arguments (and stop at the missing repository)
+    for args in (["-j", "8"], ["--gpus", ",".join(["0"] * 8)], ["--retries", "10"]):
+        assert cli.main(["sweep", *args]) == 2
+        assert "not inside a DVC repository" in capsys.readouterr().err
+    assert started == []
 
 
 def test_local_workers_one_per_gpu_each_pinned(monkeypatch):

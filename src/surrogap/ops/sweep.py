@@ -52,7 +52,16 @@ from surrogap.core import config
 from surrogap.core.errors import UserError
 from surrogap.ops import dvcstate
 from surrogap.ops.dvcstate import _one_line, stage_rwlock
-from surrogap.ops.workers import CONNECT_TIMEOUT, dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops.workers import (
+    CONNECT_TIMEOUT,
+    MAX_RETRIES,
+    WORKERS_PER_CORE,
+    dask_client,
+    max_workers,
+    parse_gpus,
+    plan_workers,
+    run_command,
+)
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -341,8 +350,15 @@ def add_subparser(sub) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=int_value("jobs", 1),
-        help="local workers (default: one per GPU, else the number of cores)",
+        type=int_value(
+            "jobs",
+            1,
+            max_workers(),
+            f"an integer in 1..{max_workers()} ({WORKERS_PER_CORE} local workers per core, "
+            "each a process running one stage)",
+        ),
+        help="local workers (default: one per GPU, else the number of cores; at most "
+        f"{WORKERS_PER_CORE} per core)",
     )
     p.add_argument(
         "--gpus",
@@ -367,9 +383,10 @@ def add_subparser(sub) -> None:
     )
     p.add_argument(
         "--retries",
-        type=int_value("retries", 0),
+        type=int_value("retries", 0, MAX_RETRIES, f"an integer in 0..{MAX_RETRIES}"),
         default=2,
-        help="times a task is retried when its worker dies or its command is killed (default 2)",
+        help="times a task is retried when its worker dies or its command is killed "
+        f"(default 2, at most {MAX_RETRIES})",
     )
     p.add_argument(
         "--no-run-cache",
