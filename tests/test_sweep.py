@@ -429,6 +429,81 @@ def test_the_boundary_of_sweep_is_one_line_each_before_any_work(tmp_path):
     assert not os.path.exists(odd + b"/dvc.lock")
 
 
+class _Done:
+    """A stand-in for a Dask future: finished, running or cancelled."""
+
+    def __init__(self, done: bool, cancelled: bool = False):
+        self._done, self._cancelled = done, cancelled
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+
+def test_ctrl_c_records_the_tasks_that_finished_and_only_those():
+    from surrogap.ops.recording import finished_uncollected
+
+    finished, running, cancelled, collected = (
+        _Done(True),
+        _Done(False),
+        _Done(True, True),
+        _Done(True),
+    )
+    inflight = {finished: ("a", "a.log"), running: ("b", "b.log"), cancelled: ("c", "c.log")}
+    inflight[collected] = ("d", "d.log")
+    assert finished_uncollected(inflight, settled={"d"}) == [finished]
+    assert finished_uncollected({}, settled=set()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_client_collects_finished_stages_still_records_them(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C (KeyboardInterrupt in the client) while a finished stage's future waits to be
+    collected: that stage used to be dropped (its outputs written, nothing in dvc.lock).
+    Two independent stages; the interrupt comes as the first is reported, once the
+    scheduler has both done (deterministic: no timing)."""
+    from distributed import Client
+
+    from surrogap.ops import dvcstate
+    from surrogap.ops.sweep import SweepResult
+    from surrogap.ops.sweep import sweep as run_sweep
+
+    repo = make_repo(tmp_path / "repo", tiny_params(datasets=("circle", "norm")))
+    for key, value in env(repo / "src" if (repo / "src").is_dir() else None).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo)
+    result = SweepResult()
+    lines: list[str] = []
+    with Client(
+        processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as client:
+
+        def echo(line: str) -> None:
+            lines.append(line)
+            if len(lines) > 1:
+                return  # the stage recorded after the interrupt is reported too
+            deadline = time.monotonic() + 120
+            while any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the other stage's command finishing
+            raise KeyboardInterrupt
+
+        repo_obj = dvcstate.open_repo(repo)
+        try:
+            with dvcstate.holding_lock(repo_obj), pytest.raises(KeyboardInterrupt):
+                run_sweep(repo_obj, ["prepare"], client, echo=echo, result=result)
+        finally:
+            repo_obj.close()
+    assert [x[:6] for x in lines] == ["[1/2] ", "[2/2] "] and "ran in" in lines[1], lines
+    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle", "prepare@norm"]
+    assert sorted(o.stage for o in result.with_status("ran")) == ["prepare@circle", "prepare@norm"]
+    assert sorted(lock(repo)) == ["prepare@circle", "prepare@norm"]
+    status = dvc(repo, "status", "--json", "prepare")
+    assert status.stdout.strip() == "{}", status.stdout + status.stderr
+
+
 def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(tmp_path):
     """While the sweep runs it holds DVC's repository lock, so a `dvc repro` started later
     fails before it trains (it used to train, then die unrecorded when the sweep had taken the
