@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -190,6 +191,51 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, argv, message):
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and message in err, err
     assert err.startswith("surrogap")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "is not a readable CSV: No columns to parse from file"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00garbage\n"), "is not a readable CSV"),
+        (lambda p: os.mkfifo(p), "is a FIFO, not a regular file; a side"),
+        (lambda p: p.symlink_to("/dev/zero"), "is a character device, not a regular file"),
+    ],
+    ids=["empty", "binary", "fifo", "dev-zero"],
+)
+def test_an_empty_binary_or_special_file_is_one_line_and_exit_2(tmp_path, make, message):
+    ref = copy_reports(tmp_path / "ref")
+    bad = tmp_path / "bad.csv"
+    make(bad)
+    for argv in (["compare", str(bad), str(ref)], ["compare", str(ref), str(bad)]):
+        rc, out, err = run_cli(argv)
+        assert (rc, out) == (2, ""), err
+        assert err.count("\n") == 1 and message in err and "bad.csv" in err, err
+    if message.startswith("is a"):  # a folder whose results.csv is the special file
+        folder = tmp_path / "side"
+        folder.mkdir()
+        (folder / "results.csv").symlink_to(bad)
+        rc, out, err = run_cli(["compare", str(folder), str(ref)])
+        assert (rc, out) == (2, "") and err.count("\n") == 1 and message[:-20] in err, err
+
+
+def test_ref_head_in_a_project_path_that_is_not_utf8(tmp_path):
+    """git names the top folder in bytes; the path's bytes are kept as the OS gives them."""
+    repo = Path(os.fsdecode(bytes(tmp_path) + b"/proj\xff"))
+    reports = copy_reports(repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reference")
+    edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] + 0.02))
+    done = subprocess.run(
+        [sys.executable, "-m", "surrogap.cli", "compare", "--ref", "HEAD"],
+        cwd=repo,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert done.returncode == 1, done.stderr
+    assert b"reproduced reports against reference HEAD:reports/" in done.stdout
+    assert b"linear_acc (72 rows)" in done.stdout and done.stderr == b""
 
 
 def test_scaling_md_tolerance_table_is_the_codes():

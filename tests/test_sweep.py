@@ -287,7 +287,7 @@ def test_sweep_on_a_running_scheduler(tmp_path):
 
 def test_bad_arguments_are_one_line(tmp_path):
     for args, expected in (
-        (["-j", "0"], "jobs must be an integer >= 1, got '0'"),
+        (["-j", "0"], "jobs must be an integer in 1.."),
         (["--gpus", "x"], "--gpus must be auto, none or comma-separated GPU ids"),
         (["--scheduler", "tcp://127.0.0.1:1", "-j", "2"], "with --scheduler"),
     ):
@@ -309,6 +309,38 @@ def test_bad_arguments_are_one_line(tmp_path):
         text=True,
     )
     assert outside.returncode == 2 and "not inside a DVC repository" in outside.stderr
+
+
+def test_workers_and_retries_are_bounded_before_anything_starts(tmp_path, monkeypatch, capsys):
+    """`-j 1e9` used to build a list of 1e9 worker specs (MemoryError), `-j 100000` to start
+    that many worker processes: -j and --gpus' ids are at most 4 per core, --retries 10."""
+    from surrogap import cli
+    from surrogap.ops import sweep as sweep_mod
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.chdir(tmp_path)  # no DVC repository: nothing could run past the arguments
+    started = []
+    monkeypatch.setattr(sweep_mod, "plan_workers", lambda *a: started.append(a))
+    gpus = ",".join(["0"] * 9)
+    for args, expected in (
+        (["-j", "1e9"], "argument -j/--jobs: jobs must be an integer in 1..8 (4 local workers "
+         "per core, each a process running one stage), got '1e9'"),
+        (["-j", "100000"], "jobs must be an integer in 1..8"),
+        (["-j", "9"], "got '9'"),
+        (["--gpus", gpus], f"--gpus names 9 GPUs (one local worker each), allowed: at most 8 "
+         f"(4 per core), got '{gpus}'"),
+        (["--retries", "1e6"], "argument --retries: retries must be an integer in 0..10, got '1e6'"),
+        (["--retries", "11"], "retries must be an integer in 0..10, got '11'"),
+    ):  # fmt: skip
+        assert cli.main(["sweep", *args]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("surrogap sweep: "), err
+        assert expected in err, err
+    # the largest allowed values pass the arguments (and stop at the missing repository)
+    for args in (["-j", "8"], ["--gpus", ",".join(["0"] * 8)], ["--retries", "10"]):
+        assert cli.main(["sweep", *args]) == 2
+        assert "not inside a DVC repository" in capsys.readouterr().err
+    assert started == []
 
 
 def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
@@ -395,6 +427,81 @@ def test_the_boundary_of_sweep_is_one_line_each_before_any_work(tmp_path):
     line = _one_line(done, "is not UTF-8, and DVC cannot record outputs under it")
     assert "proj\\xff" in line
     assert not os.path.exists(odd + b"/dvc.lock")
+
+
+class _Done:
+    """A stand-in for a Dask future: finished, running or cancelled."""
+
+    def __init__(self, done: bool, cancelled: bool = False):
+        self._done, self._cancelled = done, cancelled
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+
+def test_ctrl_c_records_the_tasks_that_finished_and_only_those():
+    from surrogap.ops.recording import finished_uncollected
+
+    finished, running, cancelled, collected = (
+        _Done(True),
+        _Done(False),
+        _Done(True, True),
+        _Done(True),
+    )
+    inflight = {finished: ("a", "a.log"), running: ("b", "b.log"), cancelled: ("c", "c.log")}
+    inflight[collected] = ("d", "d.log")
+    assert finished_uncollected(inflight, settled={"d"}) == [finished]
+    assert finished_uncollected({}, settled=set()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_client_collects_finished_stages_still_records_them(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C (KeyboardInterrupt in the client) while a finished stage's future waits to be
+    collected: that stage used to be dropped (its outputs written, nothing in dvc.lock).
+    Two independent stages; the interrupt comes as the first is reported, once the
+    scheduler has both done (deterministic: no timing)."""
+    from distributed import Client
+
+    from surrogap.ops import dvcstate
+    from surrogap.ops.sweep import SweepResult
+    from surrogap.ops.sweep import sweep as run_sweep
+
+    repo = make_repo(tmp_path / "repo", tiny_params(datasets=("circle", "norm")))
+    for key, value in env(repo / "src" if (repo / "src").is_dir() else None).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo)
+    result = SweepResult()
+    lines: list[str] = []
+    with Client(
+        processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as client:
+
+        def echo(line: str) -> None:
+            lines.append(line)
+            if len(lines) > 1:
+                return  # the stage recorded after the interrupt is reported too
+            deadline = time.monotonic() + 120
+            while any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the other stage's command finishing
+            raise KeyboardInterrupt
+
+        repo_obj = dvcstate.open_repo(repo)
+        try:
+            with dvcstate.holding_lock(repo_obj), pytest.raises(KeyboardInterrupt):
+                run_sweep(repo_obj, ["prepare"], client, echo=echo, result=result)
+        finally:
+            repo_obj.close()
+    assert [x[:6] for x in lines] == ["[1/2] ", "[2/2] "] and "ran in" in lines[1], lines
+    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle", "prepare@norm"]
+    assert sorted(o.stage for o in result.with_status("ran")) == ["prepare@circle", "prepare@norm"]
+    assert sorted(lock(repo)) == ["prepare@circle", "prepare@norm"]
+    status = dvc(repo, "status", "--json", "prepare")
+    assert status.stdout.strip() == "{}", status.stdout + status.stderr
 
 
 def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(tmp_path):

@@ -33,7 +33,9 @@ and outs, so a concurrent `dvc repro` of the same stage fails fast instead of ra
 A command that exits non-zero fails its stage: the sweep prints the stage's last output
 line (the stage scripts print one line and exit 2) and the log's path, skips the stage's
 descendants, and goes on with the rest. A command killed by a signal, or a worker that
-dies, is retried (`--retries`); a killed pretrain resumes from its checkpoint.
+dies, is retried (`--retries`); a killed pretrain resumes from its checkpoint. On Ctrl-C
+nothing more is submitted and running tasks are cancelled, but every task already finished
+is recorded, as if collected, before the sweep ends (`recording.finished_uncollected`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,17 @@ from surrogap.core import config
 from surrogap.core.errors import UserError
 from surrogap.ops import dvcstate
 from surrogap.ops.dvcstate import _one_line, stage_rwlock
-from surrogap.ops.workers import CONNECT_TIMEOUT, dask_client, parse_gpus, plan_workers, run_command
+from surrogap.ops.recording import LockWriter, Settled, finished_uncollected
+from surrogap.ops.workers import (
+    CONNECT_TIMEOUT,
+    MAX_RETRIES,
+    WORKERS_PER_CORE,
+    dask_client,
+    max_workers,
+    parse_gpus,
+    plan_workers,
+    run_command,
+)
 
 LOG_DIR = Path("data") / "sweep"
 # set in every stage command: the stages' progress bars (tqdm) stay off, one line per
@@ -83,63 +95,6 @@ class SweepResult:
         return not self.with_status("failed") and not self.with_status("skipped")
 
 
-class _Settled:
-    """A block of DVC calls, followed by `repo._reset()` as DVC does when it releases its
-    lock: the SCM's cached .gitignore state among others (stale, a recorded out was listed
-    in its .gitignore twice, and the folder hashes of a serial `dvc repro` differed)."""
-
-    def __init__(self, repo):
-        self.repo = repo
-
-    def __enter__(self):
-        return self.repo
-
-    def __exit__(self, *exc):
-        self.repo._reset()
-        return False
-
-
-FLUSH_SECONDS = 10.0  # dvc.lock entries are written at most this long after their stage
-
-
-class LockWriter:
-    """What `Stage.run` and `dvc repro` do after a stage's command: hash deps and outs, add
-    the run-cache entry (not for stages with a `cache: false` out, as DVC), commit the outs
-    to the cache and write the stage's dvc.lock entry.
-
-    `dvc repro` rewrites the whole dvc.lock (a YAML load and dump) after every stage, which
-    grows with the grid: with a few hundred stage instances it is most of DVC's own time.
-    Here the entries of stages that finish close together are written in one rewrite, in
-    plan order (`flush`), at most FLUSH_SECONDS after the first of them and always before
-    the sweep ends. The run-cache entry is saved at once, so a sweep stopped between two
-    writes loses no work: the next sweep or `dvc repro` restores those stages from it."""
-
-    def __init__(self, order: dict):
-        self.order = order
-        self.pending: list = []
-        self.since: float | None = None
-
-    def record(self, stage) -> None:
-        no_cache_outs = any(not o.use_cache for o in stage.outs if not (o.is_metric or o.is_plot))
-        stage.save(run_cache=not no_cache_outs)
-        stage.commit()
-        self.pending.append(stage)
-        if self.since is None:
-            self.since = time.monotonic()
-
-    def due(self) -> bool:
-        return self.since is not None and time.monotonic() - self.since >= FLUSH_SECONDS
-
-    def flush(self) -> None:
-        stages = sorted(self.pending, key=lambda s: self.order.get(s, 0))
-        self.pending, self.since = [], None
-        by_file: dict = {}
-        for stage in stages:
-            by_file.setdefault(stage.dvcfile.path, (stage.dvcfile, []))[1].append(stage)
-        for dvcfile, group in by_file.values():
-            dvcfile.dump_stages(group, update_pipeline=False)
-
-
 def sweep(
     repo,
     targets: Sequence[str],
@@ -165,9 +120,10 @@ def sweep(
     # DVC's own per-stage messages ("Updating lock file") would interleave with ours
     logging.getLogger("dvc").setLevel(logging.WARNING)
     root = Path(repo.root_dir)
-    held = _Settled(repo)  # DVC's repository lock is held by the caller throughout
+    held = Settled(repo)  # DVC's repository lock is held by the caller throughout
     result = SweepResult() if result is None else result
-    inflight: dict = {}
+    inflight: dict = {}  # {future: (stage, log)} until its stage is settled
+    settled: set = set()  # stages whose outcome is reported
     locks: dict = {}
     writer: LockWriter | None = None
     scm = ExitStack()
@@ -216,6 +172,7 @@ def sweep(
             echo(f"[{done:>{width}}/{total}] {o.stage}: {tail}")
 
         def settle(stage, outcome: Outcome, ready: list) -> None:
+            settled.add(stage)
             report(outcome)
             failed = outcome.status in ("failed", "skipped")
             for d in downstream[stage]:
@@ -224,6 +181,33 @@ def sweep(
                 waiting[d] -= 1
                 if waiting[d] == 0:
                     ready.append(d)
+
+        def collect(future, ready: list, timeout: float | None = None) -> None:
+            """A finished task's stage recorded (or failed); inflight keeps it until then."""
+            stage, log = inflight[future]
+            name = stage.addressing
+            lock = locks.pop(stage, None)
+            if lock is not None:
+                lock.close()
+            try:
+                try:
+                    out = future.result(timeout=timeout)
+                except Exception as exc:  # KilledWorker, CommandKilled after the retries
+                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
+                    return
+                if out["rc"] != 0:
+                    message = out["line"] or f"exit status {out['rc']}"
+                    settle(stage, Outcome(name, "failed", out["seconds"], message, log), ready)
+                    return
+                try:
+                    writer.record(stage)
+                except (DvcException, OSError) as exc:
+                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
+                    return
+                settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
+            finally:
+                if stage in settled:
+                    inflight.pop(future, None)
 
         ready = [s for s in steps if waiting[s] == 0]
         futures = as_completed()
@@ -290,29 +274,22 @@ def sweep(
             if not inflight:
                 break
             future = next(futures)
-            stage, log = inflight.pop(future)
-            name = stage.addressing
             with held:
-                locks.pop(stage).close()
-                try:
-                    out = future.result()
-                except Exception as exc:  # KilledWorker, CommandKilled after the retries
-                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
-                    continue
-                if out["rc"] != 0:
-                    message = out["line"] or f"exit status {out['rc']}"
-                    settle(stage, Outcome(name, "failed", out["seconds"], message, log), ready)
-                    continue
-                try:
-                    writer.record(stage)
-                except (DvcException, OSError) as exc:
-                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
-                    continue
-                settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
+                collect(future, ready)
                 if writer.due():
                     writer.flush()
         with held:
             writer.flush()
+    except KeyboardInterrupt:
+        # the first Ctrl-C: nothing more is submitted and what runs is cancelled (below),
+        # but a command that already finished did its work: it is recorded as a collected
+        # one is (Dask had it done, the client had not yet taken it), then dvc.lock written
+        if writer is not None and inflight:
+            with suppress(Exception), held:
+                for future in finished_uncollected(inflight, settled):
+                    collect(future, [], timeout=30)
+                writer.flush()
+        raise
     finally:
         if writer is not None and writer.pending:  # stopped early: keep what finished
             with suppress(Exception), held:
@@ -341,8 +318,15 @@ def add_subparser(sub) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=int_value("jobs", 1),
-        help="local workers (default: one per GPU, else the number of cores)",
+        type=int_value(
+            "jobs",
+            1,
+            max_workers(),
+            f"an integer in 1..{max_workers()} ({WORKERS_PER_CORE} local workers per core, "
+            "each a process running one stage)",
+        ),
+        help="local workers (default: one per GPU, else the number of cores; at most "
+        f"{WORKERS_PER_CORE} per core)",
     )
     p.add_argument(
         "--gpus",
@@ -367,9 +351,10 @@ def add_subparser(sub) -> None:
     )
     p.add_argument(
         "--retries",
-        type=int_value("retries", 0),
+        type=int_value("retries", 0, MAX_RETRIES, f"an integer in 0..{MAX_RETRIES}"),
         default=2,
-        help="times a task is retried when its worker dies or its command is killed (default 2)",
+        help="times a task is retried when its worker dies or its command is killed "
+        f"(default 2, at most {MAX_RETRIES})",
     )
     p.add_argument(
         "--no-run-cache",

@@ -17,6 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
+# Each local worker is two processes of its own (a nanny and the worker, about 150 MB
+# before its stage runs) running one stage command at a time; the stage commands are
+# CPU- or GPU-bound, so workers beyond a few per core only queue for the cores while
+# their memory adds up (`-j 100000` used to start a cluster until the machine gave out).
+WORKERS_PER_CORE = 4
+# a task is rerun at most this often when its worker dies or its command is killed: a
+# command killed more often than that fails on each try (the OOM killer), not by chance
+MAX_RETRIES = 10
+
+
+def max_workers() -> int:
+    """The most local workers (`-j`, or GPU ids given to --gpus) this machine is given:
+    WORKERS_PER_CORE per core."""
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -127,7 +141,12 @@ def parse_gpus(text: str) -> list[str] | None:
     ids = [x.strip() for x in text.split(",")]
     if not ids or not all(x.isdigit() for x in ids):
         raise argparse.ArgumentTypeError(
-            f"--gpus must be auto, none or comma-separated GPU ids like 0,1, got {text!r}"
+            f"--gpus must be auto, none or comma-separated GPU ids like 0,1, got {text[:80]!r}"
+        )
+    if len(ids) > max_workers():
+        raise argparse.ArgumentTypeError(
+            f"--gpus names {len(ids)} GPUs (one local worker each), allowed: at most "
+            f"{max_workers()} ({WORKERS_PER_CORE} per core), got {text[:80]!r}"
         )
     return ids
 

@@ -16,6 +16,7 @@ sides hold the same runs; 1 otherwise; 2 for bad input (one line).
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ import pandas as pd
 import yaml
 
 from surrogap.core.errors import UserError
+from surrogap.core.io import regular_file
 from surrogap.core.schema import RESULT_COLUMNS, RUN_KEYS
 from surrogap.report import claims as report_claims
 from surrogap.report import load
@@ -88,8 +90,8 @@ class Side:
 
 # --------------------------------------------------------------------------- reading
 def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
-    header = tuple(pd.read_csv(results, nrows=0).columns) if results.is_file() else ()
-    frame = load.load_results(results)
+    frame = load.load_results(results)  # an empty, cut or binary file: one line
+    header = tuple(frame.columns)  # as the file orders them (load keeps every column)
     selected_path = folder / "selected.csv"
     selected = load.load_results(selected_path) if selected_path.is_file() else None
     params_path = folder.parent / "params.yaml"
@@ -97,22 +99,30 @@ def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
     if params_path.is_file():
         try:
             section = (yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}).get("report")
-        except (yaml.YAMLError, AttributeError) as exc:
+        except (yaml.YAMLError, AttributeError, OSError, UnicodeDecodeError) as exc:
             raise UserError(
                 f"{str(params_path)!r} is not a params file ({type(exc).__name__})"
             ) from None
     report = folder / "report.md"
-    text = report.read_text(encoding="utf-8") if report.is_file() else None
+    try:
+        text = report.read_text(encoding="utf-8") if report.is_file() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{str(report)!r} is unreadable ({type(exc).__name__})") from None
     return Side(name, frame, header, selected, load.parse_params(section), text)
 
 
 def read_path(path: str | Path) -> Side:
     """A results.csv, or a folder holding one (reports/)."""
     path = Path(path)
+    what = "a side (a results.csv or a reports/ folder)"
+    # from its stat, never opened: a FIFO would block, /dev/zero never end
+    regular_file(path, what, folder=True, missing=True)
     if path.is_dir():
-        if not (path / "results.csv").is_file():
+        results = path / "results.csv"
+        if not os.path.lexists(results):
             raise UserError(f"{str(path)!r} holds no results.csv (give a results.csv or reports/)")
-        return _side_from_folder(path, path / "results.csv", str(path))
+        regular_file(results, "results.csv")
+        return _side_from_folder(path, results, str(path))
     if not path.is_file():
         raise UserError(f"{str(path)!r} does not exist (give a results.csv or a reports/ folder)")
     return _side_from_folder(path.parent, path, str(path))
@@ -131,7 +141,7 @@ def read_revision(rev: str, cwd: str | Path = ".") -> Side:
     top = _git(["rev-parse", "--show-toplevel"], cwd)
     if top.returncode != 0:
         raise UserError(f"--ref {rev}: {str(cwd.resolve())!r} is not inside a git repository")
-    root = Path(top.stdout.decode().strip())
+    root = Path(os.fsdecode(top.stdout.rstrip(b"\r\n")))  # any bytes, as the OS names it
     if _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root).returncode != 0:
         raise UserError(f"--ref {rev}: unknown revision (give a commit, branch or tag, e.g. HEAD)")
     with tempfile.TemporaryDirectory(prefix="surrogap-compare-") as tmp:
