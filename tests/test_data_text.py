@@ -390,3 +390,17 @@ def test_a_corpus_folder_names_its_bad_files(tmp_path):
         f"stage prepare: {str(empty)!r} holds no sentences: its 1 class files are empty "
         "(expected one sentence per line)"
     ), err
+
+
+def test_a_generated_corpus_is_not_bound_by_the_member_count(tmp_path, monkeypatch):
+    """MAX_MEMBERS bounds archives from outside: the topics corpus is written here with one
+    member per topic, so every topic the config asks for comes out; a Wiki tarball of more
+    members than the limit is refused."""
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 5)
+    cfg = kinds.parse_data_config(
+        {"kind": "topics", "classes": 8, "sentences_per_class": 20}, "topics.data"
+    )
+    assert kinds.build(cfg, tmp_path / "raw").num_classes == 8
+    tar = make_wiki(tmp_path / "Wiki-3029.tar.gz")  # 6 articles and a hidden file
+    with pytest.raises(UserError, match=r"more than 5 members \(archive.MAX_MEMBERS"):
+        _wiki(tmp_path / "raw", path=str(tar))

@@ -272,7 +272,7 @@ def _checked_members(
     tar_path: Path,
     max_bytes: int,
     max_ratio: float,
-    max_members: int = MAX_MEMBERS,
+    max_members: int,
 ) -> list[tarfile.TarInfo]:
     """Every member of `tar`, each checked as its header is read (before its data is
     decompressed past or written): the member checks, a hard link to a file not earlier in
@@ -291,11 +291,13 @@ def _checked_members(
     def bound(member: tarfile.TarInfo, size: int) -> None:
         nonlocal total
         total += size
-        what = f"member {member.name!r} ({size_text(size)}{', a link' if member.islnk() or member.issym() else ''})"
+        link = ", a link" if member.islnk() or member.issym() else ""
+        what = f"member {member.name!r} ({size_text(size)}{link})"
         if total > max_bytes:
             raise UserError(
                 f"{where}: {what} brings the extraction to {size_text(total)}, over the limit "
-                f"of {size_text(max_bytes)} (archive.MAX_EXTRACTED_BYTES): refused, nothing extracted"
+                f"of {size_text(max_bytes)} (archive.MAX_EXTRACTED_BYTES): refused, nothing "
+                "extracted"
             )
         if total > RATIO_FLOOR and total > max_ratio * archive_bytes:
             raise UserError(
@@ -345,7 +347,7 @@ def safe_extract(
     ours: bool = True,
     max_bytes: int = MAX_EXTRACTED_BYTES,
     max_ratio: float = MAX_RATIO,
-    max_members: int = MAX_MEMBERS,
+    max_members: int | None = None,
 ) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
@@ -354,12 +356,13 @@ def safe_extract(
     device files are refused with a `UserError` naming the member, and so is an archive whose
     members declare more than `max_bytes` in all, or more than `max_ratio` times the
     archive's size (links to files counted as the file again), more than `max_members`
-    members, or a long-name or pax header past the header bounds (see MAX_EXTRACTED_BYTES,
-    MAX_RATIO, MAX_MEMBERS, MAX_HEADER_BYTES). The members are then extracted into a temporary folder beside `dest` which replaces `dest`
-    whole. A tarball that cannot be read to the end is refused (moved aside to
-    ``<name>.corrupt`` only when `ours`, see :func:`refuse`). `dest` may not hold the
-    archive itself (it would be replaced with the folder). `stamp`, when given, is written
-    to ``dest/.surrogap-source`` (see :func:`extract_once`).
+    (None: MAX_MEMBERS) members, or a long-name or pax header past the header bounds (see
+    MAX_EXTRACTED_BYTES, MAX_RATIO, MAX_MEMBERS, MAX_HEADER_BYTES). The members are then
+    extracted into a temporary folder beside `dest` which replaces `dest` whole. A tarball
+    that cannot be read to the end is refused (moved aside to ``<name>.corrupt`` only when
+    `ours`, see :func:`refuse`). `dest` may not hold the archive itself (it would be
+    replaced with the folder). `stamp`, when given, is written to ``dest/.surrogap-source``
+    (see :func:`extract_once`).
     """
     tar_path, dest = io.regular_file(tar_path, "an archive"), Path(dest)
     if dest.resolve() == tar_path.resolve() or inside(tar_path, dest):
@@ -393,7 +396,9 @@ def safe_extract(
             ) from None
         with tar:
             try:  # reads to the end: a truncated archive fails here
-                members = _checked_members(tar, tar_path, max_bytes, max_ratio, max_members)
+                members = _checked_members(
+                    tar, tar_path, max_bytes, max_ratio, max_members or MAX_MEMBERS
+                )
             except CORRUPT as exc:
                 raise corrupt(exc) from None
             except Refused as exc:
@@ -438,7 +443,14 @@ def safe_extract(
     return dest
 
 
-def extract_once(tar_path: str | Path, dest: str | Path, digest: str, *, ours: bool = True) -> Path:
+def extract_once(
+    tar_path: str | Path,
+    dest: str | Path,
+    digest: str,
+    *,
+    ours: bool = True,
+    max_members: int | None = None,
+) -> Path:
     """`safe_extract` unless `dest` already holds a complete extraction of this very archive.
 
     `digest` (the archive's MD5) is stamped inside the extraction, so a changed archive is
@@ -456,4 +468,4 @@ def extract_once(tar_path: str | Path, dest: str | Path, digest: str, *, ours: b
             f"refused to replace it with the extraction of {str(tar_path)!r}; move it away, "
             "or give that folder as data.path"
         )
-    return safe_extract(tar_path, dest, stamp=digest, ours=ours)
+    return safe_extract(tar_path, dest, stamp=digest, ours=ours, max_members=max_members)

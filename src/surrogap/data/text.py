@@ -203,11 +203,13 @@ def _stem(name: str, digest: str) -> str:
     return stem if stem.strip(".") else f"archive-{digest[:12]}"
 
 
-def _corpus_folder(tar_path: Path, digest: str, folder: Path, ours: bool = True) -> Path:
+def _corpus_folder(
+    tar_path: Path, digest: str, folder: Path, ours: bool = True, max_members: int | None = None
+) -> Path:
     """The extraction of `tar_path` (once per digest) into `folder`; `ours`: whether the
     archive lies in the project's raw folder (see :func:`archive.refuse`)."""
     dest = folder / _stem(tar_path.name, digest)
-    return archive.extract_once(tar_path, dest, digest, ours=ours)
+    return archive.extract_once(tar_path, dest, digest, ours=ours, max_members=max_members)
 
 
 # --------------------------------------------------------------------------- wiki3029
@@ -430,7 +432,9 @@ def _generator_fingerprint(cfg: TopicsConfig) -> str:
 def build_topics(cfg: TopicsConfig, root: Path) -> Prepared:
     tar_path = archive.raw_folder(cfg.root, root) / f"topics-{_generator_fingerprint(cfg)}.tar.gz"
     write_topics_corpus(cfg, tar_path)
-    folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent)
+    # generated here, one member per topic: as many topics as the config asks may come out
+    members = max(archive.MAX_MEMBERS, cfg.generated)
+    folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent, True, members)
     classes = None if cfg.pool is None else cfg.classes
     prepared = load_corpus(
         folder, classes, cfg.val_fraction, cfg.test_fraction, cfg.min_freq, cfg.seed
