@@ -364,3 +364,112 @@ def test_a_corpus_folder_over_the_limit_is_refused_before_it_is_read(tmp_path, m
         text.read_corpus(folder)
     monkeypatch.setattr(archive, "MAX_EXTRACTED_BYTES", 220)
     assert text.read_corpus(folder)[1].tolist() == [0] * 10 + [1] * 10
+
+
+def _header(name: str, size: int, kind: bytes, **fields) -> bytes:
+    """One raw 512-byte tar header declaring `size` bytes, whatever follows it."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info.tobuf(format=tarfile.GNU_FORMAT if kind == tarfile.GNUTYPE_SPARSE else 0)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % tarfile.BLOCKSIZE)
+
+
+def _raw_gz(path: Path, *parts: bytes) -> Path:
+    import gzip
+
+    path.write_bytes(gzip.compress(b"".join(parts), mtime=0))
+    return path
+
+
+def _prepare_here(project: Path, block: dict, capsys) -> tuple[int, str]:
+    """stages/prepare.py's main() in this process (no interpreter start: many cases stay
+    fast) for the dataset `wiki` of data `block`, run in `project`; (exit status, stderr)."""
+    import yaml
+    from conftest import stage
+
+    (project / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    params = {"dataset": ["wiki"], "seed": [0], "wiki": {"data": block}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        status = stage("prepare").main(
+            ["--dataset", "wiki", "--out", "data/prepared/wiki", "--root", "data/raw"]
+        )
+    finally:
+        os.chdir(cwd)
+    return status, capsys.readouterr().err
+
+
+def test_prepare_stage_bounds_headers_links_and_member_counts(tmp_path, capsys):
+    """Through stages/prepare.py: a long-name or pax header declaring more than
+    MAX_HEADER_BYTES is refused before tarfile reads it (the archives end right after the
+    header: tarfile reading it would say 'truncated'), so are long-name headers past
+    MAX_META_BYTES in all, more than MAX_HEADER_CHAIN in a row, sparse members, links to a
+    file counted as the file again (hard links and symlinks, also through a linked folder:
+    the reader reads each), and more than MAX_MEMBERS members; each in one line, nothing
+    extracted or prepared, the archives left where they are."""
+    from surrogap.data import tarheaders
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    top = "Wiki-3029/"
+    long = tarfile.GNUTYPE_LONGNAME
+    _raw_gz(
+        mine / "longname.tar.gz", _header("././@LongLink", 400 * archive.MIB, long), b"a" * 4096
+    )
+    _raw_gz(
+        mine / "pax.tar.gz", _header("././@PaxHeader", archive.MIB, tarfile.XHDTYPE), b"9 a=b\n"
+    )
+    name = top + "n" * (tarheaders.MAX_HEADER_BYTES - 1 - len(top))  # + NUL: at the limit
+    entry = _header("././@LongLink", len(name) + 1, long) + _padded(name.encode() + b"\0")
+    entry += _header("x", 0, tarfile.REGTYPE)
+    count = tarheaders.MAX_META_BYTES // tarheaders.MAX_HEADER_BYTES
+    _raw_gz(mine / "names.tar.gz", entry * (count + 1), bytes(1024))
+    hop = _header("././@LongLink", 6, long) + _padded(b"x.txt\0")
+    _raw_gz(mine / "chain.tar.gz", hop * (tarheaders.MAX_HEADER_CHAIN + 1), _header("y", 0, b"0"))
+    _raw_gz(mine / "sparse.tar.gz", _header(top + "s.txt", 0, tarfile.GNUTYPE_SPARSE), bytes(1024))
+    sparse10 = tarfile.TarInfo(top + "t.txt")
+    sparse10.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
+    sparse10.size = 512
+    _tar(mine / "sparse10.tar.gz", [(sparse10, b"999999999\n".ljust(512, b"\0"))], "w:gz")
+    ones = [_file(top + "a/a.txt", bytes(archive.MIB))]
+    hard = [_link(f"{top}h{k}.txt", top + "a/a.txt", tarfile.LNKTYPE) for k in range(9)]
+    _tar(mine / "hard.tar.gz", ones + hard)
+    soft = [_link(top + "d", "a", tarfile.SYMTYPE)]
+    soft += [_link(f"{top}s{k}.txt", "d/a.txt", tarfile.SYMTYPE) for k in range(9)]
+    _tar(mine / "soft.tar.gz", soft + ones)  # the links come first, their target later
+    many = [_file(f"{top}{k}.txt", b"") for k in range(archive.MAX_MEMBERS + 1)]
+    _tar(mine / "many.tar.gz", many)
+    before = _snapshot(mine)
+    project = tmp_path / "project"
+    cases = [
+        ("longname", "a long-name header of 400 MiB, over the limit of 65536 bytes"),
+        ("pax", "a pax header of 1 MiB, over the limit of 65536 bytes"),
+        ("names", "its long-name and pax headers pass 16 MiB in all"),
+        ("chain", "more than 8 long-name or pax headers in a row"),
+        ("sparse", "member 'Wiki-3029/s.txt' is a sparse file (unsupported)"),
+        ("sparse10", "member 'Wiki-3029/t.txt' is a sparse file (unsupported)"),
+        ("hard", "member 'Wiki-3029/h7.txt' (1 MiB, a link) brings the extraction to 9 MiB"),
+        ("soft", "member 'Wiki-3029/s7.txt' (1 MiB, a link) brings the extraction to 9 MiB"),
+        ("many", "more than 20000 members (archive.MAX_MEMBERS"),
+    ]
+    for stem, needle in cases:
+        path = mine / f"{stem}.tar.gz"
+        status, err = _prepare_here(project, {"kind": "wiki3029", "path": str(path)}, capsys)
+        lines = err.strip().splitlines()
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith(f"stage prepare: archive {str(path)!r}: "), err
+        assert needle in lines[0] and lines[0].endswith("refused, nothing extracted"), err
+        assert _snapshot(mine) == before
+        assert not (project / "data" / "prepared").exists()
+        assert sorted((project / "data" / "raw").iterdir()) == []
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}

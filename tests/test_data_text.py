@@ -344,3 +344,63 @@ def test_unquoted_digit_md5_says_quote_it(tmp_path):
     assert status == 2 and len(lines) == 1, err
     assert "wiki.data.md5: got the number 1111" in lines[0] and "quote it" in lines[0]
     assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["raw"]  # nothing written
+
+
+def test_a_corpus_folder_names_its_bad_files(tmp_path):
+    """Through stages/prepare.py with a corpus folder as data.path: a symlink out of the
+    folder (to /proc/self/environ: its size reads 0, its text is the environment), a FIFO
+    (reading it would block) and an empty corpus are refused in one line naming the file;
+    a class with too few sentences names its file; a symlink to a class file inside the
+    folder is read as before."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"Article_{k}.txt").write_text("\n".join(_article_lines(k)) + "\n")
+    project = tmp_path / "project"
+    block = {"kind": "wiki3029", "path": str(folder)}
+    (folder / "env.txt").symlink_to("/proc/self/environ")
+    status, err = _prepare_stage(project, block)
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"stage prepare: {str(folder / 'env.txt')!r} is a symlink to "), err
+    assert f"outside the corpus folder {str(folder)!r}: refused" in lines[0], err
+    (folder / "env.txt").unlink()
+    os.mkfifo(folder / "pipe.txt")
+    status, err = _prepare_stage(project, block)
+    assert status == 2 and err.strip() == (
+        f"stage prepare: {str(folder / 'pipe.txt')!r} is a FIFO, not a regular file; "
+        "a class file of the corpus must be a regular file"
+    ), err
+    (folder / "pipe.txt").unlink()
+    (folder / "short.txt").write_text("One sentence only.\n")
+    status, err = _prepare_stage(project, block)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"class 3 (file {str(folder / 'short.txt')!r}) has 1 samples: too few" in err, err
+    (folder / "short.txt").unlink()
+    (folder / "same.txt").symlink_to("Article_0.txt")  # inside: a class file like the others
+    status, err = _prepare_stage(project, block)
+    assert status == 0, err
+    meta = (project / "data" / "prepared" / "wiki" / "s0" / "meta.json").read_text()
+    assert '"same"' in meta and '"num_classes": 4' in meta.replace("\n", " ").replace("  ", " ")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("\n\n")
+    status, err = _prepare_stage(project, {"kind": "wiki3029", "path": str(empty)})
+    assert status == 2 and err.strip() == (
+        f"stage prepare: {str(empty)!r} holds no sentences: its 1 class files are empty "
+        "(expected one sentence per line)"
+    ), err
+
+
+def test_a_generated_corpus_is_not_bound_by_the_member_count(tmp_path, monkeypatch):
+    """MAX_MEMBERS bounds archives from outside: the topics corpus is written here with one
+    member per topic, so every topic the config asks for comes out; a Wiki tarball of more
+    members than the limit is refused."""
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 5)
+    cfg = kinds.parse_data_config(
+        {"kind": "topics", "classes": 8, "sentences_per_class": 20}, "topics.data"
+    )
+    assert kinds.build(cfg, tmp_path / "raw").num_classes == 8
+    tar = make_wiki(tmp_path / "Wiki-3029.tar.gz")  # 6 articles and a hidden file
+    with pytest.raises(UserError, match=r"more than 5 members \(archive.MAX_MEMBERS"):
+        _wiki(tmp_path / "raw", path=str(tar))

@@ -17,9 +17,11 @@ from surrogap.core.prepared import SPLITS
 
 
 def stratified_split(
-    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
+    names: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded stratified split of indices into train/val/test, every class in every split."""
+    """Seeded stratified split of indices into train/val/test, every class in every split
+    (`names`: what a message calls class c besides its number, e.g. its file)."""
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for c in np.unique(y):
@@ -28,8 +30,9 @@ def stratified_split(
         n_test = int(round(n * test_fraction))
         n_val = int(round(n * val_fraction))
         if n - n_val - n_test < 2 or (val_fraction > 0 and n_val < 2) or (test_fraction > 0 and n_test < 2):
+            named = f" ({names[int(c)]})" if names else ""
             raise UserError(
-                f"class {int(c)} has {n} samples: too few for val_fraction={val_fraction} and "
+                f"class {int(c)}{named} has {n} samples: too few for val_fraction={val_fraction} and "
                 f"test_fraction={test_fraction} (each split needs at least 2 per class)"
             )
         parts["test"].append(idx[:n_test])

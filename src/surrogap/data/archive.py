@@ -29,9 +29,9 @@ from pathlib import Path
 
 from surrogap.core import io
 from surrogap.core.errors import UserError
+from surrogap.data.tarheaders import MIB, Refused, bounded_tarinfo, size_text
 
 CHUNK = 1 << 20
-MIB = 1 << 20
 # Bounded extraction (archive bombs): the members' declared sizes are summed as the headers
 # are read, before a byte of theirs is decompressed past or written, and the archive is
 # refused whole when the sum passes either limit. CIFAR-10/100's archives declare about
@@ -39,6 +39,10 @@ MIB = 1 << 20
 MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB declared in all
 MAX_RATIO = 100  # declared bytes per byte of the archive file (gzip's own maximum: ~1032)
 RATIO_FLOOR = 8 * MIB  # below this many declared bytes the ratio is not checked
+# A hard link or a symlink to a file of the archive counts as that file's size again: the
+# corpus reader reads every path as a class file. Wiki-3029 holds 3029 class files (CIFAR:
+# 8 members), so the member count is bounded with a wide margin.
+MAX_MEMBERS = 20_000
 STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from
 
 # what a truncated or corrupt archive raises while it is read
@@ -218,6 +222,8 @@ def _check_member(member: tarfile.TarInfo) -> None:
         unsafe = "a '..' component"
     elif member.ischr() or member.isblk() or member.isfifo() or member.isdev():
         unsafe = "a device or fifo"
+    elif member.issparse():
+        unsafe = "a sparse file (unsupported)"
     elif member.issym():
         target = member.linkname
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
@@ -246,25 +252,66 @@ def _check_not_through_link(member: tarfile.TarInfo, links: set[str]) -> None:
             )
 
 
-def _size(n: int) -> str:
-    return f"{n / MIB:.0f} MiB" if n >= MIB else f"{n} bytes"
+def _resolve(path: str, symlinks: dict[str, str]) -> str | None:
+    """The name `path` of the archive designates once its symlinks (name -> target, relative
+    to the archive's top) are followed, component by component; None past 40 hops."""
+    for _ in range(40):
+        parts = path.split("/")
+        prefix = next(
+            (i for i in range(1, len(parts) + 1) if "/".join(parts[:i]) in symlinks), None
+        )
+        if prefix is None:
+            return path
+        target = symlinks["/".join(parts[:prefix])]
+        path = posixpath.normpath(posixpath.join(target, *parts[prefix:]))
+    return None
 
 
 def _checked_members(
-    tar: tarfile.TarFile, tar_path: Path, max_bytes: int, max_ratio: float
+    tar: tarfile.TarFile,
+    tar_path: Path,
+    max_bytes: int,
+    max_ratio: float,
+    max_members: int,
 ) -> list[tarfile.TarInfo]:
     """Every member of `tar`, each checked as its header is read (before its data is
     decompressed past or written): the member checks, a hard link to a file not earlier in
-    the archive (tarfile would raise KeyError at extraction), and the bounds: the declared
-    sizes summed may not pass `max_bytes`, nor `max_ratio` times the archive's size once
-    past RATIO_FLOOR."""
+    the archive (tarfile would raise KeyError at extraction), and the bounds: at most
+    `max_members` members; the sizes summed (a link to a file counted as that file again)
+    may not pass `max_bytes`, nor `max_ratio` times the archive's size once past
+    RATIO_FLOOR."""
     archive_bytes = max(1, tar_path.stat().st_size)
     where = f"archive {str(tar_path)!r}"
     members: list[tarfile.TarInfo] = []
     links: set[str] = set()
-    files: set[str] = set()
+    symlinks: dict[str, str] = {}  # name -> target, relative to the archive's top
+    files: dict[str, int] = {}  # name -> size
     total = 0
+
+    def bound(member: tarfile.TarInfo, size: int) -> None:
+        nonlocal total
+        total += size
+        link = ", a link" if member.islnk() or member.issym() else ""
+        what = f"member {member.name!r} ({size_text(size)}{link})"
+        if total > max_bytes:
+            raise UserError(
+                f"{where}: {what} brings the extraction to {size_text(total)}, over the limit "
+                f"of {size_text(max_bytes)} (archive.MAX_EXTRACTED_BYTES): refused, nothing "
+                "extracted"
+            )
+        if total > RATIO_FLOOR and total > max_ratio * archive_bytes:
+            raise UserError(
+                f"{where}: {what} brings the extraction to {size_text(total)} from an archive "
+                f"of {size_text(archive_bytes)}, over {max_ratio:g} times its size "
+                "(archive.MAX_RATIO; an archive bomb?): refused, nothing extracted"
+            )
+
     for member in tar:  # lazily: the next header is read only after these checks
+        if len(members) == max_members:
+            raise UserError(
+                f"{where}: more than {max_members} members (archive.MAX_MEMBERS; Wiki-3029 "
+                "has about 3030): refused, nothing extracted"
+            )
         _check_member(member)
         _check_not_through_link(member, links)
         name = posixpath.normpath(member.name)
@@ -273,25 +320,22 @@ def _checked_members(
                 f"{where}: member {member.name!r} is a hard link to {member.linkname!r}, "
                 "which is no file before it in the archive: refused, nothing extracted"
             )
-        if member.issym() or member.islnk():
+        if member.issym():
             links.add(name)
+            symlinks[name] = posixpath.normpath(
+                posixpath.join(posixpath.dirname(name), member.linkname)
+            )
+        elif member.islnk():  # materialised as the file again
+            links.add(name)
+            bound(member, files[posixpath.normpath(member.linkname)])
         elif member.isfile():
-            files.add(name)
-        total += member.size if member.isfile() else 0
-        if total > max_bytes:
-            raise UserError(
-                f"{where}: member {member.name!r} ({_size(member.size)}) brings the "
-                f"extraction to {_size(total)}, over the limit of {_size(max_bytes)} "
-                "(archive.MAX_EXTRACTED_BYTES): refused, nothing extracted"
-            )
-        if total > RATIO_FLOOR and total > max_ratio * archive_bytes:
-            raise UserError(
-                f"{where}: member {member.name!r} ({_size(member.size)}) brings the "
-                f"extraction to {_size(total)} from an archive of {_size(archive_bytes)}, over "
-                f"{max_ratio:g} times its size (archive.MAX_RATIO; an archive bomb?): "
-                "refused, nothing extracted"
-            )
+            files[name] = member.size
+            bound(member, member.size)
         members.append(member)
+    for member in members:  # symlinks may point at later members: counted at the end
+        if member.issym():
+            target = _resolve(posixpath.normpath(member.name), symlinks)
+            bound(member, files.get(target, 0) if target is not None else 0)
     return members
 
 
@@ -303,6 +347,7 @@ def safe_extract(
     ours: bool = True,
     max_bytes: int = MAX_EXTRACTED_BYTES,
     max_ratio: float = MAX_RATIO,
+    max_members: int | None = None,
 ) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
@@ -310,12 +355,14 @@ def safe_extract(
     outside `dest`, paths through a link of the archive, hard links to no earlier file, and
     device files are refused with a `UserError` naming the member, and so is an archive whose
     members declare more than `max_bytes` in all, or more than `max_ratio` times the
-    archive's size (see MAX_EXTRACTED_BYTES, MAX_RATIO). The
-    members are then extracted into a temporary folder beside `dest` which replaces `dest`
-    whole. A tarball that cannot be read to the end is refused (moved aside to
-    ``<name>.corrupt`` only when `ours`, see :func:`refuse`). `dest` may not hold the
-    archive itself (it would be replaced with the folder). `stamp`, when given, is written
-    to ``dest/.surrogap-source`` (see :func:`extract_once`).
+    archive's size (links to files counted as the file again), more than `max_members`
+    (None: MAX_MEMBERS) members, or a long-name or pax header past the header bounds (see
+    MAX_EXTRACTED_BYTES, MAX_RATIO, MAX_MEMBERS, MAX_HEADER_BYTES). The members are then
+    extracted into a temporary folder beside `dest` which replaces `dest` whole. A tarball
+    that cannot be read to the end is refused (moved aside to ``<name>.corrupt`` only when
+    `ours`, see :func:`refuse`). `dest` may not hold the archive itself (it would be
+    replaced with the folder). `stamp`, when given, is written to ``dest/.surrogap-source``
+    (see :func:`extract_once`).
     """
     tar_path, dest = io.regular_file(tar_path, "an archive"), Path(dest)
     if dest.resolve() == tar_path.resolve() or inside(tar_path, dest):
@@ -339,15 +386,25 @@ def safe_extract(
     except OSError as exc:
         raise UserError(f"cannot write {str(dest.parent)!r}: {exc.strerror or exc}") from None
     try:
-        try:
-            tar = tarfile.open(tar_path, "r:*")
+        try:  # opening reads the first header: bounded as the rest
+            tar = tarfile.open(tar_path, "r:*", tarinfo=bounded_tarinfo())
         except CORRUPT as exc:
             raise corrupt(exc) from None
+        except Refused as exc:
+            raise UserError(
+                f"archive {str(tar_path)!r}: {exc}: refused, nothing extracted"
+            ) from None
         with tar:
             try:  # reads to the end: a truncated archive fails here
-                members = _checked_members(tar, tar_path, max_bytes, max_ratio)
+                members = _checked_members(
+                    tar, tar_path, max_bytes, max_ratio, max_members or MAX_MEMBERS
+                )
             except CORRUPT as exc:
                 raise corrupt(exc) from None
+            except Refused as exc:
+                raise UserError(
+                    f"archive {str(tar_path)!r}: {exc}: refused, nothing extracted"
+                ) from None
             try:
                 if hasattr(tarfile, "data_filter"):  # defence in depth (Python >= 3.11.4)
                     tar.extractall(tmp, members=members, filter="data")
@@ -386,7 +443,14 @@ def safe_extract(
     return dest
 
 
-def extract_once(tar_path: str | Path, dest: str | Path, digest: str, *, ours: bool = True) -> Path:
+def extract_once(
+    tar_path: str | Path,
+    dest: str | Path,
+    digest: str,
+    *,
+    ours: bool = True,
+    max_members: int | None = None,
+) -> Path:
     """`safe_extract` unless `dest` already holds a complete extraction of this very archive.
 
     `digest` (the archive's MD5) is stamped inside the extraction, so a changed archive is
@@ -404,4 +468,4 @@ def extract_once(tar_path: str | Path, dest: str | Path, digest: str, *, ours: b
             f"refused to replace it with the extraction of {str(tar_path)!r}; move it away, "
             "or give that folder as data.path"
         )
-    return safe_extract(tar_path, dest, stamp=digest, ours=ours)
+    return safe_extract(tar_path, dest, stamp=digest, ours=ours, max_members=max_members)

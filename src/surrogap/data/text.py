@@ -72,18 +72,33 @@ def basic_english(line: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- corpus on disk
-def read_corpus(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """(normalized sentences, y (n,) int64, class names) of a one-file-per-class folder.
+def read_corpus(folder: Path) -> tuple[list[str], np.ndarray, list[str], list[Path]]:
+    """(normalized sentences, y (n,) int64, class names, class files) of a one-file-per-class
+    folder.
 
     Files are read in sorted path order (class i = i-th file); hidden files are skipped;
-    blank lines are not sentences.
+    blank lines are not sentences. A symlink must point at a regular file inside `folder`,
+    and every other entry must be a folder or a regular file: else one line naming it (a
+    link to ``/proc/self/environ`` is no class file, a FIFO would block the read).
     """
     folder = Path(folder)
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    top = folder.resolve()
+    files = []
+    for p in sorted(folder.rglob("*")):
+        if any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue
+        if p.is_symlink():
+            target = p.resolve()
+            if top not in target.parents:
+                raise UserError(
+                    f"{str(p)!r} is a symlink to {str(target)!r}, outside the corpus folder "
+                    f"{str(folder)!r}: refused (a class file must lie in the corpus folder)"
+                )
+            if target.is_dir():
+                continue  # not descended into (rglob does not follow it)
+        elif p.is_dir():
+            continue
+        files.append(io.regular_file(p, "a class file of the corpus"))
     if not files:
         raise UserError(f"{str(folder)!r} holds no text files (expected one file per class)")
     rel = [p.relative_to(folder).parts for p in files]
@@ -108,8 +123,13 @@ def read_corpus(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
         ]
         sentences.extend(lines)
         counts.append(len(lines))
+    if not sentences:
+        raise UserError(
+            f"{str(folder)!r} holds no sentences: its {len(files)} class files are empty "
+            "(expected one sentence per line)"
+        )
     y = np.repeat(np.arange(len(files), dtype=np.int64), counts)
-    return sentences, y, names
+    return sentences, y, names, files
 
 
 def build_vocab(sentences: list[str], min_freq: int) -> dict[str, int]:
@@ -144,11 +164,12 @@ def load_corpus(
     seed: int,
 ) -> Prepared:
     """The shared loader of wiki3029 and topics (see the module docstring)."""
-    sentences, y, names = read_corpus(folder)
+    sentences, y, names, files = read_corpus(folder)
     keep, kept = subsample_classes(y, classes, seed)
     y = relabel(y[keep], kept)
     sentences = [sentences[i] for i in keep]
-    parts = stratified_split(y, val_fraction, test_fraction, seed)
+    where = [f"file {str(files[int(c)])!r}" for c in kept]  # a class named by its file
+    parts = stratified_split(y, val_fraction, test_fraction, seed, names=where)
     vocab = build_vocab([sentences[i] for i in parts["train"]], min_freq)
     splits = {}
     for s, idx in parts.items():
@@ -182,11 +203,13 @@ def _stem(name: str, digest: str) -> str:
     return stem if stem.strip(".") else f"archive-{digest[:12]}"
 
 
-def _corpus_folder(tar_path: Path, digest: str, folder: Path, ours: bool = True) -> Path:
+def _corpus_folder(
+    tar_path: Path, digest: str, folder: Path, ours: bool = True, max_members: int | None = None
+) -> Path:
     """The extraction of `tar_path` (once per digest) into `folder`; `ours`: whether the
     archive lies in the project's raw folder (see :func:`archive.refuse`)."""
     dest = folder / _stem(tar_path.name, digest)
-    return archive.extract_once(tar_path, dest, digest, ours=ours)
+    return archive.extract_once(tar_path, dest, digest, ours=ours, max_members=max_members)
 
 
 # --------------------------------------------------------------------------- wiki3029
@@ -409,7 +432,9 @@ def _generator_fingerprint(cfg: TopicsConfig) -> str:
 def build_topics(cfg: TopicsConfig, root: Path) -> Prepared:
     tar_path = archive.raw_folder(cfg.root, root) / f"topics-{_generator_fingerprint(cfg)}.tar.gz"
     write_topics_corpus(cfg, tar_path)
-    folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent)
+    # generated here, one member per topic: as many topics as the config asks may come out
+    members = max(archive.MAX_MEMBERS, cfg.generated)
+    folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent, True, members)
     classes = None if cfg.pool is None else cfg.classes
     prepared = load_corpus(
         folder, classes, cfg.val_fraction, cfg.test_fraction, cfg.min_freq, cfg.seed
