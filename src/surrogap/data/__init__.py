@@ -7,9 +7,9 @@ sources share.
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from surrogap.core.config import at_least, fraction, one_of, spec
 from surrogap.core.errors import UserError
@@ -17,7 +17,10 @@ from surrogap.core.prepared import SPLITS
 
 
 def stratified_split(
-    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
+    y: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
     names: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded stratified split of indices into train/val/test, every class in every split
@@ -27,9 +30,13 @@ def stratified_split(
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
         n = idx.size
-        n_test = int(round(n * test_fraction))
-        n_val = int(round(n * val_fraction))
-        if n - n_val - n_test < 2 or (val_fraction > 0 and n_val < 2) or (test_fraction > 0 and n_test < 2):
+        n_test = round(n * test_fraction)
+        n_val = round(n * val_fraction)
+        if (
+            n - n_val - n_test < 2
+            or (val_fraction > 0 and n_val < 2)
+            or (test_fraction > 0 and n_test < 2)
+        ):
             named = f" ({names[int(c)]})" if names else ""
             raise UserError(
                 f"class {int(c)}{named} has {n} samples: too few for val_fraction={val_fraction} and "
@@ -41,7 +48,9 @@ def stratified_split(
     return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
 
 
-def subsample_classes(y: np.ndarray, classes: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def subsample_classes(
+    y: np.ndarray, classes: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep a seeded random subset of `classes` classes and relabel them 0..C-1.
 
     Returns (kept sample indices, kept original class ids in new-label order).

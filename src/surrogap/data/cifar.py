@@ -24,9 +24,9 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from surrogap.core.config import at_least, fraction, one_of, spec
+from surrogap.core.errors import UserError
 from surrogap.core.prepared import Prepared
 from surrogap.data import archive, relabel, stratified_split, subsample_classes
-from surrogap.core.errors import UserError
 
 
 class Source(NamedTuple):

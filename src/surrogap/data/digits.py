@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.core.config import at_least, fraction, one_of, spec
+from surrogap.core.config import at_least, one_of, spec
 from surrogap.core.prepared import Prepared
 from surrogap.data import SplitConfig, relabel, stratified_split, subsample_classes
-from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from surrogap.core import config
-from surrogap.core.prepared import Prepared
 from surrogap.core.errors import UserError
+from surrogap.core.prepared import Prepared
 
 # kind -> module defining it (imported on first use, so torchvision/datasets load lazily)
 KIND_MODULES = {

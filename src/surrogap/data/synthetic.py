@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogap.core.config import at_least, fraction, one_of, positive, spec
+from surrogap.core.config import at_least, one_of, positive, spec
 from surrogap.core.prepared import Prepared
 from surrogap.data import SplitConfig, stratified_split
-from surrogap.core.errors import UserError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,9 +31,9 @@ import numpy as np
 
 from surrogap.core import io
 from surrogap.core.config import at_least, fraction, non_negative, one_of, positive, spec
+from surrogap.core.errors import UserError
 from surrogap.core.prepared import Prepared
 from surrogap.data import archive, relabel, stratified_split, subsample_classes
-from surrogap.core.errors import UserError
 
 PAD_ID = 0
 UNK_ID = 1
