@@ -379,7 +379,7 @@ def test_report_refuses_a_missing_number_in_selected_csv(copy, capsys, column, v
     msg = _refused(capsys, copy, "report")
     assert msg == (
         f"stage report: results file {str(selected)!r} row 1, column {column!r}: {allowed}; "
-        "rerun the bounds stage"
+        "rerun the select_lr stage"
     )
     assert not (copy / "reports/report.md").exists()
 

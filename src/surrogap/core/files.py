@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core.errors import UserError
-from surrogap.core.schema import COLUMN_TYPES
+from surrogap.core.schema import COLUMN_RANGES, COLUMN_TYPES
 
 
 def _tail(again: str) -> str:
@@ -77,15 +77,30 @@ _ALLOWED = {
 _BOOLS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
 
 
-def _bad(where: str, frame: pd.DataFrame, col: str, mask, kind: str, again: str) -> UserError:
+def _bad(
+    where: str, frame: pd.DataFrame, col: str, mask, kind: str, again: str, allowed: str = ""
+) -> UserError:
     i = int(np.flatnonzero(np.asarray(mask))[0])
     value = frame[col].iloc[i]
     shown = "NaN or empty" if isinstance(value, float) and math.isnan(value) else repr(value)
     if isinstance(value, (float, np.floating)) and not math.isnan(value):
         shown = f"{float(value)!r}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        shown = str(int(value))
     return UserError(
-        f"{where} row {i + 1}, column {col!r}: {shown}, allowed: {_ALLOWED[kind]}{_tail(again)}"
+        f"{where} row {i + 1}, column {col!r}: {shown}, "
+        f"allowed: {allowed or _ALLOWED[kind]}{_tail(again)}"
     )
+
+
+def _in_range(typed: pd.Series, col: str, where: str, again: str) -> None:
+    """The values of a typed column within schema.COLUMN_RANGES (NaN is the type's to refuse)."""
+    if col not in COLUMN_RANGES:
+        return
+    test, allowed = COLUMN_RANGES[col]
+    ok = np.array([v != v or bool(test(v)) for v in typed.tolist()], dtype=bool)
+    if not ok.all():
+        raise _bad(where, typed.to_frame(), col, ~ok, "", again, allowed)
 
 
 def _typed(frame: pd.DataFrame, col: str, kind: str, where: str, again: str) -> pd.Series:
@@ -129,11 +144,13 @@ def read_csv(
     again: str = "",
     keep_other: bool = False,
     allow_empty: bool = False,
+    optional: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The CSV table `path` with `columns` typed as schema.COLUMN_TYPES says (the values
-    exactly as pandas parses them: a valid table reads as it always did). Only `columns`
-    are kept unless `keep_other`. A bad value is named by its row (1 = the first row below
-    the header) and column."""
+    exactly as pandas parses them: a valid table reads as it always did) and within
+    schema.COLUMN_RANGES; the columns of `optional` the file has are typed and checked too.
+    Only `columns` (and those) are kept unless `keep_other`. A bad value is named by its
+    row (1 = the first row below the header) and column."""
     path = Path(path)
     where = f"{what} {str(path)!r}"
     if not path.is_file():
@@ -150,7 +167,9 @@ def read_csv(
         raise UserError(f"{where} lacks the columns {', '.join(lacking)}{_tail(again)}")
     if frame.empty:
         raise UserError(f"{where} has no rows{_tail(again)}")
-    out = frame.copy() if keep_other else frame[list(columns)].copy()
-    for col in columns:
+    checked = [*columns, *(c for c in optional if c in frame.columns and c not in columns)]
+    out = frame.copy() if keep_other else frame[checked].copy()
+    for col in checked:
         out[col] = _typed(frame, col, COLUMN_TYPES.get(col, "number?"), where, again)
+        _in_range(out[col], col, where, again)
     return out

@@ -101,6 +101,38 @@ COLUMN_TYPES = {
     **dict.fromkeys(BOUND_COLUMNS[:4], "number"),
     **dict.fromkeys((*EARLIER_BOUNDS, "lr", "train_loss"), "number?"),
     "holds": "bool",
+    "vacuity": "str",
+}
+
+# how much an upper bound on R_mu says (theory.bounds.upper_bound_vacuity's words): below
+# log C, above log C, above the largest R_mu possible (it excludes nothing)
+VACUITY = ("no", "above_log_c", "vacuous")
+
+# The values each column of those tables may hold, checked by core.files.read_csv after
+# typing (NaN, where the type allows it, is not checked): (test, what is allowed).
+COLUMN_RANGES = {
+    "classes": (lambda v: v >= 2, "an integer >= 2"),
+    "k": (lambda v: v >= 1, "an integer >= 1"),
+    **dict.fromkeys(
+        ("seed", "epoch", "n_train", "n_test", "dim"), (lambda v: v >= 0, "an integer >= 0")
+    ),
+    **dict.fromkeys(
+        (
+            "contrastive_loss",
+            "contrastive_loss_se",
+            "supervised_loss",
+            "linear_loss",
+            "val_supervised_loss",
+            "val_contrastive_loss",
+            "train_loss",
+        ),
+        (lambda v: v >= 0, "a number >= 0"),
+    ),
+    **dict.fromkeys(
+        ("mean_acc", "linear_acc", "val_mean_acc"), (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    ),
+    "lr": (lambda v: v >= 0, "a number >= 0 (a cosine schedule ends at 0)"),
+    "vacuity": (lambda v: v in VACUITY, "one of " + ", ".join(VACUITY)),
 }
 
 # data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`

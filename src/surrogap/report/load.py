@@ -17,19 +17,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from surrogap.core import files
-from surrogap.core.config import one_line, parse, spec
+from surrogap.core import files, io
+from surrogap.core.config import NAME, one_line, parse, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, read_checked_meta
 from surrogap.core.schema import (
+    EVALUATE_RECORD_COLUMNS,
     PROBE_ARRAYS,
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
     RESULT_COLUMNS,
+    RUN_COLUMNS,
+    RUN_NAME,
     run_dir,
     run_dir_of,
     seed_dir,
 )
+from surrogap.core.schema import (
+    TRAJECTORY_COLUMNS as WRITTEN_TRAJECTORY_COLUMNS,
+)
+from surrogap.theory import bounds
 
 __all__ = [
     "EXTERNAL_COLUMNS",
@@ -94,14 +101,29 @@ def parse_params(section: Any) -> ReportParams:
 
 
 # --------------------------------------------------------------------------- results
+def again_for(path: str | Path) -> str:
+    """What to rerun for a bad table: selected.csv is select_lr's, results.csv the bounds
+    stage's (a table of another name: the bounds stage, which writes the runs' rows)."""
+    return (
+        "rerun the select_lr stage"
+        if Path(path).name == "selected.csv"
+        else "rerun the bounds stage"
+    )
+
+
 def load_results(path: str | Path) -> pd.DataFrame:
     """reports/results.csv (or selected.csv) typed by its one reader (core.files.read_csv);
-    a missing or malformed file is one line."""
+    a missing or malformed file is one line. Each row's dataset is a name params.yaml
+    allows, its (k, seed, lr) those of its `run` (:func:`_check_runs`) and its `holds`
+    Bao et al.'s bounds' verdict on its R_mu (:func:`check_holds`)."""
     path = Path(path)
     where = str(path)
+    again = again_for(path)
     frame = files.read_csv(
-        path, RESULTS_COLUMNS, "results file", "rerun the bounds stage", keep_other=True
+        path, RESULTS_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
     )
+    _check_runs(frame, f"results file {where!r}", again)
+    check_holds(frame, f"results file {where!r}", again)
     per_dataset = frame.groupby("dataset")["classes"].nunique()
     if (per_dataset > 1).any():
         ds = per_dataset[per_dataset > 1].index[0]
@@ -120,6 +142,71 @@ def load_results(path: str | Path) -> pd.DataFrame:
     frame = frame.assign(_order=frame["dataset"].map(order))
     frame = frame.sort_values(["_order", "k", "seed"]).drop(columns="_order")
     return frame.reset_index(drop=True)
+
+
+def _row_error(where: str, i: int, col: str, value, allowed: str, again: str) -> UserError:
+    return UserError(f"{where} row {i + 1}, column {col!r}: {value}, allowed: {allowed}; {again}")
+
+
+def _check_runs(frame: pd.DataFrame, where: str, again: str) -> None:
+    """Every row names a dataset and kind as params.yaml does (a dataset becomes a folder
+    name, both enter the report's headings) and, where
+    the table has its `run` column (the bounds stage writes it; the run's folder is read
+    from it), k, seed and lr agree with it: a row edited to another seed would borrow
+    another run's trajectory."""
+    for col in ("dataset", "kind"):  # names of params.yaml and of surrogap.data's kinds
+        for i, name in enumerate(frame[col]):
+            if NAME.fullmatch(name) is None:
+                raise _row_error(
+                    where, i, col, repr(name)[:80], f"a {col} name as params.yaml writes it "
+                    "(letters, digits and '_', starting with a letter)", again,
+                )  # fmt: skip
+    if "run" not in frame.columns:
+        if "lr" in frame.columns and frame["lr"].notna().any():
+            raise UserError(f"{where} has an lr column but no run column; {again}")
+        return
+    lrs = frame["lr"] if "lr" in frame.columns else pd.Series(math.nan, index=frame.index)
+    for i, (run, k, seed, lr) in enumerate(zip(frame["run"], frame["k"], frame["seed"], lrs)):
+        m = RUN_NAME.fullmatch(run)
+        named_lr = math.nan if m is None or m["lr"] is None else _number(m["lr"])
+        if m is None or (m["lr"] is not None and not named_lr > 0):
+            raise _row_error(where, i, "run", repr(run)[:80], "a run name like k4-s0 or "
+                             "k4-s0-lr0.03", again)  # fmt: skip
+        for col, got, named in (("k", k, int(m["k"])), ("seed", seed, int(m["seed"]))):
+            if got != named:
+                raise _row_error(where, i, col, got, f"{named}, the {col} of its run {run}", again)
+        same_lr = (
+            math.isnan(lr) if math.isnan(named_lr) else math.isclose(lr, named_lr, rel_tol=1e-9)
+        )
+        if not same_lr:
+            raise _row_error(
+                where, i, "lr", "empty" if math.isnan(lr) else repr(float(lr)),
+                f"{'empty' if math.isnan(named_lr) else m['lr']}, the lr of its run {run}", again,
+            )  # fmt: skip
+
+
+def _number(text: str) -> float:
+    """A finite number, or NaN where `text` is none (an lr spelled inside a run name)."""
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def check_holds(frame: pd.DataFrame, where: str, again: str) -> None:
+    """`holds` is Bao et al.'s verdict, bao_lower <= R_mu <= bao_upper (theory.bounds.holds),
+    up to the rounding of the written numbers."""
+    cols = ("bao_lower", "supervised_loss", "bao_upper", "holds")
+    for i, (lo, r_mu, up, said) in enumerate(zip(*(frame[c] for c in cols))):
+        tol = 1e-9 * max(1.0, abs(r_mu))
+        inside = bounds.holds(lo - tol, r_mu, up + tol)
+        strictly = bounds.holds(lo + tol, r_mu, up - tol)
+        if (said and not inside) or (not said and strictly):
+            raise _row_error(
+                where, i, "holds", said, f"{not said} (bao_lower {lo!r} <= supervised_loss "
+                f"{r_mu!r} <= bao_upper {up!r} is {not said})", again,
+            )  # fmt: skip
 
 
 def _natural_key(name: str) -> list:
@@ -156,9 +243,10 @@ def load_trajectories(
     val_contrastive_loss, val_supervised_loss, val_mean_acc, contrastive_loss_se, lower_gap,
     upper_gap (the last three from results.csv: the run's test-set standard error of
     R_cont and the bounds stage's gaps, so a non-uniform prior is respected). Each file
-    is typed by core.files.read_csv (a missing value is refused, not dropped) and must hold
-    every evaluated epoch (:func:`_check_epochs`). `missing` names the runs without a
-    trajectory file.
+    is typed by core.files.read_csv (a missing value is refused, not dropped; train_loss
+    is empty at epoch 0 only) and must hold every evaluated epoch (:func:`_check_epochs`).
+    Every run has one (pretrain writes it): a missing one, or a FIFO, device or folder in
+    its place, is one line naming it, so `missing` is always empty (kept for the callers).
     """
     carried = ("dataset", "kind", "classes", "k", "seed", "contrastive_loss_se")
     columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
@@ -167,10 +255,23 @@ def load_trajectories(
         path = trajectory_path(
             pretrain_dir, row.dataset, int(row.k), int(row.seed), run_folder(row)
         )
-        if not path.is_file():
-            missing.append(f"{row.dataset} K={row.k} seed {row.seed}")
-            continue
-        traj = files.read_csv(path, TRAJECTORY_COLUMNS, "trajectory", AGAIN_PRETRAIN)
+        name = (
+            f"run {row.dataset} {getattr(row, 'run', None) or run_dir(int(row.k), int(row.seed))}"
+        )
+        if not path.exists() and not path.is_symlink():
+            raise UserError(f"trajectory {str(path)!r} of {name} does not exist; {AGAIN_PRETRAIN}")
+        io.regular_file(path, f"the trajectory of {name}")
+        traj = files.read_csv(path, WRITTEN_TRAJECTORY_COLUMNS, "trajectory", AGAIN_PRETRAIN)
+        later = traj["epoch"] > 0
+        if traj.loc[later, "train_loss"].isna().any():
+            i = int(np.flatnonzero((later & traj["train_loss"].isna()).to_numpy())[0])
+            raise _row_error(f"trajectory {str(path)!r}", i, "train_loss", "NaN or empty",
+                             "a number >= 0 (empty at epoch 0 only)", AGAIN_PRETRAIN)  # fmt: skip
+        if traj["lr"].isna().any():
+            i = int(np.flatnonzero(traj["lr"].isna().to_numpy())[0])
+            raise _row_error(f"trajectory {str(path)!r}", i, "lr", "NaN or empty",
+                             "a number >= 0", AGAIN_PRETRAIN)  # fmt: skip
+        traj = traj[list(TRAJECTORY_COLUMNS)]
         info = _train_info(path.parent / "train_info.json")
         _check_epochs(path, traj["epoch"].tolist(), info["epochs"] if info else None)
         for col in (*carried, "lower_gap", "upper_gap"):
@@ -193,11 +294,13 @@ def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
         want.append(last)
     if epochs != want:
         i = next((i for i, (a, b) in enumerate(zip(epochs, want)) if a != b), None)
-        what = (
-            f"row {i + 1} is epoch {epochs[i]}, expected {want[i]}"
-            if i is not None
-            else f"it ends at epoch {epochs[-1] if epochs else 'none'}, expected {last}"
-        )
+        dup = next((j for j in range(1, len(epochs)) if epochs[j] in epochs[:j]), None)
+        if dup is not None and (i is None or dup <= i):
+            what = f"row {dup + 1} repeats epoch {epochs[dup]}"
+        elif i is not None:
+            what = f"row {i + 1} is epoch {epochs[i]}, expected {want[i]}"
+        else:
+            what = f"it ends at epoch {epochs[-1] if epochs else 'none'}, expected {last}"
         told = " (train_info.json's epochs)" if trained is not None else ""
         raise UserError(
             f"trajectory {str(path)!r}: {what}{told}; pretrain evaluates epoch 0, then "
@@ -206,9 +309,16 @@ def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
 
 
 # --------------------------------------------------------------------------- scale
+def _present(path: Path, what: str) -> bool:
+    """Whether an optional input exists; a FIFO, device or folder in its place is one line
+    (core.io.regular_file), never read nor taken for absent."""
+    io.regular_file(path, what, missing=True)
+    return path.exists()
+
+
 def _train_info(path: Path) -> dict | None:
     """A run's train_info.json (how it was actually trained), or None where it is absent."""
-    if not path.is_file():
+    if not _present(path, "a run's train_info.json"):
         return None
     info = files.read_json(path, "train info")
     for key in ("global_batch", "epochs"):
@@ -232,7 +342,7 @@ def load_scale(
         if prepared_dir is not None:
             for seed in sorted(set(int(s) for s in runs["seed"])):
                 folder = Path(prepared_dir) / str(ds) / seed_dir(seed)
-                if (folder / "meta.json").is_file():
+                if _present(folder / "meta.json", "a prepared meta.json"):
                     m = read_checked_meta(folder)
                     per_class.append(sum(m["sizes"][s] for s in SPLITS) / m["num_classes"])
         infos = [
@@ -250,11 +360,19 @@ def load_scale(
 
 # --------------------------------------------------------------------------- external
 def load_external(path: str | Path) -> pd.DataFrame | None:
-    """The `evaluate` stage's table, or None where the file is absent."""
+    """The `evaluate` stage's table, or None where the file is absent: typed and range
+    checked (core.schema's COLUMN_TYPES and COLUMN_RANGES, `vacuity`, `n_train`, `n_test`
+    and `dim` where the table has them) and each `holds` Bao et al.'s verdict."""
     path = Path(path)
-    if not path.is_file():
+    if not _present(path, "the external table"):
         return None
-    df = files.read_csv(path, EXTERNAL_COLUMNS, "external table", keep_other=True, allow_empty=True)
+    again = "rerun the evaluate stage"
+    optional = [c for c in EVALUATE_RECORD_COLUMNS if c not in EXTERNAL_COLUMNS]
+    df = files.read_csv(
+        path, EXTERNAL_COLUMNS, "external table", again, True, allow_empty=True, optional=optional
+    )
+    if not df.empty:
+        check_holds(df, f"external table {str(path)!r}", again)
     return df
 
 
@@ -315,7 +433,7 @@ def load_points(
     for row in results.itertuples(index=False):
         ds, k, seed = str(row.dataset), int(row.k), int(row.seed)
         path = points_path(probe_dir, ds, k, seed, run_folder(row))
-        if not path.is_file():
+        if not _present(path, "a per-point file"):
             missing.append(f"{ds} K={k} seed {seed}")
             continue
         arrays = _read_points(path)

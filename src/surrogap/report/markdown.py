@@ -8,7 +8,6 @@ report stage writes them.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,8 @@ from surrogap.report.claims import (
     run_label,
 )
 from surrogap.report.load import ReportParams
+from surrogap.report.names import file_name as _safe
+from surrogap.report.names import md_text
 
 __all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
 
@@ -67,13 +68,6 @@ class Report:
 
     markdown: str
     figures: dict[str, Figure]
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def _safe(name: str) -> str:
-    return _SAFE.sub("-", name).strip("-") or "unnamed"
 
 
 def _link(alt: str, path: str) -> str:
@@ -258,9 +252,10 @@ def _external_markdown(
     for name in pd.unique(external["dataset"]):
         rows = external[external["dataset"] == name].sort_values("k")
         c = int(rows["classes"].iloc[0])
-        md += [f"### {name} (C = {c})", ""]
+        shown = md_text(name)  # any name `surrogap evaluate` was given
+        md += [f"### {shown} (C = {c})", ""]
         fig = plot_surrogate_gap(rows)
-        md += [add(f"gap_external_{_safe(str(name))}.png", fig, f"surrogate gap, {name}"), ""]
+        md += [add(f"gap_external_{_safe(str(name))}.png", fig, f"surrogate gap, {shown}"), ""]
         md += [
             "| K | R_cont ± s.e. | R_mu | Bao lower | Bao upper | log C | mean acc. | holds |",
             "|---:|---:|---:|---:|---:|---:|---:|:---|",

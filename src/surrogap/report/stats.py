@@ -74,6 +74,9 @@ def t_bounds(values: np.ndarray, own_se: np.ndarray | None, confidence: float):
     sqrt(sum own_se^2) / n). NaN bounds for n < 2."""
     values = np.asarray(values, dtype=float)
     n = values.shape[-1]
+    if n == 0:  # no seed: everything NaN (numpy's mean would warn of an empty slice)
+        nan = np.full(values.shape[:-1], np.nan)
+        return nan, nan, nan, nan
     mean = values.mean(axis=-1)
     if n < 2:
         nan = np.full_like(mean, np.nan)

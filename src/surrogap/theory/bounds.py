@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from surrogap.core.errors import UserError
+from surrogap.core.schema import VACUITY
 from surrogap.theory import special
 
 __all__ = [
@@ -260,9 +261,10 @@ def max_supervised_loss(num_classes, b=1.0) -> float:
 
 
 # how much an upper bound on R_mu says (`upper_bound_vacuity`)
-NOT_VACUOUS = "no"  # below log C: better than predicting uniformly
-ABOVE_LOG_C = "above_log_c"  # above log C, the uniform predictor's loss: weaker than it
-VACUOUS = "vacuous"  # above the largest R_mu possible at norm b: excludes nothing
+# no: below log C, better than predicting uniformly; above_log_c: above log C, the uniform
+# predictor's loss, weaker than it; vacuous: above the largest R_mu possible at norm b,
+# excludes nothing (the words core.schema.VACUITY allows in a table)
+NOT_VACUOUS, ABOVE_LOG_C, VACUOUS = VACUITY
 
 
 def upper_bound_vacuity(upper, num_classes, b=1.0) -> str | None:
