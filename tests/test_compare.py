@@ -229,7 +229,7 @@ def test_ref_head_in_a_project_path_that_is_not_utf8(tmp_path):
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reference")
-    edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] + 0.02))
+    edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] - 0.02))
     done = subprocess.run(
         [sys.executable, "-m", "surrogap.cli", "compare", "--ref", "HEAD"],
         cwd=repo,
