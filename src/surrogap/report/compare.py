@@ -45,8 +45,11 @@ class Tolerance:
     why: str
 
 
-_LOSS = Tolerance(5e-3, 0.0, "a loss in nats; another machine moved it by up to 8.5e-4")
-_ACC = Tolerance(1e-2, 0.0, "an accuracy; another machine moved it by up to 3e-3")
+_LOSS = Tolerance(5e-3, 0.0, "a loss in nats; another thread count moved it by up to 9.9e-4")
+_PROBE_LOSS = Tolerance(
+    1e-2, 0.0, "the linear probe's loss, a fit that amplifies feature noise: moved by up to 4.1e-3"
+)
+_ACC = Tolerance(1e-2, 0.0, "an accuracy; another thread count moved it by up to 5.6e-3")
 _EARLIER = Tolerance(0.0, 5e-3, "affine in R_cont with coefficients up to hundreds")
 _EXACT = Tolerance(0.0, 1e-9, "a function of K, C and the prior only: no training noise")
 # every numeric column of reports/results.csv, in its order (tests/test_compare.py checks
@@ -57,7 +60,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "supervised_loss": _LOSS,
     "mean_acc": _ACC,
     "linear_acc": _ACC,
-    "linear_loss": _LOSS,
+    "linear_loss": _PROBE_LOSS,
     "val_supervised_loss": _LOSS,
     "val_mean_acc": _ACC,
     "lower_gap": _EXACT,
