@@ -736,3 +736,18 @@ def test_a_fifo_as_features_or_labels_is_refused_unopened(tmp_path):
     if Path("/dev/null").exists():  # a device: reading it would give no data, or never end
         with pytest.raises(UserError, match="'/dev/null' is a character device"):
             external.read_features("/dev/null")
+
+
+def test_repeats_are_bounded(tmp_path, capsys):
+    """`--repeats 1000000000` used to run for ever; at most 10,000 pairings per call."""
+    from surrogap import cli
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "f.npz"
+    np.savez(path, x=rng.normal(size=(40, 4)).astype(np.float32), y=np.arange(40) % 4)
+    assert cli.main(["evaluate", str(path), "--k", "4", "--repeats", "1000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "surrogap evaluate: argument --repeats: repeats must be an integer in 1..10000, "
+        "got '1000000000'\n"
+    ), err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def test_no_seed_with_every_k_reports_without_a_numpy_warning(tmp_path, capsys):
         ("supervised_loss", -0.5, "column 'supervised_loss': -0.5, allowed: a number >= 0"),
         ("classes", 1, "column 'classes': 1, allowed: an integer >= 2"),
         ("holds", False, "column 'holds': False, allowed: True (bao_lower "),
+        # a gap or a Bao bound is finite for a finite loss: inf used to pass (a matplotlib
+        # traceback for the gaps, a report written for bao_upper)
+        ("upper_gap", math.inf, "column 'upper_gap': inf, allowed: a finite number"),
+        ("lower_gap", -math.inf, "column 'lower_gap': -inf, allowed: a finite number"),
+        ("bao_upper", math.inf, "column 'bao_upper': inf, allowed: a finite number"),
     ],
 )
 def test_a_results_row_disagreeing_with_its_run_or_its_ranges_is_refused(
@@ -203,6 +209,20 @@ def test_a_trajectory_with_an_implausible_value_or_a_repeated_epoch_is_refused(
     msg = _refused(capsys, paths)
     assert msg.startswith(f"stage report: trajectory {str(path)!r}"), msg
     assert says in msg and msg.endswith("rerun the pretrain stage of this run"), msg
+
+
+def test_a_trajectory_of_many_rows_is_refused_at_once(tmp_path, capsys):
+    """200,000 rows appended to a 2-epoch trajectory: the repeat scan was quadratic (a
+    million rows ran for minutes); it is one pass now."""
+    paths = write_run(tmp_path, fail=False)
+    path = _trajectory(paths)
+    traj = pd.read_csv(path)
+    many = pd.concat([traj, pd.DataFrame([traj.iloc[-1]] * 200_000)], ignore_index=True)
+    many.to_csv(path, index=False)
+    started = time.perf_counter()
+    msg = _refused(capsys, paths)
+    assert "repeats epoch" in msg, msg
+    assert time.perf_counter() - started < 60  # a hang guard, not a timing target
 
 
 # --------------------------------------------------------------------------- external table

@@ -331,6 +331,9 @@ def test_workers_and_retries_are_bounded_before_anything_starts(tmp_path, monkey
          f"(4 per core), got '{gpus}'"),
         (["--retries", "1e6"], "argument --retries: retries must be an integer in 0..10, got '1e6'"),
         (["--retries", "11"], "retries must be an integer in 0..10, got '11'"),
+        # 1e308 s waited for ever on an unreachable scheduler
+        (["--connect-timeout", "1e308", "--scheduler", "tcp://127.0.0.1:1"],
+         "argument --connect-timeout: connect timeout must be <= 3600, got '1e308'"),
     ):  # fmt: skip
         assert cli.main(["sweep", *args]) == 2
         out, err = capsys.readouterr()
@@ -341,6 +344,23 @@ def test_workers_and_retries_are_bounded_before_anything_starts(tmp_path, monkey
         assert cli.main(["sweep", *args]) == 2
         assert "not inside a DVC repository" in capsys.readouterr().err
     assert started == []
+
+
+def test_a_missing_or_dangling_params_file_is_one_line_before_dvc(tmp_path, monkeypatch, capsys):
+    """DVC itself ended a dangling params.yaml symlink in a 65-line traceback, and a missing
+    one in "Could not find 'dataset'"; the sweep reads params.yaml first."""
+    from surrogap import cli
+
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".git").mkdir()
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(repo)
+    for make in (lambda p: None, lambda p: p.symlink_to(tmp_path / "nonexistent")):
+        make(repo / "params.yaml")
+        assert cli.main(["sweep", "-j", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"surrogap sweep: params file {str(repo / 'params.yaml')!r} does not exist\n"
 
 
 def test_local_workers_one_per_gpu_each_pinned(monkeypatch):

@@ -23,7 +23,10 @@ from surrogap.theory import records as bound_records
 
 _k_value = int_value("k", 1, bounds.MAX_K, bounds.K_ALLOWED)
 _classes_value = int_value("classes", 2, bounds.MAX_CLASSES, bounds.CLASSES_ALLOWED)
-_repeats_value = int_value("repeats", 1)
+# a pairing costs about a second per million test points: 10,000 repeats bound a call to
+# hours at most, where 1e9 ran for ever (the paper and the pipeline use 10)
+MAX_REPEATS = 10_000
+_repeats_value = int_value("repeats", 1, MAX_REPEATS, f"an integer in 1..{MAX_REPEATS}")
 _seed_value = int_value("seed", 0)
 
 

@@ -305,7 +305,7 @@ def sweep(
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
-    from surrogap.core.argtypes import float_value, int_value
+    from surrogap.core.argtypes import int_value
 
     p = sub.add_parser(
         "sweep",
@@ -344,7 +344,7 @@ def add_subparser(sub) -> None:
     )
     p.add_argument(
         "--connect-timeout",
-        type=float_value("connect timeout", minimum=0.1),
+        type=_connect_timeout,
         default=CONNECT_TIMEOUT,
         metavar="SECONDS",
         help=f"how long to try reaching --scheduler (default {CONNECT_TIMEOUT:g} s)",
@@ -376,13 +376,25 @@ def _find_root() -> Path:
         ) from None
 
 
+MAX_CONNECT_TIMEOUT = 3600.0  # an hour: 1e308 waited for ever
+
+
+def _connect_timeout(text: str) -> float:
+    from surrogap.core.argtypes import float_value
+
+    value = float_value("connect timeout", minimum=0.1)(text)
+    if value > MAX_CONNECT_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"connect timeout must be <= {MAX_CONNECT_TIMEOUT:g}, got {text!r}"
+        )
+    return value
+
+
 def check_params(root: Path) -> None:
     """params.yaml's sweep lists, checked before DVC expands dvc.yaml with them: DVC itself
     ends `k: 4` in a traceback ("'Value' object is not iterable")."""
     path = root / "params.yaml"
-    if not path.exists():
-        return
-    try:
+    try:  # a missing or dangling params.yaml too: DVC's own message is a traceback
         config.grid(config.load_params(path))
     except UserError as exc:
         raise UserError(f"surrogap sweep: {exc}") from None

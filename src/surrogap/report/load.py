@@ -123,6 +123,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         path, RESULTS_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
     )
     _check_runs(frame, f"results file {where!r}", again)
+    _check_finite(frame, f"results file {where!r}", again)
     check_holds(frame, f"results file {where!r}", again)
     per_dataset = frame.groupby("dataset")["classes"].nunique()
     if (per_dataset > 1).any():
@@ -146,6 +147,19 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 def _row_error(where: str, i: int, col: str, value, allowed: str, again: str) -> UserError:
     return UserError(f"{where} row {i + 1}, column {col!r}: {value}, allowed: {allowed}; {again}")
+
+
+# finite at every K and C for a finite loss and b = 1 (an earlier bound may be NaN, where it
+# is undefined, or overflow to inf, which the report prints as such)
+FINITE_COLUMNS = ("lower_gap", "upper_gap", "bao_lower", "bao_upper")
+
+
+def _check_finite(frame: pd.DataFrame, where: str, again: str) -> None:
+    for col in FINITE_COLUMNS:
+        bad = ~np.isfinite(frame[col].to_numpy(dtype=float))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise _row_error(where, i, col, frame[col].iloc[i], "a finite number", again)
 
 
 def _check_runs(frame: pd.DataFrame, where: str, again: str) -> None:
@@ -283,6 +297,17 @@ def load_trajectories(
     return frame.sort_values(["dataset", "k", "seed", "epoch"]).reset_index(drop=True), missing
 
 
+def _first_repeat(values: list[int]) -> int | None:
+    """The index of the first value seen before, in one pass (a file of a million rows
+    took minutes with a quadratic scan)."""
+    seen: set[int] = set()
+    for j, v in enumerate(values):
+        if v in seen:
+            return j
+        seen.add(v)
+    return None
+
+
 def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
     """A trajectory holds the epochs pretrain evaluated: 0, then every eval_every-th
     epoch, and the last one (train_info.json's `epochs`, where recorded), so a file cut
@@ -294,7 +319,7 @@ def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
         want.append(last)
     if epochs != want:
         i = next((i for i, (a, b) in enumerate(zip(epochs, want)) if a != b), None)
-        dup = next((j for j in range(1, len(epochs)) if epochs[j] in epochs[:j]), None)
+        dup = _first_repeat(epochs)
         if dup is not None and (i is None or dup <= i):
             what = f"row {dup + 1} repeats epoch {epochs[dup]}"
         elif i is not None:
