@@ -399,7 +399,16 @@ def _prepare_here(project: Path, block: dict, capsys) -> tuple[int, str]:
     os.chdir(project)
     try:
         status = stage("prepare").main(
-            ["--dataset", "wiki", "--out", "data/prepared/wiki", "--root", "data/raw"]
+            [
+                "--dataset",
+                "wiki",
+                "--seed",
+                "0",
+                "--out",
+                "data/prepared/wiki/s0",
+                "--root",
+                "data/raw",
+            ]
         )
     finally:
         os.chdir(cwd)
@@ -473,3 +482,39 @@ def test_prepare_stage_bounds_headers_links_and_member_counts(tmp_path, capsys):
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_instances_extracting_one_archive_at_once_extract_it_once(tmp_path, monkeypatch):
+    # a dataset's prepare instances (one per seed) run in parallel under `surrogap sweep` or
+    # `dvc queue start -j 2`, and each extracts the same archive: the second waits and finds
+    # the first's extraction (archive.held), where both used to extract and swap folders
+    import threading
+
+    tar = _tar(tmp_path / "ok.tar.gz", [_file(f"top/f{i}.txt", b"x" * 4096) for i in range(50)])
+    digest = archive.md5sum(tar)
+    real, calls = archive.safe_extract, []
+
+    def slow_extract(*args, **kwargs):
+        calls.append(1)
+        threading.Event().wait(0.2)  # a large archive: the others arrive meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "safe_extract", slow_extract)
+    dest, errors = tmp_path / "out", []
+
+    def extract():
+        try:
+            archive.extract_once(tar, dest, digest)
+        except Exception as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=extract) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(calls) == 1
+    assert sorted(p.name for p in (dest / "top").iterdir()) == sorted(
+        f"f{i}.txt" for i in range(50)
+    )
+    assert (dest / archive.STAMP).read_text().strip() == digest

@@ -13,6 +13,7 @@ is never renamed, moved or deleted: it is refused and left where it is.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -183,6 +184,27 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
     return path
 
 
+@contextlib.contextmanager
+def held(target: Path):
+    """An exclusive lock on the folder holding `target` for this block (fcntl.flock of the
+    folder itself: no lock file is left behind): two prepare instances of one dataset (its
+    seeds, run in parallel by `surrogap sweep` or `dvc queue start -j 2`) download and
+    extract the same archive; the second waits, then finds the first's work done. Without
+    fcntl (not POSIX) no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ensure(
     path: str | Path,
     url: str | None,
@@ -206,7 +228,9 @@ def ensure(
             raise UserError(
                 f"{what}: archive missing: place {path.name} at {str(path)!r} ({source}){hint}"
             )
-        fetch(url, path, md5)
+        with held(path):
+            if not path.exists():  # another instance may have fetched it meanwhile
+                fetch(url, path, md5)
     return verify_md5(path, md5, url, ours=ours)
 
 
@@ -462,6 +486,13 @@ def extract_once(
     stamp = dest / STAMP
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return dest
+    with held(dest):
+        return _extract_once(tar_path, dest, digest, stamp, ours, max_members)
+
+
+def _extract_once(tar_path, dest: Path, digest: str, stamp: Path, ours: bool, max_members):
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return dest  # another instance extracted it while this one waited
     if (dest.exists() or dest.is_symlink()) and not stamp.is_file():
         raise UserError(
             f"{str(dest)!r} exists and is no extraction of surrogap's (it has no {STAMP}): "
