@@ -3,6 +3,7 @@ instance, its time and its own work, and how far the pipeline is."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -27,13 +28,13 @@ def test_planned_instances_are_the_ones_dvc_expands(tmp_path, dvc_index):
     assert progress.planned_instances(root) == dvc_names
 
 
-def test_the_default_grid_plans_131_instances():
+def test_the_default_grid_plans_143_instances():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     d, k, s = len(params["dataset"]), len(params["k"]), len(params["seed"])
     planned = progress.planned_instances(ROOT)
-    # theory, prepare per dataset, pretrain per run, extract and probe per (dataset, K),
-    # then bounds, select_lr, evaluate and report (no extra lr in the default params)
-    assert len(planned) == 1 + d + d * k * s + 2 * d * k + 4 == 131
+    # theory, prepare per (dataset, seed), pretrain per run, extract and probe per
+    # (dataset, K), then bounds, select_lr, evaluate and report (no extra lr by default)
+    assert len(planned) == 1 + d * s + d * k * s + 2 * d * k + 4 == 143
 
 
 def test_recorded_instances_read_the_lock_without_yaml(tmp_path):
@@ -45,17 +46,56 @@ def test_recorded_instances_read_the_lock_without_yaml(tmp_path):
     assert progress.recorded_instances(tmp_path / "nowhere") == set()
 
 
-def test_the_line_counts_the_running_instance_once(tmp_path):
+def _lock_as_recorded(root: Path, params: dict, skip: set[str] = frozenset()) -> None:
+    """A dvc.lock whose every entry records the params of `params` (as DVC writes them)."""
+    stages = {}
+    for name, inst in progress.expanded(root).items():
+        if name not in skip:
+            values = {key: progress._value(params, key) for key in inst["params"]}
+            stages[name] = (
+                {"cmd": "x", "params": {"params.yaml": values}} if values else {"cmd": "x"}
+            )
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+
+
+def test_to_go_counts_new_and_changed_instances_and_what_follows_them(tmp_path):
+    params = {**tiny_params(), "k": [1, 4], "seed": [0, 1]}
+    root = _project(tmp_path, params)
+    planned = progress.planned_instances(root)
+    # nothing recorded: everything is to go, less what this run did
+    assert progress.to_go(root, set()) == len(planned)
+    assert progress.to_go(root, {"theory"}) == len(planned) - 1
+    # everything recorded with today's params: nothing is to go
+    _lock_as_recorded(root, params)
+    assert progress.to_go(root, set()) == 0
+    # a new K: its pretrain (per seed), extract and probe, then the aggregates
+    grown = {**params, "k": [1, 4, 16]}
+    (root / "params.yaml").write_text(yaml.safe_dump(grown, sort_keys=False))
+    new = {"pretrain@circle-16-0", "pretrain@circle-16-1", "extract@circle-16", "probe@circle-16"}
+    assert progress.to_go(root, set()) == len(new) + 3  # bounds, select_lr, report
+    assert progress.to_go(root, {"pretrain@circle-16-0"}) == len(new) + 3 - 1
+    # a changed train section: every circle run and what follows; prepare and theory not
+    changed = {**params}
+    changed["circle"] = {**params["circle"], "train": {**params["circle"]["train"], "epochs": 3}}
+    (root / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    runs = 2 * 2 + 2 + 2  # pretrain per (K, seed), extract and probe per K
+    assert progress.to_go(root, set()) == runs + 3
+
+
+def test_the_line_says_this_runs_done_and_to_go(tmp_path, monkeypatch):
     root = _project(tmp_path, tiny_params())
     planned = progress.planned_instances(root)
-    (root / "dvc.lock").write_text("schema: '2.0'\nstages:\n  theory:\n    cmd: x\n")
-    line = progress.line("report", 3.21, root, work=1.234)
-    assert line.startswith("stage report done in 3.2 s (work 1.23 s); ")
-    assert f"2 of {len(planned)} stage instances recorded" in line
+    monkeypatch.setattr(progress, "repro_pid", lambda: os.getpid())  # as under dvc repro
+    line = progress.line("theory", 3.21, root, work=1.234)
+    assert line.startswith("stage theory done in 3.2 s (work 1.23 s); ")
+    assert f"this run: 1 done, {len(planned) - 1} to go" in line
     match = progress.LINE.match(line)  # what the pipeline_efficiency benchmark reads
-    assert match and match["stage"] == "report" and float(match["work"]) == 1.23
-    # an instance already in the lock (a re-run) is not counted twice
-    assert f"1 of {len(planned)}" in progress.line("theory", 1.0, root, work=0.5)
+    assert match and match["stage"] == "theory" and float(match["work"]) == 1.23
+    line = progress.line("prepare@circle-0", 1.0, root, work=0.5)
+    assert f"this run: 2 done, {len(planned) - 2} to go" in line
+    # another dvc run starts its own count
+    monkeypatch.setattr(progress, "repro_pid", lambda: os.getppid())
+    assert "this run: 1 done" in progress.line("theory", 1.0, root, work=0.5)
 
 
 def test_nothing_is_printed_outside_dvc(monkeypatch, capsys):

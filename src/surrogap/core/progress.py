@@ -1,6 +1,15 @@
 """The one line a stage prints when it ends under `dvc repro`: which instance, how long it
-took, how far the pipeline is (stage instances recorded in dvc.lock of those dvc.yaml
-expands to) and how long the `dvc repro` (or `dvc exp run`) that started it has run.
+took, how far this run is (stage instances done in this `dvc repro` / `dvc exp run`, and
+how many are still to run) and how long that run has gone on.
+
+"Done" counts the instances whose command finished in this run: each stage appends its
+name to a file of its run (``.dvc/tmp/surrogap-progress/<pid>-<start>``, the DVC process
+above it). "To go" counts the instances of the current params that this run has not done
+and that must still run by params and dvc.lock alone: no dvc.lock entry, recorded params
+other than params.yaml's, or a dependency on the output of one that ran or will run (DVC
+decides the rest by hashes, which a stage cannot see while DVC holds the repository: a
+code edit shows up when its stage runs; an instance DVC restores from the run cache never
+counts as done, and drops out of "to go" once DVC records it).
 
 DVC names the running instance in the environment (DVC_STAGE, DVC_ROOT); outside DVC
 nothing is printed. Everything here is best effort: a progress line never fails a stage.
@@ -21,25 +30,59 @@ from surrogap.core import instance
 from surrogap.core.config import load_params
 
 MATRIX_REF = re.compile(r"^\$\{(\w+)\}$")
+ITEM_REF = re.compile(r"\$\{item\.(\w+)\}")
+RUNS_DIR = ".dvc/tmp/surrogap-progress"
+
+
+def _expand(stages: dict, params: dict) -> dict[str, dict]:
+    """Every instance dvc.yaml expands to with `params`' lists: name -> {"deps", "outs",
+    "params"} with ``${item.<key>}`` filled in as DVC fills it."""
+    found: dict[str, dict] = {}
+    for name, stage in stages.items():
+        matrix = stage.get("matrix")
+        combos: list[tuple[str, dict]] = [(name, {})]
+        if matrix:
+            axes = {}
+            for key, value in matrix.items():
+                ref = MATRIX_REF.match(str(value)) if isinstance(value, str) else None
+                axes[key] = list(params.get(ref.group(1), []) if ref else value)
+            combos = [(f"{name}@{key}", item) for key, item in _items(axes)]
+        for full, item in combos:
+            fill = lambda text, item=item: ITEM_REF.sub(  # noqa: E731
+                lambda m: instance.to_str(item[m.group(1)]), str(text)
+            )
+            outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
+            outs += [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("metrics", [])]
+            found[full] = {
+                "deps": [fill(d) for d in stage.get("deps", [])],
+                "outs": [fill(o) for o in outs],
+                "params": [fill(k) for k in stage.get("params", []) if isinstance(k, str)],
+            }
+    return found
+
+
+def _items(axes: dict) -> list[tuple[str, dict]]:
+    """(DVC's key, the values) of every combination of a matrix's `axes`, in DVC's order."""
+    combos: list[tuple[str, dict]] = [("", {})]
+    for name, values in axes.items():
+        combos = [
+            (f"{head}-{frag}" if head else frag, {**chosen, name: value})
+            for head, chosen in combos
+            for frag, value in ((instance.fragment(name, i, v), v) for i, v in enumerate(values))
+        ]
+    return combos if axes else []
+
+
+def expanded(root: Path) -> dict[str, dict]:
+    """The instances of dvc.yaml with the current params.yaml (see :func:`_expand`)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return _expand(stages, load_params(root / "params.yaml"))  # as DVC reads it
 
 
 def planned_instances(root: Path) -> set[str]:
     """The stage instance names dvc.yaml expands to with the current params.yaml lists
     (``name`` or ``name@v1-v2...``, as DVC names matrix instances)."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    params = load_params(root / "params.yaml")  # as DVC reads it
-    names: set[str] = set()
-    for name, stage in stages.items():
-        matrix = stage.get("matrix")
-        if not matrix:
-            names.add(name)
-            continue
-        axes = {}
-        for key, value in matrix.items():
-            ref = MATRIX_REF.match(str(value)) if isinstance(value, str) else None
-            axes[key] = params.get(ref.group(1), []) if ref else value
-        names |= {f"{name}@{key}" for key in instance.keys(axes)}
-    return names
+    return set(expanded(root))
 
 
 def recorded_instances(root: Path) -> set[str]:
@@ -48,6 +91,63 @@ def recorded_instances(root: Path) -> set[str]:
     if not lock.is_file():
         return set()
     return set(re.findall(r"^  (\S+):$", lock.read_text(), flags=re.M))
+
+
+def _lock_params(root: Path) -> dict[str, dict]:
+    """Each dvc.lock entry's recorded params.yaml values (name -> {key: value})."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    lock = yaml.load((root / "dvc.lock").read_text(), Loader=loader) or {}
+    return {
+        name: (entry or {}).get("params", {}).get("params.yaml", {})
+        for name, entry in (lock.get("stages") or {}).items()
+    }
+
+
+def _value(params: dict, dotted: str):
+    value = params
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Paths `a` and `b` are the same, or one lies inside the other."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def to_go(root: Path, done: set[str]) -> int:
+    """How many instances of the current params this run must still run, by params and
+    dvc.lock alone (the module's docstring says what that counts and what it cannot see)."""
+    plan = expanded(root)
+    params = load_params(root / "params.yaml")
+    recorded = _lock_params(root) if (root / "dvc.lock").is_file() else {}
+    pending = {
+        name
+        for name, inst in plan.items()
+        if name not in done
+        and (
+            name not in recorded
+            or any(recorded[name].get(k) != _value(params, k) for k in inst["params"])
+        )
+    }
+    moving = {*pending, *(done & set(plan))}
+    grown = True
+    while grown:  # everything downstream of what ran or will run runs too
+        outs = [o for name in moving for o in plan[name]["outs"]]
+        more = {
+            name
+            for name, inst in plan.items()
+            if name not in moving
+            and name not in done
+            and any(_overlap(d, o) for d in inst["deps"] for o in outs)
+        }
+        grown = bool(more)
+        moving |= more
+        pending |= more
+    return len(pending)
 
 
 def _started(pid: int) -> float | None:
@@ -61,8 +161,8 @@ def _started(pid: int) -> float | None:
         return None
 
 
-def repro_elapsed() -> float | None:
-    """How long the nearest `dvc repro` / `dvc exp run` above this process has run."""
+def repro_pid() -> int | None:
+    """The nearest `dvc repro` / `dvc exp run` process above this one, or None."""
     pid = os.getppid()
     for _ in range(8):
         try:
@@ -74,11 +174,38 @@ def repro_elapsed() -> float | None:
         if any(w.endswith("dvc") or w == "dvc" for w in words) and (
             "repro" in words or "exp" in words
         ):
-            return _started(pid)
+            return pid
         if parent <= 1:
             return None
         pid = parent
     return None
+
+
+def repro_elapsed() -> float | None:
+    """How long the nearest `dvc repro` / `dvc exp run` above this process has run."""
+    pid = repro_pid()
+    return None if pid is None else _started(pid)
+
+
+def _start_ticks(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def mark_done(root: Path, stage: str) -> set[str]:
+    """Record `stage` as done in this run (the DVC process above this one) and return the
+    instances this run has done so far; outside a DVC run, `stage` alone."""
+    pid = repro_pid()
+    if pid is None:
+        return {stage}
+    runs = root / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / f"{pid}-{_start_ticks(pid)}"
+    with open(path, "a", encoding="utf-8") as f:  # one short line: an atomic append
+        f.write(stage + "\n")
+    return set(path.read_text(encoding="utf-8").split())
 
 
 def _clock(seconds: float) -> str:
@@ -97,9 +224,8 @@ def line(stage: str, seconds: float, root: Path, work: float | None = None) -> s
         + (f" (work {work:.2f} s)" if work is not None else "")
     ]
     try:
-        planned = planned_instances(root)
-        done = len(recorded_instances(root) & planned) + (stage not in recorded_instances(root))
-        parts.append(f"{min(done, len(planned))} of {len(planned)} stage instances recorded")
+        done = mark_done(root, stage)
+        parts.append(f"this run: {len(done)} done, {to_go(root, done)} to go")
     except Exception:  # best effort: a progress line never fails a stage
         pass
     elapsed = repro_elapsed()
