@@ -272,8 +272,10 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     argv = [
         "--dataset",
         "wiki",
+        "--seed",
+        "0",
         "--out",
-        "data/prepared/wiki",
+        "data/prepared/wiki/s0",
         "--root",
         "data/raw",
     ]

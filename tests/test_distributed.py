@@ -45,7 +45,7 @@ def tiny_params(**train_over):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
-    prepare.run(tiny_params(), "circle", root / "prepared", root / "raw")
+    prepare.run_grid(tiny_params(), "circle", root / "prepared", root / "raw")
     return root / "prepared" / "s0"
 
 

@@ -129,7 +129,7 @@ def test_the_pretrain_stage_stops_on_a_torchvision_that_does_not_load(
         "encoder": {"name": "resnet18", "hidden": 8, "out_dim": 4},
         "train": {**params.pop("circle")["train"], "epochs": 1},
     }
-    prepare.run(params, "digits", tmp_path / "prepared", tmp_path / "raw")
+    prepare.run_grid(params, "digits", tmp_path / "prepared", tmp_path / "raw")
     path = write_params(tmp_path / "params.yaml", params)
 
     real = vision.importlib.import_module

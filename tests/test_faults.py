@@ -93,7 +93,7 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    prepare.run(params, "circle", root / "prepared", root / "raw")
+    prepare.run_grid(params, "circle", root / "prepared", root / "raw")
     done = root / "ckpt-done"
     pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "models" / "s0", done)
     # a completed run keeps its final checkpoint until DVC records its output

@@ -95,7 +95,7 @@ def test_sigkill_during_pretrain_then_repro_resumes_to_identical_weights(tmp_pat
         "report",
     ):
         assert stages.count(name) == 1, stages
-    assert "prepare@circle" not in stages  # finished before the kill, recorded in dvc.lock
+    assert "prepare@circle-0" not in stages  # finished before the kill, recorded in dvc.lock
     # the run completed: its final checkpoint stays until DVC's record is seen by a later
     # run of the stage; the killed writer's temporaries are gone
     assert sorted(p.name for p in ckpt.parent.iterdir()) == ["complete.json", "last.pt", "live"]

@@ -96,12 +96,25 @@ def test_a_failing_stage_leaves_the_last_outputs_then_the_lr_grid_adds_only_its_
     assert set(results["run"]) >= {f"k{k}-s0-lr0.03" for k in params["k"]}
 
 
+def seed_rows(results: Path) -> dict[int, list[str]]:
+    """results.csv's lines by seed, as bytes on disk (the header first in each)."""
+    lines = results.read_text().splitlines()
+    seed = lines[0].split(",").index("seed")
+    rows: dict[int, list[str]] = {}
+    for line in lines[1:]:
+        rows.setdefault(int(line.split(",")[seed]), []).append(line)
+    return rows
+
+
 def test_a_new_seed_retrains_no_existing_run(repo):
     """Growing `seed` by one trains only the new seed's runs (pretrain and pretrain-lr per
-    K); prepare, extract and probe (which hold every seed of their dataset or (dataset, K))
-    and the aggregates re-run; every existing pretrain keeps its outputs untouched."""
+    K) and draws only its data (its own prepare instance); extract and probe (which hold
+    every seed of their (dataset, K)) and the aggregates re-run; every existing pretrain
+    keeps its outputs untouched and every existing seed's row of results.csv stays byte for
+    byte (a seed's numbers never depend on the other seeds of its stage)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert dvc(repo, "status", "--json").stdout.strip() == "{}"  # the grid as it stands
+    rows_before = seed_rows(repo / "reports/results.csv")
     models = {p: digest(p) for p in (repo / "data/pretrain").rglob("model.pt")}
     assert len(models) == len(params["k"]) * len(params["seed"]) * (1 + len(params["lr"]))
     new = max(params["seed"]) + 1
@@ -109,7 +122,7 @@ def test_a_new_seed_retrains_no_existing_run(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     grown = dvc(repo, "repro")
     assert grown.returncode == 0, grown.stderr[-3000:]
-    expected = ["prepare@circle", "bounds", "select_lr", "report"]
+    expected = [f"prepare@circle-{new}", "bounds", "select_lr", "report"]
     for k in params["k"]:
         expected += [f"pretrain@circle-{k}-{new}", f"extract@circle-{k}", f"probe@circle-{k}"]
         for lr in params["lr"]:
@@ -127,6 +140,9 @@ def test_a_new_seed_retrains_no_existing_run(repo):
             f"data/probe/circle/k{k}/s{new}.json",
         ):
             assert (repo / path).is_file(), path
+    rows_after = seed_rows(repo / "reports/results.csv")
+    for seed, rows in rows_before.items():
+        assert rows_after[seed] == rows, seed
     results = pd.read_csv(repo / "reports/results.csv")
     assert sorted(set(results["seed"])) == params["seed"]
     assert len(results) == len(params["k"]) * len(params["seed"]) * (1 + len(params["lr"]))

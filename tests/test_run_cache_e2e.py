@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 # the grid's instances: pretrain per (dataset, K, seed), extract and probe per (dataset, K)
 INSTANCES = {
-    "prepare": ("circle",),
+    "prepare": ("circle-0",),
     "pretrain": ("circle-1-0", "circle-4-0"),
     "extract": ("circle-1", "circle-4"),
     "probe": ("circle-1", "circle-4"),

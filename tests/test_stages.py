@@ -31,9 +31,9 @@ def test_the_seed_draws_the_data(tmp_path, kind):
     if kind == "digits":
         params["circle"]["data"] = {"kind": "digits", "classes": 4, "seed": 3}
     base = params["circle"]["data"]["seed"]
-    prepare.run(params, "circle", tmp_path / "both", tmp_path / "raw")
+    prepare.run_grid(params, "circle", tmp_path / "both", tmp_path / "raw")
     assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["s0", "s1"]
-    prepare.run({**params, "seed": [1]}, "circle", tmp_path / "again", tmp_path / "raw")
+    prepare.run_grid({**params, "seed": [1]}, "circle", tmp_path / "again", tmp_path / "raw")
     folders = (tmp_path / "both" / "s0", tmp_path / "both" / "s1", tmp_path / "again" / "s1")
     a, b, again = (inputs.load_prepared(f) for f in folders)
     assert a.meta["data_seed"] == base and b.meta["data_seed"] == base + 1
@@ -47,10 +47,10 @@ def test_the_seed_draws_the_data(tmp_path, kind):
 
 def test_seed_s_equals_seed_zero_with_the_data_seed_moved_by_s(tmp_path):
     params = {**tiny_params(), "seed": [2]}
-    prepare.run(params, "circle", tmp_path / "a", tmp_path / "raw")
+    prepare.run_grid(params, "circle", tmp_path / "a", tmp_path / "raw")
     params = {**tiny_params(), "seed": [0]}
     params["circle"]["data"]["seed"] += 2
-    prepare.run(params, "circle", tmp_path / "b", tmp_path / "raw")
+    prepare.run_grid(params, "circle", tmp_path / "b", tmp_path / "raw")
     a, b = inputs.load_prepared(tmp_path / "a" / "s2"), inputs.load_prepared(tmp_path / "b" / "s0")
     for s in core_prepared.SPLITS:
         assert np.array_equal(a.splits[s].x.numpy(), b.splits[s].x.numpy())
@@ -59,9 +59,11 @@ def test_seed_s_equals_seed_zero_with_the_data_seed_moved_by_s(tmp_path):
 def test_adding_a_seed_rewrites_the_others_byte_for_byte(tmp_path):
     """prepare writes every seed of a dataset in one instance: adding a seed to params `seed`
     must leave s0's files byte-identical, so DVC re-runs no pretrain that reads them."""
-    prepare.run({**tiny_params(), "seed": [0]}, "circle", tmp_path / "one", tmp_path / "raw")
+    prepare.run_grid({**tiny_params(), "seed": [0]}, "circle", tmp_path / "one", tmp_path / "raw")
     time.sleep(2.1)  # a later `dvc repro`: a file stamped with the time would differ
-    prepare.run({**tiny_params(), "seed": [0, 1]}, "circle", tmp_path / "two", tmp_path / "raw")
+    prepare.run_grid(
+        {**tiny_params(), "seed": [0, 1]}, "circle", tmp_path / "two", tmp_path / "raw"
+    )
     one, two = tmp_path / "one" / "s0", tmp_path / "two" / "s0"
     assert files_under(one) == ["meta.json", "test.npz", "train.npz", "val.npz"]
     assert files_under(two) == files_under(one)
@@ -73,7 +75,7 @@ def test_adding_a_seed_rewrites_the_others_byte_for_byte(tmp_path):
 def test_extract_refuses_a_model_copied_from_another_run(tmp_path, capsys):
     """A K = 1 model copied into the K = 4 group: one line naming the file and the k."""
     params = tiny_params()
-    prepare.run(params, "circle", tmp_path / "prepared", tmp_path / "raw")
+    prepare.run_grid(params, "circle", tmp_path / "prepared", tmp_path / "raw")
     models = tmp_path / "pretrain" / "circle" / "k4"
     pretrain.run(
         params, "circle", 1, 0, tmp_path / "prepared" / "s0", models / "s0", tmp_path / "ckpt"

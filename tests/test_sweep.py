@@ -68,7 +68,7 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
         "bounds",
         "evaluate",
         "extract@circle-1",
-        "prepare@circle",
+        "prepare@circle-0",
         "pretrain@circle-1-0",
         "probe@circle-1",
         "report",
@@ -152,12 +152,12 @@ def test_a_failed_stage_stops_its_descendants_and_the_rest_is_recorded(tmp_path)
     # circle's chain and norm's prepare ran and are recorded
     assert sorted(lock(repo)) == [
         "extract@circle-1",
-        "prepare@circle",
-        "prepare@norm",
+        "prepare@circle-0",
+        "prepare@norm-0",
         "pretrain@circle-1-0",
         "probe@circle-1",
     ]
-    done = ["prepare@norm", "pretrain@circle-1-0", "extract@circle-1", "probe@circle-1"]
+    done = ["prepare@norm-0", "pretrain@circle-1-0", "extract@circle-1", "probe@circle-1"]
     status = dvc(repo, "status", "--json", *done)
     assert status.stdout.strip() == "{}", status.stdout
     # fixed, the sweep runs only what failed or was skipped
@@ -280,8 +280,8 @@ def test_sweep_on_a_running_scheduler(tmp_path):
         result = sweep(repo, "--scheduler", cluster.scheduler_address, "prepare")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"surrogap sweep: {cluster.scheduler_address};")
-    assert "prepare@circle: ran in" in result.stdout
-    assert sorted(lock(repo)) == ["prepare@circle"]
+    assert "prepare@circle-0: ran in" in result.stdout
+    assert sorted(lock(repo)) == ["prepare@circle-0"]
     assert dvc(repo, "status", "--json", "prepare").stdout.strip() == "{}"
 
 
@@ -517,9 +517,12 @@ def test_ctrl_c_before_the_client_collects_finished_stages_still_records_them(
         finally:
             repo_obj.close()
     assert [x[:6] for x in lines] == ["[1/2] ", "[2/2] "] and "ran in" in lines[1], lines
-    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle", "prepare@norm"]
-    assert sorted(o.stage for o in result.with_status("ran")) == ["prepare@circle", "prepare@norm"]
-    assert sorted(lock(repo)) == ["prepare@circle", "prepare@norm"]
+    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle-0", "prepare@norm-0"]
+    assert sorted(o.stage for o in result.with_status("ran")) == [
+        "prepare@circle-0",
+        "prepare@norm-0",
+    ]
+    assert sorted(lock(repo)) == ["prepare@circle-0", "prepare@norm-0"]
     status = dvc(repo, "status", "--json", "prepare")
     assert status.stdout.strip() == "{}", status.stdout + status.stderr
 
@@ -545,7 +548,7 @@ def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(
     )
     try:
         lines = []
-        while not any("prepare@circle:" in x for x in lines):
+        while not any("prepare@circle-0:" in x for x in lines):
             lines.append(proc.stdout.readline())
             assert lines[-1], "".join(lines) + proc.stderr.read()
         t0 = time.monotonic()
@@ -566,7 +569,7 @@ def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(
     )
     assert own[0].startswith("surrogap sweep: interrupted; ") and "resumes" in own[0], own
     assert recorded >= 1 and unchanged == 0 and recorded + left == 9, own
-    assert "prepare@circle" in lock(repo) and "pretrain@circle-1-0" not in lock(repo)
+    assert "prepare@circle-0" in lock(repo) and "pretrain@circle-1-0" not in lock(repo)
     # the lock is released and no process of the sweep is left in DVC's rwlock
     status = dvc(repo, "status", "prepare")
     assert status.returncode == 0, status.stderr

@@ -36,7 +36,7 @@ def tiny_params(**train_over):
 def prepared(tmp_path):
     params = tiny_params()
     out = tmp_path / "prepared"
-    prepare.run(params, "circle", out, tmp_path / "raw")
+    prepare.run_grid(params, "circle", out, tmp_path / "raw")
     return out / "s0"
 
 

@@ -25,7 +25,7 @@ from surrogap.core.errors import UserError
 
 # dvc.yaml's matrix stages and the params lists each one's `matrix` expands, in order
 MATRIX: dict[str, tuple[str, ...]] = {
-    "prepare": ("dataset",),
+    "prepare": ("dataset", "seed"),
     "pretrain": ("dataset", "k", "seed"),
     "extract": ("dataset", "k"),
     "probe": ("dataset", "k"),

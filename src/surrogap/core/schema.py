@@ -207,7 +207,7 @@ def stage_paths(
     `lr` is the value as params.yaml holds it (see :func:`run_group`)."""
     base = stage.removesuffix("-lr")
     if base == "prepare":
-        return {"out": f"{PREPARED_DIR}/{dataset}", "root": RAW_DIR}
+        return {"out": f"{PREPARED_DIR}/{dataset}/{seed_dir(seed)}", "root": RAW_DIR}
     group = run_group(k, lr)
     if base == "pretrain":
         run = f"{dataset}/{group}/{seed_dir(seed)}"

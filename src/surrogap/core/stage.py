@@ -14,6 +14,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -51,10 +52,38 @@ def parser(name: str, doc: str | None, params: bool = True) -> Parser:
     return p
 
 
+# the variables the numeric libraries read when they load (OpenBLAS, MKL, OpenMP: numpy's,
+# SciPy's and torch's own copies)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pin_numeric_threads() -> None:
+    """One thread for every numeric library of this process, whatever the machine and
+    however the stage was started (`dvc repro`, `surrogap sweep`'s workers, by hand): a
+    stage's numbers then depend on its inputs alone, not on the core count nor on which
+    other seeds ran before in the same process (a multi-threaded BLAS splits a sum by
+    thread). The libraries loaded already are limited now (threadpoolctl; torch's intra-op
+    pool), those loaded later read the variables. pretrain sets torch's threads again from
+    its section's `train.threads` (surrogap.training.train)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def stage_main(name: str, body: Callable[[], None]) -> int:
-    """Run a stage body; a UserError, or an input file that cannot be read (OSError), is one
-    line on stderr and exit status 2."""
+    """Run a stage body with its numeric libraries on one thread each
+    (:func:`pin_numeric_threads`); a UserError, or an input file that cannot be read
+    (OSError), is one line on stderr and exit status 2."""
     started = time.perf_counter()
+    pin_numeric_threads()
     try:
         body()
     except (UserError, OSError) as exc:

@@ -44,7 +44,7 @@ def _stage_repo(root, quick: bool):
         shutil.copy(src / "dvc.lock", repo / "dvc.lock")
     env = _env(str(repo / "src"))
     run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
-    prepared = run(sys.executable, "-m", "dvc", "repro", "-s", f"prepare@{dataset}")
+    prepared = run(sys.executable, "-m", "dvc", "repro", "-s", f"prepare@{dataset}-{seed}")
     if prepared.returncode != 0:
         raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
     return repo, run

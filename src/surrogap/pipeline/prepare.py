@@ -1,11 +1,14 @@
-"""The `prepare` stage: one dataset's train/val/test splits for every seed of params `seed`,
-each into ``<out>/s<seed>/`` (one process and one DVC instance per dataset; the folder is
+"""The `prepare` stage: one (dataset, seed)'s train/val/test splits into
+``data/prepared/<dataset>/s<seed>/`` (one DVC instance per (dataset, seed); the folder is
 replaced whole).
 
 The seed draws the data: generated data, class sub-sampling and the split all use the data
 seed ``<dataset>.data.seed + seed``, so the spread over training seeds includes the data's.
-Each seed's files depend on that seed alone (byte for byte), so adding a seed rewrites the
-others unchanged and re-runs none of their pretrain instances."""
+A seed's files depend on that seed and the `<dataset>.data` block alone (byte for byte), and
+each seed is its own DVC output: adding a seed runs only its own prepare instance, and every
+pretrain instance depends on exactly one output of another stage (a dependency on a
+sub-folder of another stage's output made DVC load that output's recorded tree from the
+cache, which a fresh clone does not have)."""
 
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap.core import io, memory
+from surrogap.core import memory
 from surrogap.core.config import dataset_section
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.prepared import write_prepared
+from surrogap.core.schema import seed_dir
 from surrogap.data import kinds
 
 
@@ -48,15 +52,14 @@ def build_seed(params: Mapping, dataset: str, seed: int, root: Path):
     return prepared, cfg
 
 
-def run(params: Mapping, dataset: str, out_dir: Path, root: Path) -> None:
-    """Every seed of the grid into ``out_dir/s<seed>/``. The first seed is built before
-    anything is written (a bad params block or archive fails with nothing touched); the
-    folder is replaced whole once every seed is written."""
-    seeds = config_seeds(params)
-    first = build_seed(params, dataset, seeds[0], root)
+def run(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
+    """One seed's splits into `out_dir` (replaced whole, once everything is drawn)."""
+    prepared, cfg = build_seed(params, dataset, seed, root)
+    write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
 
-    def write(seed: int, name: str, tmp: Path) -> None:
-        prepared, cfg = first if seed == seeds[0] else build_seed(params, dataset, seed, root)
-        write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), tmp / name)
 
-    io.write_seeds(out_dir, seeds, write)
+def run_grid(params: Mapping, dataset: str, dataset_dir: Path, root: Path) -> None:
+    """Every seed of params `seed` into ``dataset_dir/s<seed>/``, as the stage's instances
+    write them (the test fixtures and benchmarks build a dataset's folder with it)."""
+    for seed in config_seeds(params):
+        run(params, dataset, seed, Path(dataset_dir) / seed_dir(seed), root)
