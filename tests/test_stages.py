@@ -260,3 +260,37 @@ def test_every_output_survives_a_failing_stage(dvc_index):
         if not out.use_cache and not out.persist
     ]
     assert not problems, "outputs lost by a failing stage:\n" + "\n".join(problems)
+
+
+def test_every_stage_runs_its_numeric_libraries_on_one_thread(monkeypatch):
+    # a stage's numbers must not depend on the core count nor on what ran before it in its
+    # process (a multi-threaded BLAS splits sums by thread): `surrogap sweep`'s workers and a
+    # serial `dvc repro` then write the same results (core.stage.pin_numeric_threads)
+    import os
+
+    import scipy.linalg  # noqa: F401  (SciPy's own BLAS loaded too)
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from surrogap.core import stage as core_stage
+
+    for name in core_stage.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "2")
+    seen = {}
+
+    def body():
+        seen["pools"] = {
+            (p["user_api"], p["filepath"]): p["num_threads"] for p in threadpool_info()
+        }
+        seen["torch"] = torch.get_num_threads()
+        seen["env"] = {name: os.environ[name] for name in core_stage.THREAD_VARIABLES}
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=2):
+        try:
+            assert core_stage.stage_main("probe", body) == 0
+        finally:
+            torch.set_num_threads(before)
+    assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]
+    assert seen["torch"] == 1
+    assert set(seen["env"].values()) == {"1"}
