@@ -15,7 +15,9 @@ from surrogap.pipeline import prepare
 def main(argv=None) -> int:
     p = stage.parser("prepare", __doc__)
     p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
-    p.add_argument("--out", type=Path, help="the dataset's folder (s<seed>/ inside)")
+    p.add_argument(
+        "--out", type=stage.output_path(folder=True), help="the dataset's folder (s<seed>/ inside)"
+    )
     p.add_argument("--root", type=Path, help="downloads and raw files")
 
     def body(a) -> None:
