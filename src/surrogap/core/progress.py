@@ -17,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from surrogap.core import instance
+from surrogap.core import dvclock, instance
 from surrogap.core.config import load_params
+from surrogap.core.errors import UserError
 
 MATRIX_REF = re.compile(r"^\$\{(\w+)\}$")
 
@@ -43,11 +44,8 @@ def planned_instances(root: Path) -> set[str]:
 
 
 def recorded_instances(root: Path) -> set[str]:
-    """The stage names dvc.lock holds (its top-level entries, read without parsing YAML)."""
-    lock = root / "dvc.lock"
-    if not lock.is_file():
-        return set()
-    return set(re.findall(r"^  (\S+):$", lock.read_text(), flags=re.M))
+    """The stage names dvc.lock holds (a UserError naming the fix if it is cut short)."""
+    return set(dvclock.read(root) or {})
 
 
 def _started(pid: int) -> float | None:
@@ -98,8 +96,11 @@ def line(stage: str, seconds: float, root: Path, work: float | None = None) -> s
     ]
     try:
         planned = planned_instances(root)
-        done = len(recorded_instances(root) & planned) + (stage not in recorded_instances(root))
+        recorded = recorded_instances(root)
+        done = len(recorded & planned) + (stage not in recorded)
         parts.append(f"{min(done, len(planned))} of {len(planned)} stage instances recorded")
+    except UserError as exc:  # a cut dvc.lock: said, with its fix; the stage still ends well
+        parts.append(str(exc))
     except Exception:  # best effort: a progress line never fails a stage
         pass
     elapsed = repro_elapsed()
