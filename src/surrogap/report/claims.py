@@ -75,7 +75,7 @@ def collapsed_runs(results: pd.DataFrame, drop: float) -> pd.Series:
 # --------------------------------------------------------------------------- runs at chance
 CHANCE_FLOOR = 1e-6  # the rounding of results.csv (10 significant digits), and a little
 # R_mu of a run whose logits all tie (features collapsed) is log C up to float32 rounding
-TIED_LOGITS = 1e-4
+TIED_LOGITS = 1e-6
 
 
 def at_chance_runs(results: pd.DataFrame, points: Points, confidence: float) -> pd.Series:
