@@ -11,9 +11,12 @@ from surrogap.pipeline import bounds
 def main(argv=None) -> int:
     p = stage.parser("bounds", __doc__)
     p.add_argument("--probe-dir", required=True, type=Path)
-    p.add_argument("--results", required=True, type=Path, help="reports/results.csv")
+    p.add_argument("--results", required=True, type=stage.output_path(), help="reports/results.csv")
     p.add_argument(
-        "--metrics", required=True, type=Path, help="reports/metrics (a folder of .json)"
+        "--metrics",
+        required=True,
+        type=stage.output_path(folder=True),
+        help="reports/metrics (a folder of .json)",
     )
     p.add_argument(
         "--prepared-dir",

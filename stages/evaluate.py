@@ -15,7 +15,7 @@ from surrogap.pipeline import evaluate
 
 def main(argv=None) -> int:
     p = stage.parser("evaluate", __doc__)
-    p.add_argument("--out", required=True, type=Path, help="reports/external.csv")
+    p.add_argument("--out", required=True, type=stage.output_path(), help="reports/external.csv")
     p.add_argument(
         "--inputs", required=True, type=Path, help="the folder every feature file lies in"
     )

@@ -21,7 +21,11 @@ def main(argv=None) -> int:
         type=stage.integer(0, "seed", SEED_MAX),
         help="the training seed whose data to draw",
     )
-    p.add_argument("--out", type=Path, help="the seed's folder (data/prepared/<dataset>/s<seed>)")
+    p.add_argument(
+        "--out",
+        type=stage.output_path(folder=True),
+        help="the seed's folder (data/prepared/<dataset>/s<seed>)",
+    )
     p.add_argument("--root", type=Path, help="downloads and raw files")
 
     def body(a) -> None:

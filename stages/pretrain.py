@@ -43,7 +43,11 @@ def main(argv=None) -> int:
         "--lr", type=stage.positive_number("lr"), help="an lr of the grid (default: train.lr)"
     )
     p.add_argument("--data", type=Path, help="the prepared dataset folder")
-    p.add_argument("--out", type=Path, help="output folder (model.pt, trajectory.csv, live/)")
+    p.add_argument(
+        "--out",
+        type=stage.output_path(folder=True),
+        help="output folder (model.pt, trajectory.csv, live/)",
+    )
     p.add_argument(
         "--checkpoints",
         type=Path,

@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--data", type=Path, help="data/prepared/<dataset>")
     p.add_argument("--features", type=Path, help="the group's features folder")
-    p.add_argument("--out", type=Path, help="the group's probe folder")
+    p.add_argument("--out", type=stage.output_path(folder=True), help="the group's probe folder")
 
     def body(a) -> None:
         params = stage.instance_params(p, a, "probe", ("k", "data", "features", "out"), ("lr",))

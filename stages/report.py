@@ -19,11 +19,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from surrogap.core import stage  # first: a Ctrl-C while the rest loads is one line
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap.core import stage
 from surrogap.pipeline import report
 
 
@@ -38,8 +40,13 @@ def build_parser():
     # absent: samples per class read `unknown` in the Scale section
     p.add_argument("--prepared-dir", default=None, help="holds <dataset>/s<seed>/meta.json")
     p.add_argument("--theory-dir", required=True, help="holds fig3.png, fig4.png")
-    p.add_argument("--out", required=True, help="the Markdown report")
-    p.add_argument("--figures-dir", required=True, help="where the PNGs go")
+    p.add_argument("--out", required=True, type=stage.output_path(), help="the Markdown report")
+    p.add_argument(
+        "--figures-dir",
+        required=True,
+        type=stage.output_path(folder=True),
+        help="where the PNGs go",
+    )
     # absent: no per-test-point arrays, so each seed's standard error comes from the runs alone
     p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>/s<seed>.npz")
     # absent: no section for external representations

@@ -12,7 +12,7 @@ from surrogap.pipeline import select_lr
 def main(argv=None) -> int:
     p = stage.parser("select_lr", __doc__, params=False)
     p.add_argument("--results", required=True, type=Path, help="reports/results.csv")
-    p.add_argument("--out", required=True, type=Path, help="reports/selected.csv")
+    p.add_argument("--out", required=True, type=stage.output_path(), help="reports/selected.csv")
     return stage.run("select_lr", p, lambda a: select_lr.run(a.results, a.out), argv)
 
 

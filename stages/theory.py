@@ -11,17 +11,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from surrogap.core import stage  # first: a Ctrl-C while the rest loads is one line
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")
 
-from surrogap.core import stage
 from surrogap.pipeline import theory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = stage.parser("theory", __doc__)
-    p.add_argument("--out-dir", required=True, help="output folder")
+    p.add_argument(
+        "--out-dir", required=True, type=stage.output_path(folder=True), help="output folder"
+    )
 
     def body(args) -> None:
         paths = theory.run(args.params, args.out_dir)

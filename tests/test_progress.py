@@ -37,7 +37,7 @@ def test_the_default_grid_plans_143_instances():
     assert len(planned) == 1 + d * s + d * k * s + 2 * d * k + 4 == 143
 
 
-def test_recorded_instances_read_the_lock_without_yaml(tmp_path):
+def test_recorded_instances_are_the_stage_entries_of_the_lock(tmp_path):
     (tmp_path / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n  theory:\n    cmd: x\n  pretrain@circle-4-0:\n"
         "    deps:\n    - path: a\n"

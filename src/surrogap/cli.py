@@ -1,8 +1,9 @@
 """The `surrogap` command line: bounds, evaluate, bench, sweep, compare and doctor.
 
 Every user error (a `UserError`) is one line on stderr and exit status 2, never a
-traceback; any other exception is a bug and shows its traceback. A closed output pipe
-(`surrogap bounds ... | head`) ends quietly.
+traceback; any other exception is a bug and shows its traceback. stdout closed or full is
+one line and exit status 74, Ctrl-C one line and 130 (`surrogap.core.errors`); a closed
+output pipe (`surrogap bounds ... | head`) ends quietly (141).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 
 from surrogap import __version__
-from surrogap.core.argtypes import Parser, float_value, int_value
+from surrogap.core import errors
+from surrogap.core.argtypes import Parser, float_value, int_value, output_path
 from surrogap.core.errors import UserError
 from surrogap.core.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 from surrogap.theory import bounds
@@ -260,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="class prior of the bounds (empirical: train class frequencies)",
     )
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
-    p.add_argument("--plot", metavar="OUT.png", help="write the surrogate gap against K as PNG")
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        type=output_path(),
+        help="write the surrogate gap against K as PNG",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     from surrogap.ops import sweep  # imports dask and dvc only when it runs
@@ -310,23 +316,27 @@ def _join_option_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _one_line(exc: Exception) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return message if message.startswith("surrogap") else f"surrogap: error: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(_join_option_values(sys.argv[1:] if argv is None else argv))
+    """Parse and run one command inside the one error boundary
+    (`surrogap.core.errors.boundary`): a user error is one line and exit status 2, stdout
+    closed or full one line and 74, Ctrl-C one line and 130, a closed pipe 141 quietly."""
+    argv = _join_option_values(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    prefix = "surrogap" + (f" {command}" if command in _COMMANDS else "")
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except UserError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if not message.startswith("surrogap"):
-            message = f"surrogap: error: {message}"
-        print(message, file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        # the reader went away (`surrogap bounds ... | head -3`): end quietly, and keep the
-        # interpreter's final flush of stdout from raising again
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by SIGPIPE
+
+    return errors.boundary(prefix, body, say=_one_line)
+
+
+_COMMANDS = ("bounds", "evaluate", "bench", "sweep", "compare", "doctor")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import decimal
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from surrogap.core.errors import UserError
 
@@ -116,4 +117,23 @@ def positive_number(key: str) -> Callable[[str], float]:
             )
         return value
 
+    return parse
+
+
+def output_path(folder: bool = False, project: bool = True) -> Callable[[str], Path]:
+    """An argparse type: a path surrogap may write (`surrogap.core.io.check_target`: no
+    symlink, FIFO, device or socket there; with `project`, an existing parent outside
+    `io.project_root()`), checked when the command line is read, before any work. The
+    stages check the parent after parsing, against their params file's folder
+    (`surrogap.core.stage.run`), so they pass `project=False`."""
+    from surrogap.core import io
+
+    def parse(text: str) -> Path:
+        try:
+            root = io.project_root() if project else None
+            return io.check_target(Path(text), folder=folder, root=root)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "output path"
     return parse

@@ -4,6 +4,15 @@ Every writer goes to a temporary file in the destination's folder, flushes and f
 then `os.replace`s it over the destination (atomic on POSIX). A failure to write (read-only
 folder, full disk) raises `UserError` naming the path, and the destination is untouched.
 
+The writer writes only where a regular file (for a folder output: a folder) or nothing is:
+a symlink, FIFO, device or socket at the destination is refused in one line naming it
+(`check_target`), never replaced (as root, a rename over ``/dev/full`` replaced the
+system's device). The paths a user gives (`surrogap evaluate --plot`, a stage's
+``--out``) are checked before any work (`surrogap.core.argtypes.output_path`,
+`surrogap.core.stage.run`), where a missing parent folder is created only inside the
+project (`project_root`; a stage's project is the folder of its params file): a path
+outside it must name an existing folder.
+
 Temporary names carry the writer's process id (``.<name>.part-<pid>-<random><suffix>``). A
 process killed with SIGKILL cannot clean up after itself, so the next write of the same
 destination removes the temporaries of processes that no longer exist. See docs/FAULTS.md.
@@ -114,6 +123,97 @@ def regular_file(
     return path
 
 
+def special_files(folder: str | Path, limit: int = 10) -> list[tuple[Path, str]]:
+    """The first `limit` FIFOs, devices and sockets anywhere under `folder` (links not
+    followed), each with its kind ("a FIFO"): DVC hashes every file of a folder it tracks
+    and blocks for ever reading a FIFO, before any stage runs (`surrogap doctor` and the
+    stage that owns the folder look first)."""
+    found: list[tuple[Path, str]] = []
+    for top, dirs, files in os.walk(folder):
+        for name in (*dirs, *files):
+            entry = Path(top) / name
+            try:
+                mode = os.lstat(entry).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                continue
+            found.append((entry, next((k for t, k in _KINDS if t(mode)), "a special file")))
+            if len(found) >= limit:
+                return found
+    return found
+
+
+def refuse_special_files(folder: str | Path, what: str) -> None:
+    """A one-line UserError naming the first FIFO, device or socket under `folder`."""
+    found = special_files(folder, limit=1)
+    if found:
+        entry, kind = found[0]
+        raise UserError(
+            f"{str(entry)!r} is {kind}, not a regular file, inside {str(folder)!r} ({what}); "
+            "DVC hashes every file "
+            "there and waits for ever on a FIFO or device: remove it (`dvc status` and "
+            "`dvc repro` hang until then)"
+        )
+
+
+def project_root() -> Path:
+    """The project folders are created in: ``DVC_ROOT`` (set by DVC for a stage), else the
+    nearest folder above the working directory holding ``dvc.yaml``, else the working
+    directory itself."""
+    env = os.environ.get("DVC_ROOT")
+    if env:
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    return next((d for d in (cwd, *cwd.parents) if (d / "dvc.yaml").is_file()), cwd)
+
+
+_LINK_KINDS = ((stat.S_ISLNK, "a symbolic link"), *_KINDS)
+
+
+def check_target(path: str | Path, *, folder: bool = False, root: str | Path | None = None) -> Path:
+    """`path` if surrogap may write it, else a one-line `UserError` naming it.
+
+    Allowed: nothing at `path`, a regular file, or (with `folder`, for an output replaced
+    whole) a folder. A symlink (not followed: its target would stay, the link be replaced),
+    FIFO, device or socket is refused, as is a folder where a file goes. With `root` (the
+    project, for a path the user gave), the parent must exist, or its nearest existing
+    folder lie inside `root`: the writer creates missing folders only inside the project."""
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UserError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    allowed = "a regular file, a folder or nothing" if folder else "a regular file or nothing"
+    if mode is not None and not (stat.S_ISREG(mode) or (folder and stat.S_ISDIR(mode))):
+        kind = next((name for test, name in _LINK_KINDS if test(mode)), "a special file")
+        if stat.S_ISLNK(mode):
+            with contextlib.suppress(OSError):
+                kind += f" (to {os.readlink(path)!r})"
+        raise UserError(
+            f"cannot write {str(path)!r}: it is {kind}; surrogap writes only where {allowed} "
+            "is (refused, nothing replaced): give another path or remove it"
+        )
+    if root is None:
+        return path
+    parent = path.absolute().parent
+    existing = next(d for d in (parent, *parent.parents) if os.path.lexists(d))
+    if existing == parent:
+        if not parent.is_dir():
+            raise UserError(f"cannot write {str(path)!r}: {str(parent)!r} is not a folder")
+        return path
+    root = Path(root).resolve()
+    if not existing.resolve().is_relative_to(root):
+        raise UserError(
+            f"cannot write {str(path)!r}: the folder {str(parent)!r} does not exist, and "
+            f"surrogap creates folders only inside the project ({str(root)!r}); create it "
+            "first or give a path in an existing folder"
+        )
+    return path
+
+
 def _fsync_dir(folder: Path) -> None:
     """Persist a rename on disk (best effort: some file systems refuse it)."""
     try:
@@ -136,12 +236,34 @@ def _write_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and bool(_TORCH_WRITE_FAILURE.search(str(exc)))
 
 
+def _file_size_limit() -> int | None:
+    """The process's file-size limit in bytes (``ulimit -f``), None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def _explain(path: Path, exc: OSError | RuntimeError) -> UserError:
+    limit = _file_size_limit()
     if not isinstance(exc, OSError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        check = "check the free disk space"
+        if limit is not None:
+            check += f" and the file-size limit (ulimit -f: {limit} bytes)"
         return UserError(
-            f"cannot write {str(path)!r}: the write failed ({first}); check the free disk "
-            "space; earlier outputs are left as they were"
+            f"cannot write {str(path)!r}: the write failed ({first}); {check}; earlier "
+            "outputs are left as they were"
+        )
+    if exc.errno == errno.EFBIG:
+        shown = f"{limit} bytes" if limit is not None else "set"
+        return UserError(
+            f"cannot write {str(path)!r}: the file would exceed the file-size limit "
+            f"(ulimit -f: {shown}); raise it (ulimit -f unlimited); earlier outputs are left "
+            "as they were"
         )
     reason = {
         errno.ENOSPC: "the disk is full",
@@ -156,7 +278,7 @@ def _explain(path: Path, exc: OSError | RuntimeError) -> UserError:
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
-    path = Path(path)
+    path = check_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(path)
@@ -202,7 +324,7 @@ def write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; on success it replaces `path` whole."""
-    path = Path(path)
+    path = check_target(path, folder=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale(path)

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from surrogap.core import instance
+from surrogap.core import dvclock, instance
 from surrogap.core.config import load_params
+from surrogap.core.errors import UserError
 
 MATRIX_REF = re.compile(r"^\$\{(\w+)\}$")
 ITEM_REF = re.compile(r"\$\{item\.(\w+)\}")
@@ -86,20 +87,16 @@ def planned_instances(root: Path) -> set[str]:
 
 
 def recorded_instances(root: Path) -> set[str]:
-    """The stage names dvc.lock holds (its top-level entries, read without parsing YAML)."""
-    lock = root / "dvc.lock"
-    if not lock.is_file():
-        return set()
-    return set(re.findall(r"^  (\S+):$", lock.read_text(), flags=re.M))
+    """The stage names dvc.lock holds (a UserError naming the fix if it is cut short)."""
+    return set(dvclock.read(root) or {})
 
 
 def _lock_params(root: Path) -> dict[str, dict]:
-    """Each dvc.lock entry's recorded params.yaml values (name -> {key: value})."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    lock = yaml.load((root / "dvc.lock").read_text(), Loader=loader) or {}
+    """Each dvc.lock entry's recorded params.yaml values (name -> {key: value}); none
+    without a dvc.lock, a UserError naming the fix for a cut one."""
     return {
-        name: (entry or {}).get("params", {}).get("params.yaml", {})
-        for name, entry in (lock.get("stages") or {}).items()
+        name: (entry.get("params") or {}).get("params.yaml") or {}
+        for name, entry in (dvclock.read(root) or {}).items()
     }
 
 
@@ -123,7 +120,7 @@ def to_go(root: Path, done: set[str]) -> int:
     dvc.lock alone (the module's docstring says what that counts and what it cannot see)."""
     plan = expanded(root)
     params = load_params(root / "params.yaml")
-    recorded = _lock_params(root) if (root / "dvc.lock").is_file() else {}
+    recorded = _lock_params(root)
     pending = {
         name
         for name, inst in plan.items()
@@ -226,6 +223,8 @@ def line(stage: str, seconds: float, root: Path, work: float | None = None) -> s
     try:
         done = mark_done(root, stage)
         parts.append(f"this run: {len(done)} done, {to_go(root, done)} to go")
+    except UserError as exc:  # a cut dvc.lock: said, with its fix; the stage still ends well
+        parts.append(str(exc))
     except Exception:  # best effort: a progress line never fails a stage
         pass
     elapsed = repro_elapsed()

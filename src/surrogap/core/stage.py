@@ -7,7 +7,9 @@ turn a user error into one line on stderr and exit status 2.
         return stage.run("probe", p, lambda args: probe.run(...), argv)
 
 A bad argument (argparse's own complaint), a `UserError` or an input file that cannot be
-read (OSError) is one line ``stage <name>: <message>``; any other exception is a bug and
+read (OSError) is one line ``stage <name>: <message>`` and exit status 2; stdout closed or
+full is one line and 74, Ctrl-C one line and 130 (also while the modules load: importing
+this module installs `errors.quiet_interrupt_hook`); any other exception is a bug and
 keeps its traceback.
 """
 
@@ -20,10 +22,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from surrogap.core import instance, progress
-from surrogap.core.argtypes import Parser, integer, positive_number  # noqa: F401  (the stages' types)
-from surrogap.core.config import clip, load_params
-from surrogap.core.errors import UserError
+from surrogap.core import errors
+
+# first, before the heavier imports: a Ctrl-C while they load is one line too
+errors.quiet_interrupt_hook(f"stage {Path(sys.argv[0]).stem}")
+
+from surrogap.core import instance, io, progress  # noqa: E402
+from surrogap.core.argtypes import (  # noqa: E402, F401  (the stages' types)
+    Parser,
+    integer,
+    positive_number,
+)
+from surrogap.core.argtypes import output_path as _output_path  # noqa: E402
+from surrogap.core.config import clip, load_params  # noqa: E402
+from surrogap.core.errors import UserError  # noqa: E402
 
 # the longest message a stage prints: values are quoted cut short where they are quoted
 # (surrogap.core.config.shown); this bounds whatever else a message holds (a long path)
@@ -80,18 +92,49 @@ def pin_numeric_threads() -> None:
 
 def stage_main(name: str, body: Callable[[], None]) -> int:
     """Run a stage body with its numeric libraries on one thread each
-    (:func:`pin_numeric_threads`); a UserError, or an input file that cannot be read
-    (OSError), is one line on stderr and exit status 2."""
+    (:func:`pin_numeric_threads`) inside the one error boundary
+    (`surrogap.core.errors.boundary`): a UserError, or an input file that cannot be read
+    (OSError), is one line on stderr and exit status 2; stdout closed or full is one line
+    and 74; Ctrl-C one line and 130."""
     started = time.perf_counter()
     pin_numeric_threads()
-    try:
+
+    def work() -> int:
         body()
-    except (UserError, OSError) as exc:
-        # surrogap.core.io turns failed writes into UserErrors: an OSError here is mostly a read
-        print(f"stage {name}: {message(exc)}", file=sys.stderr)
-        return 2
-    progress.report(started)
-    return 0
+        progress.report(started)
+        return 0
+
+    # surrogap.core.io turns failed writes into UserErrors: an OSError here is mostly a read
+    return errors.boundary(
+        f"stage {name}",
+        work,
+        say=lambda exc: f"stage {name}: {message(exc)}",
+        on_other=lambda exc: f"stage {name}: {message(exc)}",
+    )
+
+
+def output_path(folder: bool = False):
+    """The type of a stage's output option: no symlink, FIFO, device or socket there
+    (checked when parsed); its parent folder is checked by `run` once `--params` is known
+    (`check_outputs`)."""
+    parse = _output_path(folder=folder, project=False)
+    parse.output_folder = folder  # type: ignore[attr-defined]  (check_outputs finds it)
+    return parse
+
+
+def check_outputs(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every output option of `p` (typed `output_path`) writable, a missing parent folder
+    only inside the project: the folder of the params file (``--params``)."""
+    root = Path(getattr(args, "params", None) or "params.yaml").absolute().parent
+    for action in p._actions:
+        folder = getattr(action.type, "output_folder", None)
+        value = getattr(args, action.dest, None)
+        if folder is None or value is None:
+            continue
+        try:
+            io.check_target(value, folder=folder, root=root)
+        except UserError as exc:
+            raise UserError(f"argument {action.option_strings[0]}: {exc}") from None
 
 
 def run(
@@ -101,7 +144,13 @@ def run(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Parse `argv` with `p` and run `body(args)`, both inside the one error boundary."""
-    return stage_main(name, lambda: body(p.parse_args(argv)))
+
+    def parsed() -> None:
+        args = p.parse_args(argv)
+        check_outputs(p, args)
+        body(args)
+
+    return stage_main(name, parsed)
 
 
 def instance_params(
@@ -137,4 +186,6 @@ def instance_params(
         args.lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
     for name, path in inst.paths().items():
         setattr(args, name, Path(path))
+    if getattr(args, "out", None) is not None:  # refused before any work, not at the write
+        io.check_target(args.out, folder=True)
     return params

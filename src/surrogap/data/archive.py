@@ -142,7 +142,7 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
     download that stops short of its announced length or fails `md5` is moved aside to
     ``<name>.corrupt`` and refused.
     """
-    path = Path(path)
+    path = io.check_target(path)  # a download never replaces a link, FIFO or device
     by_hand = f"place the file at {str(path)!r} by hand (fetch it from {url})"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,6 +404,7 @@ def safe_extract(
             ours,
         )
 
+    io.check_target(dest, folder=True)  # an extraction never replaces a link or a device
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))

@@ -128,8 +128,15 @@ def read_pickle(path: Path) -> dict[str, Any]:
             obj = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
     except FileNotFoundError:
         raise UserError(f"{str(path)!r} is missing from the extracted archive") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise UserError(f"{str(path)!r} is not a readable CIFAR pickle ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        # (UnpicklingError, EOFError, a codec it names that does not exist: LookupError,
+        # UnicodeDecodeError, ...): one line naming it, never a traceback
+        what = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(
+            f"{str(path)!r} is not a readable CIFAR pickle ({type(exc).__name__}: {what})"
+        ) from None
     if not isinstance(obj, dict):
         raise UserError(f"{str(path)!r} is not a CIFAR pickle (expected a dict)")
     return {_text(k): v for k, v in obj.items()}

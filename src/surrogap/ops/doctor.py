@@ -149,11 +149,52 @@ def _params(path: Path) -> Finding:
     return Finding(True, f"{path} parses")
 
 
+def _dvc_lock(root: Path) -> Finding:
+    from surrogap.core import dvclock
+
+    try:
+        stages = dvclock.read(root)
+    except UserError as exc:
+        return Finding(False, str(exc).replace("; recover with", "; fix:", 1))
+    if stages is None:
+        return Finding(True, "no dvc.lock yet (nothing recorded)")
+    return Finding(True, f"dvc.lock parses ({len(stages)} stages recorded)")
+
+
+# the folders DVC hashes (stage deps and outs of dvc.yaml); data/checkpoints/ is in .dvcignore
+HASHED = ("data", "src", "stages", "reports")
+
+
+def _special_files(root: Path) -> Finding:
+    from surrogap.core import io
+
+    found = [
+        (entry, kind)
+        for folder in HASHED
+        for entry, kind in io.special_files(root / folder)
+        if (root / "data" / "checkpoints") not in entry.parents
+    ]
+    if found:
+        shown = ", ".join(
+            f"{str(e.relative_to(root))!r} ({kind[2:] if kind.startswith('a ') else kind})"
+            for e, kind in found[:3]
+        )
+        return Finding(
+            False,
+            f"{len(found)} FIFO, device or socket in folders DVC hashes: {shown}; DVC waits for "
+            "ever on them (`dvc status` and `dvc repro` hang); fix: remove them",
+        )
+    return Finding(True, f"no FIFO, device or socket under {', '.join(HASHED)}")
+
+
 def findings(params: str | Path = "params.yaml") -> list[Finding]:
+    root = Path(params).absolute().parent
     return [
         *_installed_torch(),
         _tool("dvc", 'pip install -e . (the project depends on dvc), or "dvc>=3.50"'),
         _tool("git", "install git (e.g. apt-get install git)"),
+        _dvc_lock(root),
+        _special_files(root),
         _params(Path(params)),
     ]
 

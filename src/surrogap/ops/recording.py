@@ -62,9 +62,38 @@ class LockWriter:
         for stage in stages:
             by_file.setdefault(stage.dvcfile.path, (stage.dvcfile, []))[1].append(stage)
         for dvcfile, group in by_file.values():
-            dvcfile.dump_stages(group, update_pipeline=False)
+            dump_lock_atomically(dvcfile, group)
             self.pending = [s for s in self.pending if s not in group]
         self.since = None
+
+
+def dump_lock_atomically(dvcfile, stages: list) -> None:
+    """DVC's own writing of `stages`' dvc.lock entries (`Lockfile.dump_stages`, what
+    `dvcfile.dump_stages(stages, update_pipeline=False)` does), into a copy of dvc.lock that
+    then replaces it (`surrogap.core.io.write_with`): DVC opens dvc.lock itself with "w+",
+    so a Ctrl-C or kill during its rewrite (hundreds of KB on a large grid) left it cut
+    short, and every later DVC command failed on it. Here the file is the old one or the
+    new one, never a part."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from dvc.dvcfile import Lockfile
+
+    from surrogap.core import io
+
+    lockfile = dvcfile._lockfile
+    path = Path(lockfile.path)
+
+    def write(tmp: Path) -> None:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        else:
+            tmp.unlink()  # DVC starts a new lock file where none exists
+        Lockfile(dvcfile.repo, os.fspath(tmp)).dump_stages(stages)
+
+    io.write_with(path, write, suffix=".lock")
+    dvcfile.repo.scm_context.track_file(lockfile.relpath)
 
 
 def finished_uncollected(inflight: dict, settled: set) -> list:

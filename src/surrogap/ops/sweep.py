@@ -50,7 +50,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from surrogap.core import config
+from surrogap.core import config, dvclock
 from surrogap.core.errors import UserError
 from surrogap.ops import dvcstate
 from surrogap.ops.dvcstate import _one_line, stage_rwlock
@@ -59,6 +59,7 @@ from surrogap.ops.workers import (
     CONNECT_TIMEOUT,
     MAX_RETRIES,
     WORKERS_PER_CORE,
+    check_scheduler,
     dask_client,
     max_workers,
     parse_gpus,
@@ -400,6 +401,15 @@ def check_params(root: Path) -> None:
         raise UserError(f"surrogap sweep: {exc}") from None
 
 
+def check_lock(root: Path) -> None:
+    """dvc.lock, checked before DVC reads it: a lock cut by an interrupted `dvc repro` is
+    one line with its fix, not DVC's ``validation failed``."""
+    try:
+        dvclock.read(root)
+    except UserError as exc:
+        raise UserError(f"surrogap sweep: {exc}") from None
+
+
 def _on_sigint(signum, frame) -> None:
     """The first Ctrl-C stops the sweep (KeyboardInterrupt); more are ignored while the
     cluster stops and what finished is recorded."""
@@ -430,6 +440,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         root = _find_root()
         check_params(root)
+        check_lock(root)
+        if args.scheduler is not None:
+            check_scheduler(args.scheduler)  # before the line that names it
         repo = dvcstate.open_repo(root)
         try:
             with dvcstate.holding_lock(repo):

@@ -66,6 +66,9 @@ def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: st
     run_env.update(env)
     executable = get_executable()
     log_path = Path(log)
+    from surrogap.core import io
+
+    io.check_target(log_path)  # appended to, not replaced: never a FIFO, device or link
     log_path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     t0 = time.perf_counter()
@@ -188,6 +191,24 @@ def dask_setup(worker=None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def check_scheduler(scheduler: str) -> None:
+    """A one-line UserError where `scheduler` is no Dask address (``garbage``: no port),
+    checked without connecting or resolving a host name."""
+    from distributed.comm import get_address_host_port
+
+    from surrogap.core.errors import UserError
+
+    try:
+        get_address_host_port(scheduler)
+    except ValueError as exc:
+        raise UserError(
+            f"surrogap sweep: --scheduler {scheduler!r} is no Dask scheduler address ({exc}); "
+            "give one like tcp://host:8786"
+        ) from None
+    except Exception:  # another transport (inproc, ucx): the connection says
+        pass
 
 
 def _connect(scheduler: str, timeout: float):

@@ -94,5 +94,7 @@ def run(params: Mapping, out: str | Path, inputs: str | Path) -> None:
         except UserError as exc:
             raise UserError(f"evaluate.features[{i}] ({entry.name!r}): {exc}") from None
         rows += [{"dataset": entry.name, **r} for r in records]
+    # after the entries' own checks (each names its entry): any other FIFO or device there
+    io.refuse_special_files(inputs, "the folder the evaluate stage depends on in dvc.yaml")
     df = pd.DataFrame(rows, columns=list(STAGE_COLUMNS))
     io.write_with(out, lambda tmp: df.to_csv(tmp, index=False, float_format="%.10g"), suffix=".csv")

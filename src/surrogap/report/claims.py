@@ -26,6 +26,7 @@ from surrogap.theory import bounds
 __all__ = [
     "BOUND_NAMES",
     "Claim",
+    "at_chance_runs",
     "claims",
     "claims_markdown",
     "collapsed_runs",
@@ -69,6 +70,52 @@ def collapsed_runs(results: pd.DataFrame, drop: float) -> pd.Series:
             if len(others) and not math.isnan(acc[i]):
                 out[i] = bool(acc[i] < float(others.median()) - drop)
     return out
+
+
+# --------------------------------------------------------------------------- runs at chance
+CHANCE_FLOOR = 1e-6  # the rounding of results.csv (10 significant digits), and a little
+# R_mu of a run whose logits all tie (features collapsed) is log C up to float32 rounding
+TIED_LOGITS = 1e-6
+
+
+def at_chance_runs(results: pd.DataFrame, points: Points, confidence: float) -> pd.Series:
+    """True for a run at chance: its features carry nothing of the class. Unlike
+    `collapsed_runs` this needs no sibling seed, so a grid whose every run failed is
+    flagged too. The rule, at z the two-sided normal quantile of `confidence`
+    (`report.confidence`; 1.96 at 0.95):
+
+    - its test mean-classifier accuracy lies within noise of 1/C:
+      |acc - 1/C| <= z * sqrt((1/C) (1 - 1/C) / n) + 1/(2n), the binomial standard error
+      of the accuracy of n test points predicted at chance (normal approximation with
+      continuity correction), n the run's test points from its per-point arrays
+      (load.load_points); without them n is unknown and only acc = 1/C (within
+      CHANCE_FLOOR, the table's rounding) counts;
+    - or its test R_mu equals log C within TIED_LOGITS nats: every logit tied, the mean
+      classifier's prediction is uniform (features collapsed to one point).
+
+    R_mu merely *near* log C is not taken as chance: at b = 1 the logits span at most 2,
+    so the R_mu of encoders well above chance also lies close to log C (the committed
+    topics_c10 runs: 0.05 nats below log 10 at accuracy 0.6, where chance is 0.1)."""
+    z = _z(0.5 + confidence / 2)
+    out = pd.Series(False, index=results.index)
+    for i, r in zip(results.index, results.itertuples(index=False), strict=True):
+        c = int(r.classes)
+        noise = CHANCE_FLOOR
+        arr = points.get((r.dataset, int(r.k), int(r.seed)))
+        if arr is not None and arr["mean_loss"].size > 1:
+            n = int(arr["mean_loss"].size)
+            noise += z * math.sqrt((1 / c) * (1 - 1 / c) / n) + 1 / (2 * n)
+        acc, mu = float(r.mean_acc), float(r.supervised_loss)
+        out[i] = bool(abs(acc - 1 / c) <= noise or abs(mu - math.log(c)) <= TIED_LOGITS)
+    return out
+
+
+def _at_chance_note(results: pd.DataFrame, chance: pd.Series) -> str:
+    names = ", ".join(run_label(r.dataset, r.k, r.seed) for r in results[chance].itertuples())
+    return (
+        f"runs at chance (test accuracy within noise of 1/C, or R_mu = log C), not counted as "
+        f"evidence: {names}"
+    )
 
 
 # --------------------------------------------------------------------------- claim 1
@@ -471,10 +518,44 @@ def claims(
     """Claims 1-5 on the results table, the trajectories and the per-point arrays.
 
     Runs that collapsed (collapsed_runs) stay in; Claims 3 and 5 say whether their verdict
-    changes without them.
+    changes without them. Runs at chance (at_chance_runs) are no evidence: every claim is
+    tested without them (and says so), and where every run is at chance, every claim is
+    inconclusive with that reason.
     """
     p = params or ReportParams()
     points = points or {}
+    chance = at_chance_runs(results, points, p.confidence)
+    if chance.any():
+        note = _at_chance_note(results, chance)
+        if chance.all():
+            reason = (
+                f"every run is at chance ({int(chance.sum())} runs: test accuracy within noise "
+                "of 1/C, or R_mu = log C), so no run is evidence for or against it"
+            )
+            items = _claims(results, trajectories, p, missing, points)
+            return [Claim(c.number, c.name, S.INCONCLUSIVE, reason, (note,)) for c in items]
+        at = {(r.dataset, int(r.k), int(r.seed)) for r in results[chance].itertuples()}
+        keys = zip(
+            trajectories.get("dataset", []),
+            trajectories.get("k", []),
+            trajectories.get("seed", []),
+            strict=True,
+        )
+        keep = [(ds, int(k), int(s)) not in at for ds, k, s in keys]
+        items = _claims(
+            results[~chance], trajectories[keep] if len(keep) else trajectories, p, missing, points
+        )
+        return [Claim(c.number, c.name, c.status, c.text, (*c.details, note)) for c in items]
+    return _claims(results, trajectories, p, missing, points)
+
+
+def _claims(
+    results: pd.DataFrame,
+    trajectories: pd.DataFrame,
+    p: ReportParams,
+    missing: Sequence[str],
+    points: Points,
+) -> list[Claim]:
     c3, c5 = _trend_claims(results, points, p)
     flagged = collapsed_runs(results, p.collapse_drop)
     if flagged.any():

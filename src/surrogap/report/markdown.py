@@ -22,6 +22,7 @@ from surrogap.plots.gap import plot_surrogate_gap
 from surrogap.report.claims import (
     BOUND_NAMES,
     EARLIER,
+    at_chance_runs,
     bound_ratios,
     claims,
     claims_markdown,
@@ -456,6 +457,24 @@ def build_report(
         md.append("")
     else:
         md += ["No run collapsed (`report.collapse_drop` below).", ""]
+    chance = at_chance_runs(results, points, p.confidence)
+    if chance.any():
+        md += [
+            "Runs at chance (test mean-classifier accuracy within binomial noise of 1/C, or "
+            "R_mu = log C: the encoder's features carry nothing of the class; kept in every "
+            "table and figure, but no claim counts them as evidence"
+            + ("; every run is at chance, so every claim is inconclusive" if chance.all() else "")
+            + "):",
+            "",
+        ]
+        for r in results[chance].itertuples():
+            md.append(
+                f"- {run_label(r.dataset, r.k, r.seed)}: test accuracy "
+                f"{format_number(r.mean_acc, d)} (1/C = {format_number(1 / r.classes, d)}), "
+                f"R_mu {format_number(r.supervised_loss, d)} "
+                f"(log C = {format_number(math.log(r.classes), d)})."
+            )
+        md.append("")
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
         md += _dataset_markdown(ds, results, trajectories, summary, missing_trajectories, d, add)
