@@ -423,7 +423,7 @@ def too_few(t: Trend, p: ReportParams) -> str:
     n = min(min(t.seeds), t.n)
     if n < p.min_seeds:
         tail = ": no interval from one seed" if n == 1 else ""
-        return f"{n} seeds with every K, fewer than {p.min_seeds}{tail}"
+        return f"{n} seed{'s' if n != 1 else ''} with every K, fewer than {p.min_seeds}{tail}"
     if n < 2:
         return f"{n} seed with every K: no interval from one seed (an interval needs 2)"
     return ""
