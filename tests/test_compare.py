@@ -218,6 +218,20 @@ def test_other_report_thresholds_alone_are_a_design_difference(tmp_path):
     assert result["summary"].startswith("design differs: params (1 keys); verdict changed: Claim 3")
 
 
+def test_a_params_section_on_one_side_only_is_one_difference(tmp_path):
+    import yaml
+
+    ref = copy_reports(tmp_path / "ref")
+    rep = copy_reports(tmp_path / "rep")
+    params = yaml.safe_load((tmp_path / "rep" / "params.yaml").read_text(encoding="utf-8"))
+    del params["digits"]
+    (tmp_path / "rep" / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    rc, out, _ = run_cli(["compare", str(rep), str(ref)])
+    assert rc == 1
+    assert "  params differ (1 keys): digits absent against (a section)\n" in out
+    assert out.rstrip().split("\n")[-1].startswith("design differs: params (1 keys); no verdict")
+
+
 def test_runs_in_one_side_only_are_listed_and_exit_1(tmp_path):
     ref = copy_reports(tmp_path / "ref")
     rep = copy_reports(tmp_path / "rep")

@@ -251,14 +251,18 @@ GRID = ("dataset", "k", "seed", "lr")
 OWN_LR = "own"  # an empty lr cell: the run of the dataset section's own train.lr
 
 
-def _flat(tree, prefix: str = "") -> dict[str, object]:
-    """{'circle.train.epochs': 40, 'k': [1, 4], ...}: every leaf of a params tree."""
-    if not isinstance(tree, Mapping):
-        return {prefix: tree}
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+def _param_diff(a, b, prefix: str = "") -> list[dict]:
+    """{key, reproduced, reference} for each params key whose value differs ('circle.train.
+    epochs'); a section on one side only is one entry (the other side's value None)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return [
+            entry
+            for key in sorted(a.keys() | b.keys(), key=str)
+            for entry in _param_diff(
+                a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key)
+            )
+        ]
+    return [] if a == b else [{"key": prefix, "reproduced": a, "reference": b}]
 
 
 def _table(side: Side) -> pd.DataFrame:
@@ -294,10 +298,7 @@ def compare_design(rep: Side, ref: Side) -> dict:
     reproduced, reference}: seeds per K, where they differ)."""
     params, missing = [], []
     if rep.all_params is not None and ref.all_params is not None:
-        a, b = _flat(rep.all_params), _flat(ref.all_params)
-        for key in sorted(a.keys() | b.keys()):
-            if a.get(key) != b.get(key):
-                params.append({"key": key, "reproduced": a.get(key), "reference": b.get(key)})
+        params = _param_diff(rep.all_params, ref.all_params)
     elif rep.all_params is not None or ref.all_params is not None:
         missing = [s.name for s in (rep, ref) if s.all_params is None]
     ga, gb = _grid(_table(rep)), _grid(_table(ref))
@@ -352,6 +353,8 @@ def _design_lines(design: Mapping, most: int = 8) -> list[str]:
 
 
 def _value(v) -> str:
+    if isinstance(v, Mapping):
+        return "(a section)"
     return "absent" if v is None else str(v)
 
 
