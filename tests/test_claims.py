@@ -211,6 +211,43 @@ def test_two_seeds_are_inconclusive():
     assert "R_mu confirmed" in line and "improves: confirmed" in line
 
 
+def test_one_seed_has_no_interval_and_says_what_n_is_needed():
+    """At n = 1 there is no spread: no interval, no seed count, never 'the effect is not on
+    the claimed side' for an effect that is on it; Claim 5's rate line says there is no
+    interval rather than that Delta_U's slope lies outside it. Even with min_seeds = 1 no
+    verdict is drawn from one seed."""
+    r = table(improving, rising, seeds=range(1))  # every metric improves with K
+    for p in (P, ReportParams(min_seeds=1)):
+        found = CL.claims(r, no_traj(), p, points=points(r))
+        c3, c5 = claim(found, 3), claim(found, 5)
+        text = "\n".join((*c3.details, *c5.details))
+        assert "not on the claimed side" not in text and "undefined" not in text
+        assert "outside the interval" not in text and "inside the interval" not in text
+        assert c3.status == c5.status == "inconclusive"
+        assert {v.status for v in (*c3.verdicts, *c5.verdicts)} == {"inconclusive"}
+        rmu = c3.details[0]
+        assert "slope -0.104 per unit log K (no interval: 1 seed with every K)" in rmu
+        need = f"run at least {max(2, p.min_seeds)} seeds"
+        assert "seeds for a decisive verdict: improves unknown at n = 1 (no spread" in rmu
+        assert need in rmu
+        assert "no interval from 1 seed with every K, so no test of the rate" in c5.details[1]
+        assert all("no interval from one seed" in v.reason for v in c3.verdicts)
+
+
+def test_two_seeds_never_need_fewer_seeds_than_min_seeds():
+    """At n = 2 (below min_seeds = 3) the verdict is inconclusive by rule, so a decisive
+    verdict needs at least min_seeds, whatever the power computation says."""
+    r = table(improving, rising, seeds=range(2))
+    c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
+    counts = [
+        int(n)
+        for line in c3.details[:3]
+        for n in re.findall(r"(?:improves|saturates) (\d+)", line.split("decisive verdict:")[1])
+    ]
+    assert len(counts) == 6 and min(counts) == 3, c3.details[:3]
+    assert "2 seeds with every K, fewer than 3" in c3.details[0]
+
+
 def test_accuracy_at_the_ceiling_is_inconclusive_and_does_not_decide():
     r = table(improving, lambda k, s: 0.993 + 0.0005 * math.log(k))
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)

@@ -114,21 +114,36 @@ def test_run_cache_recipes_say_repro_pull_and_queued_runs_reuse_it():
         assert "trains only the seed-3 runs" in flat(DOCS[name]), name
 
 
-def test_readme_exp_show_recipe_keeps_every_metric_and_drops_the_deps():
-    (line,) = [x for x in code_lines(DOCS["README"]) if x.startswith("dvc exp show")]
-    argv = shlex.split(line.split("#")[0])
-    drop = re.compile(argv[argv.index("--drop") + 1])
-    keep = re.compile(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
-    metrics = [  # DVC's column names: reports/metrics/<file>.json:<key> (several files)
+def test_readme_exp_show_recipes_show_k_and_fit_a_normal_terminal():
+    """Each README `dvc exp show` line, as DVC applies --drop and --keep (--keep protects,
+    both re.match the column's name), on the default grid's columns: it shows the
+    experiment and the K list, no dependency hash, and fits 100 columns (each shown column
+    as wide as its name or its widest value, plus DVC's 3 of padding; the metric columns:
+    reports/metrics/<file>.json:<key>, several files sharing their keys)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    metrics = [
         f"reports/metrics/{path.name}:{key}"
         for path in sorted((ROOT / "reports" / "metrics").glob("*.json"))
         for key in json.loads(path.read_text())
     ]
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    deps = {d for s in stages.values() for d in s.get("deps", []) if "$" not in d}
-
-    def shown(column: str) -> bool:  # dvc exp show: --keep protects, --drop re.match-es
-        return bool(keep and keep.match(column)) or not drop.match(column)
-
-    assert metrics and all(shown(m) for m in metrics)
-    assert deps and not [d for d in deps if shown(d)]
+    deps = sorted({d for s in stages.values() for d in s.get("deps", []) if "$" not in d})
+    width = {"Experiment": len("└── 967bfb2 [lucky-tiff]"), "Created": 8}
+    width.update({m: max(len(m), 8) for m in metrics})
+    width.update({d: max(len(d), 32) for d in deps})  # a dependency's hash
+    width.update(
+        {key: max(len(key), len(str(params[key]))) for key in ("dataset", "k", "seed", "lr")}
+    )
+    lines = [x for x in code_lines(DOCS["README"]) if x.startswith("dvc exp show")]
+    assert len(lines) >= 2
+    metrics_shown = []
+    for line in lines:
+        argv = shlex.split(line.split("#")[0])
+        drop = re.compile(argv[argv.index("--drop") + 1])
+        keep = re.compile(argv[argv.index("--keep") + 1])
+        shown = [c for c in width if keep.match(c) or not drop.match(c)]
+        assert shown[0] == "Experiment" and "k" in shown, line
+        assert not [d for d in deps if d in shown], line
+        assert sum(width[c] + 3 for c in shown) <= 100, (line, shown)
+        metrics_shown += [m for m in metrics if m in shown]
+    assert metrics_shown  # a metric by K list

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from surrogap import cli
 from surrogap.core.errors import UserError
 from surrogap.models import vision
-from surrogap.ops import doctor
+from surrogap.ops import doctor, dvcapi
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -79,7 +80,8 @@ def test_doctor_command_on_this_install(tmp_path, monkeypatch):
     rc, out, _ = run_cli(["doctor"])
     lines = out.splitlines()
     assert lines[0].startswith("ok: torch ") and lines[-1] == "ok: params.yaml parses"
-    assert rc == 0 and all(line.startswith("ok: ") for line in lines), out
+    # a note (a CUDA build without a GPU) is no problem
+    assert rc == 0 and all(line.startswith(("ok: ", "note: ")) for line in lines), out
     (tmp_path / "params.yaml").write_text("k: [1\n")
     rc, out, _ = run_cli(["doctor"])
     assert rc == 1 and out.splitlines()[-1].startswith("problem: params.yaml does not parse")
@@ -161,3 +163,98 @@ def test_the_command_line_stays_light_with_the_new_subcommands():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- CUDA without GPU
+def test_a_cuda_build_without_a_gpu_is_a_note_with_the_readme_cpu_line():
+    note = doctor.check_cuda_without_gpu("2.14.1+cu130", "13.0", gpus=0)
+    assert note.ok and note.note and note.line().startswith("note: torch 2.14.1+cu130 is a CUDA ")
+    line = 'pip install torch==2.14.1 "torchvision==0.29.*" --index-url ' + doctor.CPU_INDEX
+    assert note.text.endswith(line)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.index("**On a machine without an NVIDIA GPU**")
+    assert f"--index-url {doctor.CPU_INDEX}\n" in readme[section : section + 600]
+    assert "On a machine without an NVIDIA GPU" in note.text
+    assert doctor.check_cuda_without_gpu("2.14.1+cu130", "13.0", gpus=1) is None
+    assert doctor.check_cuda_without_gpu("2.14.1+cpu", None, gpus=0) is None
+
+
+def test_a_note_leaves_the_exit_status_at_0(monkeypatch, capsys):
+    note = doctor.check_cuda_without_gpu("2.14.1+cu130", "13.0", gpus=0)
+    monkeypatch.setattr(doctor, "findings", lambda params: [doctor.Finding(True, "x"), note])
+    assert doctor.run_command(argparse.Namespace(params="params.yaml")) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("note: ")
+
+
+# --------------------------------------------------------------------------- DVC
+def test_dvc_outside_the_tested_range_is_a_problem():
+    spec = ">=3.63,<4"
+    for version in ("3.62.0", "4.0.0", "4.1.0rc1"):
+        found = doctor.check_dvc(version, spec, [])
+        assert not found.ok, version
+        assert found.text == (
+            f"dvc {version} is outside the range surrogap is tested with (dvc>=3.63,<4): "
+            '`surrogap sweep` drives DVC\'s private API; fix: pip install "dvc>=3.63,<4"'
+        )
+    assert (
+        doctor.check_dvc("3.67.1", spec, []).line() == "ok: dvc 3.67.1 (tested range dvc>=3.63,<4)"
+    )
+    lacking = doctor.check_dvc("3.67.1", spec, ["dvc.stage.run._make_cmd: missing"])
+    assert (
+        not lacking.ok
+        and "lacks what `surrogap sweep` uses: dvc.stage.run._make_cmd" in lacking.text
+    )
+    assert not doctor.check_dvc(None, spec, []).ok
+
+
+def test_pyproject_bounds_dvc_at_both_ends_and_the_install_is_inside():
+    import re
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    (req,) = [Requirement(d) for d in re.findall(r'^  "(dvc[<>=~!][^"]*)",', text, re.M)]
+    ops = {s.operator for s in req.specifier}
+    assert ops == {">=", "<"}, req  # both ends
+    assert dvcapi.requirement() == ">=3.63,<4" and req.specifier == SpecifierSet(">=3.63,<4")
+    assert dvcapi.in_range(version("dvc"), dvcapi.requirement())
+
+
+def test_the_installed_dvc_has_every_internal_the_sweep_uses():
+    """Fails on an install whose DVC lacks an entry of dvcapi.INTERNALS or has it with
+    another call shape: `surrogap sweep` would fail mid-run there."""
+    assert dvcapi.missing() == []
+
+
+def test_a_missing_or_changed_internal_is_named(monkeypatch):
+    import dvc.dvcfile
+    import dvc.stage.run
+
+    for cls in dvc.dvcfile.ProjectFile.__mro__:  # as in DVC before 3.63
+        if "dump_stages" in vars(cls):
+            monkeypatch.delattr(cls, "dump_stages")
+    monkeypatch.setattr(dvc.stage.run, "_make_cmd", lambda cmd: cmd)  # one argument, not two
+    assert dvcapi.missing() == [
+        "dvc.stage.run._make_cmd(cmd): the call surrogap sweep makes does not fit (too many "
+        "positional arguments)",
+        "dvc.dvcfile.ProjectFile.dump_stages: missing",
+    ]
+
+
+def test_every_dvc_name_the_sweep_imports_is_listed():
+    """Each name imported from dvc in the sweep's modules, and each private attribute they
+    call on a DVC object, is an entry of dvcapi.INTERNALS (or one of DVC's public names)."""
+    import re
+
+    public = {"DvcException", "NotDvcRepoError", "Repo"}
+    listed = {(i.module, i.name.split(".")[-1]) for i in dvcapi.INTERNALS}
+    ops = Path(doctor.__file__).parent
+    for name in ("sweep.py", "recording.py", "dvcstate.py", "workers.py"):
+        text = (ops / name).read_text(encoding="utf-8")
+        for module, names in re.findall(r"from (dvc[\w.]*) import ([^\n(]+)", text):
+            for item in (n.strip() for n in names.split(",")):
+                assert item in public or (module, item) in listed, (name, module, item)
+        for attr in re.findall(r"repo\.(_\w+)\(", text):
+            assert ("dvc.repo", attr) in listed, (name, attr)

@@ -194,3 +194,32 @@ def test_readme_names_every_subcommand():
     parser = cli.build_parser()
     (sub,) = [a for a in parser._actions if hasattr(a, "choices") and a.choices]
     assert all(f"surrogap {name}" in README for name in sub.choices), sorted(sub.choices)
+
+
+def test_bounds_loss_per_k_as_the_readme_says():
+    """One --loss per --k value, in order, or one for all; the README's example and the
+    refusal it quotes."""
+    text = section("The calculator")
+    example = re.search(r"`(surrogap bounds --k 4 16 --classes 10 --loss 1\.9 1\.5)`", text)
+    rc, out, _ = run_cli([*shlex.split(example.group(1))[1:], "--json"])
+    assert rc == 0 and [(r["k"], r["loss"]) for r in json.loads(out)] == [(4, 1.9), (16, 1.5)]
+    rc, out, _ = run_cli(["bounds", "--k", "4", "16", "--classes", "10", "--loss", "1.9", "--json"])
+    assert rc == 0 and [r["loss"] for r in json.loads(out)] == [1.9, 1.9]
+    rc, _, err = run_cli(["bounds", "--k", "1", "4", "--classes", "10", "--loss", "2", "3", "1"])
+    quoted = re.search(r"refused in one line \(`(.+?)`\)", " ".join(text.split())).group(1)
+    assert rc == 2 and quoted in err
+
+
+def test_evaluate_default_keys_are_the_documented_ones():
+    from surrogap.estimators import features
+
+    text = " ".join(section("Bring your own representation").split())
+    npz = re.search(r"in a `\.npz`, the features under (.+?) and the labels under (.+?) \(", text)
+    table = re.search(r"one list column (.+?) \(else .+?the labels in (.+?); a `\.npy`", text)
+    names = [re.findall(r"`([^`]+)`", m.group(i)) for m in (npz, table) for i in (1, 2)]
+    assert names == [
+        list(features.FEATURE_KEYS),
+        list(features.LABEL_KEYS),
+        list(features.FEATURE_COLUMNS),
+        list(features.LABEL_COLUMNS),
+    ]

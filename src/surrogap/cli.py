@@ -278,8 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a reproduced reports/ against a reference: differences, tolerances, verdicts",
         description="Compare a reproduced results table (a results.csv or a reports/ folder) "
         "with a reference one, per numeric column against docs/SCALING.md's tolerances, and "
-        "recompute the report's claim verdicts from both. Exit 0: no verdict changed and all "
-        "within tolerance; 1: something did not; 2: bad input.",
+        "recompute the report's claim verdicts and every per-dataset verdict from both. First "
+        "it says where the two sides' params, grids or seeds per (dataset, K) differ, and "
+        "marks each verdict change as following from that design or from the numbers. Exit "
+        "0: the same design, no verdict changed and all within tolerance; 1: something did "
+        "not; 2: bad input.",
     )
     p.add_argument(
         "paths",

@@ -3,8 +3,11 @@
 torch and torchvision must be a pair (torchvision 0.(m + 15) for torch 2.m) of the same
 build (both CPU, or both for the same CUDA version), and torchvision must load (a
 mismatched pair fails with "operator torchvision::nms does not exist"); dvc and git on
-PATH; params.yaml (in the current folder) must parse. Exit 0 when every check passes,
-1 otherwise.
+PATH; dvc within the range pyproject.toml allows, with every private entry `surrogap sweep`
+uses (surrogap.ops.dvcapi); params.yaml (in the current folder) must parse. A CUDA build of
+torch on a machine without a GPU is a note (its CUDA libraries are unused there), pointing
+to the README's CPU install line. Exit 0 when every check passes (notes included), 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 class Finding:
     ok: bool
     text: str
+    note: bool = False  # worth knowing, not a problem (ok stays True)
 
     def line(self) -> str:
-        return f"{'ok' if self.ok else 'problem'}: {self.text}"
+        return f"{'note' if self.note else 'ok' if self.ok else 'problem'}: {self.text}"
 
 
 def _minor(version: str) -> str | None:
@@ -122,6 +126,74 @@ def _installed_torch() -> list[Finding]:
     return check_torch_pair(torch.__version__, tv_version, torch.version.cuda, tv_cuda, error)
 
 
+def check_cuda_without_gpu(torch_version: str, torch_cuda: str | None, gpus: int) -> Finding | None:
+    """A note for a CUDA build of torch where no GPU is visible (None otherwise): the
+    README's CPU line installs the same torch without its CUDA libraries."""
+    from surrogap.models.vision import torchvision_pair
+
+    cuda = _cuda(torch_cuda)
+    if cuda is None or gpus > 0:
+        return None
+    base = torch_version.split("+")[0]
+    pair = torchvision_pair(torch_version)
+    vision = f' "torchvision=={pair}.*"' if pair else " torchvision"
+    return Finding(
+        True,
+        f"torch {torch_version} is a CUDA {cuda} build but no GPU is visible: it runs on "
+        "the CPU, and its CUDA libraries (3.2 GB measured) are unused here; a CPU-only "
+        'install, as the README\'s "On a machine without an NVIDIA GPU" says: '
+        f"pip install torch=={base}{vision} --index-url {CPU_INDEX}",
+        note=True,
+    )
+
+
+def _cuda_without_gpu() -> list[Finding]:
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # a torch that does not import is _installed_torch's finding
+        return []
+    found = check_cuda_without_gpu(torch.__version__, torch.version.cuda, gpus)
+    return [found] if found else []
+
+
+def check_dvc(version: str | None, spec: str, missing: list[str]) -> Finding:
+    """The installed DVC (None: not importable) against the range pyproject.toml allows
+    (`spec`, e.g. '>=3.63,<4') and the private entries `surrogap sweep` uses that it lacks."""
+    from surrogap.ops import dvcapi
+
+    fix = f'pip install "dvc{spec}"' if spec else "pip install -e ."
+    if version is None:
+        return Finding(False, f"the dvc package does not import; fix: {fix}")
+    if spec and not dvcapi.in_range(version, spec):
+        return Finding(
+            False,
+            f"dvc {version} is outside the range surrogap is tested with (dvc{spec}): "
+            f"`surrogap sweep` drives DVC's private API; fix: {fix}",
+        )
+    if missing:
+        return Finding(
+            False,
+            f"dvc {version} lacks what `surrogap sweep` uses: {'; '.join(missing)}; fix: {fix}",
+        )
+    return Finding(True, f"dvc {version} (tested range dvc{spec or ' unknown'})")
+
+
+def _dvc_version() -> list[Finding]:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from surrogap.ops import dvcapi
+
+    try:
+        version = installed("dvc")
+    except PackageNotFoundError:
+        version = None
+    missing = dvcapi.missing() if version is not None else []
+    return [check_dvc(version, dvcapi.requirement(), missing)]
+
+
 def _tool(name: str, fix: str) -> Finding:
     path = shutil.which(name)
     if path:
@@ -191,7 +263,9 @@ def findings(params: str | Path = "params.yaml") -> list[Finding]:
     root = Path(params).absolute().parent
     return [
         *_installed_torch(),
-        _tool("dvc", 'pip install -e . (the project depends on dvc), or "dvc>=3.50"'),
+        *_cuda_without_gpu(),
+        _tool("dvc", "pip install -e . (the project depends on dvc)"),
+        *_dvc_version(),
         _tool("git", "install git (e.g. apt-get install git)"),
         _dvc_lock(root),
         _special_files(root),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -26,6 +26,7 @@ from surrogap.theory import bounds
 __all__ = [
     "BOUND_NAMES",
     "Claim",
+    "Verdict",
     "at_chance_runs",
     "claims",
     "claims_markdown",
@@ -43,14 +44,28 @@ NOT_SEED_LEVEL = "power: not a seed-level test (each run is checked on its own)"
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """One dataset's verdict on one test of a claim (Claim 3: a metric; Claim 5: the decay,
+    the rate), and why where a rule rather than the interval decided it (too few seeds, a
+    single K, the ceiling)."""
+
+    dataset: str
+    test: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Claim:
-    """One claim and what this run shows."""
+    """One claim and what this run shows; `verdicts` the per-dataset ones its headline
+    tallies (Claims 3 and 5)."""
 
     number: int
     name: str
     status: str
     text: str
     details: tuple[str, ...] = field(default_factory=tuple)
+    verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
 
 
 def _z(confidence: float) -> float:
@@ -322,17 +337,22 @@ METRICS = (  # (name, per-point array, results column, direction)
 )
 
 
+SINGLE_K = "a single K, no trend to test"
+GAP_TESTS = ("decay beyond the mechanical null", "at Delta_U's rate")
+
+
 def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
-    """{metric: {dataset: status}} and the detail lines of Claim 3."""
+    """{metric: {dataset: status}}, the detail lines and the per-dataset Verdicts of Claim 3."""
     status: dict[str, dict[str, str]] = {name: {} for name, *_ in METRICS}
-    lines = []
+    lines, found = [], []
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
         data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
         if len(ks) < 2:
             for name, *_ in METRICS:
                 status[name][ds] = S.INCONCLUSIVE
-            lines.append(f"{ds} ({data}): a single K, no trend to test")
+                found.append(Verdict(str(ds), name, S.INCONCLUSIVE, SINGLE_K))
+            lines.append(f"{ds} ({data}): {SINGLE_K}")
             continue
         for name, array, column, direction in METRICS:
             per = S.per_seed_values(rows, ks, points, array, column)
@@ -340,20 +360,23 @@ def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
             t = trend(per, ks, direction, name, p.confidence, ceiling=ceiling)
             text, verdicts = S.trend_line(t, p)
             status[name][ds] = S.combine([s for _, s, _, _ in verdicts])
+            why = "; ".join(dict.fromkeys(w for _, _, w, _ in verdicts if w))
+            found.append(Verdict(str(ds), name, status[name][ds], why))
             lines.append(f"{ds} ({data}), {name} {status[name][ds]}: {text}")
-    return status, lines
+    return status, lines, found
 
 
 def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
-    """({dataset: decay status}, {dataset: rate status}, lines) of Claim 5."""
-    decay, rate, lines = {}, {}, []
+    """({dataset: decay status}, {dataset: rate status}, lines, Verdicts) of Claim 5."""
+    decay, rate, lines, found = {}, {}, [], []
     d = p.decimals
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
         data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
         if len(ks) < 2:
             decay[ds] = rate[ds] = S.INCONCLUSIVE
-            lines.append(f"{ds} ({data}): a single K, no trend to test")
+            found += [Verdict(str(ds), t, S.INCONCLUSIVE, SINGLE_K) for t in GAP_TESTS]
+            lines.append(f"{ds} ({data}): {SINGLE_K}")
             continue
         per = S.per_seed_values(rows, ks, points, "mean_loss", "supervised_loss")
         offsets = {}
@@ -372,28 +395,40 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
         s_lo = float(S.slope(x, gaps["lower_gap"].to_numpy()))
         text, _ = S.trend_line(gap, p, with_saturation=False, verb="decays")
         decay[ds], why = S.verdict(mu, p, "improves")  # the gap's excess over the null
-        falls = S.verdict(gap, p, "improves")[0]
+        falls, why_falls = S.verdict(gap, p, "improves")
         decay[ds] = S.combine([falls, decay[ds]])  # and the gap itself must fall
         lo, hi = gap.slope_ci
         rate[ds] = S.rate_verdict(gap, s_up, p)
+        found += [
+            Verdict(
+                str(ds),
+                GAP_TESTS[0],
+                decay[ds],
+                "; ".join(dict.fromkeys(filter(None, (why_falls, why)))),
+            ),
+            Verdict(str(ds), GAP_TESTS[1], rate[ds], S.too_few(gap, p)),
+        ]
         ratio = gap.slope / s_up if s_up else math.nan
         e = mu.slope_est
+        if gap.slope_est.n < 2:
+            where = f"no interval from {gap.slope_est.n} seed with every K, so no test of the rate"
+        else:
+            where = f"Delta_U's slope {'inside' if lo <= s_up <= hi else 'outside'} the interval"
         lines.append(
             f"{ds} ({data}), decay beyond the mechanical null {decay[ds]}: {text}; the null "
             f"(R_mu flat in K, the measured R_cont) {S.signed(null.slope_est.value, d)} "
-            f"{S.interval(*null.slope_ci, d)}; gap minus null (R_mu's own slope) "
-            f"{S.signed(e.value, d)} {S.interval(*e.ci, d)}"
+            f"{S.ci_text(null.slope_est, d)}; gap minus null (R_mu's own slope) "
+            f"{S.signed(e.value, d)} {S.ci_text(e, d)}"
             + (f" ({why})" if why else "")
             + f"; seeds for a decisive verdict: {S.needed(e, -1, p)}"
         )
         lines.append(
             f"{ds}, at Delta_U's rate {rate[ds]}: measured slope {S.signed(gap.slope, d)} "
-            f"{S.interval(lo, hi, d)} against Delta_U's {S.signed(s_up, d)} over the same K "
+            f"{S.ci_text(gap.slope_est, d)} against Delta_U's {S.signed(s_up, d)} over the same K "
             f"(log(C/K) falls at -1; Delta_L's {S.signed(s_lo, d)}), ratio "
-            f"{format_number(ratio, 2)}; Delta_U's slope "
-            f"{'inside' if lo <= s_up <= hi else 'outside'} the interval"
+            f"{format_number(ratio, 2)}; {where}"
         )
-    return decay, rate, lines
+    return decay, rate, lines, found
 
 
 # --------------------------------------------------------------------------- claim 4
@@ -475,7 +510,7 @@ def _agreement(overall: Mapping[str, str]) -> str:
 
 
 def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tuple[Claim, Claim]:
-    per_metric, lines3 = _downstream(results, points, p)
+    per_metric, lines3, verdicts3 = _downstream(results, points, p)
     fam = {m: S.by_family(results, st) for m, st in per_metric.items()}
     overall = {m: S.combine(s) for m, s in fam.items()}
     c3 = Claim(
@@ -490,10 +525,12 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
             f"seeds; 'seeds for a decisive verdict' is the number a one-sided "
             f"{100 * p.confidence:g}% t test needs to show the observed effect with "
             f"probability {p.power:g} (`report.power`), taking the observed effect and spread "
-            "as true",
+            f"as true, and never fewer than `report.min_seeds` = {p.min_seeds} (below it a "
+            "verdict is inconclusive); at n = 1 there is no spread, so no interval and no count",
         ),
+        tuple(verdicts3),
     )
-    decay, rate, lines5 = _gap(results, points, p)
+    decay, rate, lines5, verdicts5 = _gap(results, points, p)
     s5, r5 = S.by_family(results, decay), S.by_family(results, rate)
     c5 = Claim(
         5,
@@ -504,6 +541,7 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
         f"Delta_U's log(C/K) rate (its own verdict): {S.tally(r5)}"
         f"; {S.data_note(results)}",
         (*lines5, "power: as Claim 3's, for the gap's excess over the null (R_mu's slope)"),
+        tuple(verdicts5),
     )
     return c3, c5
 
@@ -566,7 +604,7 @@ def _claims(
         for c, a in ((c3, a3), (c5, a5)):
             same = "unchanged" if a.status == c.status else f"changes from {c.status}"
             note = f"without the collapsed runs ({names}): {a.status} ({same}); {a.text}"
-            changed.append(Claim(c.number, c.name, c.status, c.text, (*c.details, note)))
+            changed.append(replace(c, details=(*c.details, note)))
         c3, c5 = changed
     c1, c2 = _claim_sandwich(results, points, p), _claim_tightest(results, p)
     return [c1, c2, c3, _claim_trajectories(trajectories, missing, p), c5]

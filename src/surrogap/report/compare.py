@@ -9,8 +9,17 @@ the defaults where there is none). `--ref REV` reads the same files as committed
 (`git show REV:reports/results.csv`). The tolerances and why: docs/SCALING.md,
 "Reproducing: what is bit-identical and what is compared with tolerances".
 
-Exit status: 0 when no verdict changed, every column is within its tolerance and both
-sides hold the same runs; 1 otherwise; 2 for bad input (one line).
+The design comes first: where the two sides' params (the whole params.yaml beside each),
+grids (the dataset, K, seed and lr values the tables hold) or seeds per (dataset, K)
+differ, it says so, and each verdict change is marked as following from that design
+("from the design": the change vanishes when both tables are cut to the runs both hold and
+judged with the reference's `report` thresholds) or from the numbers (it persists there).
+Every per-dataset verdict the claims tally (Claim 3: each metric; Claim 5: the decay and
+the rate) is diffed too, each flip named.
+
+Exit status: 0 when both sides have the same design (params, grid, seeds), no claim or
+per-dataset verdict changed, every column is within its tolerance and both sides hold the
+same runs; 1 otherwise; 2 for bad input (one line).
 """
 
 from __future__ import annotations
@@ -89,6 +98,7 @@ class Side:
     selected: pd.DataFrame | None
     params: load.ReportParams
     report_md: str | None
+    all_params: dict | None = None  # the params.yaml beside it, parsed; None: there is none
 
 
 # --------------------------------------------------------------------------- reading
@@ -98,10 +108,11 @@ def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
     selected_path = folder / "selected.csv"
     selected = load.load_results(selected_path) if selected_path.is_file() else None
     params_path = folder.parent / "params.yaml"
-    section = None
+    section, everything = None, None
     if params_path.is_file():
         try:
-            section = (yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}).get("report")
+            everything = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+            section = everything.get("report")
         except (yaml.YAMLError, AttributeError, OSError, UnicodeDecodeError) as exc:
             raise UserError(
                 f"{str(params_path)!r} is not a params file ({type(exc).__name__})"
@@ -111,7 +122,7 @@ def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
         text = report.read_text(encoding="utf-8") if report.is_file() else None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{str(report)!r} is unreadable ({type(exc).__name__})") from None
-    return Side(name, frame, header, selected, load.parse_params(section), text)
+    return Side(name, frame, header, selected, load.parse_params(section), text, everything)
 
 
 def read_path(path: str | Path) -> Side:
@@ -235,32 +246,214 @@ def _stated(report_md: str | None) -> dict[int, tuple[str, str]]:
     return {int(n): (name, status) for n, name, status in CLAIM_LINE.findall(report_md)}
 
 
-def recompute(side: Side) -> dict[int, tuple[str, str]]:
-    """{claim: (name, status)} from the table the report reads (selected.csv, else
-    results.csv) and the side's report params, with the report's own code."""
-    table = side.selected if side.selected is not None else side.results
-    found = report_claims.claims(table, pd.DataFrame(), side.params, points={})
-    return {c.number: (c.name, c.status) for c in found if c.number not in NEEDS_TRAJECTORIES}
+# --------------------------------------------------------------------------- the design
+GRID = ("dataset", "k", "seed", "lr")
+OWN_LR = "own"  # an empty lr cell: the run of the dataset section's own train.lr
 
 
-def compare_verdicts(rep: Side, ref: Side) -> list[dict]:
-    """Each claim's verdict on both sides: recomputed from the tables, and as each side's
-    report.md states it where both have one."""
-    out = []
-    a, b = recompute(rep), recompute(ref)
+def _param_diff(a, b, prefix: str = "") -> list[dict]:
+    """{key, reproduced, reference} for each params key whose value differs ('circle.train.
+    epochs'); a section on one side only is one entry (the other side's value None)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return [
+            entry
+            for key in sorted(a.keys() | b.keys(), key=str)
+            for entry in _param_diff(
+                a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key)
+            )
+        ]
+    return [] if a == b else [{"key": prefix, "reproduced": a, "reference": b}]
+
+
+def _table(side: Side) -> pd.DataFrame:
+    """The table the report reads: selected.csv, else results.csv."""
+    return side.selected if side.selected is not None else side.results
+
+
+def _grid(table: pd.DataFrame) -> dict[str, list[str]]:
+    """The values of each sweep list the table holds, sorted as numbers where they are."""
+    out = {}
+    for name in GRID:
+        if name not in table:
+            continue
+        values = {OWN_LR if pd.isna(v) else v for v in table[name]}
+        out[name] = [str(v) for v in sorted(values, key=lambda v: (isinstance(v, str), v))]
+    return out
+
+
+def _seed_counts(table: pd.DataFrame) -> dict[str, str]:
+    """{dataset: '3' or '1-3'}: its seeds per K (the fewest to the most)."""
+    n = table.groupby(["dataset", "k"])["seed"].nunique().groupby(level=0)
+    return {
+        str(ds): f"{lo}" if lo == hi else f"{lo}-{hi}"
+        for ds, lo, hi in zip(n.min().index, n.min(), n.max(), strict=True)
+    }
+
+
+def compare_design(rep: Side, ref: Side) -> dict:
+    """What differs in the two sides' design: `params` (each params.yaml key whose value
+    differs: {key, reproduced, reference}, None where absent), `params_missing` (the sides
+    without a params.yaml beside them when the other has one), `grid` ({list, reproduced,
+    reference} for each sweep list whose values in the tables differ) and `seeds` ({dataset,
+    reproduced, reference}: seeds per K, where they differ)."""
+    params, missing = [], []
+    if rep.all_params is not None and ref.all_params is not None:
+        params = _param_diff(rep.all_params, ref.all_params)
+    elif rep.all_params is not None or ref.all_params is not None:
+        missing = [s.name for s in (rep, ref) if s.all_params is None]
+    ga, gb = _grid(_table(rep)), _grid(_table(ref))
+    grid = [
+        {"list": name, "reproduced": ga.get(name, []), "reference": gb.get(name, [])}
+        for name in GRID
+        if ga.get(name, []) != gb.get(name, [])
+    ]
+    sa, sb = _seed_counts(_table(rep)), _seed_counts(_table(ref))
+    seeds = [
+        {"dataset": ds, "reproduced": sa.get(ds, "0"), "reference": sb.get(ds, "0")}
+        for ds in sorted(sa.keys() | sb.keys())
+        if sa.get(ds) != sb.get(ds)
+    ]
+    return {"params": params, "params_missing": missing, "grid": grid, "seeds": seeds}
+
+
+def design_differs(design: Mapping) -> bool:
+    return any(design[key] for key in ("params", "params_missing", "grid", "seeds"))
+
+
+def _design_lines(design: Mapping, most: int = 8) -> list[str]:
+    """One line per kind of design difference, each naming both sides' values."""
+    lines = []
+    if design["params"]:
+        shown = [
+            f"{p['key']} {_value(p['reproduced'])} against {_value(p['reference'])}"
+            for p in design["params"][:most]
+        ]
+        more = len(design["params"]) - most
+        lines.append(
+            f"params differ ({len(design['params'])} keys): "
+            + "; ".join(shown)
+            + (f"; and {more} more (--json lists them all)" if more > 0 else "")
+        )
+    if design["params_missing"]:
+        lines.append(f"params unknown: no params.yaml beside {', '.join(design['params_missing'])}")
+    for g in design["grid"]:
+        lines.append(
+            f"grid differs: {g['list']} {', '.join(g['reproduced']) or 'none'} against "
+            f"{', '.join(g['reference']) or 'none'}"
+        )
+    if design["seeds"]:
+        lines.append(
+            "seeds per (dataset, K) differ: "
+            + "; ".join(
+                f"{s['dataset']} {s['reproduced']} against {s['reference']}"
+                for s in design["seeds"]
+            )
+        )
+    return lines
+
+
+def _value(v) -> str:
+    if isinstance(v, Mapping):
+        return "(a section)"
+    return "absent" if v is None else str(v)
+
+
+# --------------------------------------------------------------------------- the verdicts
+@dataclass(frozen=True)
+class Recomputed:
+    """One side's verdicts: {claim: (name, status)} and {(claim, dataset, test): Verdict}."""
+
+    headlines: dict[int, tuple[str, str]]
+    per_dataset: dict[tuple[int, str, str], report_claims.Verdict]
+
+
+def recompute(table: pd.DataFrame, params: load.ReportParams) -> Recomputed:
+    """The claims' verdicts on a table (the report's, see _table) with `report` params, by
+    the report's own code; no runs: no verdicts."""
+    if table.empty:
+        return Recomputed({}, {})
+    found = report_claims.claims(table, pd.DataFrame(), params, points={})
+    kept = [c for c in found if c.number not in NEEDS_TRAJECTORIES]
+    return Recomputed(
+        {c.number: (c.name, c.status) for c in kept},
+        {(c.number, v.dataset, v.test): v for c in kept for v in c.verdicts},
+    )
+
+
+def _on_common_runs(rep: Side, ref: Side) -> tuple[Recomputed, Recomputed]:
+    """Both sides' verdicts on the runs both hold, with the reference's thresholds: what
+    is left of a verdict change when the designs are made the same."""
+    keys = list(RUN_KEYS)
+    a, b = _table(rep), _table(ref)
+    common = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
+    return (
+        recompute(a.merge(common, on=keys), ref.params),
+        recompute(b.merge(common, on=keys), ref.params),
+    )
+
+
+def _stated(report_md: str | None) -> dict[int, tuple[str, str]]:
+    """{claim: (name, status)} as a report.md states them."""
+    if report_md is None:
+        return {}
+    return {int(n): (name, status) for n, name, status in CLAIM_LINE.findall(report_md)}
+
+
+def _cause(same_on_common: bool, differs: bool) -> str:
+    return "design" if differs and same_on_common else "numbers"
+
+
+def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tuple[list, list]:
+    """Each claim's verdict on both sides (recomputed from the tables, and as each side's
+    report.md states it where both have one), and every per-dataset verdict the claims tally
+    ({claim, dataset, test, reproduced, reference, reasons, changed}). A recomputed change
+    carries `cause`: 'design' when it vanishes on the runs both sides hold with the
+    reference's thresholds, else 'numbers'."""
+    design = compare_design(rep, ref) if design is None else design
+    differs = design_differs(design)
+    a, b = recompute(_table(rep), rep.params), recompute(_table(ref), ref.params)
+    ca, cb = _on_common_runs(rep, ref) if differs else (a, b)
     said_a, said_b = _stated(rep.report_md), _stated(ref.report_md)
-    for number in sorted({*a, *b, *(said_a.keys() & said_b.keys())}):
-        named = a.get(number) or b.get(number) or said_a.get(number) or ("", "")
+    out = []
+    for number in sorted({*a.headlines, *b.headlines, *(said_a.keys() & said_b.keys())}):
+        named = a.headlines.get(number) or b.headlines.get(number) or said_a.get(number) or ("", "")
         entry = {"claim": number, "name": named[0]}
-        if number in a and number in b:
-            entry.update(reproduced=a[number][1], reference=b[number][1], source="tables")
+        if number in a.headlines and number in b.headlines:
+            entry.update(
+                reproduced=a.headlines[number][1], reference=b.headlines[number][1], source="tables"
+            )
+            if entry["reproduced"] != entry["reference"]:
+                same = ca.headlines.get(number) == cb.headlines.get(number)
+                entry["cause"] = _cause(same, differs)
         if number in said_a and number in said_b:
             entry.update(report_reproduced=said_a[number][1], report_reference=said_b[number][1])
         entry["changed"] = entry.get("reproduced") != entry.get("reference") or entry.get(
             "report_reproduced"
         ) != entry.get("report_reference")
         out.append(entry)
-    return out
+    per = []
+    for key in sorted(a.per_dataset.keys() | b.per_dataset.keys()):
+        va, vb = a.per_dataset.get(key), b.per_dataset.get(key)
+        entry = {
+            "claim": key[0],
+            "dataset": key[1],
+            "test": key[2],
+            "reproduced": va.status if va else ABSENT,
+            "reference": vb.status if vb else ABSENT,
+            "reason_reproduced": va.reason if va else "",
+            "reason_reference": vb.reason if vb else "",
+        }
+        entry["changed"] = entry["reproduced"] != entry["reference"]
+        if entry["changed"]:
+            wa, wb = ca.per_dataset.get(key), cb.per_dataset.get(key)
+            same = (wa.status if wa else ABSENT) == (wb.status if wb else ABSENT)
+            entry["cause"] = _cause(same, differs)
+        per.append(entry)
+    return out, per
+
+
+ABSENT = "absent"  # a dataset one side does not hold
+NAMED_FLIPS = 3  # the summary line names this many per-dataset flips; the text above, all
 
 
 def _selection_changes(rep: Side, ref: Side) -> list[str]:
@@ -281,21 +474,50 @@ def _selection_changes(rep: Side, ref: Side) -> list[str]:
 def compare(rep: Side, ref: Side) -> dict:
     """Everything `surrogap compare` prints, as one JSON-ready dict with `ok` and `summary`."""
     columns, only_rep, only_ref, flipped, kinds = compare_columns(rep, ref)
-    verdicts = compare_verdicts(rep, ref)
+    design = compare_design(rep, ref)
+    verdicts, per_dataset = compare_verdicts(rep, ref, design)
     selection = _selection_changes(rep, ref)
     changed = [v for v in verdicts if v["changed"]]
+    flips = [v for v in per_dataset if v["changed"]]
     outside = [c for c in columns if c["outside"]]
-    ok = not (changed or outside or only_rep or only_ref or selection or kinds)
+    differs = design_differs(design)
+    ok = not (changed or flips or outside or only_rep or only_ref or selection or kinds or differs)
     listed = [c for c in columns if c["column"] in SUMMARY or c["outside"]]
     largest = ", ".join(
         f"{NICKNAMES.get(c['column'], c['column'])} {_number(c['max_abs'])}" for c in listed
     )
     if changed:
         head = "verdict changed: " + "; ".join(
-            f"Claim {v['claim']} {_verdict_change(v)}" for v in changed
+            f"Claim {v['claim']} {_verdict_change(v, differs)}" for v in changed
         )
+    elif flips:
+        head = "no claim verdict changed"
     else:
         head = "no verdict changed"
+    if flips:
+        by = {c: sum(f.get("cause") == c for f in flips) for c in ("design", "numbers")}
+        notes = (
+            [f"{by['design']} from the design, {by['numbers']} in the numbers"] if differs else []
+        )
+        if len(flips) > NAMED_FLIPS:
+            notes.append("each named above")
+        named = (
+            ": " + "; ".join(_flip(f, differs) for f in flips) if len(flips) <= NAMED_FLIPS else ""
+        )
+        causes = f" ({'; '.join(notes)})" if notes else ""
+        head += f"; {len(flips)} per-dataset verdicts flipped{causes}{named}"
+    if differs:
+        kinds_of = [
+            what
+            for what, key in (
+                (f"params ({len(design['params'])} keys)", "params"),
+                ("params unknown", "params_missing"),
+                ("grid (" + ", ".join(g["list"] for g in design["grid"]) + ")", "grid"),
+                ("seeds per (dataset, K)", "seeds"),
+            )
+            if design[key]
+        ]
+        head = f"design differs: {', '.join(kinds_of)}; " + head
     tail = (
         "within tolerance"
         if not outside
@@ -323,16 +545,46 @@ def compare(rep: Side, ref: Side) -> dict:
         "holds_flipped": flipped,
         "kind_changed": kinds,
         "selection_changed": selection,
+        "design": design,
         "verdicts": verdicts,
+        "per_dataset_verdicts": per_dataset,
         "ok": ok,
         "summary": summary,
     }
 
 
-def _verdict_change(v: Mapping) -> str:
+def _verdict_change(v: Mapping, differs: bool) -> str:
     if v.get("reproduced") != v.get("reference"):
-        return f"{v.get('reference')} -> {v.get('reproduced')}"
+        tail = f" ({_cause_text(v, differs)[2:]})" if _cause_text(v, differs) else ""
+        return f"{v.get('reference')} -> {v.get('reproduced')}{tail}"
     return f"{v.get('report_reference')} -> {v.get('report_reproduced')} (report.md)"
+
+
+def _flip(f: Mapping, differs: bool) -> str:
+    """'Claim 3 digits mean-classifier accuracy confirmed -> not confirmed'."""
+    tail = f" ({_cause_text(f, differs)[2:]})" if _cause_text(f, differs) else ""
+    return (
+        f"Claim {f['claim']} {f['dataset']} {f['test']} {f['reference']} -> {f['reproduced']}{tail}"
+    )
+
+
+def _flip_line(f: Mapping, differs: bool) -> str:
+    """A flip with each side's reason, where a rule decided it, and its cause."""
+    why = [
+        f"{side}: {f[f'reason_{side}']}"
+        for side in ("reference", "reproduced")
+        if f[f"reason_{side}"]
+    ]
+    return (
+        f"Claim {f['claim']}, {f['dataset']}, {f['test']}: FLIPPED {f['reference']} -> "
+        f"{f['reproduced']}" + (f" ({'; '.join(why)})" if why else "") + _cause_text(f, differs)
+    )
+
+
+def _cause_text(v: Mapping, differs: bool) -> str:
+    if not differs or "cause" not in v:
+        return ""
+    return "; from the design" if v["cause"] == "design" else "; in the numbers"
 
 
 def _number(x: float) -> str:
@@ -342,6 +594,16 @@ def _number(x: float) -> str:
 def format_text(result: Mapping) -> str:
     """The table of columns, the verdicts, the lists, then the one summary line."""
     lines = [f"reproduced {result['reproduced']} against reference {result['reference']}", ""]
+    design = _design_lines(result["design"])
+    if design:
+        lines += [
+            "DESIGN DIFFERS: the two sides are not the same experiment. A verdict change marked "
+            "'from the design' follows from this, not from the numbers (it vanishes on the runs "
+            "both sides hold, judged with the reference's report thresholds); one marked 'in the "
+            "numbers' stays there",
+            *(f"  {line}" for line in design),
+            "",
+        ]
     head = ("column", "max |diff|", "max rel", "tolerance", "outside", "largest at")
     cells = [
         (
@@ -368,10 +630,19 @@ def format_text(result: Mapping) -> str:
             pairs.append((v["report_reference"], v["report_reproduced"], "as report.md states"))
         if v["changed"]:
             said = "; ".join(f"{a} -> {b} ({how})" for a, b, how in pairs if a != b)
+            said += _cause_text(v, bool(design))
             lines.append(f"Claim {v['claim']} ({v['name']}): CHANGED: {said}")
         else:
             how = " and ".join(how for *_, how in pairs)
             lines.append(f"Claim {v['claim']} ({v['name']}): {pairs[0][0]} on both sides ({how})")
+    per = result["per_dataset_verdicts"]
+    flips = [f for f in per if f["changed"]]
+    differs = bool(design)
+    lines.append(
+        f"per-dataset verdicts (Claims 3 and 5, recomputed from the tables): {len(per)} compared, "
+        + (f"{len(flips)} flipped" if flips else "none flipped")
+    )
+    lines += [f"  {_flip_line(f, differs)}" for f in flips]
     for title, key in (
         ("runs only in the reproduced", "only_reproduced"),
         ("runs only in the reference", "only_reference"),
@@ -387,8 +658,8 @@ def format_text(result: Mapping) -> str:
 
 # --------------------------------------------------------------------------- command line
 def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
-    """`surrogap compare`: 0 when no verdict changed and all is within tolerance, 1
-    otherwise (bad input raises UserError: 2)."""
+    """`surrogap compare`: 0 when the design is the same, no claim or per-dataset verdict
+    changed and all is within tolerance, 1 otherwise (bad input raises UserError: 2)."""
     import json
 
     if ref_rev is not None:
@@ -412,7 +683,7 @@ def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
             }
             for c in result["columns"]
         ]
-        print(json.dumps({**result, "columns": finite}, indent=2, allow_nan=False))
+        print(json.dumps({**result, "columns": finite}, indent=2, allow_nan=False, default=str))
     else:
         print(format_text(result))
     return 0 if result["ok"] else 1

@@ -339,6 +339,13 @@ def interval(lo: float, hi: float, d: int) -> str:
     return f"[{signed(lo, d)}, {signed(hi, d)}]"
 
 
+def ci_text(est: Estimate, d: int) -> str:
+    """An estimate's interval, or why it has none (one seed: no spread)."""
+    if est.n < 2:
+        return f"(no interval: {est.n} seed{'s' if est.n != 1 else ''} with every K)"
+    return interval(*est.ci, d)
+
+
 # --------------------------------------------------------------------------- data
 def kind_of(results: pd.DataFrame, ds: str) -> str:
     return str(results.loc[results["dataset"] == ds, "kind"].iloc[0])
@@ -411,8 +418,15 @@ def per_seed_values(rows: pd.DataFrame, ks: list[int], points: Mapping, array: s
 
 
 def too_few(t: Trend, p: ReportParams) -> str:
+    """Why a trend has no verdict whatever its numbers ('' when it has one): fewer seeds
+    with every K than `report.min_seeds`, or a single one (no spread: no interval)."""
     n = min(min(t.seeds), t.n)
-    return f"{n} seeds with every K, fewer than {p.min_seeds}" if n < p.min_seeds else ""
+    if n < p.min_seeds:
+        tail = ": no interval from one seed" if n == 1 else ""
+        return f"{n} seed{'s' if n != 1 else ''} with every K, fewer than {p.min_seeds}{tail}"
+    if n < 2:
+        return f"{n} seed with every K: no interval from one seed (an interval needs 2)"
+    return ""
 
 
 def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
@@ -439,11 +453,19 @@ def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
 
 
 def needed(est: Estimate | None, direction: int, p: ReportParams) -> str:
-    """Seeds for a decisive one-sided test of this effect at power `report.power`."""
-    m = None if est is None else seeds_needed(est, direction, p.confidence, p.power)
+    """Seeds for a decisive one-sided test of this effect at power `report.power`, never
+    fewer than `report.min_seeds` (with fewer, the verdict is inconclusive by rule). With
+    one seed there is no spread to size the test from: it says so and what n is needed."""
+    if est is None or est.n < 2:
+        n = 0 if est is None else est.n
+        return (
+            f"unknown at n = {n} (no spread between seeds to size a test from; run at least "
+            f"{max(2, p.min_seeds)} seeds)"
+        )
+    m = seeds_needed(est, direction, p.confidence, p.power)
     if m is None:
         return "none (the effect is not on the claimed side)"
-    return f"more than {m - 1}" if m > 1000 else str(m)
+    return f"more than {m - 1}" if m > 1000 else str(max(m, p.min_seeds))
 
 
 def n_text(t: Trend) -> str:
@@ -458,13 +480,13 @@ def trend_line(t: Trend, p: ReportParams, with_saturation: bool = True, verb: st
     text = (
         f"{t.metric} {', '.join(format_number(v, d) for v in t.values)} at K = "
         f"{', '.join(map(str, t.ks))} ({n_text(t)}): slope {signed(t.slope, d)} per unit "
-        f"log K {interval(*t.slope_ci, d)}"
+        f"log K {ci_text(t.slope_est, d)}"
     )
     verdicts = [(verb, *verdict(t, p, "improves"), needed(t.slope_est, t.direction, p))]
     if with_saturation and len(t.ks) >= 3:
         text += (
             f", early {signed(t.early, d)}, late {signed(t.late, d)} (early minus late gain "
-            f"{interval(*t.saturation_ci, d)})"
+            f"{ci_text(t.saturation_est, d)})"
         )
         verdicts.append(("saturates", *verdict(t, p, "saturates"), needed(t.saturation_est, 1, p)))
     reasons = list(dict.fromkeys(why for _, _, why, _ in verdicts if why))
