@@ -156,6 +156,25 @@ def test_a_flat_run_stops_early_as_converged_and_records_why(prepared, tmp_path)
     }
 
 
+def test_the_report_reads_a_run_stopped_between_its_evaluations_and_its_cap(prepared, tmp_path):
+    """Evaluated every 2 epochs, capped at 9: the run stops at epoch 4, its trajectory holds
+    epochs 0, 2, 4 and no row of the cap, and the report's loader takes it as complete."""
+    import pandas as pd
+
+    from surrogap.report import load
+
+    params = tiny_params(**FLAT, epochs=9, eval_every=2)
+    out = tmp_path / "pretrain" / "circle" / "k4" / "s0"
+    pretrain.run(params, "circle", 4, 0, prepared, out, tmp_path / "ckpt")
+    assert info_of(out)["stop_epoch"] == 4 and epochs_of(out) == [0, 2, 4]
+    results = pd.DataFrame(
+        [{"dataset": "circle", "kind": "circle", "classes": 4, "k": 4, "seed": 0,
+          "contrastive_loss_se": 0.0, "lower_gap": 0.0, "upper_gap": 1.0}]
+    )  # fmt: skip
+    frame, _ = load.load_trajectories(tmp_path / "pretrain", results)
+    assert frame["epoch"].tolist() == [0, 2, 4]
+
+
 def test_a_learning_run_and_a_run_without_the_rule_stop_at_the_cap(prepared, tmp_path):
     learning = run(
         tiny_params(epochs=4, stop_patience=1, stop_min_delta=0.0), prepared, tmp_path, "a"
