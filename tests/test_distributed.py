@@ -60,11 +60,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
-    """The stage re-executes itself under torchrun (nproc_per_node: 2, Gloo)."""
-    params_path = tmp_path / "params.yaml"
-    params_path.write_text(yaml.safe_dump(tiny_params(nproc_per_node=2)))
-    out, ckpt = tmp_path / "two", tmp_path / "two-ckpt"
+def torchrun_stage(params: dict, prepared: Path, tmp_path: Path, name: str) -> Path:
+    """Run stages/pretrain.py, which re-executes itself under torchrun (nproc_per_node in
+    `params`); its output folder."""
+    params_path = tmp_path / f"{name}.yaml"
+    params_path.write_text(yaml.safe_dump(params))
+    out, ckpt = tmp_path / name, tmp_path / f"{name}-ckpt"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run(
@@ -77,9 +78,16 @@ def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300,  # a rank left training while the others stopped would hang here
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
+    """The stage re-executes itself under torchrun (nproc_per_node: 2, Gloo)."""
+    out = torchrun_stage(tiny_params(nproc_per_node=2), prepared, tmp_path, "two")
+    ckpt = tmp_path / "two-ckpt"
     # one output set and one final checkpoint (kept until DVC records the run), by rank 0 alone
     assert sorted(p.name for p in out.iterdir()) == [
         "live",
@@ -106,6 +114,21 @@ def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
     assert max(diffs) <= LOSS_TOLERANCE, (two, one)
     assert two != one  # not the same numbers: the negatives differ
     assert two[-1] < two[0] - 0.2 and one[-1] < one[0] - 0.2  # and both actually learn
+
+
+def test_two_processes_stop_together_where_rank_0_decides(prepared, tmp_path):
+    """The stopping rule under torchrun: rank 0 evaluates and decides, every rank stops at
+    its epoch (a rank training on would wait for the others' gradients and hang), and the
+    run ends as the single-process run on this flat problem does."""
+    flat = {"lr": 1e-7, "stop_patience": 2, "stop_min_delta": 0.001}
+    out = torchrun_stage(tiny_params(nproc_per_node=2, **flat), prepared, tmp_path, "two")
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["world_size"] == 2 and info["stop_epoch"] == info["epochs"] == 2
+    assert info["stop_reason"].startswith("converged: val contrastive loss improved ")
+    assert torch.load(tmp_path / "two-ckpt" / "last.pt", weights_only=True)["epoch"] == 2
+    single = tmp_path / "one"
+    pretrain.run(tiny_params(**flat), "circle", 4, 0, prepared, single, tmp_path / "one-ckpt")
+    assert json.loads((single / "train_info.json").read_text())["stop_epoch"] == 2
 
 
 def _resume_worker(rank: int, ports: list[int], params: dict, prepared: str, root: str) -> None:

@@ -52,6 +52,20 @@ class TrainConfig:
         check=at_least(1),
         allowed="null (all) or an integer >= 1 (training samples per class for the trajectory's class means)",
     )
+    # the stopping rule (surrogap.training.stopping): off by default, every run trains `epochs`
+    stop_patience: int | None = spec(
+        None,
+        check=at_least(1),
+        allowed="null (off: train all epochs) or an integer >= 1 (evaluations, one every "
+        "eval_every epochs, whose best validation contrastive loss must improve on the best "
+        "before them by more than stop_min_delta, else training stops; epochs is the cap)",
+    )
+    stop_min_delta: float = spec(
+        0.001,
+        check=lambda v: 0 <= v < 1,
+        allowed="a number in [0, 1) (the relative improvement of the validation contrastive "
+        "loss over stop_patience evaluations at or below which training stops)",
+    )
     checkpoint_every: int = spec(5, check=at_least(1), allowed="an integer >= 1")
     threads: int | None = spec(
         None, check=at_least(1), allowed="null (torch's default) or an integer >= 1"
@@ -74,6 +88,12 @@ class TrainConfig:
         if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
             raise UserError(
                 f"{where}.warmup_epochs: got {self.warmup_epochs}, allowed: fewer than epochs ({self.epochs})"
+            )
+        if self.stop_patience is not None and self.stop_patience * self.eval_every >= self.epochs:
+            raise UserError(
+                f"{where}.stop_patience: got {self.stop_patience}, allowed: null or fewer than "
+                f"epochs / eval_every = {self.epochs / self.eval_every:g} evaluations (with more, "
+                "the rule could never stop a run before the cap)"
             )
 
 

@@ -7,7 +7,10 @@ from generators seeded by (seed, e), so a run resumed from the checkpoint of epo
 with the same weights as an uninterrupted run.
 
 Every ``eval_every`` epochs the held-out trajectory (validation contrastive loss, R_mu and
-mean-classifier accuracy) is recorded, logged with DVCLive and kept in the checkpoint.
+mean-classifier accuracy) is recorded, logged with DVCLive and kept in the checkpoint. With
+``stop_patience`` set, training stops once the validation contrastive loss is flat
+(:mod:`surrogap.training.stopping`), ``epochs`` being the cap; the stopping epoch, the reason
+and the flatness go to train_info.json and DVCLive's summary.
 
 Scale-out (docs/SCALING.md): ``device`` (auto, cpu, cuda), ``precision`` (fp32, bf16, fp16;
 mixed precision only on cuda; features and the loss always in fp32), and torch.distributed
@@ -39,7 +42,7 @@ from surrogap.estimators.evaluation import check_finite, contrastive_loss_estima
 from surrogap.models import build_encoder
 from surrogap.models.inference import encode
 from surrogap.models.inputs import Dataset
-from surrogap.training import checkpoint, distributed
+from surrogap.training import checkpoint, distributed, stopping
 from surrogap.training.config import AMP_DTYPES, TrainConfig, resolve_device
 from surrogap.training.losses import contrastive_loss, positive_partners, sample_negatives
 from surrogap.training.optim import build_optimizer, scaled_lr, warmup_cosine
@@ -118,6 +121,7 @@ class Trainer:
             self.sched = None
         self.epoch = 0  # epochs completed
         self.trajectory: list[dict] = []
+        self.stop: dict | None = None  # stopping.decide's record once training has stopped
         self._eval_idx = self._mean_subset()
 
     # ---------------------------------------------------------------- state
@@ -129,6 +133,7 @@ class Trainer:
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "epoch": self.epoch,
             "trajectory": self.trajectory,
+            "stop": self.stop,
             "run": self.run_info,
             "version": __version__,
         }
@@ -142,9 +147,20 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.trajectory = list(state["trajectory"])
+        self.stop = state.get("stop")
 
     def lr(self) -> float:
         return float(self.opt.param_groups[0]["lr"])
+
+    def decide_stop(self) -> dict | None:
+        """After an evaluation: the stop record of the rule over the trajectory so far (None
+        to train on), kept as `self.stop`."""
+        cfg = self.cfg
+        losses = [float(r["val_contrastive_loss"]) for r in self.trajectory]
+        self.stop = stopping.decide(
+            losses, self.epoch, cfg.epochs, cfg.stop_patience, cfg.stop_min_delta
+        )
+        return self.stop
 
     # ---------------------------------------------------------------- one epoch
     def train_epoch(self) -> float:
@@ -315,6 +331,12 @@ def _log_live(live, row: dict) -> None:
     live.make_summary()
 
 
+def _log_stop(live, stop: dict) -> None:
+    """The stopping epoch, its reason and the flatness in DVCLive's summary (metrics.json)."""
+    live.summary["stop"] = dict(stop)  # epoch, reason, flatness
+    live.make_summary()
+
+
 def train_info(trainer: Trainer) -> dict:
     """How the run was actually executed (train_info.json): the learning rate used and
     the rule that gave it, the global and per-process batch, the launch."""
@@ -332,6 +354,12 @@ def train_info(trainer: Trainer) -> dict:
         "optimizer": cfg.optimizer,
         "steps_per_epoch": trainer.steps_per_epoch,
         "epochs": trainer.epoch,
+        "max_epochs": cfg.epochs,
+        "stop_patience": cfg.stop_patience,
+        "stop_min_delta": cfg.stop_min_delta,
+        "stop_epoch": trainer.stop["epoch"],
+        "stop_reason": trainer.stop["reason"],
+        "flatness": trainer.stop["flatness"],
         "negatives": "per process: K of the other pairs of the process's own batch",
         "backend": ("nccl" if trainer.device.type == "cuda" else "gloo")
         if trainer.denv.active
@@ -346,13 +374,15 @@ def pretrain(
     desc: str = "pretrain",
     data_dir: Path | None = None,
 ) -> None:
-    """Train to the configured epochs, resuming from `checkpoint_dir`, and write `out_dir`
+    """Train until the stopping rule or the `epochs` cap (:mod:`surrogap.training.stopping`),
+    resuming from `checkpoint_dir`, and write `out_dir`
     (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
     `checkpoint_dir` (the run's own folder: :mod:`surrogap.training.checkpoint`).
 
     Distributed: rank 0 reads the checkpoint and broadcasts it (every rank resumes from the
-    same state, no shared filesystem needed), evaluates while the others wait at a barrier,
-    and alone writes checkpoints, DVCLive logs and outputs."""
+    same state, no shared filesystem needed), evaluates and decides whether to stop while
+    the others wait for its decision (broadcast: every rank stops at the same epoch), and
+    alone writes checkpoints, DVCLive logs and outputs."""
     cfg, denv = trainer.cfg, trainer.denv
     main = denv.is_main
     if cfg.threads is not None:
@@ -395,10 +425,10 @@ def pretrain(
         distributed.barrier(denv)
     if main:
         bar = _progress(cfg.epochs, trainer.epoch, desc)
-        if trainer.epoch < cfg.epochs:  # training again: the checkpoint is not final any more
+        if trainer.stop is None:  # training again: the checkpoint is not final any more
             (checkpoint_dir / checkpoint.COMPLETE).unlink(missing_ok=True)
     try:
-        while trainer.epoch < cfg.epochs:
+        while trainer.stop is None:
             t0 = time.perf_counter()
             lr = trainer.lr()
             loss = trainer.train_epoch()
@@ -412,9 +442,13 @@ def pretrain(
                     row = {"epoch": e, "train_loss": loss, **trainer.evaluate(), "lr": lr}
                     trainer.trajectory.append(row)
                     _log_live(live, row)
-                distributed.barrier(denv)
-            if main and (e % cfg.checkpoint_every == 0 or e == cfg.epochs):
+                    trainer.decide_stop()
+                # rank 0's decision on every rank (the others hold no trajectory rows)
+                trainer.stop = distributed.broadcast_object(trainer.stop, denv)
+            if main and (e % cfg.checkpoint_every == 0 or trainer.stop is not None):
                 checkpoint.save(ckpt, trainer.state())
+        if live is not None:
+            _log_stop(live, trainer.stop)
     finally:
         if bar is not None:
             bar.close()
