@@ -395,6 +395,7 @@ def build_report(
     external: pd.DataFrame | None = None,
     points: Mapping | None = None,
     scale: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    null: pd.DataFrame | None = None,
 ) -> Report:
     """The whole report: Markdown and figures, nothing written.
 
