@@ -9,6 +9,7 @@ once). Claim 5 tests the gap against a null that can fail and its rate on its ow
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from surrogap.theory import bounds
 __all__ = [
     "BOUND_NAMES",
     "Claim",
+    "TrendRow",
     "claims",
     "claims_markdown",
     "collapsed_runs",
@@ -42,14 +44,30 @@ NOT_SEED_LEVEL = "power: not a seed-level test (each run is checked on its own)"
 
 
 @dataclass(frozen=True)
+class TrendRow:
+    """One per-dataset trend of Claims 3 and 5, for the dataset's table: its numbers and
+    its verdicts (what, status, why undecided, seeds needed), as stats.trend_line gives."""
+
+    dataset: str
+    trend: S.Trend
+    verdicts: tuple[tuple[str, str, str, str], ...]
+
+
+@dataclass(frozen=True)
 class Claim:
-    """One claim and what this run shows."""
+    """One claim and what this run shows. `key`: its key number with its interval (the
+    claim table); `why`: where it is inconclusive, why, in a few words; `data`: the data it
+    stands on; `trends`: the per-dataset trends behind it (Claims 3 and 5)."""
 
     number: int
     name: str
     status: str
     text: str
     details: tuple[str, ...] = field(default_factory=tuple)
+    key: str = ""
+    why: str = ""
+    data: str = ""
+    trends: tuple[TrendRow, ...] = field(default_factory=tuple)
 
 
 def _z(confidence: float) -> float:
@@ -111,6 +129,10 @@ def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> C
         f"errors ({format_number(float(margin[i]), d)} nats, "
         f"{run_label(worst['dataset'], worst['k'], worst['seed'])}); {S.data_note(r)}"
     )
+    key = (
+        f"smallest margin {format_number(float(margin[i]), d)} nats = "
+        f"{format_number(float(z[i]), 1)} s.e. ({held}/{n} runs hold)"
+    )
     details = [
         "a theorem: this checks the implementation and the estimators; the standard error "
         "is each run's own, R_cont's (over pairings) and R_mu's (over test points, where "
@@ -125,7 +147,7 @@ def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> C
             f"{100 * p.confidence:g}%) may be estimator noise: inconclusive; a larger one is not"
         )
     details.append(NOT_SEED_LEVEL)
-    return Claim(1, "two-sided bound", status, text, tuple(details))
+    return Claim(1, "two-sided bound", status, text, tuple(details), key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claim 2
@@ -245,6 +267,12 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
         "(weaker there than predicting uniformly: see each dataset)"
     )
     text += f"; {S.data_note(r)}"
+    key = "no earlier bound holds to compare with"
+    if valid.any():
+        key = (
+            f"the tightest earlier bound is {format_number(float(np.nanmin(ratio)), 2)} x Bao's "
+            "(no interval: a ratio of formulas)"
+        )
     details = []
     for ds, g in bound_ratios(r).groupby("dataset", sort=False):
         c = int(g["classes"].iloc[0])
@@ -264,7 +292,7 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
             parts.append(bit)
         details.append(f"{ds} (C = {c}): " + "; ".join(parts) + "; " + _vacuity(g, d))
     details.append(NOT_SEED_LEVEL)
-    return Claim(2, CLAIM2, status, text, tuple(details))
+    return Claim(2, CLAIM2, status, text, tuple(details), key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claims 3 and 5
@@ -278,7 +306,7 @@ METRICS = (  # (name, per-point array, results column, direction)
 def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
     """{metric: {dataset: status}} and the detail lines of Claim 3."""
     status: dict[str, dict[str, str]] = {name: {} for name, *_ in METRICS}
-    lines = []
+    lines, found = [], []
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
         data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
@@ -294,12 +322,13 @@ def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
             text, verdicts = S.trend_line(t, p)
             status[name][ds] = S.combine([s for _, s, _, _ in verdicts])
             lines.append(f"{ds} ({data}), {name} {status[name][ds]}: {text}")
-    return status, lines
+            found.append(TrendRow(str(ds), t, tuple(verdicts)))
+    return status, lines, found
 
 
 def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
     """({dataset: decay status}, {dataset: rate status}, lines) of Claim 5."""
-    decay, rate, lines = {}, {}, []
+    decay, rate, lines, found = {}, {}, [], []
     d = p.decimals
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
@@ -329,6 +358,16 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
         decay[ds] = S.combine([falls, decay[ds]])  # and the gap itself must fall
         lo, hi = gap.slope_ci
         rate[ds] = S.rate_verdict(gap, s_up, p)
+        found.append(
+            TrendRow(
+                str(ds),
+                gap,
+                (
+                    ("decays beyond the null", decay[ds], why, S.needed(mu.slope_est, -1, p)),
+                    ("at Delta_U's rate", rate[ds], "", ""),
+                ),
+            )
+        )
         ratio = gap.slope / s_up if s_up else math.nan
         e = mu.slope_est
         lines.append(
@@ -346,7 +385,7 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
             f"{format_number(ratio, 2)}; Delta_U's slope "
             f"{'inside' if lo <= s_up <= hi else 'outside'} the interval"
         )
-    return decay, rate, lines
+    return decay, rate, lines, found
 
 
 # --------------------------------------------------------------------------- claim 4
@@ -412,7 +451,11 @@ def _claim_trajectories(traj: pd.DataFrame, missing: Sequence[str], p: ReportPar
             f"{ds} K={k}: {len(grp)} point{'s' if len(grp) > 1 else ''} outside, the first at "
             f"epoch {grp['epoch'].min():g}"
         )
-    return Claim(4, name, status, text, tuple(details))
+    key = (
+        f"smallest margin {format_number(float(margin[i]), p.decimals)} nats = "
+        f"{format_number(float(z[i]), 1)} s.d. of one pairing ({inside}/{n} points inside)"
+    )
+    return Claim(4, name, status, text, tuple(details), key=key, data=S.data_note(traj))
 
 
 # --------------------------------------------------------------------------- all claims
@@ -427,15 +470,60 @@ def _agreement(overall: Mapping[str, str]) -> str:
     return f"confirmed on {' and '.join(yes)}{' only' if len(yes) == 1 else ''}, not on {no}"
 
 
+def _parts(results: pd.DataFrame, rows: Sequence[TrendRow], metric: str) -> str:
+    """'improves: confirmed on 4/4 data families; saturates: not confirmed on 2/4, ...':
+    each part of one metric's verdict tallied on its own, so a headline names what holds
+    and what fails."""
+    parts: dict[str, dict[str, str]] = {}
+    for r in rows:
+        if r.trend.metric == metric:
+            for what, status, _, _ in r.verdicts:
+                parts.setdefault(what, {})[r.dataset] = status
+    if not parts:
+        return "a single K, no trend to test"
+    return "; ".join(f"{what}: {S.tally(S.by_family(results, st))}" for what, st in parts.items())
+
+
+def _weakest(rows: Sequence[TrendRow], metric: str, p: ReportParams) -> str:
+    """The slope of `metric` on the dataset where it is weakest (its interval's bound
+    nearest the worsening side), with its interval."""
+    mine = [r for r in rows if r.trend.metric == metric and r.trend.n >= 2]
+    if not mine:
+        return "no slope with an interval (fewer than two seeds with every K)"
+
+    def worst_end(r: TrendRow) -> float:  # the end on the worsening side, larger is weaker
+        lo, hi = r.trend.slope_ci
+        return hi if r.trend.direction < 0 else -lo
+
+    w = max(mine, key=worst_end)
+    t, d = w.trend, p.decimals
+    return (
+        f"{metric} slope {S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)} per unit "
+        f"log K ({w.dataset}, the weakest of {len(mine)})"
+    )
+
+
+def _gap_key(rows5: Sequence[TrendRow], rows3: Sequence[TrendRow], p: ReportParams) -> str:
+    """The gap's slopes and its excess over the null (R_mu's slope) where weakest."""
+    slopes = [r.trend.slope for r in rows5]
+    if not slopes:
+        return "no trend to test"
+    d = p.decimals
+    return (
+        f"gap slope {S.signed(min(slopes), d)} to {S.signed(max(slopes), d)} per unit log K; "
+        f"beyond the null: {_weakest(rows3, 'R_mu', p)}"
+    )
+
+
 def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tuple[Claim, Claim]:
-    per_metric, lines3 = _downstream(results, points, p)
+    per_metric, lines3, rows3 = _downstream(results, points, p)
     fam = {m: S.by_family(results, st) for m, st in per_metric.items()}
     overall = {m: S.combine(s) for m, s in fam.items()}
     c3 = Claim(
         3,
         "downstream improves with K and saturates",
         S.combine(list(overall.values())),
-        "; ".join(f"{m} {overall[m]} ({S.tally(fam[m])})" for m in overall)
+        "; ".join(f"{m} {overall[m]} ({_parts(results, rows3, m)})" for m in overall)
         + f": {_agreement(overall)}; {S.data_note(results)}",
         (
             *lines3,
@@ -445,8 +533,11 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
             f"probability {p.power:g} (`report.power`), taking the observed effect and spread "
             "as true",
         ),
+        key=_weakest(rows3, "R_mu", p),
+        data=S.data_note(results),
+        trends=tuple(rows3),
     )
-    decay, rate, lines5 = _gap(results, points, p)
+    decay, rate, lines5, rows5 = _gap(results, points, p)
     s5, r5 = S.by_family(results, decay), S.by_family(results, rate)
     c5 = Claim(
         5,
@@ -457,6 +548,9 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
         f"Delta_U's log(C/K) rate (its own verdict): {S.tally(r5)}"
         f"; {S.data_note(results)}",
         (*lines5, "power: as Claim 3's, for the gap's excess over the null (R_mu's slope)"),
+        key=_gap_key(rows5, rows3, p),
+        data=S.data_note(results),
+        trends=tuple(rows5),
     )
     return c3, c5
 
@@ -485,7 +579,7 @@ def claims(
         for c, a in ((c3, a3), (c5, a5)):
             same = "unchanged" if a.status == c.status else f"changes from {c.status}"
             note = f"without the collapsed runs ({names}): {a.status} ({same}); {a.text}"
-            changed.append(Claim(c.number, c.name, c.status, c.text, (*c.details, note)))
+            changed.append(dataclasses.replace(c, details=(*c.details, note)))
         c3, c5 = changed
     c1, c2 = _claim_sandwich(results, points, p), _claim_tightest(results, p)
     return [c1, c2, c3, _claim_trajectories(trajectories, missing, p), c5]
