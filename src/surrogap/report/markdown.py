@@ -19,12 +19,14 @@ from matplotlib.figure import Figure
 from surrogap.plots import results as F
 from surrogap.plots.claims import plot_accuracy_spread, plot_bao_close
 from surrogap.plots.gap import plot_surrogate_gap
+from surrogap.plots.headline import plot_headline
+from surrogap.report import front
 from surrogap.report.claims import (
     BOUND_NAMES,
     EARLIER,
+    Claim,
     bound_ratios,
     claims,
-    claims_markdown,
     collapsed_runs,
     format_number,
     run_label,
@@ -34,6 +36,8 @@ from surrogap.report.names import file_name as _safe
 from surrogap.report.names import md_text
 
 __all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
+
+SUMMARY_WORDS = 400  # the summary's length at most (tests/test_report.py counts)
 
 SUMMARY_METRICS = (
     "contrastive_loss", "supervised_loss", "bao_lower", "bao_upper", "arora",
@@ -272,10 +276,24 @@ def _external_markdown(
     return md
 
 
-def _dataset_markdown(ds, results, trajectories, summary, missing, d, add) -> list[str]:
+def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items, nulls, p):
     rows = results[results["dataset"] == ds]
     c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
-    md = [f"## {ds} (kind {kind}, C = {c})", "", "### Upper bounds against K (Fig. 1 / 9)", ""]
+    md = [f"## {ds} (kind {kind}, C = {c})", ""]
+    table = front.trend_table(ds, items, nulls, p)
+    if table:
+        md += [
+            "### Claims 3 and 5: trends against K",
+            "",
+            "Means over seeds per K; the slope is a seed-level estimate with its one-sided "
+            "bounds; *seeds needed*: for a decisive verdict at `report.power`. The fixed "
+            "encoder is the one trained at the smallest K, evaluated at every K (the "
+            "mechanical null, fixed_null stage).",
+            "",
+            *table,
+            "",
+        ]
+    md += ["### Upper bounds against K (Fig. 1 / 9)", ""]
     md += [add(f"fig1_{tag}.png", F.plot_upper_bounds(rows), f"upper bounds, {ds}"), ""]
     md += [add(f"fig9_{tag}.png", plot_bao_close(rows), f"R_mu against Bao's bound, {ds}"), ""]
     md += [
@@ -289,6 +307,14 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add) -> li
         "Claim 2 per K (means over the n seeds; ratios of means):",
         "",
         bounds_table(rows, d),
+        "",
+        *[
+            f"Claim 2 on {line}."
+            for c2 in items
+            if c2.number == 2
+            for line in c2.details
+            if line.startswith(f"{ds} (")
+        ],
         "",
         "### Surrogate gap against K",
         "",
@@ -422,44 +448,36 @@ def build_report(
         figures[name] = fig
         return _link(alt, f"{figures_rel.rstrip('/')}/{name}")
 
+    nulls = front.fixed_null_trends(null, results, p)
+    rel = figures_rel.rstrip("/")
     md = [f"# {p.title}", ""]
     md += [
         'Checks the claims of Bao, Nagano & Nozawa, "On the Surrogate Gap between '
-        'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501) on this run. '
-        "Losses in nats; every bound uses L2-normalized features (b = 1). Each verdict is "
-        "confirmed, not confirmed or inconclusive (Claims 1 and 4, theorem checks: "
-        "consistent, violated or inconclusive); intervals are seed-level t intervals, the "
-        "seed the unit of replication (How this was made).",
+        'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501). '
+        + front.answer(items, results, nulls, p),
         "",
-        "## Summary",
+        "## The claims on this run",
         "",
-        claims_markdown(items),
+        *front.claim_table(items, results, rel, front.null_key(nulls, p)),
         "",
+        add("headline.png", plot_headline(results, null), "does a larger K help, and why"),
+        "",
+        "Top: R_mu of the encoder trained at each K (lower is better), each seed a dot, the "
+        "band its min-max over seeds. Bottom: the gap R_mu − R_cont inside [Δ_L, Δ_U]"
+        + (
+            "; dashed grey: the mechanical null, the smallest-K encoder held fixed and "
+            "evaluated at every K: its R_mu stays put while its gap falls."
+            if null is not None and not null.empty
+            else "; no fixed-encoder null was given (the fixed_null stage's reports/null.csv)."
+        ),
+        "",
+        *_summary(items, results, p),
     ]
-    flagged = collapsed_runs(results, p.collapse_drop)
-    if flagged.any():
-        md += [
-            "Collapsed runs (validation accuracy far below their sibling seeds; kept in "
-            "every table and figure, and Claims 3 and 5 say what changes without them):",
-            "",
-        ]
-        for r in results[flagged].itertuples():
-            others = results[
-                (results["dataset"] == r.dataset)
-                & (results["k"] == r.k)
-                & ~results.index.isin([r.Index])
-            ]
-            md.append(
-                f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
-                f"{format_number(r.val_mean_acc, d)}, the other seeds' median "
-                f"{format_number(float(others['val_mean_acc'].median()), d)}."
-            )
-        md.append("")
-    else:
-        md += ["No run collapsed (`report.collapse_drop` below).", ""]
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
-        md += _dataset_markdown(ds, results, trajectories, summary, missing_trajectories, d, add)
+        md += _dataset_markdown(
+            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p
+        )
     if external is not None and not external.empty:
         md += _external_markdown(external, d, add)
     md += ["## Accuracy over C × K (Fig. 7 / 8)", ""]
@@ -491,5 +509,58 @@ def build_report(
     ):
         link = theory_links.get(key)
         md += [_link(what, link) if link else f"{what}: not found (run the theory stage).", ""]
+    md += _notes(items)
     md += _how_made(results, trajectories, p, sources, len(points))
     return Report("\n".join(md), figures)
+
+
+def _headline(c: Claim) -> str:
+    """A claim's headline without the data note (the summary states the data once)."""
+    return c.text.replace(f"; {c.data}", "") if c.data else c.text
+
+
+def _summary(items: Sequence[Claim], results: pd.DataFrame, p: ReportParams) -> list[str]:
+    """The verdicts in words: one bullet per claim, the data once, the collapsed runs
+    (at most SUMMARY_WORDS words: each dataset's numbers are in its section's tables)."""
+    md = ["## Summary", ""]
+    md += [f"- **Claim {c.number} ({c.name}):** {c.status}: {_headline(c)}." for c in items]
+    data = next((c.data for c in items if c.data), "")
+    if data:
+        md += ["", f"Data: {data.removeprefix('data: ')}."]
+    md.append("")
+    flagged = collapsed_runs(results, p.collapse_drop)
+    if not flagged.any():
+        return [*md, "No run collapsed (`report.collapse_drop` below).", ""]
+    md += [
+        "Collapsed runs (validation accuracy far below their sibling seeds; kept in every "
+        "table and figure, and Claims 3 and 5 say what changes without them):",
+        "",
+    ]
+    for r in results[flagged].itertuples():
+        others = results[
+            (results["dataset"] == r.dataset)
+            & (results["k"] == r.k)
+            & ~results.index.isin([r.Index])
+        ]
+        md.append(
+            f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
+            f"{format_number(r.val_mean_acc, p.decimals)}, the other seeds' median "
+            f"{format_number(float(others['val_mean_acc'].median()), p.decimals)}."
+        )
+    return [*md, ""]
+
+
+def _notes(items: Sequence[Claim]) -> list[str]:
+    """What each claim's check is and its power, besides its per-dataset numbers (those
+    are in each dataset's section)."""
+    md = ["## Notes on the claims", ""]
+    datasets = tuple(f"{r.dataset} " for c in items for r in c.trends)
+    for c in items:
+        notes = [
+            x
+            for x in c.details
+            if not (x.startswith(datasets) or (c.number == 2 and " (C = " in x))
+        ]
+        if notes:
+            md.append(f"- Claim {c.number} ({c.name}): " + "; ".join(notes) + ".")
+    return [*md, ""]
