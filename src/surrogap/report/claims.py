@@ -29,7 +29,6 @@ __all__ = [
     "Claim",
     "TrendRow",
     "claims",
-    "claims_markdown",
     "collapsed_runs",
     "format_number",
     "run_label",
@@ -583,12 +582,3 @@ def claims(
         c3, c5 = changed
     c1, c2 = _claim_sandwich(results, points, p), _claim_tightest(results, p)
     return [c1, c2, c3, _claim_trajectories(trajectories, missing, p), c5]
-
-
-def claims_markdown(items: Sequence[Claim]) -> str:
-    """One bullet per claim, its evidence in sub-bullets."""
-    lines = []
-    for c in items:
-        lines.append(f"- **Claim {c.number} ({c.name}):** {c.status}: {c.text}.")
-        lines += [f"  - {d}." for d in c.details]
-    return "\n".join(lines)

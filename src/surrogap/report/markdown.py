@@ -292,6 +292,8 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items
             "",
             *table,
             "",
+            *[f"Claim 5 on {line}." for line in _dataset_lines(items, 5, ds)],
+            "",
         ]
     md += ["### Upper bounds against K (Fig. 1 / 9)", ""]
     md += [add(f"fig1_{tag}.png", F.plot_upper_bounds(rows), f"upper bounds, {ds}"), ""]
@@ -308,13 +310,7 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items
         "",
         bounds_table(rows, d),
         "",
-        *[
-            f"Claim 2 on {line}."
-            for c2 in items
-            if c2.number == 2
-            for line in c2.details
-            if line.startswith(f"{ds} (")
-        ],
+        *[f"Claim 2 on {line}." for line in _dataset_lines(items, 2, ds)],
         "",
         "### Surrogate gap against K",
         "",
@@ -509,7 +505,7 @@ def build_report(
     ):
         link = theory_links.get(key)
         md += [_link(what, link) if link else f"{what}: not found (run the theory stage).", ""]
-    md += _notes(items)
+    md += _notes(items, [str(x) for x in pd.unique(results["dataset"])])
     md += _how_made(results, trajectories, p, sources, len(points))
     return Report("\n".join(md), figures)
 
@@ -550,17 +546,26 @@ def _summary(items: Sequence[Claim], results: pd.DataFrame, p: ReportParams) -> 
     return [*md, ""]
 
 
-def _notes(items: Sequence[Claim]) -> list[str]:
-    """What each claim's check is and its power, besides its per-dataset numbers (those
-    are in each dataset's section)."""
+def _dataset_lines(items: Sequence[Claim], number: int, ds: str) -> list[str]:
+    """The lines of a claim's details that one dataset's section states: Claim 2's bounds
+    ('<ds> (C = ...') and Claim 5's rate ('<ds>, at ...'); Claims 3 and 5's trend lines are
+    the dataset's table instead."""
+    return [
+        x
+        for c in items
+        if c.number == number
+        for x in c.details
+        if x.startswith((f"{ds} (C = ", f"{ds}, "))
+    ]
+
+
+def _notes(items: Sequence[Claim], datasets: Sequence[str]) -> list[str]:
+    """What each claim's check is and its power; its per-dataset lines are in each
+    dataset's section (a table, or a line under it)."""
     md = ["## Notes on the claims", ""]
-    datasets = tuple(f"{r.dataset} " for c in items for r in c.trends)
     for c in items:
-        notes = [
-            x
-            for x in c.details
-            if not (x.startswith(datasets) or (c.number == 2 and " (C = " in x))
-        ]
+        notes = [x for x in c.details if not x.startswith(tuple(f"{ds} " for ds in datasets))]
+        notes = [x for x in notes if not x.startswith(tuple(f"{ds}, " for ds in datasets))]
         if notes:
             md.append(f"- Claim {c.number} ({c.name}): " + "; ".join(notes) + ".")
     return [*md, ""]
