@@ -64,7 +64,7 @@ def plot_bao_close(df: pd.DataFrame) -> Figure:
         seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
         name = str(df["dataset"].iloc[0]) if "dataset" in df.columns else ""
         ax.set_title(f"Fig. 9: R_mu against Bao's upper bound, {name} (C = {c}; n = {seeds})")
-        ax.legend(loc="best")
+        fig.legend(loc="outside lower center", ncol=1, frameon=False)
     return fig
 
 

@@ -20,6 +20,7 @@ from surrogap.plots import results as F
 from surrogap.plots.claims import plot_accuracy_spread, plot_bao_close
 from surrogap.plots.gap import plot_surrogate_gap
 from surrogap.plots.headline import plot_headline
+from surrogap.plots.style import VACUITY_WORDS
 from surrogap.report import front
 from surrogap.report.claims import (
     BOUND_NAMES,
@@ -34,6 +35,7 @@ from surrogap.report.claims import (
 from surrogap.report.load import ReportParams
 from surrogap.report.names import file_name as _safe
 from surrogap.report.names import md_text
+from surrogap.theory import bounds
 
 __all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
 
@@ -146,8 +148,11 @@ def bounds_table(results: pd.DataFrame, decimals: int = 3) -> str:
         header += [f"{BOUND_NAMES[name]} / Bao", f"{BOUND_NAMES[name]} / R_mu"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * 5 + ":---|" + "---:|" * 6]
     for r in bound_ratios(results).itertuples(index=False):
-        vac = f"above on {r.above_log_c}/{r.n} seeds" + (
-            f", above the largest R_mu on {r.above_max}" if r.above_max else ""
+        # the words of the vacuity rule, as the figures' legends say them
+        vac = f"{VACUITY_WORDS[bounds.ABOVE_LOG_C]} (above) on {r.above_log_c}/{r.n} seeds" + (
+            f", {VACUITY_WORDS[bounds.VACUOUS]} (above the largest R_mu) on {r.above_max}"
+            if r.above_max
+            else ""
         )
         cells = [str(r.k), str(r.n), format_number(r.supervised_loss, decimals)]
         cells += [format_number(r.bao_upper, decimals), format_number(r.log_c, decimals), vac]
@@ -300,10 +305,11 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items
     md += [add(f"fig9_{tag}.png", plot_bao_close(rows), f"R_mu against Bao's bound, {ds}"), ""]
     md += [
         "Test-set R_mu and the upper bounds at the measured contrastive loss, mean over "
-        "seeds; a bound absent at some K is undefined there (K + 1 < C). The dashed grey "
-        "line is log C, the loss of the uniform predictor: an upper bound above it is weaker "
-        "than predicting uniformly, though R_mu itself can reach log(1 + (C - 1) e^2) at "
-        "b = 1. The second figure (the paper's Fig. 9) is R_mu and Bao's upper bound on a "
+        "seeds; a bound absent at some K is undefined there (K + 1 < C). The dashed line "
+        "is log C, the loss of the uniform predictor: an upper bound above it is "
+        f"{VACUITY_WORDS[bounds.ABOVE_LOG_C]}; the dotted line is log(1 + (C - 1) e^2), the "
+        "largest R_mu possible at b = 1: an upper bound above it is "
+        f"{VACUITY_WORDS[bounds.VACUOUS]}. The second figure (the paper's Fig. 9) is R_mu and Bao's upper bound on a "
         "linear scale, mean ± s.e. over seeds, each seed's R_mu a dot.",
         "",
         "Claim 2 per K (means over the n seeds; ratios of means):",
