@@ -3,7 +3,8 @@
 Reads params.yaml (its `report` section only), reports/selected.csv (the select_lr stage),
 the pretrain trajectories and train_info.json files, the prepared data's meta.json files
 (the Scale section: what was run, not what the params say now), the probe stage's
-per-test-point arrays, the evaluate stage's table and the theory stage's figures; writes
+per-test-point arrays, the evaluate stage's table, the fixed_null stage's table and the
+theory stage's figures; writes
 report.md and the PNGs atomically, figures first. Everything is built in memory before
 anything is written, so a failure leaves the previous report as it was. A user error is
 one line on stderr and exit status 2.
@@ -11,7 +12,8 @@ one line on stderr and exit status 2.
     python stages/report.py --params params.yaml --results reports/selected.csv \
         --pretrain-dir data/pretrain --prepared-dir data/prepared --probe-dir data/probe \
         --theory-dir reports/theory \
-        --external reports/external.csv --out reports/report.md --figures-dir reports/figures
+        --external reports/external.csv --null reports/null.csv \
+        --out reports/report.md --figures-dir reports/figures
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def build_parser():
     p.add_argument("--probe-dir", default=None, help="holds <dataset>/k<K>/s<seed>.npz")
     # absent: no section for external representations
     p.add_argument("--external", default=None, help="the evaluate stage's table")
+    # absent: the headline figure draws no fixed-encoder null
+    p.add_argument("--null", default=None, help="the fixed_null stage's table (reports/null.csv)")
     return p
 
 
@@ -66,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.external,
             a.out,
             a.figures_dir,
+            null_path=a.null,
         )
 
     return stage.run("report", build_parser(), body, argv)

@@ -252,12 +252,34 @@ def test_accuracy_at_the_ceiling_is_inconclusive_and_does_not_decide():
     r = table(improving, lambda k, s: 0.993 + 0.0005 * math.log(k))
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
     assert c3.status == "inconclusive"  # R_mu confirmed, the accuracies cannot tell
-    assert "R_mu confirmed (confirmed on 1/1 data families)" in c3.text
+    assert (
+        "R_mu confirmed (improves: confirmed on 1/1 data families; saturates: confirmed on "
+        "1/1 data families)" in c3.text
+    )
     assert "confirmed on R_mu only, not on mean-classifier accuracy" in c3.text
     mean_acc = c3.details[1]
     assert "mean-classifier accuracy inconclusive" in mean_acc
     assert "improves: inconclusive" in mean_acc
     assert "at the ceiling (0.99) already at K = 1" in mean_acc
+
+
+def test_headline_names_what_holds_and_what_fails_when_r_mu_improves_without_saturating():
+    # R_mu falls at a constant rate in log K: it improves, and does not saturate
+    r = table(lambda k, s: 2.5 - 0.1 * math.log(k) + 0.01 * s, rising)
+    c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
+    assert c3.status == "not confirmed"
+    assert (
+        "R_mu not confirmed (improves: confirmed on 1/1 data families; saturates: not "
+        "confirmed on 1/1 data families)" in c3.text
+    )
+    assert "R_mu not confirmed (not confirmed" not in c3.text
+    # the per-dataset rows carry the same two verdicts for the dataset's table
+    (row,) = [t for t in c3.trends if t.trend.metric == "R_mu"]
+    assert [(what, status) for what, status, _, _ in row.verdicts] == [
+        ("improves", "confirmed"),
+        ("saturates", "not confirmed"),
+    ]
+    assert c3.key.startswith("R_mu slope -0.100 [")
 
 
 def test_without_per_point_arrays_the_seeds_carry_every_interval():

@@ -11,6 +11,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
+from surrogap.plots import claims as claims_plots
 from surrogap.plots import gap, results, style
 from surrogap.plots import theory as plots_theory
 from surrogap.theory import bounds
@@ -137,5 +138,51 @@ def test_upper_bounds_figure_draws_log_c():
     flat = [ln for ln in ax.get_lines() if np.allclose(ln.get_ydata(), math.log(c))]
     assert len(flat) == 1
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-    assert any("log C" in t and "vacuous" in t for t in labels)
+    assert any("log C" in t and "weaker than uniform" in t for t in labels)
     assert any("Arora" in t and "undefined at some K" in t for t in labels)
+
+
+def legend_texts(fig: Figure) -> list[str]:
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    return [t.get_text() for legend in legends for t in legend.get_texts()]
+
+
+def test_no_legend_contradicts_the_vacuity_rule():
+    """Every labelled level line of Fig. 1 and Fig. 9 that names a vacuity word sits where
+    theory.bounds.upper_bound_vacuity starts to give that word, and no other legend entry
+    uses one: log C is 'weaker than uniform', log(1 + (C - 1) e^2) 'vacuous'."""
+    c, rows = 5, []
+    for k in (1, 4, 16):
+        loss = 1.0 + 0.3 * math.log(k + 1)
+        for seed in range(2):
+            rows.append(
+                dict(
+                    k=k, seed=seed, classes=c, supervised_loss=1.2 + 0.01 * seed,
+                    bao_upper=float(bounds.bao_upper_bound(loss, k, c)),
+                    arora=float(bounds.arora_bound(loss, k, c)),
+                    nozawa_sato=float(bounds.nozawa_sato_bound(loss, k, c)),
+                    ash=float(bounds.ash_bound(loss, k, c)),
+                )
+            )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    word_of = {word: rule for rule, word in style.VACUITY_WORDS.items()}
+    for fig in (results.plot_upper_bounds(frame), claims_plots.plot_bao_close(frame)):
+        levels = [
+            (float(ln.get_ydata()[0]), ln.get_label())
+            for ax in fig.axes
+            for ln in ax.get_lines()
+            # a level drawn across the axes (axhline), labelled
+            if list(ln.get_xdata()) == [0, 1] and not ln.get_label().startswith("_")
+        ]
+        found = set()
+        for y, label in levels:
+            words = [w for w in word_of if w in label]
+            assert len(words) == 1, label
+            rule = word_of[words[0]]
+            assert bounds.upper_bound_vacuity(y + 1e-9, c) == rule, (label, y)
+            assert bounds.upper_bound_vacuity(y - 1e-9, c) != rule, (label, y)
+            found.add(rule)
+        assert found == {bounds.ABOVE_LOG_C, bounds.VACUOUS}
+        for text in legend_texts(fig):
+            if text not in {label for _, label in levels}:
+                assert not any(w in text for w in word_of), text

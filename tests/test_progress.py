@@ -28,13 +28,13 @@ def test_planned_instances_are_the_ones_dvc_expands(tmp_path, dvc_index):
     assert progress.planned_instances(root) == dvc_names
 
 
-def test_the_default_grid_plans_143_instances():
+def test_the_default_grid_plans_144_instances():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     d, k, s = len(params["dataset"]), len(params["k"]), len(params["seed"])
     planned = progress.planned_instances(ROOT)
     # theory, prepare per (dataset, seed), pretrain per run, extract and probe per
-    # (dataset, K), then bounds, select_lr, evaluate and report (no extra lr by default)
-    assert len(planned) == 1 + d * s + d * k * s + 2 * d * k + 4 == 143
+    # (dataset, K), then bounds, fixed_null, select_lr, evaluate and report (no extra lr)
+    assert len(planned) == 1 + d * s + d * k * s + 2 * d * k + 5 == 144
 
 
 def test_recorded_instances_are_the_stage_entries_of_the_lock(tmp_path):
@@ -72,14 +72,14 @@ def test_to_go_counts_new_and_changed_instances_and_what_follows_them(tmp_path):
     grown = {**params, "k": [1, 4, 16]}
     (root / "params.yaml").write_text(yaml.safe_dump(grown, sort_keys=False))
     new = {"pretrain@circle-16-0", "pretrain@circle-16-1", "extract@circle-16", "probe@circle-16"}
-    assert progress.to_go(root, set()) == len(new) + 3  # bounds, select_lr, report
-    assert progress.to_go(root, {"pretrain@circle-16-0"}) == len(new) + 3 - 1
+    assert progress.to_go(root, set()) == len(new) + 4  # bounds, fixed_null, select_lr, report
+    assert progress.to_go(root, {"pretrain@circle-16-0"}) == len(new) + 4 - 1
     # a changed train section: every circle run and what follows; prepare and theory not
     changed = {**params}
     changed["circle"] = {**params["circle"], "train": {**params["circle"]["train"], "epochs": 3}}
     (root / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
     runs = 2 * 2 + 2 + 2  # pretrain per (K, seed), extract and probe per K
-    assert progress.to_go(root, set()) == runs + 3
+    assert progress.to_go(root, set()) == runs + 4
 
 
 def test_the_line_says_this_runs_done_and_to_go(tmp_path, monkeypatch):

@@ -17,9 +17,10 @@ import yaml
 from conftest import stage
 
 from surrogap.core.errors import UserError
-from surrogap.core.schema import run_dir, seed_dir
+from surrogap.core.schema import NULL_COLUMNS, run_dir, seed_dir
+from surrogap.report import front
 from surrogap.report.load import ReportParams, load_scale, points_path
-from surrogap.report.markdown import build_report, scale_rows
+from surrogap.report.markdown import SUMMARY_WORDS, build_report, scale_rows
 from surrogap.theory import bounds
 
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
@@ -86,6 +87,26 @@ def make_results(fail: bool) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def make_null(results: pd.DataFrame) -> pd.DataFrame:
+    """The fixed_null stage's table: the K = 1 encoder of each (dataset, seed) at every K,
+    its R_mu that of K = 1 and its R_cont that measured at each K (the mechanical part)."""
+    rows = []
+    for _, g in results.groupby(["dataset", "seed"]):
+        first = g.sort_values("k").iloc[0]
+        for r in g.itertuples():
+            rows.append(
+                {
+                    **{c: getattr(r, c) for c in ("dataset", "kind", "classes", "k", "seed")},
+                    "encoder_k": int(first["k"]),
+                    "contrastive_loss": r.contrastive_loss,
+                    "contrastive_loss_se": r.contrastive_loss_se,
+                    "supervised_loss": first["supervised_loss"],
+                    "mean_acc": first["mean_acc"],
+                }
+            )
+    return pd.DataFrame(rows, columns=list(NULL_COLUMNS))
 
 
 def make_trajectory(row: pd.Series, outside: bool) -> pd.DataFrame:
@@ -174,9 +195,11 @@ def write_run(root: Path, fail: bool, report_params: dict | None = None) -> dict
         "out": root / "reports" / "report.md",
         "figures": root / "reports" / "figures",
         "external": root / "reports" / "external.csv",
+        "null": root / "reports" / "null.csv",
     }
     paths["results"].parent.mkdir(parents=True)
     results.to_csv(paths["results"], index=False)
+    make_null(results).to_csv(paths["null"], index=False)
     for _, row in results.iterrows():
         key = (row["dataset"], row["k"], row["seed"])
         traj = make_trajectory(row, outside=fail and key == FAIL)
@@ -216,6 +239,7 @@ def argv(paths: dict[str, Path], probe: bool = True) -> list[str]:
         "--out", str(paths["out"]),
         "--figures-dir", str(paths["figures"]),
         "--external", str(paths["external"]),
+        "--null", str(paths["null"]),
     ]  # fmt: skip
     return [*args, "--probe-dir", str(paths["probe"])] if probe else args
 
@@ -263,6 +287,76 @@ def test_report_written_and_every_image_link_resolves(good):
     assert f"{len(DATASETS) * len(KS) * len(SEEDS)} per-test-point files" in md
 
 
+def test_first_screen_is_the_claim_table_then_the_headline_figure(good):
+    paths, _ = good
+    md = paths["out"].read_text()
+    title, rest = md.split("\n## ", 1)
+    heading, body = rest.split("\n", 1)
+    assert heading == "The claims on this run"  # the first section after the title
+    lines = [ln for ln in body.split("\n## ", 1)[0].splitlines() if ln.strip()]
+    assert lines[0].startswith("| claim | the paper's statement (docs/THEORY.md) | check |")
+    rows = [ln for ln in lines if re.match(r"\| \d\. ", ln)]
+    assert [int(r[2]) for r in rows] == [1, 2, 3, 4, 5]
+    for row in rows:
+        n = int(row[2])
+        assert f'"{front.STATEMENTS[n]}"' in row
+        assert f"| {front.KINDS[n]} |" in row
+        for link in re.findall(r"\]\(([^)]+\.png)\)", row):
+            assert (paths["out"].parent / link).is_file(), link
+    kinds = {int(r[2]): r for r in rows}
+    assert "theorem check" in kinds[1] and "theorem check" in kinds[4]
+    assert "formula check" in kinds[2] and "empirical test" in kinds[3]
+    # the answer comes before the table, the headline figure after it, before any dataset
+    assert "**On this run**" in title
+    headline = md.index("![does a larger K help, and why](figures/headline.png)")
+    assert md.index("| 5. ") < headline < md.index("\n## topics_c5 ")
+    assert (paths["figures"] / "headline.png").is_file()
+
+
+def test_the_claims_quote_docs_theory():
+    theory = " ".join(
+        (Path(__file__).resolve().parents[1] / "docs" / "THEORY.md")
+        .read_text(encoding="utf-8")
+        .replace("**", "")
+        .split()
+    )
+    for number, statement in front.STATEMENTS.items():
+        assert statement in theory, number
+
+
+def test_summary_is_at_most_400_words_and_per_dataset_numbers_are_tables(good):
+    paths, _ = good
+    md = paths["out"].read_text()
+    summary = section(md, "Summary")
+    assert len(summary.split()) <= SUMMARY_WORDS == 400
+    assert "seeds for a decisive verdict" not in summary  # the numbers are in the tables
+    for ds in DATASETS:
+        part = md.split(f"\n## {ds} ", 1)[1].split("\n## ", 1)[0]
+        table = part.split("### Claims 3 and 5: trends against K", 1)[1]
+        for quantity in (
+            "R_mu",
+            "mean-classifier accuracy",
+            "linear-probe accuracy",
+            "R_mu - R_cont",
+            "fixed encoder's gap",
+            "gap minus the fixed encoder's",
+        ):
+            (row,) = [ln for ln in table.splitlines() if ln.startswith(f"| {quantity} |")]
+            assert row.count("|") == 7 + len(KS), row  # name, a value per K, five more cells
+
+
+def test_the_fixed_encoder_null_is_drawn_and_read(good):
+    paths, _ = good
+    md = paths["out"].read_text()
+    assert "Why the gap falls: mostly mechanically" in md  # 41% of the slope learned
+    part = md.split("\n## topics_c20 ", 1)[1].split("\n## ", 1)[0]
+    (row,) = [ln for ln in part.splitlines() if ln.startswith("| fixed encoder's gap |")]
+    null = pd.read_csv(paths["null"])
+    at = null[(null["dataset"] == "topics_c20") & (null["k"] == KS[-1])]
+    gap = float((at["supervised_loss"] - at["contrastive_loss"]).mean())
+    assert f"| {gap:.3f} |" in row
+
+
 def test_verdicts_follow_the_data(good):
     paths, _ = good
     md = paths["out"].read_text()
@@ -272,7 +366,8 @@ def test_verdicts_follow_the_data(good):
     for number in (2, 3, 5):
         assert "** confirmed:" in claim_line(md, number), claim_line(md, number)
     assert "the three metrics agree (confirmed)" in claim_line(md, 3)
-    assert "generated topics, a stand-in for Wiki-3029; one data family" in claim_line(md, 3)
+    # the data each claim stands on, said once in the summary
+    assert "generated topics, a stand-in for Wiki-3029; one data family" in section(md, "Summary")
     margin = np.minimum(
         results["supervised_loss"] - results["bao_lower"],
         results["bao_upper"] - results["supervised_loss"],
@@ -368,7 +463,7 @@ def test_bounds_table_says_where_bao_is_vacuous(good):
     for row, k in zip(rows, KS, strict=True):
         at = results[(results["dataset"] == "topics_c5") & (results["k"] == k)]["bao_upper"]
         above = int((at > math.log(5)).sum())
-        word = f"above on {above}/3 seeds"
+        word = f"weaker than uniform (above) on {above}/3 seeds"
         assert f"| {at.mean():.3f} | {math.log(5):.3f} | {word}" in row
 
 

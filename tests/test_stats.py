@@ -142,7 +142,10 @@ def test_only_one_of_three_metrics_improving_is_named_in_the_headline():
     assert "confirmed on linear-probe accuracy only, not on R_mu and mean-classifier accuracy" in (
         c3.text
     )
-    assert "linear-probe accuracy confirmed (confirmed on 1/1 data families)" in c3.text
+    assert (
+        "linear-probe accuracy confirmed (improves: confirmed on 1/1 data families; "
+        "saturates: confirmed on 1/1 data families)" in c3.text
+    )
     assert "R_mu not confirmed" in c3.text
 
 
@@ -161,7 +164,10 @@ def test_datasets_that_share_their_draws_count_as_one_family():
     r = pd.concat([*parts, circle], ignore_index=True)
     assert S.data_families(r) == {"topics": ["topics_c5", "topics_c20"], "ring": ["ring"]}
     c3 = claim(CL.claims(r, no_traj(), P, points=points(r)), 3)
-    assert "R_mu not confirmed (confirmed on 1/2, not confirmed on 1/2 data families)" in c3.text
+    assert (
+        "R_mu not confirmed (improves: confirmed on 1/2, not confirmed on 1/2 data families"
+        in c3.text
+    )
     assert (
         "topics_c5, topics_c20 (generated topics, a stand-in for Wiki-3029; one data family: "
         "the same (seed, topic) draws)" in c3.text

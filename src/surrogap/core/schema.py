@@ -86,7 +86,9 @@ EVALUATE_TABLE_COLUMNS = (
 # (True/False). A column missing here is read as "number?".
 COLUMN_TYPES = {
     **dict.fromkeys(("dataset", "kind", "run"), "str"),
-    **dict.fromkeys(("classes", "k", "seed", "epoch", "n_train", "n_test", "dim"), "int"),
+    **dict.fromkeys(
+        ("classes", "k", "encoder_k", "seed", "epoch", "n_train", "n_test", "dim"), "int"
+    ),
     **dict.fromkeys(
         (
             *MEASURED,
@@ -112,7 +114,7 @@ VACUITY = ("no", "above_log_c", "vacuous")
 # typing (NaN, where the type allows it, is not checked): (test, what is allowed).
 COLUMN_RANGES = {
     "classes": (lambda v: v >= 2, "an integer >= 2"),
-    "k": (lambda v: v >= 1, "an integer >= 1"),
+    **dict.fromkeys(("k", "encoder_k"), (lambda v: v >= 1, "an integer >= 1")),
     **dict.fromkeys(
         ("seed", "epoch", "n_train", "n_test", "dim"), (lambda v: v >= 0, "an integer >= 0")
     ),
@@ -134,6 +136,21 @@ COLUMN_RANGES = {
     "lr": (lambda v: v >= 0, "a number >= 0 (a cosine schedule ends at 0)"),
     "vacuity": (lambda v: v in VACUITY, "one of " + ", ".join(VACUITY)),
 }
+
+# reports/null.csv (the null stage): the encoder trained at the smallest K (`encoder_k`) of
+# each (dataset, seed), evaluated at every K of the grid: the gap's mechanical null
+NULL_COLUMNS = (
+    "dataset",
+    "kind",
+    "classes",
+    "k",
+    "seed",
+    "encoder_k",
+    "contrastive_loss",
+    "contrastive_loss_se",
+    "supervised_loss",
+    "mean_acc",
+)
 
 # data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`
 # labels of every split

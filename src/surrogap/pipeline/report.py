@@ -31,6 +31,7 @@ def run(
     external_path: str | Path | None,
     out_path: str | Path,
     figures_path: str | Path,
+    null_path: str | Path | None = None,
 ) -> None:
     """Build the whole report in memory, then write the figures folder and report.md."""
     all_params = load_params(params_path)
@@ -61,6 +62,7 @@ def run(
         external=load.load_external(external_path) if external_path else None,
         points=points,
         scale=load.load_scale(pretrain_dir, prepared_dir, results),
+        null=load.load_null(null_path) if null_path else None,
     )
     # the figures folder first, replaced as a whole; the Markdown that links them last
     with io.atomic_dir(figures_dir) as tmp:

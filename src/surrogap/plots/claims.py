@@ -4,13 +4,13 @@ and s.d. per cell, as the paper prints them)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from surrogap.plots.style import reference_lines
 
 __all__ = ["plot_accuracy_spread", "plot_bao_close"]
 
@@ -55,7 +55,7 @@ def plot_bao_close(df: pd.DataFrame) -> Figure:
             if col == "supervised_loss":
                 ax.scatter(df["k"].map(x) + dx, df[col], s=8, color=colour, alpha=0.4, zorder=3)
         c = int(df["classes"].iloc[0])
-        ax.axhline(math.log(c), color="grey", ls="--", lw=1, label=f"log C = {math.log(c):.3f}")
+        reference_lines(ax, c)
         ax.set_xticks(range(len(ks)))
         ax.set_xticklabels([str(k) for k in ks])
         ax.set_xlabel("K (number of negatives)")
@@ -64,7 +64,7 @@ def plot_bao_close(df: pd.DataFrame) -> Figure:
         seeds = f"{n.min()}" if n.min() == n.max() else f"{n.min()}-{n.max()}"
         name = str(df["dataset"].iloc[0]) if "dataset" in df.columns else ""
         ax.set_title(f"Fig. 9: R_mu against Bao's upper bound, {name} (C = {c}; n = {seeds})")
-        ax.legend(loc="best")
+        fig.legend(loc="outside lower center", ncol=1, frameon=False)
     return fig
 
 

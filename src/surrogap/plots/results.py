@@ -20,6 +20,7 @@ from surrogap.plots.style import (
     k_colors,
     mean_band,
     plain_log_label,
+    reference_lines,
     require,
     title_of,
 )
@@ -70,15 +71,7 @@ def plot_upper_bounds(df: pd.DataFrame) -> Figure:
                 label += f" ({'; '.join(notes)})"
             ax.plot(means.index[ok], y[ok], label=label, ms=5, **style)
         if "classes" in df.columns and df["classes"].nunique() == 1:
-            log_c = math.log(int(df["classes"].iloc[0]))
-            ax.axhline(
-                log_c,
-                color="0.4",
-                lw=1.0,
-                ls=(0, (6, 3)),
-                label=r"$\log C$: the uniform predictor's loss (a bound above it is vacuous)",
-            )
-            shown = np.append(shown, log_c)
+            shown = np.append(shown, reference_lines(ax, int(df["classes"].iloc[0])))
         k_axis(ax, means.index)
         ax.set_yscale("log")
         if shown.size and math.log10(shown.max() / shown.min()) < 2:

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from surrogap.theory import bounds
 from surrogap.theory.curves import BOUND_NAMES
 
 EARLIER_BOUNDS = {
@@ -24,6 +25,38 @@ EARLIER_BOUNDS = {
     "nozawa_sato": "Nozawa & Sato 2021",
     "ash": "Ash et al. 2022",
 }
+
+
+# how much an upper bound on R_mu says, in the words of every legend and of the report's
+# text: the one rule is theory.bounds.upper_bound_vacuity (tests/test_figures.py)
+VACUITY_WORDS = {
+    bounds.NOT_VACUOUS: "below log C",
+    bounds.ABOVE_LOG_C: "weaker than uniform",
+    bounds.VACUOUS: "vacuous",
+}
+
+
+def reference_lines(ax, c: int, log_c: bool = True) -> list[float]:
+    """The two levels of the vacuity rule as dashed lines, labelled in its words: log C
+    (the uniform predictor's loss; a bound above it is weaker than uniform) and
+    log(1 + (C - 1) e^2), the largest R_mu at b = 1 (a bound above it is vacuous).
+    Returns the levels drawn."""
+    top = bounds.max_supervised_loss(c)
+    levels = []
+    if log_c:
+        levels.append(math.log(c))
+        ax.axhline(
+            math.log(c), color="0.4", lw=1.0, ls=(0, (6, 3)),
+            label=rf"$\log C$ = {math.log(c):.3f}, the uniform predictor's loss: a bound "
+            f"above it is {VACUITY_WORDS[bounds.ABOVE_LOG_C]}",
+        )  # fmt: skip
+    levels.append(top)
+    ax.axhline(
+        top, color="0.2", lw=1.0, ls=(0, (1, 2)),
+        label=rf"$\log(1 + (C-1)e^2)$ = {top:.3f}, the largest $R_\mu$: a bound above it "
+        f"is {VACUITY_WORDS[bounds.VACUOUS]}",
+    )  # fmt: skip
+    return levels
 
 
 # the theory figures' bound names, in drawing order

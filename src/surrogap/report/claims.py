@@ -26,10 +26,10 @@ from surrogap.theory import bounds
 __all__ = [
     "BOUND_NAMES",
     "Claim",
+    "TrendRow",
     "Verdict",
     "at_chance_runs",
     "claims",
-    "claims_markdown",
     "collapsed_runs",
     "format_number",
     "run_label",
@@ -41,6 +41,16 @@ CLAIM2 = "Bao et al.'s upper bound is defined at every K and the tightest"
 BOUND_NAMES = {"arora": "Arora et al.", "nozawa_sato": "Nozawa & Sato", "ash": "Ash et al."}
 Points = Mapping[tuple[str, int, int], Mapping[str, np.ndarray]]
 NOT_SEED_LEVEL = "power: not a seed-level test (each run is checked on its own)"
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """One per-dataset trend of Claims 3 and 5, for the dataset's table: its numbers and
+    its verdicts (what, status, why undecided, seeds needed), as stats.trend_line gives."""
+
+    dataset: str
+    trend: S.Trend
+    verdicts: tuple[tuple[str, str, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -57,14 +67,21 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim and what this run shows; `verdicts` the per-dataset ones its headline
-    tallies (Claims 3 and 5)."""
+    """One claim and what this run shows. `key`: its key number with its interval (the
+    claim table); `why`: where it is inconclusive, why, in a few words; `data`: the data it
+    stands on; `trends`: the per-dataset trends behind it (Claims 3 and 5), for the
+    dataset tables; `verdicts`: the per-dataset verdicts its headline tallies (Claims 3
+    and 5), which `surrogap compare` diffs."""
 
     number: int
     name: str
     status: str
     text: str
     details: tuple[str, ...] = field(default_factory=tuple)
+    key: str = ""
+    why: str = ""
+    data: str = ""
+    trends: tuple[TrendRow, ...] = field(default_factory=tuple)
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
 
 
@@ -173,6 +190,10 @@ def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> C
         f"errors ({format_number(float(margin[i]), d)} nats, "
         f"{run_label(worst['dataset'], worst['k'], worst['seed'])}); {S.data_note(r)}"
     )
+    key = (
+        f"smallest margin {format_number(float(margin[i]), d)} nats = "
+        f"{format_number(float(z[i]), 1)} s.e. ({held}/{n} runs hold)"
+    )
     details = [
         "a theorem: this checks the implementation and the estimators; the standard error "
         "is each run's own, R_cont's (over pairings) and R_mu's (over test points, where "
@@ -187,7 +208,7 @@ def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> C
             f"{100 * p.confidence:g}%) may be estimator noise: inconclusive; a larger one is not"
         )
     details.append(NOT_SEED_LEVEL)
-    return Claim(1, "two-sided bound", status, text, tuple(details))
+    return Claim(1, "two-sided bound", status, text, tuple(details), key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claim 2
@@ -307,6 +328,12 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
         "(weaker there than predicting uniformly: see each dataset)"
     )
     text += f"; {S.data_note(r)}"
+    key = "no earlier bound holds to compare with"
+    if valid.any():
+        key = (
+            f"the tightest earlier bound is {format_number(float(np.nanmin(ratio)), 2)} x Bao's "
+            "(no interval: a ratio of formulas)"
+        )
     details = []
     for ds, g in bound_ratios(r).groupby("dataset", sort=False):
         c = int(g["classes"].iloc[0])
@@ -326,7 +353,7 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
             parts.append(bit)
         details.append(f"{ds} (C = {c}): " + "; ".join(parts) + "; " + _vacuity(g, d))
     details.append(NOT_SEED_LEVEL)
-    return Claim(2, CLAIM2, status, text, tuple(details))
+    return Claim(2, CLAIM2, status, text, tuple(details), key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claims 3 and 5
@@ -342,9 +369,10 @@ GAP_TESTS = ("decay beyond the mechanical null", "at Delta_U's rate")
 
 
 def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
-    """{metric: {dataset: status}}, the detail lines and the per-dataset Verdicts of Claim 3."""
+    """{metric: {dataset: status}}, the detail lines, the per-dataset Verdicts and the
+    per-dataset TrendRows of Claim 3."""
     status: dict[str, dict[str, str]] = {name: {} for name, *_ in METRICS}
-    lines, found = [], []
+    lines, found, rows_found = [], [], []
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
         data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
@@ -363,12 +391,14 @@ def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
             why = "; ".join(dict.fromkeys(w for _, _, w, _ in verdicts if w))
             found.append(Verdict(str(ds), name, status[name][ds], why))
             lines.append(f"{ds} ({data}), {name} {status[name][ds]}: {text}")
-    return status, lines, found
+            rows_found.append(TrendRow(str(ds), t, tuple(verdicts)))
+    return status, lines, found, rows_found
 
 
 def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
-    """({dataset: decay status}, {dataset: rate status}, lines, Verdicts) of Claim 5."""
-    decay, rate, lines, found = {}, {}, [], []
+    """({dataset: decay status}, {dataset: rate status}, lines, Verdicts, TrendRows) of
+    Claim 5."""
+    decay, rate, lines, found, rows_found = {}, {}, [], [], []
     d = p.decimals
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
@@ -408,6 +438,16 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
             ),
             Verdict(str(ds), GAP_TESTS[1], rate[ds], S.too_few(gap, p)),
         ]
+        rows_found.append(
+            TrendRow(
+                str(ds),
+                gap,
+                (
+                    ("decays beyond the null", decay[ds], why, S.needed(mu.slope_est, -1, p)),
+                    ("at Delta_U's rate", rate[ds], "", ""),
+                ),
+            )
+        )
         ratio = gap.slope / s_up if s_up else math.nan
         e = mu.slope_est
         if gap.slope_est.n < 2:
@@ -428,7 +468,7 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
             f"(log(C/K) falls at -1; Delta_L's {S.signed(s_lo, d)}), ratio "
             f"{format_number(ratio, 2)}; {where}"
         )
-    return decay, rate, lines, found
+    return decay, rate, lines, found, rows_found
 
 
 # --------------------------------------------------------------------------- claim 4
@@ -494,7 +534,11 @@ def _claim_trajectories(traj: pd.DataFrame, missing: Sequence[str], p: ReportPar
             f"{ds} K={k}: {len(grp)} point{'s' if len(grp) > 1 else ''} outside, the first at "
             f"epoch {grp['epoch'].min():g}"
         )
-    return Claim(4, name, status, text, tuple(details))
+    key = (
+        f"smallest margin {format_number(float(margin[i]), p.decimals)} nats = "
+        f"{format_number(float(z[i]), 1)} s.d. of one pairing ({inside}/{n} points inside)"
+    )
+    return Claim(4, name, status, text, tuple(details), key=key, data=S.data_note(traj))
 
 
 # --------------------------------------------------------------------------- all claims
@@ -509,15 +553,60 @@ def _agreement(overall: Mapping[str, str]) -> str:
     return f"confirmed on {' and '.join(yes)}{' only' if len(yes) == 1 else ''}, not on {no}"
 
 
+def _parts(results: pd.DataFrame, rows: Sequence[TrendRow], metric: str) -> str:
+    """'improves: confirmed on 4/4 data families; saturates: not confirmed on 2/4, ...':
+    each part of one metric's verdict tallied on its own, so a headline names what holds
+    and what fails."""
+    parts: dict[str, dict[str, str]] = {}
+    for r in rows:
+        if r.trend.metric == metric:
+            for what, status, _, _ in r.verdicts:
+                parts.setdefault(what, {})[r.dataset] = status
+    if not parts:
+        return "a single K, no trend to test"
+    return "; ".join(f"{what}: {S.tally(S.by_family(results, st))}" for what, st in parts.items())
+
+
+def _weakest(rows: Sequence[TrendRow], metric: str, p: ReportParams) -> str:
+    """The slope of `metric` on the dataset where it is weakest (its interval's bound
+    nearest the worsening side), with its interval."""
+    mine = [r for r in rows if r.trend.metric == metric and r.trend.n >= 2]
+    if not mine:
+        return "no slope with an interval (fewer than two seeds with every K)"
+
+    def worst_end(r: TrendRow) -> float:  # the end on the worsening side, larger is weaker
+        lo, hi = r.trend.slope_ci
+        return hi if r.trend.direction < 0 else -lo
+
+    w = max(mine, key=worst_end)
+    t, d = w.trend, p.decimals
+    return (
+        f"{metric} slope {S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)} per unit "
+        f"log K ({w.dataset}, the weakest of {len(mine)})"
+    )
+
+
+def _gap_key(rows5: Sequence[TrendRow], rows3: Sequence[TrendRow], p: ReportParams) -> str:
+    """The gap's slopes and its excess over the null (R_mu's slope) where weakest."""
+    slopes = [r.trend.slope for r in rows5]
+    if not slopes:
+        return "no trend to test"
+    d = p.decimals
+    return (
+        f"gap slope {S.signed(min(slopes), d)} to {S.signed(max(slopes), d)} per unit log K; "
+        f"beyond the null: {_weakest(rows3, 'R_mu', p)}"
+    )
+
+
 def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tuple[Claim, Claim]:
-    per_metric, lines3, verdicts3 = _downstream(results, points, p)
+    per_metric, lines3, verdicts3, rows3 = _downstream(results, points, p)
     fam = {m: S.by_family(results, st) for m, st in per_metric.items()}
     overall = {m: S.combine(s) for m, s in fam.items()}
     c3 = Claim(
         3,
         "downstream improves with K and saturates",
         S.combine(list(overall.values())),
-        "; ".join(f"{m} {overall[m]} ({S.tally(fam[m])})" for m in overall)
+        "; ".join(f"{m} {overall[m]} ({_parts(results, rows3, m)})" for m in overall)
         + f": {_agreement(overall)}; {S.data_note(results)}",
         (
             *lines3,
@@ -528,9 +617,12 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
             f"as true, and never fewer than `report.min_seeds` = {p.min_seeds} (below it a "
             "verdict is inconclusive); at n = 1 there is no spread, so no interval and no count",
         ),
-        tuple(verdicts3),
+        verdicts=tuple(verdicts3),
+        key=_weakest(rows3, "R_mu", p),
+        data=S.data_note(results),
+        trends=tuple(rows3),
     )
-    decay, rate, lines5, verdicts5 = _gap(results, points, p)
+    decay, rate, lines5, verdicts5, rows5 = _gap(results, points, p)
     s5, r5 = S.by_family(results, decay), S.by_family(results, rate)
     c5 = Claim(
         5,
@@ -541,7 +633,10 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
         f"Delta_U's log(C/K) rate (its own verdict): {S.tally(r5)}"
         f"; {S.data_note(results)}",
         (*lines5, "power: as Claim 3's, for the gap's excess over the null (R_mu's slope)"),
-        tuple(verdicts5),
+        verdicts=tuple(verdicts5),
+        key=_gap_key(rows5, rows3, p),
+        data=S.data_note(results),
+        trends=tuple(rows5),
     )
     return c3, c5
 
@@ -571,7 +666,18 @@ def claims(
                 "of 1/C, or R_mu = log C), so no run is evidence for or against it"
             )
             items = _claims(results, trajectories, p, missing, points)
-            return [Claim(c.number, c.name, S.INCONCLUSIVE, reason, (note,)) for c in items]
+            return [
+                replace(
+                    c,
+                    status=S.INCONCLUSIVE,
+                    text=reason,
+                    details=(note,),
+                    why="every run is at chance",
+                    verdicts=(),
+                    trends=(),
+                )
+                for c in items
+            ]
         at = {(r.dataset, int(r.k), int(r.seed)) for r in results[chance].itertuples()}
         keys = zip(
             trajectories.get("dataset", []),
@@ -583,7 +689,7 @@ def claims(
         items = _claims(
             results[~chance], trajectories[keep] if len(keep) else trajectories, p, missing, points
         )
-        return [Claim(c.number, c.name, c.status, c.text, (*c.details, note)) for c in items]
+        return [replace(c, details=(*c.details, note)) for c in items]
     return _claims(results, trajectories, p, missing, points)
 
 
@@ -608,12 +714,3 @@ def _claims(
         c3, c5 = changed
     c1, c2 = _claim_sandwich(results, points, p), _claim_tightest(results, p)
     return [c1, c2, c3, _claim_trajectories(trajectories, missing, p), c5]
-
-
-def claims_markdown(items: Sequence[Claim]) -> str:
-    """One bullet per claim, its evidence in sub-bullets."""
-    lines = []
-    for c in items:
-        lines.append(f"- **Claim {c.number} ({c.name}):** {c.status}: {c.text}.")
-        lines += [f"  - {d}." for d in c.details]
-    return "\n".join(lines)

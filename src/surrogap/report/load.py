@@ -23,6 +23,7 @@ from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, read_checked_meta
 from surrogap.core.schema import (
     EVALUATE_RECORD_COLUMNS,
+    NULL_COLUMNS,
     PROBE_ARRAYS,
     REPORT_EXTERNAL_COLUMNS,
     REPORT_TRAJECTORY_COLUMNS,
@@ -45,6 +46,7 @@ __all__ = [
     "TRAJECTORY_COLUMNS",
     "ReportParams",
     "load_external",
+    "load_null",
     "load_points",
     "load_results",
     "load_scale",
@@ -399,6 +401,18 @@ def load_external(path: str | Path) -> pd.DataFrame | None:
     if not df.empty:
         check_holds(df, f"external table {str(path)!r}", again)
     return df
+
+
+# --------------------------------------------------------------------------- fixed-encoder null
+def load_null(path: str | Path) -> pd.DataFrame | None:
+    """The fixed_null stage's table (schema.NULL_COLUMNS), typed and range checked, or None
+    where the file is absent."""
+    path = Path(path)
+    if not _present(path, "the fixed-encoder null table"):
+        return None
+    return files.read_csv(
+        path, NULL_COLUMNS, "fixed-encoder null table", "rerun the fixed_null stage"
+    )
 
 
 # --------------------------------------------------------------------------- per-point arrays

@@ -19,13 +19,16 @@ from matplotlib.figure import Figure
 from surrogap.plots import results as F
 from surrogap.plots.claims import plot_accuracy_spread, plot_bao_close
 from surrogap.plots.gap import plot_surrogate_gap
+from surrogap.plots.headline import plot_headline
+from surrogap.plots.style import VACUITY_WORDS
+from surrogap.report import front
 from surrogap.report.claims import (
     BOUND_NAMES,
     EARLIER,
+    Claim,
     at_chance_runs,
     bound_ratios,
     claims,
-    claims_markdown,
     collapsed_runs,
     format_number,
     run_label,
@@ -33,8 +36,11 @@ from surrogap.report.claims import (
 from surrogap.report.load import ReportParams
 from surrogap.report.names import file_name as _safe
 from surrogap.report.names import md_text
+from surrogap.theory import bounds
 
 __all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
+
+SUMMARY_WORDS = 400  # the summary's length at most (tests/test_report.py counts)
 
 SUMMARY_METRICS = (
     "contrastive_loss", "supervised_loss", "bao_lower", "bao_upper", "arora",
@@ -143,8 +149,11 @@ def bounds_table(results: pd.DataFrame, decimals: int = 3) -> str:
         header += [f"{BOUND_NAMES[name]} / Bao", f"{BOUND_NAMES[name]} / R_mu"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * 5 + ":---|" + "---:|" * 6]
     for r in bound_ratios(results).itertuples(index=False):
-        vac = f"above on {r.above_log_c}/{r.n} seeds" + (
-            f", above the largest R_mu on {r.above_max}" if r.above_max else ""
+        # the words of the vacuity rule, as the figures' legends say them
+        vac = f"{VACUITY_WORDS[bounds.ABOVE_LOG_C]} (above) on {r.above_log_c}/{r.n} seeds" + (
+            f", {VACUITY_WORDS[bounds.VACUOUS]} (above the largest R_mu) on {r.above_max}"
+            if r.above_max
+            else ""
         )
         cells = [str(r.k), str(r.n), format_number(r.supervised_loss, decimals)]
         cells += [format_number(r.bao_upper, decimals), format_number(r.log_c, decimals), vac]
@@ -273,23 +282,42 @@ def _external_markdown(
     return md
 
 
-def _dataset_markdown(ds, results, trajectories, summary, missing, d, add) -> list[str]:
+def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items, nulls, p):
     rows = results[results["dataset"] == ds]
     c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
-    md = [f"## {ds} (kind {kind}, C = {c})", "", "### Upper bounds against K (Fig. 1 / 9)", ""]
+    md = [f"## {ds} (kind {kind}, C = {c})", ""]
+    table = front.trend_table(ds, items, nulls, p)
+    if table:
+        md += [
+            "### Claims 3 and 5: trends against K",
+            "",
+            "Means over seeds per K; the slope is a seed-level estimate with its one-sided "
+            "bounds; *seeds needed*: for a decisive verdict at `report.power`. The fixed "
+            "encoder is the one trained at the smallest K, evaluated at every K (the "
+            "mechanical null, fixed_null stage).",
+            "",
+            *table,
+            "",
+            *[f"Claim 5 on {line}." for line in _dataset_lines(items, 5, ds)],
+            "",
+        ]
+    md += ["### Upper bounds against K (Fig. 1 / 9)", ""]
     md += [add(f"fig1_{tag}.png", F.plot_upper_bounds(rows), f"upper bounds, {ds}"), ""]
     md += [add(f"fig9_{tag}.png", plot_bao_close(rows), f"R_mu against Bao's bound, {ds}"), ""]
     md += [
         "Test-set R_mu and the upper bounds at the measured contrastive loss, mean over "
-        "seeds; a bound absent at some K is undefined there (K + 1 < C). The dashed grey "
-        "line is log C, the loss of the uniform predictor: an upper bound above it is weaker "
-        "than predicting uniformly, though R_mu itself can reach log(1 + (C - 1) e^2) at "
-        "b = 1. The second figure (the paper's Fig. 9) is R_mu and Bao's upper bound on a "
+        "seeds; a bound absent at some K is undefined there (K + 1 < C). The dashed line "
+        "is log C, the loss of the uniform predictor: an upper bound above it is "
+        f"{VACUITY_WORDS[bounds.ABOVE_LOG_C]}; the dotted line is log(1 + (C - 1) e^2), the "
+        "largest R_mu possible at b = 1: an upper bound above it is "
+        f"{VACUITY_WORDS[bounds.VACUOUS]}. The second figure (the paper's Fig. 9) is R_mu and Bao's upper bound on a "
         "linear scale, mean ± s.e. over seeds, each seed's R_mu a dot.",
         "",
         "Claim 2 per K (means over the n seeds; ratios of means):",
         "",
         bounds_table(rows, d),
+        "",
+        *[f"Claim 2 on {line}." for line in _dataset_lines(items, 2, ds)],
         "",
         "### Surrogate gap against K",
         "",
@@ -396,6 +424,7 @@ def build_report(
     external: pd.DataFrame | None = None,
     points: Mapping | None = None,
     scale: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    null: pd.DataFrame | None = None,
 ) -> Report:
     """The whole report: Markdown and figures, nothing written.
 
@@ -422,62 +451,36 @@ def build_report(
         figures[name] = fig
         return _link(alt, f"{figures_rel.rstrip('/')}/{name}")
 
+    nulls = front.fixed_null_trends(null, results, p)
+    rel = figures_rel.rstrip("/")
     md = [f"# {p.title}", ""]
     md += [
         'Checks the claims of Bao, Nagano & Nozawa, "On the Surrogate Gap between '
-        'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501) on this run. '
-        "Losses in nats; every bound uses L2-normalized features (b = 1). Each verdict is "
-        "confirmed, not confirmed or inconclusive (Claims 1 and 4, theorem checks: "
-        "consistent, violated or inconclusive); intervals are seed-level t intervals, the "
-        "seed the unit of replication (How this was made).",
+        'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501). '
+        + front.answer(items, results, nulls, p),
         "",
-        "## Summary",
+        "## The claims on this run",
         "",
-        claims_markdown(items),
+        *front.claim_table(items, results, rel, front.null_key(nulls, p)),
         "",
+        add("headline.png", plot_headline(results, null), "does a larger K help, and why"),
+        "",
+        "Top: R_mu of the encoder trained at each K (lower is better), each seed a dot, the "
+        "band its min-max over seeds. Bottom: the gap R_mu − R_cont inside [Δ_L, Δ_U]"
+        + (
+            "; dashed grey: the mechanical null, the smallest-K encoder held fixed and "
+            "evaluated at every K: its R_mu stays put while its gap falls."
+            if null is not None and not null.empty
+            else "; no fixed-encoder null was given (the fixed_null stage's reports/null.csv)."
+        ),
+        "",
+        *_summary(items, results, p, points),
     ]
-    flagged = collapsed_runs(results, p.collapse_drop)
-    if flagged.any():
-        md += [
-            "Collapsed runs (validation accuracy far below their sibling seeds; kept in "
-            "every table and figure, and Claims 3 and 5 say what changes without them):",
-            "",
-        ]
-        for r in results[flagged].itertuples():
-            others = results[
-                (results["dataset"] == r.dataset)
-                & (results["k"] == r.k)
-                & ~results.index.isin([r.Index])
-            ]
-            md.append(
-                f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
-                f"{format_number(r.val_mean_acc, d)}, the other seeds' median "
-                f"{format_number(float(others['val_mean_acc'].median()), d)}."
-            )
-        md.append("")
-    else:
-        md += ["No run collapsed (`report.collapse_drop` below).", ""]
-    chance = at_chance_runs(results, points, p.confidence)
-    if chance.any():
-        md += [
-            "Runs at chance (test mean-classifier accuracy within binomial noise of 1/C, or "
-            "R_mu = log C: the encoder's features carry nothing of the class; kept in every "
-            "table and figure, but no claim counts them as evidence"
-            + ("; every run is at chance, so every claim is inconclusive" if chance.all() else "")
-            + "):",
-            "",
-        ]
-        for r in results[chance].itertuples():
-            md.append(
-                f"- {run_label(r.dataset, r.k, r.seed)}: test accuracy "
-                f"{format_number(r.mean_acc, d)} (1/C = {format_number(1 / r.classes, d)}), "
-                f"R_mu {format_number(r.supervised_loss, d)} "
-                f"(log C = {format_number(math.log(r.classes), d)})."
-            )
-        md.append("")
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
-        md += _dataset_markdown(ds, results, trajectories, summary, missing_trajectories, d, add)
+        md += _dataset_markdown(
+            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p
+        )
     if external is not None and not external.empty:
         md += _external_markdown(external, d, add)
     md += ["## Accuracy over C × K (Fig. 7 / 8)", ""]
@@ -509,5 +512,97 @@ def build_report(
     ):
         link = theory_links.get(key)
         md += [_link(what, link) if link else f"{what}: not found (run the theory stage).", ""]
+    md += _notes(items, [str(x) for x in pd.unique(results["dataset"])])
     md += _how_made(results, trajectories, p, sources, len(points))
     return Report("\n".join(md), figures)
+
+
+def _headline(c: Claim) -> str:
+    """A claim's headline without the data note (the summary states the data once)."""
+    return c.text.replace(f"; {c.data}", "") if c.data else c.text
+
+
+def _summary(
+    items: Sequence[Claim], results: pd.DataFrame, p: ReportParams, points=None
+) -> list[str]:
+    """The verdicts in words: one bullet per claim, the data once, the collapsed runs and
+    the runs at chance (at most SUMMARY_WORDS words: each dataset's numbers are in its
+    section's tables)."""
+    md = ["## Summary", ""]
+    md += [f"- **Claim {c.number} ({c.name}):** {c.status}: {_headline(c)}." for c in items]
+    data = next((c.data for c in items if c.data), "")
+    if data:
+        md += ["", f"Data: {data.removeprefix('data: ')}."]
+    md.append("")
+    flagged = collapsed_runs(results, p.collapse_drop)
+    if not flagged.any():
+        md += ["No run collapsed (`report.collapse_drop` below).", ""]
+    else:
+        md += [
+            "Collapsed runs (validation accuracy far below their sibling seeds; kept in every "
+            "table and figure, and Claims 3 and 5 say what changes without them):",
+            "",
+        ]
+        for r in results[flagged].itertuples():
+            others = results[
+                (results["dataset"] == r.dataset)
+                & (results["k"] == r.k)
+                & ~results.index.isin([r.Index])
+            ]
+            md.append(
+                f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
+                f"{format_number(r.val_mean_acc, p.decimals)}, the other seeds' median "
+                f"{format_number(float(others['val_mean_acc'].median()), p.decimals)}."
+            )
+        md.append("")
+    return md + _chance_markdown(results, points or {}, p)
+
+
+def _chance_markdown(results: pd.DataFrame, points, p: ReportParams) -> list[str]:
+    """The runs at chance (claims.at_chance_runs), each with its accuracy against 1/C and
+    its R_mu against log C; nothing where no run is at chance."""
+    chance = at_chance_runs(results, points, p.confidence)
+    if not chance.any():
+        return []
+    d = p.decimals
+    md = [
+        "Runs at chance (test mean-classifier accuracy within binomial noise of 1/C, or "
+        "R_mu = log C: the encoder's features carry nothing of the class; kept in every "
+        "table and figure, but no claim counts them as evidence"
+        + ("; every run is at chance, so every claim is inconclusive" if chance.all() else "")
+        + "):",
+        "",
+    ]
+    for r in results[chance].itertuples():
+        md.append(
+            f"- {run_label(r.dataset, r.k, r.seed)}: test accuracy "
+            f"{format_number(r.mean_acc, d)} (1/C = {format_number(1 / r.classes, d)}), "
+            f"R_mu {format_number(r.supervised_loss, d)} "
+            f"(log C = {format_number(math.log(r.classes), d)})."
+        )
+    return [*md, ""]
+
+
+def _dataset_lines(items: Sequence[Claim], number: int, ds: str) -> list[str]:
+    """The lines of a claim's details that one dataset's section states: Claim 2's bounds
+    ('<ds> (C = ...') and Claim 5's rate ('<ds>, at ...'); Claims 3 and 5's trend lines are
+    the dataset's table instead."""
+    return [
+        x
+        for c in items
+        if c.number == number
+        for x in c.details
+        if x.startswith((f"{ds} (C = ", f"{ds}, "))
+    ]
+
+
+def _notes(items: Sequence[Claim], datasets: Sequence[str]) -> list[str]:
+    """What each claim's check is and its power; its per-dataset lines are in each
+    dataset's section (a table, or a line under it)."""
+    md = ["## Notes on the claims", ""]
+    for c in items:
+        notes = [x for x in c.details if not x.startswith(tuple(f"{ds} " for ds in datasets))]
+        notes = [x for x in notes if not x.startswith(tuple(f"{ds}, " for ds in datasets))]
+        if notes:
+            md.append(f"- Claim {c.number} ({c.name}): " + "; ".join(notes) + ".")
+    return [*md, ""]

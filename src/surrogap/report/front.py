@@ -1,0 +1,295 @@
+"""The report's first screen and its per-dataset trend tables.
+
+The first screen answers before it explains: a paragraph with the answer on this run, one
+row per claim (the paper's statement as docs/THEORY.md section 7 words it, the kind of
+check, the verdict with what holds and what fails, the key number with its interval, the
+figure that shows it), then the headline figure (plots.headline). Each dataset's section
+then holds the numbers behind Claims 3 and 5 as one table (value per K, slope with its
+interval, verdicts, seeds needed), and the fixed-encoder null of the fixed_null stage
+beside the gap."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from surrogap.report import stats as S
+from surrogap.report.claims import Claim, TrendRow
+from surrogap.report.load import ReportParams
+from surrogap.report.stats import format_number
+
+__all__ = [
+    "KINDS",
+    "STATEMENTS",
+    "answer",
+    "claim_table",
+    "fixed_null_trends",
+    "trend_table",
+]
+
+# the paper's statement of each claim, quoted from docs/THEORY.md section 7 (a test
+# checks every quote against the file)
+STATEMENTS = {
+    1: "for every trained encoder and every K, the test-set estimates satisfy the two-sided "
+    "bound (lower <= R_mu <= upper)",
+    2: "Bao et al.'s upper bound is defined at every K and the tightest: of the four upper bounds",
+    3: "downstream quality (lower R_mu, higher mean-classifier and linear-probe accuracy) "
+    "improves as K grows, and the improvement saturates",
+    4: "during training, the trajectory of (R_cont, R_mu) on held-out data stays inside the "
+    "band between the two bounds",
+    5: "R_mu - R_cont falls with K faster than the mechanical fall that a growing R_cont "
+    "alone gives",
+}
+THEOREM, FORMULA, EMPIRICAL = "theorem check", "formula check", "empirical test"
+# the kind of each check: a theorem or formula check cannot fail for a correct
+# implementation (it checks the code and the estimators); an empirical test can fail
+KINDS = {1: THEOREM, 2: FORMULA, 3: EMPIRICAL, 4: THEOREM, 5: EMPIRICAL}
+# the figure that shows each claim: a name of the report's figures, {ds} the first dataset
+FIGURES = {
+    1: ("gap_{ds}.png", "gap and band"),
+    2: ("fig1_{ds}.png", "Fig. 1"),
+    3: ("headline.png", "headline figure"),
+    4: ("fig5_{ds}.png", "Fig. 5"),
+    5: ("headline.png", "headline figure"),
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _short_reason(why: str) -> str:
+    """The reason a verdict is undecided, in a few words."""
+    if "ceiling" in why:
+        return "at the ceiling"
+    if "seed" in why and "fewer than" in why:
+        return "too few seeds"
+    if "three K" in why or "single K" in why:
+        return "too few K"
+    return why
+
+
+def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[str]]:
+    """{'holds' | 'fails' | 'undecided': ['R_mu: improves, saturates', ...]} over data
+    families, one entry per metric: a part holds where every family confirms it, fails
+    where one does not (how many of the families say), else it is undecided (and why)."""
+    by_part: dict[tuple[str, str], dict[str, str]] = {}
+    reasons: dict[tuple[str, str], set[str]] = {}
+    for r in trends:
+        for what, status, why, _ in r.verdicts:
+            key = (r.trend.metric, what)
+            by_part.setdefault(key, {})[r.dataset] = status
+            if status == S.INCONCLUSIVE and why:
+                reasons.setdefault(key, set()).add(_short_reason(why))
+    grouped: dict[str, dict[str, list[str]]] = {"holds": {}, "fails": {}, "undecided": {}}
+    for (metric, what), st in by_part.items():
+        fam = S.by_family(results, st)
+        no = fam.count(S.NOT_CONFIRMED)
+        if fam.count(S.CONFIRMED) == len(fam):
+            grouped["holds"].setdefault(metric, []).append(what)
+        elif no:
+            grouped["fails"].setdefault(metric, []).append(f"{what} ({no}/{len(fam)} families)")
+        else:
+            why = ", ".join(sorted(reasons.get((metric, what), ()))) or "interval straddles 0"
+            grouped["undecided"].setdefault(metric, []).append(f"{what} ({why})")
+    return {
+        word: [f"{metric}: {', '.join(whats)}" for metric, whats in by_metric.items()]
+        for word, by_metric in grouped.items()
+    }
+
+
+def _verdict_cell(c: Claim, results: pd.DataFrame) -> str:
+    cell = f"**{c.status}**"
+    if c.trends:
+        found = parts(results, c.trends)
+        bits = [f"{word}: {'; '.join(found[word])}" for word in found if found[word]]
+        return cell + "<br>" + "<br>".join(bits)
+    if c.status.startswith(S.INCONCLUSIVE):
+        cell += "<br>undecided: a violation within the estimator's noise"
+    return cell
+
+
+def claim_table(
+    items: Sequence[Claim],
+    results: pd.DataFrame,
+    figures_rel: str,
+    null_key: str = "",
+) -> list[str]:
+    """The claim table: one row per claim."""
+    first = str(pd.unique(results["dataset"])[0])
+    md = [
+        "| claim | the paper's statement (docs/THEORY.md) | check | verdict on this run | "
+        "key number [interval] | figure |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in items:
+        name, label = FIGURES[c.number]
+        link = f"[{label}]({figures_rel.rstrip('/')}/{name.format(ds=first)})"
+        if "{ds}" in name:
+            link += f" ({first}; each dataset's section)"
+        key = c.key + (f"; {null_key}" if c.number == 5 and null_key else "")
+        md.append(
+            f'| {c.number}. {_cell(c.name)} | "{_cell(STATEMENTS[c.number])}" | '
+            f"{KINDS[c.number]} | {_cell(_verdict_cell(c, results))} | {_cell(key)} | {link} |"
+        )
+    md += [
+        "",
+        f"A {THEOREM} or {FORMULA} cannot fail for a correct implementation: it checks the "
+        f"code and the estimators (Claim 2's ordering holds for any encoder at these K and C). "
+        f"An {EMPIRICAL} can fail. Intervals: seed-level one-sided "
+        "bounds (How this was made); a part holds where every data family confirms it.",
+    ]
+    return md
+
+
+# --------------------------------------------------------------------------- the null
+def _seed_gaps(frame: pd.DataFrame, seed: int, ks: Sequence[int]) -> np.ndarray:
+    """One seed's R_mu - R_cont at each K (n_K, 1), NaN where it lacks a K."""
+    g = frame[frame["seed"] == seed].set_index("k")
+    gap = g["supervised_loss"] - g["contrastive_loss"]
+    return np.array([gap.get(k, np.nan) for k in ks], dtype=float)[:, None]
+
+
+def fixed_null_trends(
+    null: pd.DataFrame | None, results: pd.DataFrame, p: ReportParams
+) -> dict[str, tuple[S.Trend, S.Trend]]:
+    """Per dataset with a fixed-encoder null: the trend of the fixed encoder's gap, and the
+    trend of the measured gap minus the fixed encoder's (per seed, paired on K): the part
+    of the decay that training at each K adds."""
+    out: dict[str, tuple[S.Trend, S.Trend]] = {}
+    if null is None or null.empty:
+        return out
+    for ds, rows in results.groupby("dataset", sort=False):
+        fixed = null[null["dataset"] == ds]
+        ks = sorted(int(k) for k in rows["k"].unique())
+        if fixed.empty or len(ks) < 2:
+            continue
+        per_null, per_diff = {}, {}
+        for s in sorted(int(v) for v in rows["seed"].unique()):
+            per_null[s] = _seed_gaps(fixed, s, ks)
+            per_diff[s] = _seed_gaps(rows, s, ks) - per_null[s]
+        out[str(ds)] = (
+            S.trend(per_null, ks, -1, "fixed encoder's gap", p.confidence),
+            S.trend(per_diff, ks, -1, "gap minus the fixed encoder's", p.confidence),
+        )
+    return out
+
+
+def null_key(trends: Mapping[str, tuple[S.Trend, S.Trend]], p: ReportParams) -> str:
+    """The fixed encoder's gap slopes and the learned part's, for Claim 5's key number."""
+    if not trends:
+        return ""
+    d = p.decimals
+    fixed = [t.slope for t, _ in trends.values()]
+    learned = [t.slope for _, t in trends.values()]
+    return (
+        f"the fixed smallest-K encoder's gap slope {S.signed(min(fixed), d)} to "
+        f"{S.signed(max(fixed), d)}; training at each K adds {S.signed(min(learned), d)} to "
+        f"{S.signed(max(learned), d)} per unit log K"
+    )
+
+
+# --------------------------------------------------------------------------- per dataset
+def trend_table(
+    ds: str,
+    items: Sequence[Claim],
+    null: Mapping[str, tuple[S.Trend, S.Trend]],
+    p: ReportParams,
+) -> list[str]:
+    """Claims 3 and 5 on one dataset: one row per quantity."""
+    rows = [r for c in items for r in c.trends if r.dataset == ds]
+    extra = [(t, ()) for t in null.get(ds, ())]
+    if not rows:
+        return []
+    d = p.decimals
+    ks = rows[0].trend.ks
+    md = [
+        "| quantity | " + " | ".join(f"K = {k}" for k in ks) + " | slope per unit log K "
+        "[interval] | verdicts | early minus late gain [interval] | seeds needed | why "
+        "undecided |",
+        "|---|" + "---:|" * len(ks) + "---:|---|---:|---|---|",
+    ]
+    md[:0] = [f"Seeds: {S.n_text(rows[0].trend)}.", ""]
+    for t, verdicts in [(r.trend, r.verdicts) for r in rows] + extra:
+        if t.ks != ks:
+            continue
+        values = " | ".join(format_number(v, d) for v in t.values)
+        slope = f"{S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)}"
+        if not verdicts and t.metric.startswith("gap minus"):
+            status, why = S.verdict(t, p, "improves")
+            verdicts = (("decays beyond the fixed encoder", status, why, ""),)
+        said = "; ".join(f"{what}: {status}" for what, status, _, _ in verdicts) or "the null"
+        sat = (
+            S.interval(*t.saturation_ci, d)
+            if t.saturation_est is not None and any(w == "saturates" for w, *_ in verdicts)
+            else ""
+        )
+        needed = ", ".join(f"{w} {m}" for w, _, _, m in verdicts if m)
+        why = "; ".join(dict.fromkeys(w for _, _, w, _ in verdicts if w))
+        md.append(
+            f"| {_cell(t.metric)} | {values} | {slope} | {said} | {sat} | {needed} | {_cell(why)} |"
+        )
+    return md
+
+
+def _span_pct(values: Sequence[float]) -> str:
+    lo, hi = f"{100 * min(values):.0f}", f"{100 * max(values):.0f}"
+    return f"{lo}%" if lo == hi else f"{lo}-{hi}%"
+
+
+def answer(
+    items: Sequence[Claim],
+    results: pd.DataFrame,
+    null: Mapping[str, tuple[S.Trend, S.Trend]],
+    p: ReportParams,
+) -> str:
+    """The answer on this run, in a few sentences, from the verdicts and numbers."""
+    by = {c.number: c for c in items}
+    n_ds = results["dataset"].nunique()
+    ks = sorted(int(k) for k in results["k"].unique())
+    seeds = int(results.groupby(["dataset", "k"])["seed"].nunique().min())
+    text = [
+        f"**On this run** ({len(results)} runs: {n_ds} datasets, K = "
+        f"{', '.join(map(str, ks))}, {seeds} seeds each):"
+    ]
+    theorems = [c for c in items if KINDS[c.number] != EMPIRICAL]
+    text.append(
+        "the checks that cannot fail for a correct implementation come out "
+        + ", ".join(f"Claim {c.number} {c.status.split(' (')[0]}" for c in theorems)
+        + "."
+    )
+    if 3 in by:
+        found = parts(results, by[3].trends)
+        mu_holds = [x for x in found["holds"] if x.startswith("R_mu:") and "improves" in x]
+        text.append(
+            "A larger K "
+            + ("lowers R_mu on every data family" if mu_holds else "does not lower R_mu on "
+               "every data family")
+            + f" ({by[3].key})"
+            + (
+                "; not every part of Claim 3 holds (its row below says which)"
+                if found["fails"] or found["undecided"]
+                else ""
+            )
+            + "."
+        )  # fmt: skip
+    if null:
+        d = p.decimals
+        share = [
+            abs(learned.slope) / abs(learned.slope + fixed.slope)
+            for fixed, learned in null.values()
+            if learned.slope + fixed.slope
+        ]
+        added = f"training at each K adds {_span_pct(share)} of the measured slope" if share else ""
+        how = "mostly mechanically" if share and max(share) < 0.5 else "partly mechanically"
+        text.append(
+            f"Why the gap falls: {how}. The encoder trained at the smallest K, held fixed "
+            "(its R_mu cannot change with K), still has a gap that falls at "
+            + ", ".join(f"{ds} {S.signed(f.slope, d)}" for ds, (f, _) in null.items())
+            + " per unit log K, because R_cont rises with K for any encoder"
+            + (f"; {added}" if added else "")
+            + " (headline figure, bottom row)."
+        )
+    return " ".join(text)
