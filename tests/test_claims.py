@@ -449,7 +449,7 @@ def test_claim4_margin_and_outside_points():
 
 
 # --------------------------------------------------------------------------- Claim 5
-def test_surrogate_gap_decays_and_is_compared_with_delta_u():
+def test_surrogate_gap_decays_and_is_compared_with_delta_u_and_delta_l():
     r = table(improving, rising)
     c5 = claim(CL.claims(r, no_traj(), P, points=points(r)), 5)
     assert c5.status == "confirmed"
@@ -458,7 +458,8 @@ def test_surrogate_gap_decays_and_is_compared_with_delta_u():
     slope = np.polyfit(np.log(KS), gap.to_numpy(), 1)[0]
     s_up = np.polyfit(np.log(KS), [bounds.upper_gap(k, 20) for k in KS], 1)[0]
     assert f"slope {slope:+.3f} per unit log K" in line
-    assert f"against Delta_U's {s_up:+.3f} over the same K" in rate
+    s_lo = np.polyfit(np.log(KS), [bounds.lower_gap(k, 20) for k in KS], 1)[0]
+    assert f"against Delta_U's {s_up:+.3f} and Delta_L's {s_lo:+.3f} over the same K" in rate
     assert "decays: confirmed" in line
     assert "decay beyond the mechanical null confirmed" in line
 
@@ -512,7 +513,6 @@ def test_load_points_round_trip_and_checks(tmp_path):
     [
         ({"bootstrap": 10}, "unknown key 'bootstrap'"),
         ({"power": 1.0}, "report.power"),
-        ({"rate_tolerance": 0}, "report.rate_tolerance"),
         ({"test_pairings": 0}, "report.test_pairings"),
         ({"confidence": 1.0}, "report.confidence"),
         ({"ceiling": 0}, "report.ceiling"),

@@ -35,7 +35,6 @@ REPORT = {
     "dpi": 60,
     "confidence": 0.9,
     "power": 0.9,
-    "rate_tolerance": 0.2,
     "test_pairings": 12,
     "min_seeds": 3,
     "ceiling": 0.98,
@@ -397,7 +396,7 @@ def test_collapsed_run_is_flagged_from_validation_data(good):
 def test_every_threshold_is_stated_from_its_param(good):
     paths, _ = good
     how = section(paths["out"].read_text(), "How this was made")
-    for key in ("confidence", "power", "rate_tolerance", "test_pairings", "min_seeds", "ceiling"):
+    for key in ("confidence", "power", "test_pairings", "min_seeds", "ceiling"):
         assert f"`report.{key}` = {REPORT[key]:g}" in how, key
     assert f"`report.collapse_drop` = {REPORT['collapse_drop']:g}" in how
 

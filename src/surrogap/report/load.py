@@ -84,7 +84,6 @@ class ReportParams:
     power: float = spec(0.8, check=lambda v: 0.5 <= v < 1, allowed="a number in [0.5, 1)")
     # Claim 5's rate: confirmed when the gap slope's interval lies within this fraction of
     # Delta_U's slope (equivalence), not confirmed when Delta_U's slope lies outside it
-    rate_tolerance: float = spec(0.1, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
     # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
     # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
     test_pairings: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")

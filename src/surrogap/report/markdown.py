@@ -395,8 +395,10 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         "saturates (early minus late gain > 0, late slope not worsening), its own verdict.",
         "- Claim 5's null: R_mu flat in K with the measured R_cont (gap slope minus R_cont's); "
         "the gap must fall and its excess over the null (R_mu's slope) be negative. Its rate: "
-        "not confirmed when Delta_U's slope is outside the interval, confirmed within "
-        f"`report.rate_tolerance` = {p.rate_tolerance:g} of it. Tallies count data families "
+        "confirmed when the gap slope's interval lies between Delta_U's and Delta_L's slopes "
+        "over the same K (the theorem puts the gap between them at every K), not confirmed "
+        "when it lies wholly outside, inconclusive when it straddles an end (no tuned "
+        "margin). Tallies count data families "
         "(topics at every C: the same (seed, topic) draws, one family).",
         f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to show each "
         f"observed effect with this probability. `report.test_pairings` = {p.test_pairings} "

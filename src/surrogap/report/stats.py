@@ -498,14 +498,19 @@ def trend_line(t: Trend, p: ReportParams, with_saturation: bool = True, verb: st
     return text, verdicts
 
 
-def rate_verdict(gap: Trend, target: float, p: ReportParams) -> str:
-    """Claim 5's rate: not confirmed when Delta_U's slope (target) lies outside the gap
-    slope's interval; confirmed when the interval lies within target x (1 -+ rate_tolerance)
-    (two one-sided tests); inconclusive otherwise or with too few seeds."""
+def rate_verdict(gap: Trend, upper: float, lower: float, p: ReportParams) -> str:
+    """Claim 5's rate, as the theorem implies it: the gap lies between Delta_L and Delta_U
+    at every K, so its slope in log K belongs between theirs over the same K (`upper`:
+    Delta_U's, -1 for a uniform prior; `lower`: Delta_L's). Confirmed when the gap slope's
+    interval lies inside [min, max] of the two, not confirmed when it lies wholly outside,
+    inconclusive when it straddles an end or with too few seeds. No tuned margin: the two
+    slopes are the theorem's."""
     lo, hi = gap.slope_ci
     if too_few(gap, p):
         return INCONCLUSIVE
-    if not lo <= target <= hi:
+    a, b = min(upper, lower), max(upper, lower)
+    if a <= lo and hi <= b:
+        return CONFIRMED
+    if hi < a or lo > b:
         return NOT_CONFIRMED
-    tol = p.rate_tolerance * abs(target)
-    return CONFIRMED if target - tol <= lo and hi <= target + tol else INCONCLUSIVE
+    return INCONCLUSIVE
