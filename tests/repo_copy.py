@@ -78,6 +78,7 @@ def new_k_stages(k: int, dataset: str = "circle", seeds: Sequence[int] = (0,)) -
         [
             "bounds",
             f"extract@{group}",
+            "fixed_null",
             *(f"pretrain@{group}-{seed}" for seed in seeds),
             f"probe@{group}",
             "report",

@@ -108,7 +108,7 @@ def test_pipeline_efficiency_is_the_stages_work_over_the_wall_time():
     ).groups()
     # the quick grid: theory, prepare, 2 pretrain, 2 extract, 2 probe, bounds, select_lr,
     # evaluate, report; each prints its closing line with its own work time
-    assert int(stages) == 12
+    assert int(stages) == 13
     assert 0 < float(work) < float(wall)
     assert r.value == pytest.approx(float(work) / float(wall), abs=0.01)  # detail: 0.1 s
     assert r.target == ">= 0.5" and r.passed is None  # quick: not judged

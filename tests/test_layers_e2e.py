@@ -24,7 +24,9 @@ PRETRAIN = {f"pretrain@circle-{k}-0" for k in KS}
 EXTRACT = {f"extract@circle-{k}" for k in KS}
 PROBE = {f"probe@circle-{k}" for k in KS}
 # pre-training and every stage that reads, directly or not, what it writes
-PRETRAIN_AND_DOWNSTREAM = PRETRAIN | EXTRACT | PROBE | {"bounds", "select_lr", "report"}
+PRETRAIN_AND_DOWNSTREAM = (
+    PRETRAIN | EXTRACT | PROBE | {"bounds", "fixed_null", "select_lr", "report"}
+)
 EVERY_STAGE = PRETRAIN_AND_DOWNSTREAM | {"prepare@circle-0", "theory", "evaluate"}
 
 

@@ -122,7 +122,7 @@ def test_a_new_seed_retrains_no_existing_run(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     grown = dvc(repo, "repro")
     assert grown.returncode == 0, grown.stderr[-3000:]
-    expected = [f"prepare@circle-{new}", "bounds", "select_lr", "report"]
+    expected = [f"prepare@circle-{new}", "bounds", "fixed_null", "select_lr", "report"]
     for k in params["k"]:
         expected += [f"pretrain@circle-{k}-{new}", f"extract@circle-{k}", f"probe@circle-{k}"]
         for lr in params["lr"]:
