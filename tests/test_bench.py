@@ -106,7 +106,7 @@ def test_pipeline_efficiency_is_the_stages_work_over_the_wall_time():
     stages, work, wall = re.search(
         r"(\d+) stage instances, work ([\d.]+) s of ([\d.]+) s wall", r.detail
     ).groups()
-    # the quick grid: theory, prepare, 2 pretrain, 2 extract, 2 probe, bounds, select_lr,
+    # the quick grid: theory, prepare, 2 pretrain, 2 extract, 2 probe, bounds, fixed_null, select_lr,
     # evaluate, report; each prints its closing line with its own work time
     assert int(stages) == 13
     assert 0 < float(work) < float(wall)
