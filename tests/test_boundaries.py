@@ -450,3 +450,40 @@ def test_one_run_at_chance_is_listed_and_left_out_of_the_evidence(tmp_path):
     note = "not counted as evidence: topics_c5 K=1 seed 0."
     assert md.count(note) == 5  # one detail under each claim
     assert "every run is at chance" not in md
+
+
+# --------------------------------------------------------------------------- outputs over inputs
+def test_an_output_naming_an_input_is_refused_before_any_work(tmp_path):
+    good = features(tmp_path)
+    before = good.read_bytes()
+    (tmp_path / "labels.txt").write_text("\n".join(["0"] * 120) + "\n")
+    for args in (
+        (str(good), "--plot", str(good)),
+        (str(good), "--plot", "./good.npz"),
+        (str(good), "--labels", "labels.txt", "--plot", "labels.txt"),
+    ):
+        done = surrogap("evaluate", *args[:1], "--k", "1", "4", *args[1:], cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        line = one_line(done.stderr)
+        assert line.startswith("surrogap evaluate: argument --plot '"), line
+        assert "would replace the input" in line, line
+        assert done.stdout == ""
+    assert good.read_bytes() == before and (tmp_path / "labels.txt").read_text().startswith("0\n")
+    results = tmp_path / "results.csv"
+    results.write_text("dataset\n")
+    done = script("select_lr", "--results", str(results), "--out", "results.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith(
+        "stage select_lr: argument --out 'results.csv' is the input --results"
+    ), line
+    assert results.read_text() == "dataset\n"
+
+
+def test_an_empty_plot_path_or_a_trailing_slash_is_refused(tmp_path):
+    good = features(tmp_path)
+    done = surrogap("evaluate", str(good), "--k", "1", "--plot", "", cwd=tmp_path)
+    assert done.returncode == 2 and "the path is empty" in one_line(done.stderr)
+    done = surrogap("evaluate", str(good), "--k", "1", "--plot", "x.png/", cwd=tmp_path)
+    assert done.returncode == 2 and "trailing slash" in one_line(done.stderr), done.stderr
+    assert not (tmp_path / "x.png").exists()

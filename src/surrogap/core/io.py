@@ -179,6 +179,13 @@ def check_target(path: str | Path, *, folder: bool = False, root: str | Path | N
     FIFO, device or socket is refused, as is a folder where a file goes. With `root` (the
     project, for a path the user gave), the parent must exist, or its nearest existing
     folder lie inside `root`: the writer creates missing folders only inside the project."""
+    if not os.fspath(path):
+        raise UserError("cannot write '': the path is empty; give a file name")
+    if not folder and os.fspath(path).endswith(("/", os.sep)):
+        raise UserError(
+            f"cannot write {os.fspath(path)!r}: a trailing slash names a folder, and this "
+            "output is a file; give a file name (without the trailing slash)"
+        )
     path = Path(path)
     try:
         mode = os.lstat(path).st_mode
@@ -212,6 +219,42 @@ def check_target(path: str | Path, *, folder: bool = False, root: str | Path | N
             "first or give a path in an existing folder"
         )
     return path
+
+
+def _same_or_inside(output: Path, source: Path, folder: bool) -> bool:
+    """Whether writing `output` would replace `source`: the same file (os.path.samefile
+    where both exist: hard links, symlinks, `./x` and `x` alike; else the resolved paths),
+    or, for a folder output (replaced whole), `source` inside it."""
+    try:
+        if os.path.lexists(output) and os.path.exists(source):
+            if os.path.samefile(output, source):
+                return True
+    except OSError:
+        pass
+    out, src = output.resolve(), source.resolve()
+    return out == src or (folder and out in src.parents)
+
+
+def refuse_same_file(outputs, inputs) -> None:
+    """A one-line UserError, before any work, when an output would replace an input:
+    `outputs` and `inputs` are (name, path) pairs (name: the option, ``--plot``), an
+    output's path also (name, path, folder) for a folder replaced whole. The one check of
+    every command and stage whose options name both (`surrogap evaluate --plot`, a
+    stage's ``--out``/``--results``)."""
+    for entry in outputs:
+        name, out, folder = (*entry, False)[:3]
+        if out is None:
+            continue
+        for src_name, src in inputs:
+            if src is None or not os.fspath(src):
+                continue
+            if _same_or_inside(Path(out), Path(src), folder):
+                how = "is" if not folder else "holds"
+                raise UserError(
+                    f"{name} {os.fspath(out)!r} {how} the input {src_name} "
+                    f"{os.fspath(src)!r}: writing it would replace the input (refused, "
+                    "nothing written); give another output path"
+                )
 
 
 def _fsync_dir(folder: Path) -> None:
