@@ -389,6 +389,26 @@ def test_a_fifo_under_data_external_is_found_by_doctor_and_the_evaluate_stage(tm
     assert not out.exists()
 
 
+def test_a_fifo_at_dvc_lock_is_named_by_doctor_and_sweep_unopened(tmp_path):
+    """Before: both opened dvc.lock and waited for a writer for ever."""
+    import shutil
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True, env=ENV)
+    os.mkfifo(tmp_path / "dvc.lock")
+    said = f"{str(tmp_path / 'dvc.lock')!r} is a FIFO, not a regular file"
+    doctor = surrogap("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1
+    assert next(x for x in doctor.stdout.splitlines() if said in x).startswith("problem: ")
+    sweep = surrogap("sweep", "theory", cwd=tmp_path)
+    assert sweep.returncode == 2 and sweep.stdout == ""
+    line = one_line(sweep.stderr)
+    assert line.startswith("surrogap sweep: ") and said in line, line
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "dvc.lock").st_mode)
+
+
 def test_a_garbage_scheduler_prints_only_its_refusal(tmp_path):
     import shutil
 
@@ -487,3 +507,4 @@ def test_an_empty_plot_path_or_a_trailing_slash_is_refused(tmp_path):
     done = surrogap("evaluate", str(good), "--k", "1", "--plot", "x.png/", cwd=tmp_path)
     assert done.returncode == 2 and "trailing slash" in one_line(done.stderr), done.stderr
     assert not (tmp_path / "x.png").exists()
+

@@ -97,7 +97,12 @@ _KINDS = (
 
 
 def regular_file(
-    path: str | Path, what: str, *, folder: bool = False, missing: bool = False
+    path: str | Path,
+    what: str,
+    *,
+    folder: bool = False,
+    missing: bool = False,
+    unopened: bool = False,
 ) -> Path:
     """`path` if it names a regular file (links followed), else one-line `UserError`
     (``'<path>' is a FIFO, not a regular file; <what> must be a regular file``).
@@ -106,21 +111,36 @@ def regular_file(
     comes, and reading a device (``/dev/zero``) never ends. A missing path is a `UserError`
     too (``'<path>' does not exist; ...``), unless `missing` (then the reader says so); with
     `folder`, a folder is accepted as well (``<what> must be a regular file or a folder``).
+    With `unopened` (:func:`readable`) only a FIFO, device or socket is refused: a missing
+    path, a folder or one that cannot be stat'ed pass, for the reader to name as it does.
     """
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        if missing:
+        if missing or unopened:
             return path
         raise UserError(f"{str(path)!r} does not exist; {what} must be a regular file") from None
     except OSError as exc:
+        if unopened:
+            return path
         raise UserError(f"cannot access {str(path)!r}: {exc.strerror or exc}") from None
-    if not (stat.S_ISREG(mode) or (folder and stat.S_ISDIR(mode))):
+    if not (stat.S_ISREG(mode) or ((folder or unopened) and stat.S_ISDIR(mode))):
         kind = next((name for test, name in _KINDS if test(mode)), "a special file")
         allowed = "a regular file or a folder" if folder else "a regular file"
-        raise UserError(f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}")
+        why = " (not opened: reading it would wait for ever)" if unopened else ""
+        raise UserError(
+            f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}{why}"
+        )
     return path
+
+
+def readable(path: str | Path, what: str) -> Path:
+    """`path` unless it is a FIFO, device or socket (`regular_file` with `unopened`): the
+    first call of every reader of a data file (`surrogap.core.files`, dvc.lock, the
+    prepared data, the checkpoints, ``model.pt``), which names a missing file or a folder
+    itself."""
+    return regular_file(path, what, unopened=True)
 
 
 def special_files(folder: str | Path, limit: int = 10) -> list[tuple[Path, str]]:
