@@ -508,3 +508,15 @@ def test_an_empty_plot_path_or_a_trailing_slash_is_refused(tmp_path):
     assert done.returncode == 2 and "trailing slash" in one_line(done.stderr), done.stderr
     assert not (tmp_path / "x.png").exists()
 
+
+# --------------------------------------------------------------------------- stderr closed
+def test_with_stderr_closed_nothing_goes_to_stdout(tmp_path):
+    """Before: sys.stderr is None and print(file=None) wrote the error line to stdout."""
+    write_params(tmp_path / "params.yaml", tiny_params())
+    closed = {"stdout": subprocess.PIPE, "stderr": None, "preexec_fn": lambda: os.close(2)}
+    done = surrogap("bounds", "--k", "4", "--classes", "1", "--loss", "3", cwd=tmp_path, **closed)
+    assert done.returncode == 2 and done.stdout == ""
+    missing = str(tmp_path / "none.csv")
+    done = script("select_lr", "--results", missing, "--out", "s.csv", cwd=tmp_path, **closed)
+    assert done.returncode == 2 and done.stdout == ""
+    assert not (tmp_path / "s.csv").exists()
