@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, tiny_params, write_params
@@ -435,6 +436,11 @@ def _chance(results, rows=None):
     return out
 
 
+def _front(md: str) -> str:
+    """report.md's first paragraph: the answer on this run."""
+    return next(line for line in md.splitlines() if line.startswith("Checks the claims"))
+
+
 def test_a_grid_whose_every_run_is_at_chance_is_inconclusive_and_listed(tmp_path):
     import test_report as T
 
@@ -450,6 +456,12 @@ def test_a_grid_whose_every_run_is_at_chance_is_inconclusive_and_listed(tmp_path
         assert "** inconclusive: every run is at chance" in line, line
     assert "Runs at chance" in md and "every claim is inconclusive" in md
     assert "- topics_c5 K=1 seed 0: test accuracy 0.2" in md
+    # the first paragraph concludes nothing (it said 'A larger K does not lower R_mu ...'
+    # and 'Why the gap falls: mostly mechanically ...')
+    front = _front(md)
+    assert "every run is at chance" in front and "nothing is concluded" in front, front
+    for conclusion in ("A larger K", "Why the gap falls", "lowers R_mu", "mechanically"):
+        assert conclusion not in front, front
 
 
 def test_one_run_at_chance_is_listed_and_left_out_of_the_evidence(tmp_path):
@@ -470,6 +482,17 @@ def test_one_run_at_chance_is_listed_and_left_out_of_the_evidence(tmp_path):
     note = "not counted as evidence: topics_c5 K=1 seed 0."
     assert md.count(note) == 5  # one detail under each claim
     assert "every run is at chance" not in md
+    # the first paragraph's numbers, the fixed-encoder null's included, leave it out
+    front = _front(md)
+    assert "1 run at chance is left out of every number below" in front, front
+    from surrogap.report import front as F
+    from surrogap.report import stats as S
+    from surrogap.report.load import ReportParams
+
+    p = ReportParams()
+    nulls = F.fixed_null_trends(pd.read_csv(paths["null"]), results.iloc[1:], p)
+    quoted = ", ".join(f"{ds} {S.signed(f.slope, p.decimals)}" for ds, (f, _) in nulls.items())
+    assert f"still has a gap that falls at {quoted} per unit log K" in front, front
 
 
 # --------------------------------------------------------------------------- outputs over inputs
@@ -520,3 +543,4 @@ def test_with_stderr_closed_nothing_goes_to_stdout(tmp_path):
     done = script("select_lr", "--results", missing, "--out", "s.csv", cwd=tmp_path, **closed)
     assert done.returncode == 2 and done.stdout == ""
     assert not (tmp_path / "s.csv").exists()
+
