@@ -544,3 +544,27 @@ def test_with_stderr_closed_nothing_goes_to_stdout(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert not (tmp_path / "s.csv").exists()
 
+
+def test_a_symlink_to_a_fifo_outside_is_found_by_doctor_and_the_evaluate_stage(tmp_path):
+    """Before: special_files skipped symlinks unread; DVC follows them and hangs."""
+    write_params(tmp_path / "params.yaml", tiny_params())
+    external = tmp_path / "data" / "external"
+    external.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "pipe")
+    (external / "link").symlink_to(outside / "pipe")
+    (external / "loop").symlink_to(external)  # a folder link loop: walked once, not for ever
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "dir").symlink_to(outside)  # a folder link to the FIFO's folder
+    doctor = surrogap("doctor", cwd=tmp_path)
+    line = next(x for x in doctor.stdout.splitlines() if "FIFO" in x)
+    assert doctor.returncode == 1 and line.startswith("problem: "), doctor.stdout
+    assert "'data/external/link' (symbolic link to a FIFO)" in line, line
+    assert "'src/dir/pipe' (FIFO)" in line, line
+    out = tmp_path / "reports" / "external.csv"
+    done = script("evaluate", "--out", str(out), "--inputs", str(external), cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "link' is a symbolic link to a FIFO, not a regular file, inside" in line, line
+    assert not out.exists()

@@ -144,21 +144,35 @@ def readable(path: str | Path, what: str) -> Path:
 
 
 def special_files(folder: str | Path, limit: int = 10) -> list[tuple[Path, str]]:
-    """The first `limit` FIFOs, devices and sockets anywhere under `folder` (links not
-    followed), each with its kind ("a FIFO"): DVC hashes every file of a folder it tracks
-    and blocks for ever reading a FIFO, before any stage runs (`surrogap doctor` and the
-    stage that owns the folder look first)."""
+    """The first `limit` FIFOs, devices and sockets anywhere under `folder`, each with its
+    kind ("a FIFO"; "a symbolic link to a FIFO" for a link to one, wherever it points):
+    DVC hashes every file of a folder it tracks, following links, and blocks for ever
+    reading a FIFO, before any stage runs (`surrogap doctor` and the stage that owns the
+    folder look first). Links are followed as DVC does (`os.stat`), links to folders
+    included, each folder walked once (a link loop ends); nothing is opened."""
     found: list[tuple[Path, str]] = []
-    for top, dirs, files in os.walk(folder):
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: a loop
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         for name in (*dirs, *files):
             entry = Path(top) / name
             try:
-                mode = os.lstat(entry).st_mode
-            except OSError:
+                link = stat.S_ISLNK(os.lstat(entry).st_mode)
+                mode = os.stat(entry).st_mode
+            except OSError:  # a dangling link: DVC skips it too
                 continue
-            if stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
                 continue
-            found.append((entry, next((k for t, k in _KINDS if t(mode)), "a special file")))
+            kind = next((k for t, k in _KINDS if t(mode)), "a special file")
+            found.append((entry, f"a symbolic link to {kind}" if link else kind))
             if len(found) >= limit:
                 return found
     return found
