@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     p = stage.parser("fixed_null", __doc__)
     p.add_argument("--features-dir", required=True, type=Path, help="data/features")
     p.add_argument("--prepared-dir", required=True, type=Path, help="data/prepared")
-    p.add_argument("--out", required=True, type=Path, help="reports/null.csv")
+    p.add_argument("--out", required=True, type=stage.output_path(), help="reports/null.csv")
     return stage.run(
         "fixed_null",
         p,

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, tiny_params, write_params
@@ -389,6 +390,26 @@ def test_a_fifo_under_data_external_is_found_by_doctor_and_the_evaluate_stage(tm
     assert not out.exists()
 
 
+def test_a_fifo_at_dvc_lock_is_named_by_doctor_and_sweep_unopened(tmp_path):
+    """Before: both opened dvc.lock and waited for a writer for ever."""
+    import shutil
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True, env=ENV)
+    os.mkfifo(tmp_path / "dvc.lock")
+    said = f"{str(tmp_path / 'dvc.lock')!r} is a FIFO, not a regular file"
+    doctor = surrogap("doctor", cwd=tmp_path)
+    assert doctor.returncode == 1
+    assert next(x for x in doctor.stdout.splitlines() if said in x).startswith("problem: ")
+    sweep = surrogap("sweep", "theory", cwd=tmp_path)
+    assert sweep.returncode == 2 and sweep.stdout == ""
+    line = one_line(sweep.stderr)
+    assert line.startswith("surrogap sweep: ") and said in line, line
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "dvc.lock").st_mode)
+
+
 def test_a_garbage_scheduler_prints_only_its_refusal(tmp_path):
     import shutil
 
@@ -415,6 +436,11 @@ def _chance(results, rows=None):
     return out
 
 
+def _front(md: str) -> str:
+    """report.md's first paragraph: the answer on this run."""
+    return next(line for line in md.splitlines() if line.startswith("Checks the claims"))
+
+
 def test_a_grid_whose_every_run_is_at_chance_is_inconclusive_and_listed(tmp_path):
     import test_report as T
 
@@ -430,6 +456,12 @@ def test_a_grid_whose_every_run_is_at_chance_is_inconclusive_and_listed(tmp_path
         assert "** inconclusive: every run is at chance" in line, line
     assert "Runs at chance" in md and "every claim is inconclusive" in md
     assert "- topics_c5 K=1 seed 0: test accuracy 0.2" in md
+    # the first paragraph concludes nothing (it said 'A larger K does not lower R_mu ...'
+    # and 'Why the gap falls: mostly mechanically ...')
+    front = _front(md)
+    assert "every run is at chance" in front and "nothing is concluded" in front, front
+    for conclusion in ("A larger K", "Why the gap falls", "lowers R_mu", "mechanically"):
+        assert conclusion not in front, front
 
 
 def test_one_run_at_chance_is_listed_and_left_out_of_the_evidence(tmp_path):
@@ -450,3 +482,89 @@ def test_one_run_at_chance_is_listed_and_left_out_of_the_evidence(tmp_path):
     note = "not counted as evidence: topics_c5 K=1 seed 0."
     assert md.count(note) == 5  # one detail under each claim
     assert "every run is at chance" not in md
+    # the first paragraph's numbers, the fixed-encoder null's included, leave it out
+    front = _front(md)
+    assert "1 run at chance is left out of every number below" in front, front
+    from surrogap.report import front as F
+    from surrogap.report import stats as S
+    from surrogap.report.load import ReportParams
+
+    p = ReportParams()
+    nulls = F.fixed_null_trends(pd.read_csv(paths["null"]), results.iloc[1:], p)
+    quoted = ", ".join(f"{ds} {S.signed(f.slope, p.decimals)}" for ds, (f, _) in nulls.items())
+    assert f"still has a gap that falls at {quoted} per unit log K" in front, front
+
+
+# --------------------------------------------------------------------------- outputs over inputs
+def test_an_output_naming_an_input_is_refused_before_any_work(tmp_path):
+    good = features(tmp_path)
+    before = good.read_bytes()
+    (tmp_path / "labels.txt").write_text("\n".join(["0"] * 120) + "\n")
+    for args in (
+        (str(good), "--plot", str(good)),
+        (str(good), "--plot", "./good.npz"),
+        (str(good), "--labels", "labels.txt", "--plot", "labels.txt"),
+    ):
+        done = surrogap("evaluate", *args[:1], "--k", "1", "4", *args[1:], cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        line = one_line(done.stderr)
+        assert line.startswith("surrogap evaluate: argument --plot '"), line
+        assert "would replace the input" in line, line
+        assert done.stdout == ""
+    assert good.read_bytes() == before and (tmp_path / "labels.txt").read_text().startswith("0\n")
+    results = tmp_path / "results.csv"
+    results.write_text("dataset\n")
+    done = script("select_lr", "--results", str(results), "--out", "results.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith(
+        "stage select_lr: argument --out 'results.csv' is the input --results"
+    ), line
+    assert results.read_text() == "dataset\n"
+
+
+def test_an_empty_plot_path_or_a_trailing_slash_is_refused(tmp_path):
+    good = features(tmp_path)
+    done = surrogap("evaluate", str(good), "--k", "1", "--plot", "", cwd=tmp_path)
+    assert done.returncode == 2 and "the path is empty" in one_line(done.stderr)
+    done = surrogap("evaluate", str(good), "--k", "1", "--plot", "x.png/", cwd=tmp_path)
+    assert done.returncode == 2 and "trailing slash" in one_line(done.stderr), done.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+# --------------------------------------------------------------------------- stderr closed
+def test_with_stderr_closed_nothing_goes_to_stdout(tmp_path):
+    """Before: sys.stderr is None and print(file=None) wrote the error line to stdout."""
+    write_params(tmp_path / "params.yaml", tiny_params())
+    closed = {"stdout": subprocess.PIPE, "stderr": None, "preexec_fn": lambda: os.close(2)}
+    done = surrogap("bounds", "--k", "4", "--classes", "1", "--loss", "3", cwd=tmp_path, **closed)
+    assert done.returncode == 2 and done.stdout == ""
+    missing = str(tmp_path / "none.csv")
+    done = script("select_lr", "--results", missing, "--out", "s.csv", cwd=tmp_path, **closed)
+    assert done.returncode == 2 and done.stdout == ""
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_symlink_to_a_fifo_outside_is_found_by_doctor_and_the_evaluate_stage(tmp_path):
+    """Before: special_files skipped symlinks unread; DVC follows them and hangs."""
+    write_params(tmp_path / "params.yaml", tiny_params())
+    external = tmp_path / "data" / "external"
+    external.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "pipe")
+    (external / "link").symlink_to(outside / "pipe")
+    (external / "loop").symlink_to(external)  # a folder link loop: walked once, not for ever
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "dir").symlink_to(outside)  # a folder link to the FIFO's folder
+    doctor = surrogap("doctor", cwd=tmp_path)
+    line = next(x for x in doctor.stdout.splitlines() if "FIFO" in x)
+    assert doctor.returncode == 1 and line.startswith("problem: "), doctor.stdout
+    assert "'data/external/link' (symbolic link to a FIFO)" in line, line
+    assert "'src/dir/pipe' (FIFO)" in line, line
+    out = tmp_path / "reports" / "external.csv"
+    done = script("evaluate", "--out", str(out), "--inputs", str(external), cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "link' is a symbolic link to a FIFO, not a regular file, inside" in line, line
+    assert not out.exists()

@@ -11,6 +11,7 @@ the stage that reads the tampered file."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -483,3 +484,69 @@ def test_text_data_outside_its_vocabulary_is_refused_before_training(
     assert msg.startswith(f"stage pretrain: {str(prepared / 's0' / 'train.npz')!r}"), msg
     assert says in msg, msg
     assert not (tmp_path / "run").exists() and not (tmp_path / "ckpt").exists()
+
+
+# --------------------------------------------------------------------------- FIFOs as inputs
+def _stage_argv(root: Path, name: str) -> list[str]:
+    d, r = root / "data", root / "reports"
+    if name == "pretrain":
+        return cli_args(
+            params=root / "params.yaml",
+            dataset="circle",
+            k=4,
+            seed=0,
+            data=d / "prepared/circle/s0",
+            out=root / "run",
+            checkpoints=root / "ckpt",
+        )
+    if name == "fixed_null":
+        return cli_args(
+            params=root / "params.yaml",
+            features_dir=d / "features",
+            prepared_dir=d / "prepared",
+            out=r / "null.csv",
+        )
+    return _stages(root, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "fifo", "what"),
+    [
+        ("bounds", "data/probe/circle/k4/s0.json", "probe record"),
+        ("bounds", "data/prepared/circle/s0/meta.json", "meta.json"),
+        ("probe", "data/features/circle/k4/s0.npz", "features"),
+        ("fixed_null", "data/features/circle/k4/s0.npz", "features"),
+        ("extract", "data/pretrain/circle/k4/s0/model.pt", "model.pt"),
+        ("pretrain", "ckpt/last.pt", "a checkpoint"),
+        ("pretrain", "data/prepared/circle/s0/train.npz", "a prepared split"),
+        ("select_lr", "reports/results.csv", "results"),
+        ("report", "reports/selected.csv", "results"),
+    ],
+)
+def test_a_fifo_where_a_stage_reads_is_refused_unopened(copy, capsys, name, fifo, what):
+    """Before: the stage opened the FIFO and waited for a writer for ever (select_lr and
+    report said the table does not exist)."""
+    import signal
+
+    path = copy / fifo
+    if path.exists():
+        path.unlink()
+    # an unfinished run's checkpoint (a completed one is dropped, its copied data differs)
+    (copy / "ckpt/complete.json").unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+    def hung(*_):
+        raise TimeoutError(f"stage {name} opened the FIFO {fifo} and hangs")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        capsys.readouterr()
+        assert stage(name).main(_stage_argv(copy, name)) == 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    msg = one_line(capsys.readouterr().err)
+    assert msg.startswith(f"stage {name}: "), msg
+    assert f"{str(path)!r} is a FIFO, not a regular file" in msg and what in msg, msg

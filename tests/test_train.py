@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -234,6 +235,22 @@ def test_nan_loss_stops_with_epoch_and_hint(prepared, tmp_path):
     with pytest.raises(UserError, match=r"became nan at epoch \d+ .*lower the learning rate"):
         run(params, prepared, tmp_path, "nan")
     assert not (tmp_path / "nan").exists()
+
+
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e38), ("sgd", 1e39)])
+def test_an_overflowing_step_stops_with_epoch_and_hint(prepared, tmp_path, optimizer, lr):
+    """Before: a RuntimeError traceback ('value cannot be converted to type float without
+    overflow') from the optimizer's step."""
+    params = tiny_params(lr=lr, optimizer=optimizer, epochs=3)
+    with pytest.raises(UserError) as err:
+        run(params, prepared, tmp_path, "over")
+    assert re.fullmatch(
+        rf"the training (step overflowed|loss became (nan|inf)) at epoch \d+ \(step \d+\); "
+        rf"lower the learning rate \(train.lr is {re.escape(f'{lr:g}')}\); the last good "
+        r"checkpoint is kept",
+        str(err.value),
+    ), err.value
+    assert not (tmp_path / "over").exists()
 
 
 @pytest.mark.parametrize(

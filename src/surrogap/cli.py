@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from surrogap import __version__
 from surrogap.core import errors
-from surrogap.core.argtypes import Parser, float_value, int_value, output_path
+from surrogap.core.argtypes import Parser, float_value, int_value, output_path, refuse_overlap
 from surrogap.core.errors import UserError
 from surrogap.core.schema import BOUND_COLUMNS, EVALUATE_TABLE_COLUMNS
 from surrogap.theory import bounds
@@ -319,6 +319,13 @@ def _join_option_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The subcommand's parser `args` came from (its options are checked by
+    `refuse_overlap`)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[args.command]
+
+
 def _one_line(exc: Exception) -> str:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return message if message.startswith("surrogap") else f"surrogap: error: {message}"
@@ -333,7 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = "surrogap" + (f" {command}" if command in _COMMANDS else "")
 
     def body() -> int:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        refuse_overlap(_command_parser(parser, args), args)
         return args.func(args)
 
     return errors.boundary(prefix, body, say=_one_line)

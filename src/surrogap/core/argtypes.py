@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import decimal
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,9 +132,39 @@ def output_path(folder: bool = False, project: bool = True) -> Callable[[str], P
     def parse(text: str) -> Path:
         try:
             root = io.project_root() if project else None
-            return io.check_target(Path(text), folder=folder, root=root)
+            io.check_target(text, folder=folder, root=root)  # the text: '' and 'x/' kept
+            return Path(text)
         except UserError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     parse.__name__ = "output path"
+    parse.output_folder = folder  # type: ignore[attr-defined]  (refuse_overlap finds it)
     return parse
+
+
+def refuse_overlap(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """No output option (typed `output_path`) names a file another option reads, or, for a
+    folder output, a folder holding one (`surrogap.core.io.refuse_same_file`): one line
+    before any work, not an input replaced by the output (`evaluate good.npz --plot
+    good.npz`, a stage's ``--results X --out X``). Only values naming something that exists
+    count as inputs (a missing input is its reader's to name). The line is `parser`'s
+    usage error: ``<prog>: argument --plot: ...``."""
+    from surrogap.core import io
+
+    outputs, inputs = [], []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None) if action.dest else None
+        if not action.option_strings and action.dest in ("help", "command"):
+            continue
+        name = action.option_strings[0] if action.option_strings else action.dest
+        folder = getattr(action.type, "output_folder", None)
+        if folder is not None:
+            outputs.append((name, value, folder))
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, (str, Path)) and str(item) and os.path.lexists(item):
+                inputs.append((name, item))
+    try:
+        io.refuse_same_file(outputs, inputs)
+    except UserError as exc:
+        parser.error(f"argument {exc}")

@@ -26,7 +26,9 @@ def read(root: str | Path) -> dict | None:
     or not DVC's layout."""
     import yaml
 
-    path = Path(root) / "dvc.lock"
+    from surrogap.core.io import readable
+
+    path = readable(Path(root) / "dvc.lock", "DVC's lock file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

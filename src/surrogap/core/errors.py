@@ -10,6 +10,9 @@ Exit statuses (README, "Exit status"; docs/FAULTS.md):
     74   stdout closed or full (EX_IOERR of sysexits.h): the result could not be written
     130  interrupted (Ctrl-C, SIGINT): 128 + 2, as a shell reports it
     141  the reader of stdout went away (`surrogap bounds ... | head`): 128 + SIGPIPE, quietly
+
+With stderr closed (`2>&-`, sys.stderr is None) the lines meant for it are dropped, never
+written to stdout (print(file=None) would): the exit status still tells.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class _Stdout:
 
 
 def _say(line: str) -> None:
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): print(file=None) is stdout
+        return
     try:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):  # stderr closed too: the status says it
@@ -92,6 +97,8 @@ def boundary(
     with EXIT_PIPE. Any other OSError is ``on_other(exc)`` and EXIT_USER where `on_other`
     is given (a stage's input it cannot read), else raised; any other exception is a bug
     and keeps its traceback."""
+    if sys.stderr is None:  # `2>&-`: every print(..., file=sys.stderr) would go to stdout
+        sys.stderr = open(os.devnull, "w")  # kept for the process's lifetime
     if sys.stdout is None:  # started with stdout closed (`>&-`)
         _say(f"{prefix}: stdout is closed; give it a file or a pipe (e.g. > out.txt)")
         return EXIT_OUTPUT

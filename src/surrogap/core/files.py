@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core.errors import UserError
+from surrogap.core.io import readable
 from surrogap.core.schema import COLUMN_RANGES, COLUMN_TYPES
 
 
@@ -26,6 +27,7 @@ def read_json(path: str | Path, what: str, again: str = "", keys: Sequence[str] 
     """The JSON object in `path`, holding every key of `keys`; `what` names the file in the
     message (``probe record``)."""
     where = f"{what} {str(path)!r}"
+    readable(path, what)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -51,6 +53,7 @@ def read_npz(
 ) -> dict[str, np.ndarray]:
     """Every array of the .npz `path` (no pickled objects), which must hold `keys`."""
     where = f"{what} {str(path)!r}"
+    readable(path, what)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
@@ -153,6 +156,7 @@ def read_csv(
     row (1 = the first row below the header) and column."""
     path = Path(path)
     where = f"{what} {str(path)!r}"
+    readable(path, what)
     if not path.is_file():
         raise UserError(f"{where} does not exist{_tail(again)}")
     try:

@@ -97,7 +97,12 @@ _KINDS = (
 
 
 def regular_file(
-    path: str | Path, what: str, *, folder: bool = False, missing: bool = False
+    path: str | Path,
+    what: str,
+    *,
+    folder: bool = False,
+    missing: bool = False,
+    unopened: bool = False,
 ) -> Path:
     """`path` if it names a regular file (links followed), else one-line `UserError`
     (``'<path>' is a FIFO, not a regular file; <what> must be a regular file``).
@@ -106,39 +111,68 @@ def regular_file(
     comes, and reading a device (``/dev/zero``) never ends. A missing path is a `UserError`
     too (``'<path>' does not exist; ...``), unless `missing` (then the reader says so); with
     `folder`, a folder is accepted as well (``<what> must be a regular file or a folder``).
+    With `unopened` (:func:`readable`) only a FIFO, device or socket is refused: a missing
+    path, a folder or one that cannot be stat'ed pass, for the reader to name as it does.
     """
     path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        if missing:
+        if missing or unopened:
             return path
         raise UserError(f"{str(path)!r} does not exist; {what} must be a regular file") from None
     except OSError as exc:
+        if unopened:
+            return path
         raise UserError(f"cannot access {str(path)!r}: {exc.strerror or exc}") from None
-    if not (stat.S_ISREG(mode) or (folder and stat.S_ISDIR(mode))):
+    if not (stat.S_ISREG(mode) or ((folder or unopened) and stat.S_ISDIR(mode))):
         kind = next((name for test, name in _KINDS if test(mode)), "a special file")
         allowed = "a regular file or a folder" if folder else "a regular file"
-        raise UserError(f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}")
+        why = " (not opened: reading it would wait for ever)" if unopened else ""
+        raise UserError(
+            f"{str(path)!r} is {kind}, not a regular file; {what} must be {allowed}{why}"
+        )
     return path
 
 
+def readable(path: str | Path, what: str) -> Path:
+    """`path` unless it is a FIFO, device or socket (`regular_file` with `unopened`): the
+    first call of every reader of a data file (`surrogap.core.files`, dvc.lock, the
+    prepared data, the checkpoints, ``model.pt``), which names a missing file or a folder
+    itself."""
+    return regular_file(path, what, unopened=True)
+
+
 def special_files(folder: str | Path, limit: int = 10) -> list[tuple[Path, str]]:
-    """The first `limit` FIFOs, devices and sockets anywhere under `folder` (links not
-    followed), each with its kind ("a FIFO"): DVC hashes every file of a folder it tracks
-    and blocks for ever reading a FIFO, before any stage runs (`surrogap doctor` and the
-    stage that owns the folder look first)."""
+    """The first `limit` FIFOs, devices and sockets anywhere under `folder`, each with its
+    kind ("a FIFO"; "a symbolic link to a FIFO" for a link to one, wherever it points):
+    DVC hashes every file of a folder it tracks, following links, and blocks for ever
+    reading a FIFO, before any stage runs (`surrogap doctor` and the stage that owns the
+    folder look first). Links are followed as DVC does (`os.stat`), links to folders
+    included, each folder walked once (a link loop ends); nothing is opened."""
     found: list[tuple[Path, str]] = []
-    for top, dirs, files in os.walk(folder):
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link: a loop
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         for name in (*dirs, *files):
             entry = Path(top) / name
             try:
-                mode = os.lstat(entry).st_mode
-            except OSError:
+                link = stat.S_ISLNK(os.lstat(entry).st_mode)
+                mode = os.stat(entry).st_mode
+            except OSError:  # a dangling link: DVC skips it too
                 continue
-            if stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
                 continue
-            found.append((entry, next((k for t, k in _KINDS if t(mode)), "a special file")))
+            kind = next((k for t, k in _KINDS if t(mode)), "a special file")
+            found.append((entry, f"a symbolic link to {kind}" if link else kind))
             if len(found) >= limit:
                 return found
     return found
@@ -179,6 +213,13 @@ def check_target(path: str | Path, *, folder: bool = False, root: str | Path | N
     FIFO, device or socket is refused, as is a folder where a file goes. With `root` (the
     project, for a path the user gave), the parent must exist, or its nearest existing
     folder lie inside `root`: the writer creates missing folders only inside the project."""
+    if not os.fspath(path):
+        raise UserError("cannot write '': the path is empty; give a file name")
+    if not folder and os.fspath(path).endswith(("/", os.sep)):
+        raise UserError(
+            f"cannot write {os.fspath(path)!r}: a trailing slash names a folder, and this "
+            "output is a file; give a file name (without the trailing slash)"
+        )
     path = Path(path)
     try:
         mode = os.lstat(path).st_mode
@@ -212,6 +253,42 @@ def check_target(path: str | Path, *, folder: bool = False, root: str | Path | N
             "first or give a path in an existing folder"
         )
     return path
+
+
+def _same_or_inside(output: Path, source: Path, folder: bool) -> bool:
+    """Whether writing `output` would replace `source`: the same file (os.path.samefile
+    where both exist: hard links, symlinks, `./x` and `x` alike; else the resolved paths),
+    or, for a folder output (replaced whole), `source` inside it."""
+    try:
+        if os.path.lexists(output) and os.path.exists(source):
+            if os.path.samefile(output, source):
+                return True
+    except OSError:
+        pass
+    out, src = output.resolve(), source.resolve()
+    return out == src or (folder and out in src.parents)
+
+
+def refuse_same_file(outputs, inputs) -> None:
+    """A one-line UserError, before any work, when an output would replace an input:
+    `outputs` and `inputs` are (name, path) pairs (name: the option, ``--plot``), an
+    output's path also (name, path, folder) for a folder replaced whole. The one check of
+    every command and stage whose options name both (`surrogap evaluate --plot`, a
+    stage's ``--out``/``--results``)."""
+    for entry in outputs:
+        name, out, folder = (*entry, False)[:3]
+        if out is None:
+            continue
+        for src_name, src in inputs:
+            if src is None or not os.fspath(src):
+                continue
+            if _same_or_inside(Path(out), Path(src), folder):
+                how = "is" if not folder else "holds"
+                raise UserError(
+                    f"{name} {os.fspath(out)!r} {how} the input {src_name} "
+                    f"{os.fspath(src)!r}: writing it would replace the input (refused, "
+                    "nothing written); give another output path"
+                )
 
 
 def _fsync_dir(folder: Path) -> None:

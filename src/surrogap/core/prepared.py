@@ -78,6 +78,7 @@ def read_meta(folder: str | Path) -> dict:
         raise UserError(
             f"{str(folder)!r} holds no prepared dataset (meta.json missing); run `dvc repro prepare` first"
         )
+    io.readable(path, "a prepared dataset's meta.json")
     try:
         meta = json.loads(path.read_text())
     except (ValueError, OSError) as exc:  # empty, truncated, not UTF-8, a folder
@@ -256,6 +257,7 @@ def _check_text(
 
 
 def _load_split(path: Path) -> dict[str, np.ndarray]:
+    io.readable(path, "a prepared split")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             return {k: arrays[k] for k in arrays.files}
@@ -280,6 +282,7 @@ def read_labels(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     labels = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
+        io.readable(path, "a prepared split")
         try:
             shapes = _npz_shapes(path)
         except FileNotFoundError:

@@ -32,6 +32,7 @@ from surrogap.core.argtypes import (  # noqa: E402, F401  (the stages' types)
     Parser,
     integer,
     positive_number,
+    refuse_overlap,
 )
 from surrogap.core.argtypes import output_path as _output_path  # noqa: E402
 from surrogap.core.config import clip, load_params  # noqa: E402
@@ -135,6 +136,7 @@ def check_outputs(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             io.check_target(value, folder=folder, root=root)
         except UserError as exc:
             raise UserError(f"argument {action.option_strings[0]}: {exc}") from None
+    refuse_overlap(p, args)
 
 
 def run(

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from surrogap.core import io
 from surrogap.core.errors import UserError
 from surrogap.models import build_encoder, parse_encoder_config
 from surrogap.models.inputs import Split
@@ -32,6 +33,7 @@ def encode(
 
 def load_model(path: Path, meta: dict) -> tuple[nn.Module, dict]:
     """The encoder saved by :func:`pretrain`, in eval mode, loaded with weights_only=True."""
+    io.readable(path, "the encoder (model.pt)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

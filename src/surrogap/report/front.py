@@ -244,8 +244,12 @@ def answer(
     results: pd.DataFrame,
     null: Mapping[str, tuple[S.Trend, S.Trend]],
     p: ReportParams,
+    chance: pd.Series | None = None,
 ) -> str:
-    """The answer on this run, in a few sentences, from the verdicts and numbers."""
+    """The answer on this run, in a few sentences, from the verdicts and numbers of the
+    runs that are evidence: `chance` marks the runs at chance (claims.at_chance_runs),
+    left out of every number here (`null` is computed without them too); where every run
+    is at chance, the answer says only that, and concludes nothing."""
     by = {c.number: c for c in items}
     n_ds = results["dataset"].nunique()
     ks = sorted(int(k) for k in results["k"].unique())
@@ -254,6 +258,21 @@ def answer(
         f"**On this run** ({len(results)} runs: {n_ds} datasets, K = "
         f"{', '.join(map(str, ks))}, {seeds} seeds each):"
     ]
+    n_chance = 0 if chance is None else int(chance.sum())
+    if n_chance and n_chance == len(results):
+        text.append(
+            "every run is at chance (test accuracy within noise of 1/C, or R_mu = log C: the "
+            "features carry nothing of the class), so nothing is concluded: every claim is "
+            "inconclusive (Runs at chance, below)."
+        )
+        return " ".join(text)
+    if n_chance:
+        text.append(
+            f"{n_chance} run{'s' if n_chance > 1 else ''} at chance "
+            f"{'are' if n_chance > 1 else 'is'} left out of every number below (Runs at "
+            "chance)."
+        )
+        results = results[~chance]
     theorems = [c for c in items if KINDS[c.number] != EMPIRICAL]
     text.append(
         "the checks that cannot fail for a correct implementation come out "

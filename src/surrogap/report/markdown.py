@@ -453,13 +453,15 @@ def build_report(
         figures[name] = fig
         return _link(alt, f"{figures_rel.rstrip('/')}/{name}")
 
-    nulls = front.fixed_null_trends(null, results, p)
+    # the front paragraph's numbers come from the runs that are evidence (not at chance)
+    chance = at_chance_runs(results, points, p.confidence)
+    nulls = front.fixed_null_trends(null, results[~chance], p)
     rel = figures_rel.rstrip("/")
     md = [f"# {p.title}", ""]
     md += [
         'Checks the claims of Bao, Nagano & Nozawa, "On the Surrogate Gap between '
         'Contrastive and Supervised Losses" (ICML 2022, arXiv:2110.02501). '
-        + front.answer(items, results, nulls, p),
+        + front.answer(items, results, nulls, p, chance),
         "",
         "## The claims on this run",
         "",

@@ -86,6 +86,7 @@ def load(path: Path, info: dict) -> dict | None:
     note on stderr saying why it is not used). Loaded with weights_only=True."""
     if not path.exists():
         return None
+    io.readable(path, "a checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refuses anything but tensors and plain data
@@ -160,7 +161,7 @@ def save(path: Path, state: dict) -> None:
 
 def _md5(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    with open(io.readable(path, "a prepared data file"), "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -224,7 +225,7 @@ def drop_if_done(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = No
     the prepared data files are no longer those it was trained on (see the module
     docstring); an unfinished one, or a completed one DVC did not record, stays."""
     try:
-        done = json.loads((checkpoint_dir / COMPLETE).read_text())
+        done = json.loads(io.readable(checkpoint_dir / COMPLETE, "a record").read_text())
         model_md5, data = done["model_md5"], done["data"]
     except (OSError, ValueError, KeyError, TypeError):
         return

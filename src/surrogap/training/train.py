@@ -216,18 +216,20 @@ class Trainer:
             )
             seen = distributed.all_mean(loss.detach(), denv)  # the same value on every process
             if not torch.isfinite(seen):
-                raise UserError(
-                    f"the training loss became {float(seen)} at epoch {epoch} (step {step + 1}); "
-                    f"lower the learning rate (train.lr is {cfg.lr:g}); the last good checkpoint is kept"
-                )
+                raise self.diverged(f"the training loss became {float(seen)}", epoch, step)
             self.opt.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.opt)
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.opt.step()
+            try:
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.opt.step()
+            except RuntimeError as exc:  # lr * grad past float32 in the optimizer's update
+                if "overflow" not in str(exc):
+                    raise
+                raise self.diverged("the training step overflowed", epoch, step) from None
             if isinstance(self.sched, torch.optim.lr_scheduler.LambdaLR):
                 self.sched.step()
             total += float(seen)
@@ -237,6 +239,14 @@ class Trainer:
             self.sched.step(mean_loss)
         self.epoch = epoch
         return mean_loss
+
+    def diverged(self, what: str, epoch: int, step: int) -> UserError:
+        """The one line of a training run that diverged (a loss of NaN or inf, an update
+        past float32: `lr` 1e30 with sgd, 1e38 with adam)."""
+        return UserError(
+            f"{what} at epoch {epoch} (step {step + 1}); lower the learning rate "
+            f"(train.lr is {self.cfg.lr:g}); the last good checkpoint is kept"
+        )
 
     # ---------------------------------------------------------------- held-out evaluation
     def _mean_subset(self) -> torch.Tensor | None:
