@@ -68,6 +68,7 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
         "bounds",
         "evaluate",
         "extract@circle-1",
+        "fixed_null",
         "prepare@circle-0",
         "pretrain@circle-1-0",
         "probe@circle-1",
@@ -77,7 +78,7 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
     ]
     # one progress line per stage that ran, with the overall count
     progress = [line for line in first.stdout.splitlines() if line.startswith("[")]
-    assert [line.split("]")[0] for line in progress] == [f"[{i}/9" for i in range(1, 10)]
+    assert [line.split("]")[0] for line in progress] == [f"[{i:2d}/10" for i in range(1, 11)]
     assert "\r" not in first.stdout + first.stderr  # no progress bars
     status = dvc(repo, "status", "--json")
     assert status.returncode == 0 and status.stdout.strip() == "{}", status.stdout
@@ -91,7 +92,7 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
     assert {"stages/prepare.py", "stages/extract.py", "stages/probe.py"} <= cached
     # a second sweep finds nothing stale
     second = sweep(repo, "-j", "2")
-    assert second.returncode == 0 and "9 unchanged" in second.stdout, second.stdout
+    assert second.returncode == 0 and "10 unchanged" in second.stdout, second.stdout
 
 
 @pytest.mark.slow
