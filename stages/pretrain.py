@@ -1,14 +1,18 @@
-"""Stage `pretrain`: contrastive pre-training of one (dataset, K, seed) run, resumable.
+"""Stage `pretrain`: contrastive pre-training of every seed of one (dataset, K) group,
+each seed's run resumable, the seeds side by side in one process each (up to the cores;
+SURROGAP_STAGE_JOBS caps it).
 
 With `<dataset>.train.nproc_per_node: N > 1` the stage re-executes itself under
-`python -m torch.distributed.run --standalone --nproc_per_node N` (one node, N processes);
-launched by torchrun already (WORLD_SIZE set, e.g. several nodes), it runs as it is.
+`python -m torch.distributed.run --standalone --nproc_per_node N` (one node, N processes:
+torchrun must start the processes before any of them computes, so the stage becomes its
+own launcher rather than asking for a second command); launched by torchrun already
+(WORLD_SIZE set, e.g. several nodes), it runs as it is, the seeds one after another.
 
 Under `dvc repro` it takes no arguments: the instance comes from DVC_STAGE
-(`pretrain@<dataset>-<K>-<seed>`, `pretrain-lr@<dataset>-<K>-<seed>-<lr>`) and the paths
-from surrogap.core.schema. By hand: `--dataset circle --k 4 --seed 0 --data
-data/prepared/circle/s0 --out data/pretrain/circle/k4/s0 --checkpoints
-data/checkpoints/circle/k4/s0` (and `--lr` for an lr of the grid).
+(`pretrain@<dataset>-<K>`, `pretrain-lr@<dataset>-<K>-<lr>`) and the paths from
+surrogap.core.schema. By hand: `--dataset circle --k 4 --data data/prepared/circle --out
+data/pretrain/circle/k4 --checkpoints data/checkpoints/circle/k4` (every seed of the params
+list `seed`; `--seed S` for one, and `--lr` for an lr of the grid).
 """
 
 import os
@@ -16,7 +20,7 @@ import sys
 from pathlib import Path
 
 from surrogap.core import stage
-from surrogap.core.config import SEED_MAX
+from surrogap.core.config import SEED_MAX, seeds
 from surrogap.pipeline import pretrain
 
 
@@ -38,25 +42,30 @@ def main(argv=None) -> int:
     p = stage.parser("pretrain", __doc__)
     p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
     p.add_argument("--k", type=stage.integer(1, "k"), help="negatives per anchor")
-    p.add_argument("--seed", type=stage.integer(0, "seed", SEED_MAX))
+    p.add_argument(
+        "--seed",
+        type=stage.integer(0, "seed", SEED_MAX),
+        help="one seed (default: every seed of the params list `seed`)",
+    )
     p.add_argument(
         "--lr", type=stage.positive_number("lr"), help="an lr of the grid (default: train.lr)"
     )
-    p.add_argument("--data", type=Path, help="the prepared dataset folder")
+    p.add_argument("--data", type=Path, help="the prepared dataset's folder (s<seed> inside)")
     p.add_argument(
         "--out",
         type=stage.output_path(folder=True),
-        help="output folder (model.pt, trajectory.csv, live/)",
+        help="the group's output folder: s<seed>/ with model.pt, trajectory.csv, live/",
     )
     p.add_argument(
         "--checkpoints",
         type=Path,
-        help="the run's resumable checkpoint folder (kept until DVC records the run's output)",
+        help="the group's resumable checkpoint folder, s<seed>/ inside (kept until DVC "
+        "records the output)",
     )
 
     def body(args) -> None:
         params = stage.instance_params(
-            p, args, "pretrain", ("k", "seed", "data", "out", "checkpoints"), ("lr",)
+            p, args, "pretrain", ("k", "data", "out", "checkpoints"), ("seed", "lr")
         )
         nproc = pretrain.train_config(params, args.dataset).nproc_per_node
         if nproc > 1 and "WORLD_SIZE" not in os.environ:
@@ -64,11 +73,11 @@ def main(argv=None) -> int:
             sys.stderr.flush()
             cmd = relaunch_command(nproc, argv)
             os.execv(cmd[0], cmd)  # never returns
-        pretrain.run(
+        pretrain.run_seeds(
             params,
             args.dataset,
             args.k,
-            args.seed,
+            seeds(params) if args.seed is None else (args.seed,),
             args.data,
             args.out,
             args.checkpoints,

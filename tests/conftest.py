@@ -66,7 +66,9 @@ def cli_args(**options) -> list[str]:
 
 
 def pretrain_args(params, data, out, checkpoints, dataset="circle", k=4, seed=0) -> list[str]:
-    """The command line of stages/pretrain.py (after the script) for one run."""
+    """The command line of stages/pretrain.py (after the script) for one run: `data` the
+    prepared dataset's folder, `out` and `checkpoints` the group's (the run writes
+    ``<out>/s<seed>``)."""
     return cli_args(
         params=params, dataset=dataset, k=k, seed=seed, data=data, out=out, checkpoints=checkpoints
     )

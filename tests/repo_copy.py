@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from conftest import tiny_params
@@ -69,17 +68,17 @@ def ran(result: subprocess.CompletedProcess) -> list[str]:
     )
 
 
-def new_k_stages(k: int, dataset: str = "circle", seeds: Sequence[int] = (0,)) -> list[str]:
-    """The stages, sorted, that growing the K list by `k` must run: that K's pretrain per
-    seed, its extract and probe (one instance per (dataset, K), every seed) and the
-    aggregates after them, nothing else (prepare stays cached)."""
+def new_k_stages(k: int, dataset: str = "circle") -> list[str]:
+    """The stages, sorted, that growing the K list by `k` must run: that K's pretrain,
+    extract and probe (one instance per (dataset, K), every seed) and the aggregates after
+    them, nothing else (prepare stays cached)."""
     group = f"{dataset}-{k}"
     return sorted(
         [
             "bounds",
             f"extract@{group}",
             "fixed_null",
-            *(f"pretrain@{group}-{seed}" for seed in seeds),
+            f"pretrain@{group}",
             f"probe@{group}",
             "report",
             "select_lr",

@@ -402,10 +402,8 @@ def _prepare_here(project: Path, block: dict, capsys) -> tuple[int, str]:
             [
                 "--dataset",
                 "wiki",
-                "--seed",
-                "0",
                 "--out",
-                "data/prepared/wiki/s0",
+                "data/prepared/wiki",
                 "--root",
                 "data/raw",
             ]

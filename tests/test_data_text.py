@@ -272,10 +272,8 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     argv = [
         "--dataset",
         "wiki",
-        "--seed",
-        "0",
         "--out",
-        "data/prepared/wiki/s0",
+        "data/prepared/wiki",
         "--root",
         "data/raw",
     ]

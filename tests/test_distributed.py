@@ -45,7 +45,7 @@ def tiny_params(**train_over):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
-    prepare.run_grid(tiny_params(), "circle", root / "prepared", root / "raw")
+    prepare.run(tiny_params(), "circle", root / "prepared", root / "raw")
     return root / "prepared" / "s0"
 
 
@@ -62,7 +62,7 @@ def free_port() -> int:
 
 def torchrun_stage(params: dict, prepared: Path, tmp_path: Path, name: str) -> Path:
     """Run stages/pretrain.py, which re-executes itself under torchrun (nproc_per_node in
-    `params`); its output folder."""
+    `params`), for seed 0 of `prepared` (that seed's folder); the run's output folder."""
     params_path = tmp_path / f"{name}.yaml"
     params_path.write_text(yaml.safe_dump(params))
     out, ckpt = tmp_path / name, tmp_path / f"{name}-ckpt"
@@ -72,7 +72,7 @@ def torchrun_stage(params: dict, prepared: Path, tmp_path: Path, name: str) -> P
         [
             sys.executable,
             str(ROOT / "stages" / "pretrain.py"),
-            *pretrain_args(params_path, prepared, out, ckpt),
+            *pretrain_args(params_path, prepared.parent, out, ckpt),
         ],
         cwd=tmp_path,
         env=env,
@@ -81,13 +81,13 @@ def torchrun_stage(params: dict, prepared: Path, tmp_path: Path, name: str) -> P
         timeout=300,  # a rank left training while the others stopped would hang here
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return out / "s0"
 
 
 def test_two_processes_under_torchrun_match_one_process(prepared, tmp_path):
     """The stage re-executes itself under torchrun (nproc_per_node: 2, Gloo)."""
     out = torchrun_stage(tiny_params(nproc_per_node=2), prepared, tmp_path, "two")
-    ckpt = tmp_path / "two-ckpt"
+    ckpt = tmp_path / "two-ckpt" / "s0"
     # one output set and one final checkpoint (kept until DVC records the run), by rank 0 alone
     assert sorted(p.name for p in out.iterdir()) == [
         "live",
@@ -125,7 +125,7 @@ def test_two_processes_stop_together_where_rank_0_decides(prepared, tmp_path):
     info = json.loads((out / "train_info.json").read_text())
     assert info["world_size"] == 2 and info["stop_epoch"] == info["epochs"] == 2
     assert info["stop_reason"].startswith("converged: val contrastive loss improved ")
-    assert torch.load(tmp_path / "two-ckpt" / "last.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "two-ckpt" / "s0" / "last.pt", weights_only=True)["epoch"] == 2
     single = tmp_path / "one"
     pretrain.run(tiny_params(**flat), "circle", 4, 0, prepared, single, tmp_path / "one-ckpt")
     assert json.loads((single / "train_info.json").read_text())["stop_epoch"] == 2

@@ -131,7 +131,7 @@ def test_the_pretrain_stage_stops_on_a_torchvision_that_does_not_load(
         "encoder": {"name": "resnet18", "hidden": 8, "out_dim": 4},
         "train": {**params.pop("circle")["train"], "epochs": 1},
     }
-    prepare.run_grid(params, "digits", tmp_path / "prepared", tmp_path / "raw")
+    prepare.run(params, "digits", tmp_path / "prepared", tmp_path / "raw")
     path = write_params(tmp_path / "params.yaml", params)
 
     real = vision.importlib.import_module
@@ -143,7 +143,7 @@ def test_the_pretrain_stage_stops_on_a_torchvision_that_does_not_load(
 
     monkeypatch.setattr(vision.importlib, "import_module", broken)
     argv = pretrain_args(
-        path, tmp_path / "prepared" / "s0", tmp_path / "run", tmp_path / "ckpt", "digits", 1
+        path, tmp_path / "prepared", tmp_path / "run", tmp_path / "ckpt", "digits", 1
     )
     assert stage("pretrain").main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -52,10 +52,10 @@ MODEL = Path("models") / "s0" / "model.pt"
 def _stage_argv(name: str, params, prepared: Path, built: Path, t: Path, **over) -> list[str]:
     """The command line of stage `name` (pretrain, extract or probe) of the run reading the
     dataset folder `prepared` (its s0/; and the built run's group folder) and writing under
-    `t`: pretrain t/run, t/ckpt; extract t/f/s0.npz; probe t/features/s0.npz into
+    `t`: pretrain t/run/s0, t/ckpt/s0 (seed 0 of the group); extract t/f/s0.npz; probe t/features/s0.npz into
     t/p/s0.json and t/p/s0.npz. `over` replaces options."""
     if name == "pretrain":
-        options = {**RUN, "data": prepared / "s0", "out": t / "run", "checkpoints": t / "ckpt"}
+        options = {**RUN, "data": prepared, "out": t / "run", "checkpoints": t / "ckpt"}
     elif name == "extract":
         options = {**GROUP, "data": prepared, "models": built / "models", "out": t / "f"}
     else:
@@ -93,7 +93,7 @@ def built(tmp_path_factory):
     """A prepared tiny circle dataset and a 2-epoch model, shared by the file-fault tests."""
     root = tmp_path_factory.mktemp("built")
     params = tiny_params()
-    prepare.run_grid(params, "circle", root / "prepared", root / "raw")
+    prepare.run(params, "circle", root / "prepared", root / "raw")
     done = root / "ckpt-done"
     pretrain.run(params, "circle", 4, 0, root / PREPARED, root / "models" / "s0", done)
     # a completed run keeps its final checkpoint until DVC records its output
@@ -211,8 +211,8 @@ class Payload:
 
 
 def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsys):
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
+    ckpt = tmp_path / "ckpt" / "s0"  # seed 0's, in the group's checkpoint folder
+    ckpt.mkdir(parents=True)
     marker = tmp_path / "pwned"
     good = torch.load(built / "ckpt" / checkpoint.NAME, weights_only=True)
     torch.save({**good, "extra": Payload(str(marker))}, ckpt / checkpoint.NAME)
@@ -223,7 +223,7 @@ def test_checkpoint_with_pickled_object_is_never_executed(built, tmp_path, capsy
     )
     assert not marker.exists()
     # the pretrain stage then trains from scratch and replaces the file
-    assert _run_stage("pretrain", built, tmp_path, checkpoints=ckpt) == 0
+    assert _run_stage("pretrain", built, tmp_path, checkpoints=ckpt.parent) == 0
     assert not marker.exists()
     assert "resuming" not in capsys.readouterr().err
     # trained to the end: the refused file is replaced by the run's own final checkpoint
@@ -483,8 +483,8 @@ def test_probe_writes_the_per_test_point_arrays(built, tmp_path):
 def test_checkpoint_whose_tensors_have_the_wrong_shape_is_refused_by_the_stage(
     built, tmp_path, capsys
 ):
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
+    ckpt = tmp_path / "ckpt" / "s0"  # seed 0's, in the group's checkpoint folder
+    ckpt.mkdir(parents=True)
     state = torch.load(built / "ckpt" / checkpoint.NAME, weights_only=True)
     key = next(k for k, v in state["model"].items() if v.ndim == 2)
     shape = tuple(state["model"][key].shape)
@@ -497,6 +497,6 @@ def test_checkpoint_whose_tensors_have_the_wrong_shape_is_refused_by_the_stage(
         f"model tensor {key} is (2, 2) torch.float32, the model's {shape} torch.float32; "
         "starting from scratch"
     ]
-    got = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    got = torch.load(tmp_path / "run" / "s0" / "model.pt", weights_only=True)["model"]
     want = torch.load(built / MODEL, weights_only=True)["model"]
     assert all(torch.equal(got[k], want[k]) for k in want)  # trained from scratch, fully

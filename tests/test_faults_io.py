@@ -56,9 +56,7 @@ STAGE_CASES = [
         "prepare",
         ("circle.data.per_class", "many"),
         "stage prepare: circle.data.per_class: got 'many', expected an integer",
-        cli_args(
-            params=PARAMS, dataset="circle", seed="0", out="{t}/out/prepared/s0", root="{t}/out/raw"
-        ),
+        cli_args(params=PARAMS, dataset="circle", out="{t}/out/prepared", root="{t}/out/raw"),
     ),
     (
         "pretrain",

@@ -85,7 +85,7 @@ def mini(tmp_path_factory):
     params = tiny_params()
     write_params(root / "params.yaml", params)
     d = root / "data"
-    prepare.run_grid(params, "circle", d / "prepared/circle", root / "raw")
+    prepare.run(params, "circle", d / "prepared/circle", root / "raw")
     run = d / "pretrain/circle/k4/s0"
     pretrain.run(params, "circle", 4, 0, d / "prepared/circle/s0", run, root / "ckpt")
     (root / "reports/theory").mkdir(parents=True)
@@ -467,7 +467,7 @@ def test_text_data_outside_its_vocabulary_is_refused_before_training(
         ),  # a copy: a shared object would dump as a YAML alias
     }
     prepared = tmp_path / "prepared"
-    prepare.run_grid(params, "topics", prepared, tmp_path / "raw")
+    prepare.run(params, "topics", prepared, tmp_path / "raw")
     load_prepared(prepared / "s0")  # the baseline: as prepared, the data is accepted
     _tamper_split(prepared / "s0", "train", change)
     argv = cli_args(

@@ -38,7 +38,7 @@ def write_features(prepared, features, seeds, k: int = 1, dim: int = 8) -> None:
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("null")
     params = {**tiny_params(), "dataset": ["circle"], "k": [1, 4, 16], "seed": [0, 1]}
-    prepare.run_grid(params, "circle", root / "prepared" / "circle", root / "raw")
+    prepare.run(params, "circle", root / "prepared" / "circle", root / "raw")
     write_features(root / "prepared", root / "features", params["seed"])
     out = root / "null.csv"
     fixed_null.run(params, root / "features", root / "prepared", out)

@@ -77,10 +77,10 @@ def clone(tmp_path_factory) -> Path:
 def test_experiments_from_a_fresh_clone_train_only_what_is_new(clone):
     # 1. the committed grid, in a temporary workspace: new to this clone, so all of it trains
     first = ok(dvc(clone, "exp", "run", "--temp", "-n", "committed"))
-    assert trained(first) == ["pretrain@circle-1-0", "pretrain@circle-4-0"]
+    assert trained(first) == ["pretrain@circle-1", "pretrain@circle-4"]
     # 2. a K more, again --temp: only the new K's run trains
     second = ok(dvc(clone, "exp", "run", "--temp", "-n", "k16", "-S", "k=[1,4,16]"))
-    assert trained(second) == ["pretrain@circle-16-0"]
+    assert trained(second) == ["pretrain@circle-16"]
     # 3. the same in the workspace: nothing trains, everything comes from the run cache
     third = ok(dvc(clone, "exp", "run", "-n", "k16-here", "-S", "k=[1,4,16]"))
     assert trained(third) == []
@@ -98,5 +98,5 @@ def test_experiments_from_a_fresh_clone_train_only_what_is_new(clone):
 
     # 5. a third experiment after the restore: only its new K trains
     fourth = ok(dvc(clone, "exp", "run", "--temp", "-S", "k=[1,4,8]"))
-    assert trained(fourth) == ["pretrain@circle-8-0"]
+    assert trained(fourth) == ["pretrain@circle-8"]
     assert git(clone, "status", "--porcelain") == ""

@@ -69,22 +69,22 @@ def test_key_builder_and_paths_equal_dvcs_own_expansion(tmp_path):
             inst = instance.resolve(params, name.removesuffix("-lr"), f"{name}@{key}")
             values = [getattr(inst, field) for field in lists]
             assert "-".join(instance.to_str(v) for v in values) == key
-    inst = instance.resolve(params, "pretrain", "pretrain-lr@norm_2-16-7-1e-05")
+    inst = instance.resolve(params, "pretrain", "pretrain-lr@norm_2-16-1e-05")
     assert inst.paths() == {
-        "data": "data/prepared/norm_2/s7",
-        "out": "data/pretrain/norm_2/k16-lr1e-05/s7",
-        "checkpoints": "data/checkpoints/norm_2/k16-lr1e-05/s7",
+        "data": "data/prepared/norm_2",
+        "out": "data/pretrain/norm_2/k16-lr1e-05",
+        "checkpoints": "data/checkpoints/norm_2/k16-lr1e-05",
     }
     assert instance.to_str(True) == "true" and instance.fragment("k", 2, [1]) == "k2"
-    # DVC run from a subfolder prefixes the dvc.yaml path: `../dvc.yaml:prepare@circle-0`
-    assert instance.resolve(params, "prepare", "../dvc.yaml:prepare@circle-0").dataset == "circle"
+    # DVC run from a subfolder prefixes the dvc.yaml path: `../dvc.yaml:prepare@circle`
+    assert instance.resolve(params, "prepare", "../dvc.yaml:prepare@circle").dataset == "circle"
 
 
 def test_prepare_finds_its_instance_from_dvc_stage(tmp_path, monkeypatch, capsys):
     params = {**tiny_params(), "seed": [0, 3]}
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-3")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     assert code == 0, err
-    assert {p.split("/")[3] for p in files_under(tmp_path) if p.startswith("data/")} == {"s3"}
+    assert {p.split("/")[3] for p in files_under(tmp_path) if p.startswith("data/")} == {"s0", "s3"}
     data = [p for p in files_under(tmp_path) if p != "params.yaml"]
     assert data and all(p.startswith(f"{schema.PREPARED_DIR}/circle/s") for p in data)
 
@@ -95,9 +95,9 @@ def test_prepare_finds_its_instance_from_dvc_stage(tmp_path, monkeypatch, capsys
         # a K the params lists do not hold: no instance matches
         (
             "pretrain",
-            "pretrain@circle-7-0",
-            "stage pretrain: DVC_STAGE is 'pretrain@circle-7-0': no instance of pretrain in the "
-            "params lists dataset, k, seed has the key 'circle-7-0'",
+            "pretrain@circle-7",
+            "stage pretrain: DVC_STAGE is 'pretrain@circle-7': no instance of pretrain in the "
+            "params lists dataset, k has the key 'circle-7'",
         ),
         # another stage's instance
         (
@@ -127,7 +127,7 @@ def test_a_dataset_name_with_a_dash_or_shell_characters_is_refused(tmp_path, mon
         params = tiny_params()
         params["dataset"] = [bad]
         params[bad] = params.pop("circle")
-        code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, f"prepare@{bad}-0")
+        code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, f"prepare@{bad}")
         assert code == 2, err
         assert one_line(err) == (
             f"stage prepare: dataset[0]: got {bad!r}, allowed: a name of letters, digits and '_' "
@@ -136,7 +136,7 @@ def test_a_dataset_name_with_a_dash_or_shell_characters_is_refused(tmp_path, mon
         # by hand too
         code, err = run_stage(
             "prepare", params, tmp_path, monkeypatch, capsys, None,
-            ["--dataset", bad, "--seed", "0", "--out", "o", "--root", "r"],
+            ["--dataset", bad, "--out", "o", "--root", "r"],
         )  # fmt: skip
         assert code == 2 and f"dataset: got {bad!r}, allowed: a name of letters" in one_line(err)
         assert files_under(tmp_path) == ["params.yaml"]
@@ -150,7 +150,7 @@ def test_a_sweep_key_that_is_not_a_list_is_one_line(tmp_path, monkeypatch, capsy
     code, err = run_stage("extract", params, tmp_path, monkeypatch, capsys, "extract@circle-4")
     assert code == 2 and one_line(err) == "stage extract: k: got 4, expected a list of integers"
     params = {**tiny_params(), "seed": "0"}
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-0")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     assert (
         code == 2 and one_line(err) == "stage prepare: seed: got '0', expected a list of integers"
     )
@@ -243,7 +243,7 @@ def test_a_k_written_with_a_leading_zero_is_the_k_dvc_runs(tmp_path, monkeypatch
     text = yaml.safe_dump({**tiny_params(), "k": [1]}).replace("k:\n- 1\n", "k: [1, 010]\n")
     assert "k: [1, 010]" in text
     code, err = run_stage(
-        "prepare", None, tmp_path, monkeypatch, capsys, "prepare@circle-0", text=text
+        "prepare", None, tmp_path, monkeypatch, capsys, "prepare@circle", text=text
     )
     assert code == 0, err
     code, err = run_stage(
@@ -286,7 +286,7 @@ def test_a_huge_value_is_quoted_cut_short(tmp_path, monkeypatch, capsys):
     params["circle"]["train"]["lr"] = list(
         range(50_000)
     )  # the file stays under 1 MiB (MAX_PARAMS_BYTES)
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-0")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     line = one_line(err)
     assert (
         code == 2
@@ -302,13 +302,13 @@ def test_a_huge_value_is_quoted_cut_short(tmp_path, monkeypatch, capsys):
     # a string of params is at most 4096 characters; a longer name is refused cut short
     params = tiny_params()
     params["circle"]["train"]["optimizer"] = "a" * 5000
-    code, err = run_stage("pretrain", params, tmp_path, monkeypatch, capsys, "pretrain@circle-4-0")
+    code, err = run_stage("pretrain", params, tmp_path, monkeypatch, capsys, "pretrain@circle-4")
     assert code == 2 and one_line(err).startswith(
         "stage pretrain: circle.train.optimizer: got a string of 5000 characters ('aaa"
     )
     assert one_line(err).endswith("allowed: at most 4096") and len(err) < 200
     params = {**tiny_params(), "dataset": ["c" * 65]}
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-0")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     assert code == 2 and "at most 64 characters" in one_line(err) and len(err) < 300
 
 
@@ -328,7 +328,7 @@ def test_a_bad_value_or_size_is_one_line_before_any_work(
     block, key, value = change
     params["circle"][block][key] = value
     code, err = run_stage(name, params, tmp_path, monkeypatch, capsys, {
-        "prepare": "prepare@circle-0", "pretrain": "pretrain@circle-4-0"}[name])  # fmt: skip
+        "prepare": "prepare@circle", "pretrain": "pretrain@circle-4"}[name])  # fmt: skip
     assert code == 2 and one_line(err).startswith(message), err
     assert files_under(tmp_path) == ["params.yaml"]
 
@@ -336,7 +336,7 @@ def test_a_bad_value_or_size_is_one_line_before_any_work(
 def test_a_generated_corpus_beyond_the_memory_is_one_line(tmp_path, monkeypatch, capsys):
     params = tiny_params()
     params["circle"]["data"] = {"kind": "topics", "classes": 10, "sentences_per_class": 10**10}
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-0")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     assert code == 2 and one_line(err).startswith(
         "stage prepare: circle.data: classes x sentences_per_class x max_len = 10 x 10000000000 "
         "x 24 tokens and vocab_size 5000 needs about"
@@ -348,8 +348,8 @@ def test_a_seed_beyond_torch_is_refused_by_every_stage_that_reads_it(tmp_path, m
     params = {**tiny_params(), "seed": [2**64]}
     by_hand = ["--dataset", "circle", "--k", "4", "--data", "d", "--models", "m", "--out", "o"]
     for name, dvc_stage, argv in (
-        ("prepare", "prepare@circle-0", ()),
-        ("pretrain", "pretrain@circle-4-0", ()),
+        ("prepare", "prepare@circle", ()),
+        ("pretrain", "pretrain@circle-4", ()),
         ("probe", "probe@circle-4", ()),
         ("extract", None, by_hand),  # by hand: the `seed` list alone is read
     ):
@@ -363,7 +363,7 @@ def test_a_seed_beyond_torch_is_refused_by_every_stage_that_reads_it(tmp_path, m
 
 def test_an_encoder_too_large_for_memory_is_one_line(tmp_path, monkeypatch, capsys):
     params = tiny_params()
-    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle-0")
+    code, err = run_stage("prepare", params, tmp_path, monkeypatch, capsys, "prepare@circle")
     assert code == 0, err
     before = files_under(tmp_path)
     for widths, message in (
@@ -372,7 +372,7 @@ def test_an_encoder_too_large_for_memory_is_one_line(tmp_path, monkeypatch, caps
     ):  # fmt: skip
         params["circle"]["encoder"]["widths"] = widths
         code, err = run_stage(
-            "pretrain", params, tmp_path, monkeypatch, capsys, "pretrain@circle-4-0"
+            "pretrain", params, tmp_path, monkeypatch, capsys, "pretrain@circle-4"
         )
         assert code == 2 and one_line(err).startswith(message), err
         assert files_under(tmp_path) == before  # no run folder, no checkpoint

@@ -117,7 +117,7 @@ def test_scaled_lr_is_used_and_written_never_silent(tmp_path, capsys):
             },
         },
     }
-    prepare.run_grid(params, "circle", tmp_path / "p", tmp_path / "raw")
+    prepare.run(params, "circle", tmp_path / "p", tmp_path / "raw")
     pretrain.run(params, "circle", 2, 0, tmp_path / "p" / "s0", tmp_path / "o", tmp_path / "c")
     info = json.loads((tmp_path / "o" / "train_info.json").read_text())
     assert (

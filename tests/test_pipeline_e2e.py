@@ -29,7 +29,7 @@ def digest(path: Path) -> str:
 def test_repro_builds_everything_then_nothing_then_only_new_k(repo):
     first = dvc(repo, "repro")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "pretrain@circle-1-0" in ran(first) and "report" in ran(first)
+    assert "pretrain@circle-1" in ran(first) and "report" in ran(first)
 
     results = pd.read_csv(repo / "reports/results.csv")
     assert sorted(results["k"]) == [1, 4]
@@ -106,12 +106,12 @@ def seed_rows(results: Path) -> dict[int, list[str]]:
     return rows
 
 
-def test_a_new_seed_retrains_no_existing_run(repo):
-    """Growing `seed` by one trains only the new seed's runs (pretrain and pretrain-lr per
-    K) and draws only its data (its own prepare instance); extract and probe (which hold
-    every seed of their (dataset, K)) and the aggregates re-run; every existing pretrain
-    keeps its outputs untouched and every existing seed's row of results.csv stays byte for
-    byte (a seed's numbers never depend on the other seeds of its stage)."""
+def test_a_new_seed_reruns_each_group_and_changes_no_existing_run(repo):
+    """Growing `seed` by one re-runs every instance that holds the seeds (prepare per
+    dataset, pretrain and pretrain-lr per (dataset, K), extract, probe) and the aggregates;
+    every existing seed's model.pt comes out byte for byte as before and its row of
+    results.csv stays byte for byte (a seed's numbers never depend on the other seeds of its
+    stage nor on how many train at once)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert dvc(repo, "status", "--json").stdout.strip() == "{}"  # the grid as it stands
     rows_before = seed_rows(repo / "reports/results.csv")
@@ -122,12 +122,12 @@ def test_a_new_seed_retrains_no_existing_run(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     grown = dvc(repo, "repro")
     assert grown.returncode == 0, grown.stderr[-3000:]
-    expected = [f"prepare@circle-{new}", "bounds", "fixed_null", "select_lr", "report"]
+    expected = ["prepare@circle", "bounds", "fixed_null", "select_lr", "report"]
     for k in params["k"]:
-        expected += [f"pretrain@circle-{k}-{new}", f"extract@circle-{k}", f"probe@circle-{k}"]
+        expected += [f"pretrain@circle-{k}", f"extract@circle-{k}", f"probe@circle-{k}"]
         for lr in params["lr"]:
             expected += [
-                f"pretrain-lr@circle-{k}-{new}-{lr}",
+                f"pretrain-lr@circle-{k}-{lr}",
                 f"extract-lr@circle-{k}-{lr}",
                 f"probe-lr@circle-{k}-{lr}",
             ]
@@ -160,7 +160,7 @@ def test_bad_params_fail_before_any_work(repo, tmp_path):
         [
             sys.executable,
             "stages/pretrain.py",
-            *pretrain_args(bad, "data/prepared/circle/s0", out, tmp_path / "ck"),
+            *pretrain_args(bad, "data/prepared/circle", out, tmp_path / "ck"),
         ],
         cwd=repo,
         capture_output=True,

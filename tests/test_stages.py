@@ -4,6 +4,7 @@ arguments as one line, and outputs that survive a failing stage under `dvc repro
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,11 +16,13 @@ from conftest import cli_args, files_under, one_line, stage, tiny_params, write_
 
 from surrogap.core import config, schema
 from surrogap.core import prepared as core_prepared
+from surrogap.core.errors import UserError
 from surrogap.core.schema import RESULTS_CSV_COLUMNS
 from surrogap.models import inputs
 from surrogap.pipeline import bounds as results
 from surrogap.pipeline import prepare, pretrain
 from surrogap.pipeline import select_lr as select
+from surrogap.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +34,9 @@ def test_the_seed_draws_the_data(tmp_path, kind):
     if kind == "digits":
         params["circle"]["data"] = {"kind": "digits", "classes": 4, "seed": 3}
     base = params["circle"]["data"]["seed"]
-    prepare.run_grid(params, "circle", tmp_path / "both", tmp_path / "raw")
+    prepare.run(params, "circle", tmp_path / "both", tmp_path / "raw")
     assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["s0", "s1"]
-    prepare.run_grid({**params, "seed": [1]}, "circle", tmp_path / "again", tmp_path / "raw")
+    prepare.run({**params, "seed": [1]}, "circle", tmp_path / "again", tmp_path / "raw")
     folders = (tmp_path / "both" / "s0", tmp_path / "both" / "s1", tmp_path / "again" / "s1")
     a, b, again = (inputs.load_prepared(f) for f in folders)
     assert a.meta["data_seed"] == base and b.meta["data_seed"] == base + 1
@@ -47,23 +50,70 @@ def test_the_seed_draws_the_data(tmp_path, kind):
 
 def test_seed_s_equals_seed_zero_with_the_data_seed_moved_by_s(tmp_path):
     params = {**tiny_params(), "seed": [2]}
-    prepare.run_grid(params, "circle", tmp_path / "a", tmp_path / "raw")
+    prepare.run(params, "circle", tmp_path / "a", tmp_path / "raw")
     params = {**tiny_params(), "seed": [0]}
     params["circle"]["data"]["seed"] += 2
-    prepare.run_grid(params, "circle", tmp_path / "b", tmp_path / "raw")
+    prepare.run(params, "circle", tmp_path / "b", tmp_path / "raw")
     a, b = inputs.load_prepared(tmp_path / "a" / "s2"), inputs.load_prepared(tmp_path / "b" / "s0")
     for s in core_prepared.SPLITS:
         assert np.array_equal(a.splits[s].x.numpy(), b.splits[s].x.numpy())
 
 
+# --------------------------------------------------------------------------- pretrain groups
+def test_a_groups_seeds_train_to_the_same_bytes_side_by_side_or_one_by_one(tmp_path, monkeypatch):
+    """pretrain trains every seed of its (dataset, K) group, one process each: two at once
+    and one after another write byte-identical runs (each process computes on one thread)."""
+    params = {**tiny_params(), "seed": [0, 1, 2]}
+    prepare.run(params, "circle", tmp_path / "data", tmp_path / "raw")
+    outs = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(pretrain.JOBS_VARIABLE, jobs)
+        out = tmp_path / f"out{jobs}"
+        pretrain.run_seeds(
+            params, "circle", 4, [0, 1, 2], tmp_path / "data", out, tmp_path / f"c{jobs}"
+        )
+        outs[jobs] = {
+            p.relative_to(out).as_posix(): p.read_bytes()
+            for p in out.rglob("*")
+            if p.is_file() and p.name in ("model.pt", "trajectory.csv")
+        }
+    assert sorted(outs["1"]) == [
+        f"s{s}/{n}" for s in range(3) for n in ("model.pt", "trajectory.csv")
+    ]
+    assert outs["1"] == outs["2"]
+
+
+@pytest.mark.parametrize(
+    ("over", "env", "runs", "expected"),
+    [
+        ({}, {}, 5, min(5, os.cpu_count() or 1)),
+        ({}, {"SURROGAP_STAGE_JOBS": "3"}, 5, 3),
+        ({}, {"SURROGAP_STAGE_JOBS": "8"}, 2, 2),  # never more than the seeds
+        ({"threads": 2}, {"SURROGAP_STAGE_JOBS": "4"}, 5, 2),  # cores per run
+        ({"device": "cpu", "nproc_per_node": 2}, {"SURROGAP_STAGE_JOBS": "4"}, 5, 1),
+        ({}, {"SURROGAP_STAGE_JOBS": "4", "WORLD_SIZE": "2"}, 5, 1),  # under torchrun
+    ],
+)
+def test_how_many_seeds_train_at_once(over, env, runs, expected):
+    tcfg = config.parse(TrainConfig, {**tiny_params()["circle"]["train"], **over}, "t")
+    assert pretrain.jobs(tcfg, runs, env) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "two", "-1"])
+def test_a_bad_stage_jobs_variable_is_one_line(text):
+    tcfg = config.parse(TrainConfig, tiny_params()["circle"]["train"], "t")
+    with pytest.raises(
+        UserError, match=f"SURROGAP_STAGE_JOBS is '{text}', allowed: an integer >= 1"
+    ):
+        pretrain.jobs(tcfg, 3, {"SURROGAP_STAGE_JOBS": text})
+
+
 def test_adding_a_seed_rewrites_the_others_byte_for_byte(tmp_path):
     """prepare writes every seed of a dataset in one instance: adding a seed to params `seed`
     must leave s0's files byte-identical, so DVC re-runs no pretrain that reads them."""
-    prepare.run_grid({**tiny_params(), "seed": [0]}, "circle", tmp_path / "one", tmp_path / "raw")
+    prepare.run({**tiny_params(), "seed": [0]}, "circle", tmp_path / "one", tmp_path / "raw")
     time.sleep(2.1)  # a later `dvc repro`: a file stamped with the time would differ
-    prepare.run_grid(
-        {**tiny_params(), "seed": [0, 1]}, "circle", tmp_path / "two", tmp_path / "raw"
-    )
+    prepare.run({**tiny_params(), "seed": [0, 1]}, "circle", tmp_path / "two", tmp_path / "raw")
     one, two = tmp_path / "one" / "s0", tmp_path / "two" / "s0"
     assert files_under(one) == ["meta.json", "test.npz", "train.npz", "val.npz"]
     assert files_under(two) == files_under(one)
@@ -75,7 +125,7 @@ def test_adding_a_seed_rewrites_the_others_byte_for_byte(tmp_path):
 def test_extract_refuses_a_model_copied_from_another_run(tmp_path, capsys):
     """A K = 1 model copied into the K = 4 group: one line naming the file and the k."""
     params = tiny_params()
-    prepare.run_grid(params, "circle", tmp_path / "prepared", tmp_path / "raw")
+    prepare.run(params, "circle", tmp_path / "prepared", tmp_path / "raw")
     models = tmp_path / "pretrain" / "circle" / "k4"
     pretrain.run(
         params, "circle", 1, 0, tmp_path / "prepared" / "s0", models / "s0", tmp_path / "ckpt"

@@ -119,7 +119,7 @@ FLAT = {"lr": 1e-7, "stop_patience": 2, "stop_min_delta": 0.001}
 @pytest.fixture()
 def prepared(tmp_path):
     out = tmp_path / "prepared"
-    prepare.run_grid(tiny_params(), "circle", out, tmp_path / "raw")
+    prepare.run(tiny_params(), "circle", out, tmp_path / "raw")
     return out / "s0"
 
 

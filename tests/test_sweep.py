@@ -69,8 +69,8 @@ def test_sweep_on_two_workers_leaves_nothing_for_dvc_repro(tmp_path):
         "evaluate",
         "extract@circle-1",
         "fixed_null",
-        "prepare@circle-0",
-        "pretrain@circle-1-0",
+        "prepare@circle",
+        "pretrain@circle-1",
         "probe@circle-1",
         "report",
         "select_lr",
@@ -143,22 +143,22 @@ def test_a_failed_stage_stops_its_descendants_and_the_rest_is_recorded(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     failed = [line for line in out.splitlines() if "FAILED" in line]
-    assert len(failed) == 1 and "pretrain@norm-1-0: FAILED: stage pretrain: " in failed[0]
+    assert len(failed) == 1 and "pretrain@norm-1: FAILED: stage pretrain: " in failed[0]
     assert "optimizer" in failed[0] and "adamw" in failed[0]
-    assert "(log: data/sweep/pretrain@norm-1-0.log)" in failed[0]
-    assert "extract@norm-1: skipped: pretrain@norm-1-0 failed" in out
-    assert "probe@norm-1: skipped: pretrain@norm-1-0 failed" in out
-    assert "1 stage failed: pretrain@norm-1-0; 2 skipped" in result.stderr
+    assert "(log: data/sweep/pretrain@norm-1.log)" in failed[0]
+    assert "extract@norm-1: skipped: pretrain@norm-1 failed" in out
+    assert "probe@norm-1: skipped: pretrain@norm-1 failed" in out
+    assert "1 stage failed: pretrain@norm-1; 2 skipped" in result.stderr
     assert "Traceback" not in out + result.stderr
     # circle's chain and norm's prepare ran and are recorded
     assert sorted(lock(repo)) == [
         "extract@circle-1",
-        "prepare@circle-0",
-        "prepare@norm-0",
-        "pretrain@circle-1-0",
+        "prepare@circle",
+        "prepare@norm",
+        "pretrain@circle-1",
         "probe@circle-1",
     ]
-    done = ["prepare@norm-0", "pretrain@circle-1-0", "extract@circle-1", "probe@circle-1"]
+    done = ["prepare@norm", "pretrain@circle-1", "extract@circle-1", "probe@circle-1"]
     status = dvc(repo, "status", "--json", *done)
     assert status.stdout.strip() == "{}", status.stdout
     # fixed, the sweep runs only what failed or was skipped
@@ -254,11 +254,11 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
     assert proc.returncode == 0, out + err
     assert victims, "the pretrain finished before a checkpoint was seen"
     assert 1 <= stopped_at[0] < 12, stopped_at  # killed mid-run, with a checkpoint to resume
-    log = (killed / "data/sweep/pretrain@circle-1-0.log").read_text()
+    log = (killed / "data/sweep/pretrain@circle-1.log").read_text()
     assert log.count("\n# ") + log.startswith("# ") == 2, log  # two attempts
     assert "resuming from" in log, log
 
-    uninterrupted = dvc(plain, "repro", "pretrain@circle-1-0")
+    uninterrupted = dvc(plain, "repro", "pretrain@circle-1")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     a = torch.load(killed / "data/pretrain/circle/k1/s0/model.pt", weights_only=False)
     b = torch.load(plain / "data/pretrain/circle/k1/s0/model.pt", weights_only=False)
@@ -267,7 +267,7 @@ def test_a_worker_killed_mid_pretrain_is_retried_and_resumes_to_the_same_weights
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name
     assert dvc(killed, "status", "--json", "pretrain").stdout.strip() == "{}"
-    assert lock(killed)["pretrain@circle-1-0"] == lock(plain)["pretrain@circle-1-0"]
+    assert lock(killed)["pretrain@circle-1"] == lock(plain)["pretrain@circle-1"]
 
 
 @pytest.mark.slow
@@ -281,8 +281,8 @@ def test_sweep_on_a_running_scheduler(tmp_path):
         result = sweep(repo, "--scheduler", cluster.scheduler_address, "prepare")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"surrogap sweep: {cluster.scheduler_address};")
-    assert "prepare@circle-0: ran in" in result.stdout
-    assert sorted(lock(repo)) == ["prepare@circle-0"]
+    assert "prepare@circle: ran in" in result.stdout
+    assert sorted(lock(repo)) == ["prepare@circle"]
     assert dvc(repo, "status", "--json", "prepare").stdout.strip() == "{}"
 
 
@@ -518,12 +518,12 @@ def test_ctrl_c_before_the_client_collects_finished_stages_still_records_them(
         finally:
             repo_obj.close()
     assert [x[:6] for x in lines] == ["[1/2] ", "[2/2] "] and "ran in" in lines[1], lines
-    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle-0", "prepare@norm-0"]
+    assert sorted(x[6:].split(":")[0] for x in lines) == ["prepare@circle", "prepare@norm"]
     assert sorted(o.stage for o in result.with_status("ran")) == [
-        "prepare@circle-0",
-        "prepare@norm-0",
+        "prepare@circle",
+        "prepare@norm",
     ]
-    assert sorted(lock(repo)) == ["prepare@circle-0", "prepare@norm-0"]
+    assert sorted(lock(repo)) == ["prepare@circle", "prepare@norm"]
     status = dvc(repo, "status", "--json", "prepare")
     assert status.stdout.strip() == "{}", status.stdout + status.stderr
 
@@ -549,7 +549,7 @@ def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(
     )
     try:
         lines = []
-        while not any("prepare@circle-0:" in x for x in lines):
+        while not any("prepare@circle:" in x for x in lines):
             lines.append(proc.stdout.readline())
             assert lines[-1], "".join(lines) + proc.stderr.read()
         t0 = time.monotonic()
@@ -570,7 +570,7 @@ def test_a_running_sweep_stops_a_later_dvc_repro_at_once_and_ctrl_c_is_one_line(
     )
     assert own[0].startswith("surrogap sweep: interrupted; ") and "resumes" in own[0], own
     assert recorded >= 1 and unchanged == 0 and recorded + left == 10, own
-    assert "prepare@circle-0" in lock(repo) and "pretrain@circle-1-0" not in lock(repo)
+    assert "prepare@circle" in lock(repo) and "pretrain@circle-1" not in lock(repo)
     # the lock is released and no process of the sweep is left in DVC's rwlock
     status = dvc(repo, "status", "prepare")
     assert status.returncode == 0, status.stderr
@@ -590,25 +590,25 @@ def test_a_pretrain_that_dvc_did_not_record_resumes_at_its_end_under_dvc_repro(t
     run = "data/pretrain/circle/k1/s0"
     cmd = [
         sys.executable, "stages/pretrain.py", "--dataset", "circle", "--k", "1", "--seed", "0",
-        "--data", "data/prepared/circle/s0", "--out", run,
-        "--checkpoints", "data/checkpoints/circle/k1/s0",
+        "--data", "data/prepared/circle", "--out", "data/pretrain/circle/k1",
+        "--checkpoints", "data/checkpoints/circle/k1",
     ]  # fmt: skip
     lost = subprocess.run(
         cmd,
         cwd=repo,
-        env={**env(repo / "src"), "DVC_ROOT": str(repo), "DVC_STAGE": "pretrain@circle-1-0"},
+        env={**env(repo / "src"), "DVC_ROOT": str(repo), "DVC_STAGE": "pretrain@circle-1"},
         capture_output=True,
         text=True,
     )
     assert lost.returncode == 0, lost.stderr
     weights = torch.load(repo / run / "model.pt", weights_only=True)
     epochs = weights["epoch"]
-    resumed = dvc(repo, "repro", "pretrain@circle-1-0")
+    resumed = dvc(repo, "repro", "pretrain@circle-1")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"at epoch {epochs}/{epochs}" in resumed.stderr, resumed.stderr
     again = torch.load(repo / run / "model.pt", weights_only=True)
     assert all(torch.equal(weights["model"][k], again["model"][k]) for k in weights["model"])
-    forced = dvc(repo, "repro", "-f", "-s", "pretrain@circle-1-0")
+    forced = dvc(repo, "repro", "-f", "-s", "pretrain@circle-1")
     assert forced.returncode == 0 and "resuming" not in forced.stderr, forced.stderr[-2000:]
     # one checkpoint per run on disk: the completed run's, until its next run
     ckpts = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("last.pt"))
@@ -649,5 +649,5 @@ def test_a_sweep_started_while_dvc_repro_trains_refuses_and_the_repro_is_recorde
             repro.kill()
             repro.wait()
     assert repro.returncode == 0, err[-3000:]
-    assert "pretrain@circle-1-0" in lock(repo)
+    assert "pretrain@circle-1" in lock(repo)
     assert dvc(repo, "status", "--json", "pretrain").stdout.strip() == "{}"

@@ -37,7 +37,7 @@ def tiny_params(**train_over):
 def prepared(tmp_path):
     params = tiny_params()
     out = tmp_path / "prepared"
-    prepare.run_grid(params, "circle", out, tmp_path / "raw")
+    prepare.run(params, "circle", out, tmp_path / "raw")
     return out / "s0"
 
 

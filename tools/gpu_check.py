@@ -55,7 +55,7 @@ def in_process(tmp: Path, name: str, p: dict) -> dict:
 
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        prepare.run(p, "d", 0, prepared, tmp / "raw")
+        prepare.run_seed(p, "d", 0, prepared, tmp / "raw")
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     pretrain.run(p, "d", 16, 0, prepared, tmp / name, tmp / f"{name}-ckpt")
@@ -80,7 +80,7 @@ def under_torchrun(tmp: Path, name: str, p: dict, nproc: int) -> dict:
     p["d"]["train"]["nproc_per_node"] = nproc
     prepared = tmp / f"prep-{p['d']['data']['kind']}"
     if not prepared.exists():
-        prepare.run(p, "d", 0, prepared, tmp / "raw")
+        prepare.run_seed(p, "d", 0, prepared, tmp / "raw")
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(p))
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
@@ -162,10 +162,10 @@ def sweep_on_gpus(tmp: Path, n_gpu: int) -> dict:
     if status.stdout.strip() != "{}":
         raise RuntimeError(f"dvc status after the sweep is not clean: {status.stdout[:2000]}")
     devices, visible, losses = set(), set(), []
-    for run in sorted((repo / "data/pretrain/circle").iterdir()):
+    for run in sorted((repo / "data/pretrain/circle").glob("k*/s*")):
         devices.add(json.loads((run / "train_info.json").read_text())["device"])
         losses += read(run)["losses"][-1:]
-        log = repo / "data/sweep" / f"pretrain@circle-{run.name[1:].replace('-s', '-')}.log"
+        log = repo / "data/sweep" / f"pretrain@circle-{run.parent.name[1:]}.log"
         header = log.read_text().splitlines()[0]
         visible.add(header.rsplit("CUDA_VISIBLE_DEVICES=", 1)[1].rstrip(")"))
     if devices != {"cuda"}:

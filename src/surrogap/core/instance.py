@@ -3,7 +3,7 @@
 No params value reaches a shell: every matrix stage's `cmd` in dvc.yaml is a constant
 (`python stages/pretrain.py`), and DVC names the instance it runs in the environment
 variable DVC_STAGE (dvc/stage/run.py, `prepare_kwargs`: the stage's addressing, e.g.
-``pretrain@circle-4-0``). The script reads params.yaml, enumerates the instances of its
+``pretrain@circle-4``). The script reads params.yaml, enumerates the instances of its
 stage from the same sweep lists dvc.yaml's `matrix` expands (:data:`MATRIX`), builds each
 one's key as DVC does (dvc/parsing/__init__.py, ``MatrixDefinition.normalized_iterable``:
 one fragment per matrix key, joined by "-"; a scalar value's fragment is
@@ -25,11 +25,11 @@ from surrogap.core.errors import UserError
 
 # dvc.yaml's matrix stages and the params lists each one's `matrix` expands, in order
 MATRIX: dict[str, tuple[str, ...]] = {
-    "prepare": ("dataset", "seed"),
-    "pretrain": ("dataset", "k", "seed"),
+    "prepare": ("dataset",),
+    "pretrain": ("dataset", "k"),
     "extract": ("dataset", "k"),
     "probe": ("dataset", "k"),
-    "pretrain-lr": ("dataset", "k", "seed", "lr"),
+    "pretrain-lr": ("dataset", "k", "lr"),
     "extract-lr": ("dataset", "k", "lr"),
     "probe-lr": ("dataset", "k", "lr"),
 }
@@ -53,13 +53,22 @@ def fragment(name: str, index: int, value: Any) -> str:
     return f"{name}{index}" if isinstance(value, (list, tuple, dict)) else to_str(value)
 
 
+def combinations(lists: Mapping[str, Sequence]) -> list[tuple[str, dict]]:
+    """(DVC's key, the values by name) of every combination of a matrix over `lists`
+    (name -> values), in DVC's order."""
+    out: list[tuple[str, dict]] = [("", {})]
+    for name, values in lists.items():
+        out = [
+            (f"{head}-{frag}" if head else frag, {**chosen, name: value})
+            for head, chosen in out
+            for frag, value in ((fragment(name, i, v), v) for i, v in enumerate(values))
+        ]
+    return out if lists else []
+
+
 def keys(lists: Mapping[str, Sequence]) -> list[str]:
     """Every key of a matrix over `lists` (name -> values), in DVC's order."""
-    out = [""]
-    for name, values in lists.items():
-        frags = [fragment(name, i, v) for i, v in enumerate(values)]
-        out = [f"{head}-{f}" if head else f for head in out for f in frags]
-    return out if lists else []
+    return [key for key, _ in combinations(lists)]
 
 
 def matches(lists: Mapping[str, Sequence], key: str) -> list[dict]:
@@ -90,11 +99,10 @@ class Instance:
     stage: str
     dataset: str
     k: int | None = None
-    seed: int | None = None
     lr: Any = None
 
     def paths(self) -> dict[str, str]:
-        return schema.stage_paths(self.stage, self.dataset, self.k, self.seed, self.lr)
+        return schema.stage_paths(self.stage, self.dataset, self.k, self.lr)
 
 
 def resolve(params: Mapping, script: str, addressing: str) -> Instance:

@@ -47,7 +47,7 @@ def _expand(stages: dict, params: dict) -> dict[str, dict]:
             for key, value in matrix.items():
                 ref = MATRIX_REF.match(str(value)) if isinstance(value, str) else None
                 axes[key] = list(params.get(ref.group(1), []) if ref else value)
-            combos = [(f"{name}@{key}", item) for key, item in _items(axes)]
+            combos = [(f"{name}@{key}", item) for key, item in instance.combinations(axes)]
         for full, item in combos:
             fill = lambda text, item=item: ITEM_REF.sub(  # noqa: E731
                 lambda m: instance.to_str(item[m.group(1)]), str(text)
@@ -60,18 +60,6 @@ def _expand(stages: dict, params: dict) -> dict[str, dict]:
                 "params": [fill(k) for k in stage.get("params", []) if isinstance(k, str)],
             }
     return found
-
-
-def _items(axes: dict) -> list[tuple[str, dict]]:
-    """(DVC's key, the values) of every combination of a matrix's `axes`, in DVC's order."""
-    combos: list[tuple[str, dict]] = [("", {})]
-    for name, values in axes.items():
-        combos = [
-            (f"{head}-{frag}" if head else frag, {**chosen, name: value})
-            for head, chosen in combos
-            for frag, value in ((instance.fragment(name, i, v), v) for i, v in enumerate(values))
-        ]
-    return combos if axes else []
 
 
 def expanded(root: Path) -> dict[str, dict]:

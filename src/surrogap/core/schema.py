@@ -162,12 +162,12 @@ PROBE_ARRAYS = ("y", "mean_loss", "mean_correct", "linear_loss", "linear_correct
 
 # --------------------------------------------------------------------------- run folders
 # data/prepared/<dataset>/s<seed>/                     one seed's data (prepare, per dataset)
-# data/pretrain/<dataset>/<group>/s<seed>/             one run (pretrain, per dataset, K, seed)
+# data/pretrain/<dataset>/<group>/s<seed>/             one run (pretrain, per dataset and group)
 # data/features/<dataset>/<group>/s<seed>.npz          (extract, per dataset and group)
 # data/probe/<dataset>/<group>/s<seed>.json and .npz   (probe, per dataset and group)
 # where <group> is k<K> with the dataset section's own train.lr, k<K>-lr<lr> with an extra lr
-# of the grid: a group holds every seed of one K (and lr), so extract and probe handle all
-# seeds of their (dataset, K) in one process while pretrain stays one instance per seed.
+# of the grid: a group holds every seed of one K (and lr), and each stage handles every seed
+# of its (dataset, group) in one instance (pretrain trains them in parallel processes).
 
 
 def seed_dir(seed: int) -> str:
@@ -216,22 +216,19 @@ FEATURES_DIR = "data/features"
 PROBE_DIR = "data/probe"
 
 
-def stage_paths(
-    stage: str, dataset: str, k: int | None = None, seed: int | None = None, lr=None
-) -> dict[str, str]:
+def stage_paths(stage: str, dataset: str, k: int | None = None, lr=None) -> dict[str, str]:
     """The path arguments of one instance of a matrix stage of dvc.yaml (`prepare`,
     `pretrain`, `extract`, `probe` and the -lr ones), by option name (``out``, ``data``, ...).
     `lr` is the value as params.yaml holds it (see :func:`run_group`)."""
     base = stage.removesuffix("-lr")
     if base == "prepare":
-        return {"out": f"{PREPARED_DIR}/{dataset}/{seed_dir(seed)}", "root": RAW_DIR}
+        return {"out": f"{PREPARED_DIR}/{dataset}", "root": RAW_DIR}
     group = run_group(k, lr)
     if base == "pretrain":
-        run = f"{dataset}/{group}/{seed_dir(seed)}"
         return {
-            "data": f"{PREPARED_DIR}/{dataset}/{seed_dir(seed)}",
-            "out": f"{PRETRAIN_DIR}/{run}",
-            "checkpoints": f"{CHECKPOINTS_DIR}/{run}",
+            "data": f"{PREPARED_DIR}/{dataset}",
+            "out": f"{PRETRAIN_DIR}/{dataset}/{group}",
+            "checkpoints": f"{CHECKPOINTS_DIR}/{dataset}/{group}",
         }
     if base == "extract":
         return {

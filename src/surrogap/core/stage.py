@@ -70,6 +70,12 @@ def parser(name: str, doc: str | None, params: bool = True) -> Parser:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+# the processes a matrix stage may run its seeds in at once (surrogap.pipeline.pretrain.jobs;
+# default: the cores); `surrogap sweep` sets it to the cores per worker, so two workers on two
+# cores start two training processes, not four
+JOBS_VARIABLE = "SURROGAP_STAGE_JOBS"
+
+
 def pin_numeric_threads() -> None:
     """One thread for every numeric library of this process, whatever the machine and
     however the stage was started (`dvc repro`, `surrogap sweep`'s workers, by hand): a
@@ -181,9 +187,8 @@ def instance_params(
     params = load_params(args.params)
     inst = instance.current(params, script)
     args.dataset = inst.dataset
-    for name in ("k", "seed"):
-        if hasattr(args, name):
-            setattr(args, name, getattr(inst, name))
+    if hasattr(args, "k"):
+        args.k = inst.k
     if hasattr(args, "lr"):
         args.lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
     for name, path in inst.paths().items():

@@ -44,7 +44,7 @@ def _stage_repo(root, quick: bool):
         shutil.copy(src / "dvc.lock", repo / "dvc.lock")
     env = _env(str(repo / "src"))
     run = lambda *cmd: subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)  # noqa: E731
-    prepared = run(sys.executable, "-m", "dvc", "repro", "-s", f"prepare@{dataset}-{seed}")
+    prepared = run(sys.executable, "-m", "dvc", "repro", "-s", f"prepare@{dataset}")
     if prepared.returncode != 0:
         raise RuntimeError(f"stage_overhead: prepare failed:\n{prepared.stderr[-2000:]}")
     return repo, run
@@ -89,14 +89,14 @@ def stage_overhead(quick: bool = False) -> BenchResult:
     import sys
     import tempfile
 
-    dataset, k, seed = STAGE_RUN
+    dataset, k, _ = STAGE_RUN
     with tempfile.TemporaryDirectory(prefix="surrogap-bench-") as root:
         repo, run = _stage_repo(root, quick)
         if repo is None:
             detail = "needs a source checkout (dvc.yaml and stages/ beside src/)"
             return BenchResult("stage_overhead", math.nan, STAGE_TARGET, detail, None)
         targets = [
-            f"pretrain@{dataset}-{k}-{seed}",
+            f"pretrain@{dataset}-{k}",
             f"extract@{dataset}-{k}",
             f"probe@{dataset}-{k}",
         ]

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from surrogap.core.stage import JOBS_VARIABLE
+
 CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
 # Each local worker is two processes of its own (a nanny and the worker, about 150 MB
 # before its stage runs) running one stage command at a time; the stage commands are
@@ -172,14 +174,18 @@ class WorkerPlan:
 def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
     """With GPUs: one worker per GPU (or `jobs` workers over them in turn), each seeing
     only its GPU. Without: `jobs` workers (default: the number of cores); OMP_NUM_THREADS
-    splits the cores among them unless it is set already."""
+    and SURROGAP_STAGE_JOBS split the cores among them unless they are set already."""
     gpus = visible_gpus() if gpus is None else gpus
     if gpus:
         n = jobs or len(gpus)
         return WorkerPlan([{"CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(n)])
     cores = os.cpu_count() or 1
     n = jobs or cores
-    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, cores // n))}
+    share = str(max(1, cores // n))
+    env = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": share}
+    # the processes a pretrain instance trains its seeds in (surrogap.pipeline.pretrain.jobs)
+    if JOBS_VARIABLE not in os.environ:
+        env[JOBS_VARIABLE] = share
     return WorkerPlan([dict(env) for _ in range(n)])
 
 

@@ -1,14 +1,14 @@
-"""The `prepare` stage: one (dataset, seed)'s train/val/test splits into
-``data/prepared/<dataset>/s<seed>/`` (one DVC instance per (dataset, seed); the folder is
-replaced whole).
+"""The `prepare` stage: one dataset's train/val/test splits, one ``s<seed>/`` folder per seed
+of the params list `seed`, in ``data/prepared/<dataset>/`` (one DVC instance per dataset;
+the folder is replaced whole).
 
 The seed draws the data: generated data, class sub-sampling and the split all use the data
 seed ``<dataset>.data.seed + seed``, so the spread over training seeds includes the data's.
-A seed's files depend on that seed and the `<dataset>.data` block alone (byte for byte), and
-each seed is its own DVC output: adding a seed runs only its own prepare instance, and every
-pretrain instance depends on exactly one output of another stage (a dependency on a
-sub-folder of another stage's output made DVC load that output's recorded tree from the
-cache, which a fresh clone does not have)."""
+A seed's files depend on that seed and the `<dataset>.data` block alone (byte for byte), so
+adding a seed leaves the others' files as they were. Every pretrain instance depends on the
+whole folder, exactly one output of another stage (a dependency on a sub-folder of another
+stage's output made DVC load that output's recorded tree from the cache, which a fresh clone
+does not have)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from surrogap.core import memory
+from surrogap.core import io, memory
 from surrogap.core.config import dataset_section
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.prepared import write_prepared
@@ -52,14 +52,20 @@ def build_seed(params: Mapping, dataset: str, seed: int, root: Path):
     return prepared, cfg
 
 
-def run(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
-    """One seed's splits into `out_dir` (replaced whole, once everything is drawn)."""
-    prepared, cfg = build_seed(params, dataset, seed, root)
+def run_seed(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path, built=None):
+    """One seed's splits into `out_dir` (replaced whole, once everything is drawn);
+    `built`: build_seed's answer for this seed, where the caller has it already."""
+    prepared, cfg = built or build_seed(params, dataset, seed, root)
     write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
 
 
-def run_grid(params: Mapping, dataset: str, dataset_dir: Path, root: Path) -> None:
-    """Every seed of params `seed` into ``dataset_dir/s<seed>/``, as the stage's instances
-    write them (the test fixtures and benchmarks build a dataset's folder with it)."""
-    for seed in config_seeds(params):
-        run(params, dataset, seed, Path(dataset_dir) / seed_dir(seed), root)
+def run(params: Mapping, dataset: str, dataset_dir: Path, root: Path) -> None:
+    """Every seed of the params list `seed` into ``dataset_dir/s<seed>/``; the folder is
+    replaced whole once every seed is drawn. The first seed is drawn before any folder is
+    made, so bad raw data leaves nothing behind."""
+    seeds = config_seeds(params)
+    first = build_seed(params, dataset, seeds[0], root)
+    with io.atomic_dir(Path(dataset_dir)) as tmp:
+        for seed in seeds:
+            built = first if seed == seeds[0] else None
+            run_seed(params, dataset, seed, tmp / seed_dir(seed), root, built)

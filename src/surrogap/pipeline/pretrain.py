@@ -1,16 +1,24 @@
-"""The `pretrain` stage: contrastive pre-training of one (dataset, K, seed) run, resumable."""
+"""The `pretrain` stage: contrastive pre-training of every seed of one (dataset, K) group,
+each seed's run resumable and trained in its own process.
+
+A run's numbers depend on its inputs alone (every process computes on one thread,
+surrogap.core.stage.pin_numeric_threads), so training the seeds of a group side by side, one
+process each, gives the bytes that training them one after another gives; it only uses the
+cores a serial `dvc repro` leaves idle. How many at once: :func:`jobs`."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from surrogap.core import config, memory
 from surrogap.core.config import dataset_section
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import check_dataset
-from surrogap.core.schema import run_name
+from surrogap.core.schema import run_name, seed_dir
+from surrogap.core.stage import JOBS_VARIABLE
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
 from surrogap.training import checkpoint, train
@@ -86,3 +94,77 @@ def run(
         desc=f"pretrain {dataset} {run_name(k, seed, lr)}",
         data_dir=data_dir,
     )
+
+
+def jobs(tcfg: TrainConfig, runs: int, environ: Mapping[str, str] | None = None) -> int:
+    """Processes to train `runs` seeds in: one for a GPU, distributed or multi-threaded run
+    (those use the hardware already), else SURROGAP_STAGE_JOBS or the number of cores, at
+    most `runs`."""
+    env = os.environ if environ is None else environ
+    if tcfg.device not in ("cpu", "auto") or tcfg.nproc_per_node > 1 or "WORLD_SIZE" in env:
+        return 1
+    if tcfg.device == "auto":
+        import torch
+
+        if torch.cuda.is_available():  # no CUDA context yet: forked children could use none
+            return 1
+    text = env.get(JOBS_VARIABLE, "")
+    try:
+        cores = int(text) if text else (os.cpu_count() or 1)
+    except ValueError:
+        raise UserError(
+            f"{JOBS_VARIABLE} is {config.shown(text)}, allowed: an integer >= 1"
+        ) from None
+    if cores < 1:
+        raise UserError(f"{JOBS_VARIABLE} is {config.shown(text)}, allowed: an integer >= 1")
+    return max(1, min(runs, cores // max(1, tcfg.threads or 1)))
+
+
+def run_seeds(
+    params: Mapping,
+    dataset: str,
+    k: int,
+    seeds: Sequence[int],
+    data_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    lr: float | None = None,
+) -> None:
+    """Every seed of one (dataset, K) group: seed s reads ``data_dir/s<s>`` and writes
+    ``out_dir/s<s>`` (checkpoints in ``checkpoint_dir/s<s>``), in :func:`jobs` processes.
+    The first failure stops the group and is raised as it was."""
+    tcfg = train_config(params, dataset)
+    n = jobs(tcfg, len(seeds))
+    args = [
+        (
+            params,
+            dataset,
+            k,
+            s,
+            Path(data_dir) / seed_dir(s),
+            Path(out_dir) / seed_dir(s),
+            Path(checkpoint_dir) / seed_dir(s),
+            lr,
+        )
+        for s in seeds
+    ]
+    if n == 1:
+        for a in args:
+            run(*a)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    # fork: the children start with this process's imports (torch: seconds each) and
+    # its one-thread settings; nothing has computed on a thread pool yet
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
+    try:
+        futures = [pool.submit(run, *a) for a in args]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            if f in done and f.exception() is not None:
+                raise f.exception()
+        for f in futures:
+            f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
