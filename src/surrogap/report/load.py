@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core import files, io
-from surrogap.core.config import NAME, one_line, parse, spec
+from surrogap.core.config import NAME, ONE_LINE, model, parse, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, read_checked_meta
 from surrogap.core.schema import (
@@ -66,14 +65,14 @@ AGAIN_PROBE = "rerun the probe stage of this run"
 
 
 # --------------------------------------------------------------------------- params
-@dataclass(frozen=True)
+@model
 class ReportParams:
     """The `report` section of params.yaml: presentation and every threshold of the claim
     tests (the report's "How this was made" quotes each)."""
 
     title: str = spec(
         "Surrogate gap between contrastive and supervised losses: reproduction report",
-        check=one_line,
+        pattern=ONE_LINE,
         allowed="a non-empty one-line string",
     )
     dpi: int = spec(150, check=lambda v: 50 <= v <= 600, allowed="an integer in [50, 600]")
