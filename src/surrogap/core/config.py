@@ -70,9 +70,19 @@ SEED_LIST_ALLOWED = f"a non-empty list of integers in 0..{SEED_MAX} (2**32 - 1)"
 # a one-line, non-empty string (names and paths that reach messages and tables)
 ONE_LINE = r"^[^\n]*\S[^\n]*$"
 
+
 # every params section is a frozen pydantic dataclass that refuses unknown keys; parse()
 # validates strictly (no "5" for 5, no 1 for true, finite floats only)
-CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=MAX_STRING)
+def _describe(schema: dict, cls: type) -> None:
+    """params.schema.json says of every key what it allows, as the messages do."""
+    for name, prop in schema.get("properties", {}).items():
+        info = cls.__pydantic_fields__[name]
+        prop["description"] = _allowed(info.annotation, info)
+
+
+CONFIG = ConfigDict(
+    extra="forbid", allow_inf_nan=False, str_max_length=MAX_STRING, json_schema_extra=_describe
+)
 
 
 def model(cls: type[T] | None = None, *, kw_only: bool = False) -> Any:
@@ -141,6 +151,37 @@ def _type_name(tp) -> str:
     return _SINGULAR.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+_BOUNDS = {"ge": (">=", "["), "gt": (">", "("), "le": ("<=", "]"), "lt": ("<", ")")}
+
+
+def _allowed(tp: Any, info: FieldInfo | None) -> str:
+    """What a field allows: its `allowed` text, or one said from its type and range."""
+    if info is not None and info.description:
+        return info.description
+    tp = _bare(tp)
+    null = type(None) in typing.get_args(tp)
+    if null:
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    bounds = [
+        (key, getattr(m, key))
+        for m in (info.metadata if info is not None else ())
+        for key in _BOUNDS
+        if getattr(m, key, None) is not None
+    ]
+    noun = "an integer" if tp is int else "a number"
+    if typing.get_origin(tp) is typing.Literal:
+        *rest, last = map(str, typing.get_args(tp))
+        text = f"{', '.join(rest)} or {last}" if rest else last
+    elif len(bounds) == 2:
+        (lo, a), (hi, b) = bounds
+        text = f"{noun} in {_BOUNDS[lo][1]}{a}, {b}{_BOUNDS[hi][1]}"
+    elif bounds:
+        text = f"{noun} {_BOUNDS[bounds[0][0]][0]} {bounds[0][1]}"
+    else:
+        text = _type_name(tp)
+    return f"null or {text}" if null else text
+
+
 def _step(tp: Any, part: Any) -> tuple[Any, FieldInfo | None]:
     """The type one step (a field name, a list index) below `tp`, and its field info."""
     tp = _bare(tp)
@@ -164,7 +205,7 @@ def _message(cls: type, error: Mapping, data: Any, where: str) -> str:
     """One line for pydantic's first error: the key path, the value, what is allowed."""
     kind, loc = error["type"], error["loc"]
     path, tp, value, parent = where, cls, data, cls
-    anchor = (where, data, "")  # the innermost key with an `allowed` text
+    anchor = (where, data, "")  # the innermost field (or list item with an `allowed` text)
     for part in loc:
         parent = tp
         tp, info = _step(tp, part)
@@ -176,8 +217,8 @@ def _message(cls: type, error: Mapping, data: Any, where: str) -> str:
             value = value[part]
         except (KeyError, IndexError, TypeError):
             value = error["input"]
-        if info is not None and info.description:
-            anchor = (path, value, info.description)
+        if info is not None and (isinstance(part, str) or info.description):
+            anchor = (path, value, _allowed(tp, info))
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         at = path.rsplit(".", 1)[0] + ": " if "." in path else ""
         fields = sorted(getattr(_bare(parent), "__pydantic_fields__", ()))
@@ -199,7 +240,7 @@ def _message(cls: type, error: Mapping, data: Any, where: str) -> str:
         )
     if kind in _CONSTRAINTS:
         path, value, allowed = anchor
-        return f"{path}: got {shown(value)}, allowed: {allowed or _type_name(tp)}"
+        return f"{path}: got {shown(value)}, allowed: {allowed}"
     return f"{path}: got {shown(value)}, expected {_type_name(tp)}"
 
 

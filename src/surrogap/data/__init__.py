@@ -88,10 +88,10 @@ class SplitConfig:
     """The fields every generated or sub-sampled source's data block shares: the split
     fractions, the class prior the bounds use, and the data seed."""
 
-    val_fraction: float = spec(0.2, gt=0, lt=1, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, gt=0, lt=1, allowed="a number in (0, 1)")
-    prior: Literal["uniform", "empirical"] = spec("uniform", allowed="uniform or empirical")
-    seed: int = spec(0, ge=0, allowed="an integer >= 0")
+    val_fraction: float = spec(0.2, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def validate(self, where: str) -> None:
         check_fractions(self.val_fraction, self.test_fraction, where)

@@ -75,19 +75,19 @@ SOURCES: dict[str, Source] = {
 
 @model
 class CifarConfig:
-    kind: Literal["cifar10", "cifar100"] = spec(allowed="cifar10 or cifar100")
+    kind: Literal["cifar10", "cifar100"] = spec()
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
     download: bool = spec(True)
     classes: int | None = spec(None, ge=2, allowed="null (all) or an integer >= 2")
-    val_fraction: float = spec(0.1, gt=0, lt=1, allowed="a number in (0, 1)")
+    val_fraction: float = spec(0.1, gt=0, lt=1)
     train_limit: int | None = spec(
         None,
         ge=2,
         allowed="null (no cap) or an integer >= 2 (training images per class)",
     )
     augment: bool = spec(False)
-    prior: Literal["uniform", "empirical"] = spec("uniform", allowed="uniform or empirical")
-    seed: int = spec(0, ge=0, allowed="an integer >= 0")
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
 
 # --------------------------------------------------------------------------- pickles

@@ -20,7 +20,7 @@ from surrogap.data import SplitConfig, relabel, stratified_split, subsample_clas
 
 @model(kw_only=True)
 class DigitsConfig(SplitConfig):
-    kind: Literal["digits"] = spec("digits", allowed="digits")
+    kind: Literal["digits"] = spec("digits")
     classes: int | None = spec(None, ge=2, allowed="null (all 10) or an integer in 2..10")
 
 

@@ -19,9 +19,9 @@ from surrogap.data import SplitConfig, stratified_split
 
 @model(kw_only=True)
 class SyntheticConfig(SplitConfig):
-    kind: Literal["circle", "norm"] = spec(allowed="circle or norm")
-    classes: int = spec(100, ge=2, allowed="an integer >= 2")
-    per_class: int = spec(1000, ge=4, allowed="an integer >= 4")
+    kind: Literal["circle", "norm"] = spec()
+    classes: int = spec(100, ge=2)
+    per_class: int = spec(1000, ge=4)
     std: float = spec(1.0, gt=0, allowed="a number > 0 (norm: std of the Gaussian)")
 
     def memory(self) -> tuple[int, str]:

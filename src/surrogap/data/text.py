@@ -216,7 +216,7 @@ def _corpus_folder(
 # --------------------------------------------------------------------------- wiki3029
 @model
 class Wiki3029Config:
-    kind: Literal["wiki3029"] = spec("wiki3029", allowed="wiki3029")
+    kind: Literal["wiki3029"] = spec("wiki3029")
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
     url: str | None = spec(None, allowed="null or the URL of the Wiki-3029 tarball")
     md5: str | None = spec(
@@ -227,11 +227,11 @@ class Wiki3029Config:
     path: str | None = spec(None, allowed="null or a local tarball or folder (one file per class)")
     download: bool = spec(True)
     classes: int | None = spec(None, ge=2, allowed="null (all 3029) or an integer >= 2")
-    val_fraction: float = spec(0.1, gt=0, lt=1, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, gt=0, lt=1, allowed="a number in (0, 1)")
-    min_freq: int = spec(5, ge=1, allowed="an integer >= 1")
-    prior: Literal["uniform", "empirical"] = spec("uniform", allowed="uniform or empirical")
-    seed: int = spec(0, ge=0, allowed="an integer >= 0")
+    val_fraction: float = spec(0.1, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
+    min_freq: int = spec(5, ge=1)
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def validate(self, where: str) -> None:
         _check_fractions(self.val_fraction, self.test_fraction, where)
@@ -282,22 +282,22 @@ def build_wiki3029(cfg: Wiki3029Config, root: Path) -> Prepared:
 # --------------------------------------------------------------------------- topics
 @model
 class TopicsConfig:
-    kind: Literal["topics"] = spec("topics", allowed="topics")
-    classes: int = spec(20, ge=2, allowed="an integer >= 2")
+    kind: Literal["topics"] = spec("topics")
+    classes: int = spec(20, ge=2)
     pool: int | None = spec(None, ge=2, allowed="null (= classes) or an integer >= classes")
-    sentences_per_class: int = spec(200, ge=10, allowed="an integer >= 10")
-    vocab_size: int = spec(5000, ge=10, allowed="an integer >= 10")
-    topic_words: int = spec(50, ge=1, allowed="an integer >= 1")
-    topic_weight: float = spec(0.2, ge=0, le=1, allowed="a number in [0, 1]")
-    min_len: int = spec(4, ge=1, allowed="an integer >= 1")
-    max_len: int = spec(24, ge=1, allowed="an integer >= 1")
-    zipf: float = spec(1.1, gt=0, allowed="a number > 0")
-    min_freq: int = spec(2, ge=1, allowed="an integer >= 1")
-    val_fraction: float = spec(0.1, gt=0, lt=1, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, gt=0, lt=1, allowed="a number in (0, 1)")
+    sentences_per_class: int = spec(200, ge=10)
+    vocab_size: int = spec(5000, ge=10)
+    topic_words: int = spec(50, ge=1)
+    topic_weight: float = spec(0.2, ge=0, le=1)
+    min_len: int = spec(4, ge=1)
+    max_len: int = spec(24, ge=1)
+    zipf: float = spec(1.1, gt=0)
+    min_freq: int = spec(2, ge=1)
+    val_fraction: float = spec(0.1, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
-    prior: Literal["uniform", "empirical"] = spec("uniform", allowed="uniform or empirical")
-    seed: int = spec(0, ge=0, allowed="an integer >= 0")
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def memory(self) -> tuple[int, str]:
         """About the peak bytes of one build: the tokenized corpus (int64 ids and the words

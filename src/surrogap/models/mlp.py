@@ -15,7 +15,7 @@ from surrogap.core.errors import UserError
 
 @model
 class MLPConfig:
-    name: Literal["mlp"] = spec("mlp", allowed="mlp")
+    name: Literal["mlp"] = spec("mlp")
     widths: tuple[Annotated[int, Field(ge=1)], ...] = spec(
         factory=lambda: (256, 256, 256),
         min_length=1,

@@ -19,7 +19,7 @@ from surrogap.core.errors import UserError
 
 @model
 class BagConfig:
-    name: Literal["bag"] = spec("bag", allowed="bag")
+    name: Literal["bag"] = spec("bag")
     dim: int = spec(256, ge=1, allowed="an integer >= 1 (embedding width)")
 
 

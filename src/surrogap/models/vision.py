@@ -64,7 +64,7 @@ def _image_shape(meta: dict, name: str) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- resnet18
 @model
 class ResNet18Config:
-    name: Literal["resnet18"] = spec("resnet18", allowed="resnet18")
+    name: Literal["resnet18"] = spec("resnet18")
     head: bool = spec(True)
     hidden: int = spec(512, ge=1, allowed="an integer >= 1 (head hidden width)")
     out_dim: int = spec(128, ge=1, allowed="an integer >= 1 (head output width)")
@@ -118,13 +118,13 @@ def build_resnet18(cfg: ResNet18Config, meta: dict) -> nn.Module:
 # --------------------------------------------------------------------------- convnet
 @model
 class ConvNetConfig:
-    name: Literal["convnet"] = spec("convnet", allowed="convnet")
+    name: Literal["convnet"] = spec("convnet")
     channels: tuple[Annotated[int, Field(ge=1)], ...] = spec(
         factory=lambda: (32, 64),
         min_length=1,
         allowed="a non-empty list of conv widths >= 1",
     )
-    out_dim: int = spec(128, ge=1, allowed="an integer >= 1")
+    out_dim: int = spec(128, ge=1)
 
 
 class ConvNet(nn.Module):

@@ -41,9 +41,9 @@ class EvaluateParams:
         check=distinct,
         allowed="a non-empty list of distinct integers >= 1",
     )
-    repeats: int = spec(10, ge=1, allowed="an integer >= 1")
-    seed: int = spec(0, ge=0, allowed="an integer >= 0")
-    test_fraction: float = spec(0.3, gt=0, lt=1, allowed="a number in (0, 1)")
+    repeats: int = spec(10, ge=1)
+    seed: int = spec(0, ge=0)
+    test_fraction: float = spec(0.3, gt=0, lt=1)
     prior: Literal[PRIORS] = spec("uniform", allowed=", ".join(PRIORS))
 
     def validate(self, where: str) -> None:

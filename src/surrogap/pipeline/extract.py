@@ -23,7 +23,7 @@ from surrogap.models.inputs import load_prepared
 
 @model
 class ExtractConfig:
-    batch_size: int = spec(4096, ge=1, allowed="an integer >= 1")
+    batch_size: int = spec(4096, ge=1)
 
 
 # what model.pt's run record says of its data (pretrain's checkpoint.run_info), compared

@@ -32,7 +32,7 @@ class TheoryParams:
         allowed="a non-empty list of distinct integers >= 2, like [50, 100]",
     )
     # the number of classes C of Fig. 4
-    classes_fig4: int = spec(10, ge=2, allowed="an integer >= 2")
+    classes_fig4: int = spec(10, ge=2)
     # both figures run over K = 1..k_max
     k_max: int = spec(99, ge=1, le=K_MAX_LIMIT, allowed=f"an integer in [1, {K_MAX_LIMIT}]")
     # the feature norm b of the ideal encoder: same-class inner products b^2, others -b^2

@@ -22,25 +22,25 @@ class TrainConfig:
     optimizer: Literal["adam", "sgd", "lars"] = spec(
         "adam", allowed="adam, sgd or lars (SGD with LARS)"
     )
-    lr: float = spec(0.01, gt=0, allowed="a number > 0")
+    lr: float = spec(0.01, gt=0)
     lr_scaling: Literal["none", "linear", "sqrt"] = spec(
         "none",
         allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt",
     )
     lr_base_batch: int = spec(256, ge=1, allowed="an integer >= 1 (the batch size lr is given for)")
     lars_eta: float = spec(0.001, gt=0, allowed="a number > 0 (LARS trust coefficient)")
-    weight_decay: float = spec(0.0, ge=0, allowed="a number >= 0")
-    momentum: float = spec(0.9, ge=0, lt=1, allowed="a number in [0, 1)")
-    batch_size: int = spec(512, ge=2, allowed="an integer >= 2")
-    epochs: int = spec(30, ge=1, allowed="an integer >= 1")
-    schedule: Literal["none", "plateau", "cosine"] = spec("none", allowed="none, plateau or cosine")
-    warmup_epochs: int = spec(0, ge=0, allowed="an integer >= 0")
-    plateau_patience: int = spec(5, ge=0, allowed="an integer >= 0")
-    plateau_factor: float = spec(0.5, gt=0, lt=1, allowed="a number in (0, 1)")
+    weight_decay: float = spec(0.0, ge=0)
+    momentum: float = spec(0.9, ge=0, lt=1)
+    batch_size: int = spec(512, ge=2)
+    epochs: int = spec(30, ge=1)
+    schedule: Literal["none", "plateau", "cosine"] = spec("none")
+    warmup_epochs: int = spec(0, ge=0)
+    plateau_patience: int = spec(5, ge=0)
+    plateau_factor: float = spec(0.5, gt=0, lt=1)
     normalize: bool = spec(True)
-    temperature: float = spec(1.0, gt=0, allowed="a number > 0")
+    temperature: float = spec(1.0, gt=0)
     fixed_positives: bool = spec(False)
-    eval_every: int = spec(1, ge=1, allowed="an integer >= 1")
+    eval_every: int = spec(1, ge=1)
     eval_mean_samples: int | None = spec(
         None,
         ge=1,
@@ -61,7 +61,7 @@ class TrainConfig:
         allowed="a number in [0, 1) (the relative improvement of the validation contrastive "
         "loss over stop_patience evaluations at or below which training stops)",
     )
-    checkpoint_every: int = spec(5, ge=1, allowed="an integer >= 1")
+    checkpoint_every: int = spec(5, ge=1)
     threads: int | None = spec(None, ge=1, allowed="null (torch's default) or an integer >= 1")
     device: Literal["auto", "cpu", "cuda"] = spec(
         "auto",
