@@ -106,10 +106,7 @@ def spec(
     """A params field: its default, its range (pydantic's constraints: ge, gt, lt,
     min_length, pattern, ...; `check` for any other test) and the text that says what is
     allowed (the description in params.schema.json and in every message)."""
-    if factory is not None:
-        info = Field(default_factory=factory, description=allowed or None, **constraints)
-    else:
-        info = Field(default, description=allowed or None, **constraints)
+    info = Field(default, default_factory=factory, description=allowed or None, **constraints)
     if check is not None:
 
         def checked(value):
@@ -267,11 +264,6 @@ def parse(cls: type[T], data: Any, where: str) -> T:
     if validate is not None:
         validate(where)
     return obj
-
-
-def schema_of(cls: type) -> dict:
-    """The JSON Schema of a params dataclass (params.schema.json is built from these)."""
-    return _adapter(cls).json_schema()
 
 
 def to_dict(obj: Any) -> dict:

@@ -81,9 +81,7 @@ class CifarConfig:
     classes: int | None = spec(None, ge=2, allowed="null (all) or an integer >= 2")
     val_fraction: float = spec(0.1, gt=0, lt=1)
     train_limit: int | None = spec(
-        None,
-        ge=2,
-        allowed="null (no cap) or an integer >= 2 (training images per class)",
+        None, ge=2, allowed="null (no cap) or an integer >= 2 (training images per class)"
     )
     augment: bool = spec(False)
     prior: Literal["uniform", "empirical"] = spec("uniform")

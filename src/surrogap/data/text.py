@@ -220,9 +220,7 @@ class Wiki3029Config:
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
     url: str | None = spec(None, allowed="null or the URL of the Wiki-3029 tarball")
     md5: str | None = spec(
-        None,
-        pattern=r"^[0-9a-fA-F]{32}$",
-        allowed="null or a 32-hex-digit MD5 of the tarball",
+        None, pattern=r"^[0-9a-fA-F]{32}$", allowed="null or a 32-hex-digit MD5 of the tarball"
     )
     path: str | None = spec(None, allowed="null or a local tarball or folder (one file per class)")
     download: bool = spec(True)

@@ -120,9 +120,7 @@ def build_resnet18(cfg: ResNet18Config, meta: dict) -> nn.Module:
 class ConvNetConfig:
     name: Literal["convnet"] = spec("convnet")
     channels: tuple[Annotated[int, Field(ge=1)], ...] = spec(
-        factory=lambda: (32, 64),
-        min_length=1,
-        allowed="a non-empty list of conv widths >= 1",
+        factory=lambda: (32, 64), min_length=1, allowed="a non-empty list of conv widths >= 1"
     )
     out_dim: int = spec(128, ge=1)
 

@@ -24,8 +24,7 @@ class TrainConfig:
     )
     lr: float = spec(0.01, gt=0)
     lr_scaling: Literal["none", "linear", "sqrt"] = spec(
-        "none",
-        allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt",
+        "none", allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt"
     )
     lr_base_batch: int = spec(256, ge=1, allowed="an integer >= 1 (the batch size lr is given for)")
     lars_eta: float = spec(0.001, gt=0, allowed="a number > 0 (LARS trust coefficient)")
@@ -64,12 +63,10 @@ class TrainConfig:
     checkpoint_every: int = spec(5, ge=1)
     threads: int | None = spec(None, ge=1, allowed="null (torch's default) or an integer >= 1")
     device: Literal["auto", "cpu", "cuda"] = spec(
-        "auto",
-        allowed="auto (cuda if available, else cpu), cpu or cuda",
+        "auto", allowed="auto (cuda if available, else cpu), cpu or cuda"
     )
     precision: Literal["fp32", "bf16", "fp16"] = spec(
-        "fp32",
-        allowed="fp32, bf16 or fp16 (mixed precision: cuda only)",
+        "fp32", allowed="fp32, bf16 or fp16 (mixed precision: cuda only)"
     )
     nproc_per_node: int = spec(
         1, ge=1, allowed="an integer >= 1 (processes the stage starts under torchrun)"
