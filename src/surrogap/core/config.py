@@ -1,9 +1,10 @@
 """Params validation in one place: every stage reads its section of params.yaml into a
-frozen dataclass before doing any work.
+frozen pydantic dataclass (:func:`model`) before doing any work.
 
 A section is parsed by :func:`parse`, which rejects unknown keys (a typo is an error, not
 ignored), wrong types and out-of-range values with one line that names the key, the value
-and what is allowed. Range checks live in each field's metadata (``check`` and ``allowed``).
+and what is allowed. Each field's range is pydantic's constraints (:func:`spec`); the same
+models give params.schema.json (tools/params_schema.py).
 """
 
 from __future__ import annotations
@@ -89,10 +90,6 @@ def model(cls: type[T] | None = None, *, kw_only: bool = False) -> Any:
     """The decorator of a params section: a frozen pydantic dataclass."""
     wrap = pydantic.dataclasses.dataclass(frozen=True, kw_only=kw_only, config=CONFIG)
     return wrap if cls is None else wrap(cls)
-
-
-def is_name(value: Any) -> bool:
-    return isinstance(value, str) and NAME.fullmatch(value) is not None
 
 
 def spec(
@@ -471,7 +468,7 @@ def check_top_level(params: Mapping) -> None:
 def dataset_section(params: Mapping, name: str) -> Mapping:
     """The dataset section `name` of params.yaml, after checking every top-level key."""
     check_top_level(params)
-    if not is_name(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise UserError(f"dataset: got {shown(name)}, allowed: {NAME_ALLOWED}")
     section = params.get(name)
     if not isinstance(section, Mapping) or "data" not in section:
