@@ -27,9 +27,13 @@ stage = {k: stage[k] for k in ("extract", "probe", "theory", "evaluate", "report
 stage["probe"] = {**stage["probe"], "repeats": 25}  # the paper: 25 pairings of the test split
 
 
+# an editor's YAML language server checks each preset against params.schema.json (README)
+SCHEMA_LINE = "# yaml-language-server: $schema=../params.schema.json\n"
+
+
 def dump(path, header, top, sections):
     body = y(top) + "\n" + y(sections) + "\n" + y(stage)
-    Path(path).write_text(header.strip() + "\n" + body)
+    Path(path).write_text(SCHEMA_LINE + header.strip() + "\n" + body)
 
 
 # ---------------------------------------------------------------- circle

@@ -1,16 +1,18 @@
 """Params validation in one place: every stage reads its section of params.yaml into a
-frozen dataclass before doing any work.
+frozen pydantic dataclass (:func:`model`) before doing any work.
 
 A section is parsed by :func:`parse`, which rejects unknown keys (a typo is an error, not
 ignored), wrong types and out-of-range values with one line that names the key, the value
-and what is allowed. Range checks live in each field's metadata (``check`` and ``allowed``).
+and what is allowed. Each field's range is pydantic's constraints (:func:`spec`); the same
+models give params.schema.json (tools/params_schema.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
+import functools
+import json
 import os
 import re
 import reprlib
@@ -18,9 +20,14 @@ import stat
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+import pydantic.dataclasses
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from surrogap.core.errors import UserError
 
@@ -60,163 +67,196 @@ NAME_ALLOWED = (
 )
 # seeds reach torch.manual_seed and numpy; every seed of the grid lies in 0..SEED_MAX
 SEED_MAX = 2**32 - 1
-
-
-def seed_list(seeds: tuple[int, ...]) -> bool:
-    return len(seeds) > 0 and all(0 <= x <= SEED_MAX for x in seeds)
-
-
 SEED_LIST_ALLOWED = f"a non-empty list of integers in 0..{SEED_MAX} (2**32 - 1)"
+# a one-line, non-empty string (names and paths that reach messages and tables)
+ONE_LINE = r"^[^\n]*\S[^\n]*$"
 
 
-def is_name(value: Any) -> bool:
-    return isinstance(value, str) and NAME.fullmatch(value) is not None
+# every params section is a frozen pydantic dataclass that refuses unknown keys; parse()
+# validates strictly (no "5" for 5, no 1 for true, finite floats only)
+def _describe(schema: dict, cls: type) -> None:
+    """params.schema.json says of every key what it allows, as the messages do."""
+    for name, prop in schema.get("properties", {}).items():
+        info = cls.__pydantic_fields__[name]
+        prop["description"] = _allowed(info.annotation, info)
+
+
+CONFIG = ConfigDict(
+    extra="forbid", allow_inf_nan=False, str_max_length=MAX_STRING, json_schema_extra=_describe
+)
+
+
+def model(cls: type[T] | None = None, *, kw_only: bool = False) -> Any:
+    """The decorator of a params section: a frozen pydantic dataclass."""
+    wrap = pydantic.dataclasses.dataclass(frozen=True, kw_only=kw_only, config=CONFIG)
+    return wrap if cls is None else wrap(cls)
 
 
 def spec(
-    default: Any = dataclasses.MISSING,
+    default: Any = PydanticUndefined,
     *,
     check: Callable[[Any], bool] | None = None,
     allowed: str = "",
     factory: Callable[[], Any] | None = None,
+    **constraints: Any,
 ) -> Any:
-    """A dataclass field with a range check and the text that says what is allowed."""
-    meta = {"check": check, "allowed": allowed}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+    """A params field: its default, its range (pydantic's constraints: ge, gt, lt,
+    min_length, pattern, ...; `check` for any other test) and the text that says what is
+    allowed (the description in params.schema.json and in every message)."""
+    info = Field(default, default_factory=factory, description=allowed or None, **constraints)
+    if check is not None:
+
+        def checked(value):
+            if value is not None and not check(value):
+                raise ValueError(allowed)
+            return value
+
+        info.metadata.append(AfterValidator(checked))
+    return info
 
 
-def positive(x) -> bool:
-    return x > 0
-
-
-def non_negative(x) -> bool:
-    return x >= 0
-
-
-def at_least(n):
-    return lambda x: x >= n
-
-
-def one_of(*choices):
-    return lambda x: x in choices
-
-
-def one_line(s: str) -> bool:
-    """A non-empty string of one line (names and paths that reach messages and tables)."""
-    return bool(s.strip()) and "\n" not in s
-
-
-def fraction(x) -> bool:
-    return 0 < x < 1
+def distinct(values) -> bool:
+    return len(set(values)) == len(values)
 
 
 _SINGULAR = {int: "an integer", float: "a finite number", str: "a string", bool: "true/false"}
 _PLURAL = {int: "integers", float: "finite numbers", str: "strings", bool: "true/false values"}
 
 
+def _bare(tp: Any) -> Any:
+    """`tp` without its Annotated wrapper."""
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
+
+
 def _type_name(tp) -> str:
+    tp = _bare(tp)
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return ", ".join(map(str, typing.get_args(tp)))
     if origin in (list, tuple):
-        (inner, *_) = typing.get_args(tp) or (Any,)
+        inner = _bare((typing.get_args(tp) or (Any,))[0])
         return f"a list of {_PLURAL.get(inner) or _type_name(inner)}"
     if tp is type(None):
         return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping of keys to values"
     return _SINGULAR.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def _refuse_unquoted_digits(value: Any, tp: Any, where: str) -> None:
-    """A string of digits only (an MD5 like 0123...) that YAML read as a number: say to
-    quote it (its digits cannot be recovered: YAML 1.2 drops the leading zeros)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise UserError(
-            f"{where}: got the number {shown(value)}, expected {_type_name(tp)}; YAML reads a value "
-            f'of digits only as a number: quote it ({where.rsplit(".", 1)[-1]}: "...")'
+_BOUNDS = {"ge": (">=", "["), "gt": (">", "("), "le": ("<=", "]"), "lt": ("<", ")")}
+
+
+def _allowed(tp: Any, info: FieldInfo | None) -> str:
+    """What a field allows: its `allowed` text, or one said from its type and range."""
+    if info is not None and info.description:
+        return info.description
+    tp = _bare(tp)
+    null = type(None) in typing.get_args(tp)
+    if null:
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    bounds = [
+        (key, getattr(m, key))
+        for m in (info.metadata if info is not None else ())
+        for key in _BOUNDS
+        if getattr(m, key, None) is not None
+    ]
+    noun = "an integer" if tp is int else "a number"
+    if typing.get_origin(tp) is typing.Literal:
+        *rest, last = map(str, typing.get_args(tp))
+        text = f"{', '.join(rest)} or {last}" if rest else last
+    elif len(bounds) == 2:
+        (lo, a), (hi, b) = bounds
+        text = f"{noun} in {_BOUNDS[lo][1]}{a}, {b}{_BOUNDS[hi][1]}"
+    elif bounds:
+        text = f"{noun} {_BOUNDS[bounds[0][0]][0]} {bounds[0][1]}"
+    else:
+        text = _type_name(tp)
+    return f"null or {text}" if null else text
+
+
+def _step(tp: Any, part: Any) -> tuple[Any, FieldInfo | None]:
+    """The type one step (a field name, a list index) below `tp`, and its field info."""
+    tp = _bare(tp)
+    if isinstance(part, int):
+        inner = (typing.get_args(tp) or (Any,))[0]
+        infos = [m for m in typing.get_args(inner)[1:] if isinstance(m, FieldInfo)]
+        return inner, infos[0] if infos else None
+    for arg in (tp, *typing.get_args(tp)):  # a dataclass, or one inside `X | None`
+        fields = getattr(arg, "__pydantic_fields__", None)
+        if fields and part in fields:
+            return fields[part].annotation, fields[part]
+    return Any, None
+
+
+_CONSTRAINTS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_CONSTRAINTS |= {"too_short", "too_long", "literal_error", "string_pattern_mismatch"}
+_CONSTRAINTS |= {"value_error", "multiple_of"}
+
+
+def _message(cls: type, error: Mapping, data: Any, where: str) -> str:
+    """One line for pydantic's first error: the key path, the value, what is allowed."""
+    kind, loc = error["type"], error["loc"]
+    path, tp, value, parent = where, cls, data, cls
+    anchor = (where, data, "")  # the innermost field (or list item with an `allowed` text)
+    for part in loc:
+        parent = tp
+        tp, info = _step(tp, part)
+        if isinstance(part, int):
+            path = f"{path}[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            value = error["input"]
+        if info is not None and (isinstance(part, str) or info.description):
+            anchor = (path, value, _allowed(tp, info))
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        at = path.rsplit(".", 1)[0] + ": " if "." in path else ""
+        fields = sorted(getattr(_bare(parent), "__pydantic_fields__", ()))
+        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{at}unknown key {shown(loc[-1])}{hint}; allowed keys: {', '.join(fields)}"
+    if kind in ("missing", "missing_argument"):
+        return f"{path}: missing; expected {_type_name(tp)}"
+    if kind == "string_too_long" or (isinstance(value, str) and len(value) > MAX_STRING):
+        return (
+            f"{path}: got a string of {len(value)} characters ({shown(value)}), "
+            f"allowed: at most {MAX_STRING}"
         )
+    if kind == "string_type" and isinstance(value, int) and not isinstance(value, bool):
+        # YAML reads a string of digits only (an MD5 like 0123...) as a number
+        return (
+            f"{path}: got the number {shown(value)}, expected {_type_name(tp)}; YAML reads a "
+            f'value of digits only as a number: quote it ({path.rsplit(".", 1)[-1]}: "...")'
+        )
+    if kind in _CONSTRAINTS:
+        path, value, allowed = anchor
+        return f"{path}: got {shown(value)}, allowed: {allowed}"
+    return f"{path}: got {shown(value)}, expected {_type_name(tp)}"
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check `value` against the annotation `tp`; ints are accepted where floats are."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if str in typing.get_args(tp) and int not in typing.get_args(tp):
-            _refuse_unquoted_digits(value, tp, where)
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, where)
-            except UserError:
-                continue
-        raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
-    if origin in (list, tuple):
-        (inner, *_) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
-        return tuple(_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        # NaN and inf pass most range checks (nan > 0 is False, inf > 0 is True): refused here
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            if len(value) > MAX_STRING:
-                raise UserError(
-                    f"{where}: got a string of {len(value)} characters ({shown(value)}), "
-                    f"allowed: at most {MAX_STRING}"
-                )
-            return value
-        _refuse_unquoted_digits(value, tp, where)
-    elif dataclasses.is_dataclass(tp):
-        return parse(tp, value, where)
-    elif tp is Any:
-        return value
-    raise UserError(f"{where}: got {shown(value)}, expected {_type_name(tp)}")
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
 
 
 def parse(cls: type[T], data: Any, where: str) -> T:
-    """Build the frozen dataclass `cls` from a mapping, strictly.
-
-    `where` is the dotted params path used in messages (e.g. ``circle.train``).
-    """
+    """Build the params dataclass `cls` from a mapping, strictly; one UserError line
+    otherwise. `where` is the dotted params path used in messages (e.g. ``circle.train``)."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise UserError(f"{where}: got {shown(data)}, expected a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            at = f"{where}: " if where else ""
-            raise UserError(
-                f"{at}unknown key {shown(key)}{hint}; allowed keys: {', '.join(sorted(fields))}"
-            )
-    values = {}
-    for name, f in fields.items():
-        path = f"{where}.{name}" if where else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise UserError(f"{path}: missing; expected {_type_name(hints[name])}")
-            continue
-        value = _coerce(data[name], hints[name], path)
-        check = f.metadata.get("check")
-        if check is not None and value is not None and not check(value):
-            allowed = f.metadata.get("allowed") or "a valid value"
-            raise UserError(f"{path}: got {shown(data[name])}, allowed: {allowed}")
-        values[name] = value
-    obj = cls(**values)
+    # validated as JSON: strict types, yet YAML's lists and mappings stand for tuples and
+    # dataclasses (a date or other non-JSON scalar YAML makes is read as its text)
+    text = json.dumps(data, default=str)
+    try:
+        obj = _adapter(cls).validate_json(text, strict=True)
+    except pydantic.ValidationError as exc:
+        raise UserError(_message(cls, exc.errors()[0], data, where)) from None
     validate = getattr(obj, "validate", None)
     if validate is not None:
         validate(where)
@@ -225,15 +265,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
 
 def to_dict(obj: Any) -> dict:
     """The plain-dict form of a params dataclass (tuples become lists), for checkpoints."""
-
-    def plain(v):
-        if isinstance(v, tuple):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(obj))
+    return _adapter(type(obj)).dump_python(obj, mode="json")
 
 
 # params.yaml is read exactly as DVC reads it (dvc/utils/serialize/_yaml.py: ruamel.yaml,
@@ -359,52 +391,52 @@ def section(params: Mapping, name: str) -> Any:
     return params[name]
 
 
-@dataclass(frozen=True)
+Name = Annotated[str, Field(pattern=f"^{NAME.pattern}$", description=NAME_ALLOWED)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
+def no_repeats(obj: Any, *keys: str) -> None:
+    for key in keys:
+        values = getattr(obj, key)
+        if not distinct(values):
+            raise UserError(f"{key}: got {shown(list(values))}, allowed: a list without repeats")
+
+
+@model
 class Grid:
     """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed), and one
     more per (dataset, k, seed, lr) for every extra learning rate of `lr` (the lr grid; each
     dataset section's own train.lr always runs)."""
 
-    dataset: tuple[str, ...] = spec(
-        check=lambda v: len(v) > 0, allowed="a non-empty list of dataset section names"
+    dataset: tuple[Name, ...] = spec(
+        min_length=1, allowed="a non-empty list of dataset section names"
     )
-    k: tuple[int, ...] = spec(
-        check=lambda v: len(v) > 0 and all(x >= 1 for x in v),
-        allowed="a non-empty list of integers >= 1",
+    k: tuple[Annotated[int, Field(ge=1)], ...] = spec(
+        min_length=1, allowed="a non-empty list of integers >= 1"
     )
-    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
-    lr: tuple[float, ...] = spec(
+    seed: tuple[Seed, ...] = spec(min_length=1, allowed=SEED_LIST_ALLOWED)
+    lr: tuple[Annotated[float, Field(gt=0)], ...] = spec(
         (),
-        check=lambda v: all(x > 0 for x in v),
         allowed="a list of numbers > 0 (extra learning rates; [] runs each section's train.lr only)",
     )
 
     def validate(self, where: str) -> None:
-        for i, name in enumerate(self.dataset):
-            if not is_name(name):
-                raise UserError(f"dataset[{i}]: got {shown(name)}, allowed: {NAME_ALLOWED}")
-        for key in ("dataset", "k", "seed", "lr"):
-            values = getattr(self, key)
-            if len(set(values)) != len(values):
-                raise UserError(
-                    f"{key}: got {shown(list(values))}, allowed: a list without repeats"
-                )
+        no_repeats(self, *GRID_KEYS)
 
 
 def grid(params: Mapping) -> Grid:
     return parse(Grid, {key: params[key] for key in GRID_KEYS if key in params}, "")
 
 
-@dataclass(frozen=True)
+@model
 class Seeds:
     """The one sweep list that prepare, extract and probe read: they handle every seed of
     their dataset, or (dataset, K), in one process."""
 
-    seed: tuple[int, ...] = spec(check=seed_list, allowed=SEED_LIST_ALLOWED)
+    seed: tuple[Seed, ...] = spec(min_length=1, allowed=SEED_LIST_ALLOWED)
 
     def validate(self, where: str) -> None:
-        if len(set(self.seed)) != len(self.seed):
-            raise UserError(f"seed: got {shown(list(self.seed))}, allowed: a list without repeats")
+        no_repeats(self, "seed")
 
 
 def seeds(params: Mapping) -> tuple[int, ...]:
@@ -436,7 +468,7 @@ def check_top_level(params: Mapping) -> None:
 def dataset_section(params: Mapping, name: str) -> Mapping:
     """The dataset section `name` of params.yaml, after checking every top-level key."""
     check_top_level(params)
-    if not is_name(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise UserError(f"dataset: got {shown(name)}, allowed: {NAME_ALLOWED}")
     section = params.get(name)
     if not isinstance(section, Mapping) or "data" not in section:

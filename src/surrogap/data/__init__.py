@@ -7,11 +7,11 @@ sources share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from surrogap.core.config import at_least, fraction, one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS
 
@@ -83,17 +83,15 @@ def check_fractions(val_fraction: float, test_fraction: float, where: str) -> No
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@model(kw_only=True)
 class SplitConfig:
     """The fields every generated or sub-sampled source's data block shares: the split
     fractions, the class prior the bounds use, and the data seed."""
 
-    val_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
+    val_fraction: float = spec(0.2, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def validate(self, where: str) -> None:
         check_fractions(self.val_fraction, self.test_fraction, where)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import importlib
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
-from surrogap.core.config import at_least, fraction, one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import Prepared
 from surrogap.data import archive, relabel, stratified_split, subsample_classes
@@ -74,23 +73,19 @@ SOURCES: dict[str, Source] = {
 }
 
 
-@dataclass(frozen=True)
+@model
 class CifarConfig:
-    kind: str = spec(check=one_of("cifar10", "cifar100"), allowed="cifar10 or cifar100")
+    kind: Literal["cifar10", "cifar100"] = spec()
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
     download: bool = spec(True)
-    classes: int | None = spec(None, check=at_least(2), allowed="null (all) or an integer >= 2")
-    val_fraction: float = spec(0.1, check=fraction, allowed="a number in (0, 1)")
+    classes: int | None = spec(None, ge=2, allowed="null (all) or an integer >= 2")
+    val_fraction: float = spec(0.1, gt=0, lt=1)
     train_limit: int | None = spec(
-        None,
-        check=at_least(2),
-        allowed="null (no cap) or an integer >= 2 (training images per class)",
+        None, ge=2, allowed="null (no cap) or an integer >= 2 (training images per class)"
     )
     augment: bool = spec(False)
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
 
 # --------------------------------------------------------------------------- pickles

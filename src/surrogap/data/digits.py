@@ -8,22 +8,20 @@ names kept).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from surrogap.core.config import at_least, one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.prepared import Prepared
 from surrogap.data import SplitConfig, relabel, stratified_split, subsample_classes
 
 
-@dataclass(frozen=True, kw_only=True)
+@model(kw_only=True)
 class DigitsConfig(SplitConfig):
-    kind: str = spec("digits", check=one_of("digits"), allowed="digits")
-    classes: int | None = spec(
-        None, check=at_least(2), allowed="null (all 10) or an integer in 2..10"
-    )
+    kind: Literal["digits"] = spec("digits")
+    classes: int | None = spec(None, ge=2, allowed="null (all 10) or an integer in 2..10")
 
 
 def build(cfg: DigitsConfig, root: Path) -> Prepared:

@@ -7,22 +7,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from surrogap.core.config import at_least, one_of, positive, spec
+from surrogap.core.config import model, spec
 from surrogap.core.prepared import Prepared
 from surrogap.data import SplitConfig, stratified_split
 
 
-@dataclass(frozen=True, kw_only=True)
+@model(kw_only=True)
 class SyntheticConfig(SplitConfig):
-    kind: str = spec(check=one_of("circle", "norm"), allowed="circle or norm")
-    classes: int = spec(100, check=at_least(2), allowed="an integer >= 2")
-    per_class: int = spec(1000, check=at_least(4), allowed="an integer >= 4")
-    std: float = spec(1.0, check=positive, allowed="a number > 0 (norm: std of the Gaussian)")
+    kind: Literal["circle", "norm"] = spec()
+    classes: int = spec(100, ge=2)
+    per_class: int = spec(1000, ge=4)
+    std: float = spec(1.0, gt=0, allowed="a number > 0 (norm: std of the Gaussian)")
 
     def memory(self) -> tuple[int, str]:
         """About the peak bytes of one build (the points, their float64 intermediates,

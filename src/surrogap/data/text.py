@@ -23,14 +23,15 @@ import hashlib
 import json
 import tarfile
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from io import BytesIO
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from surrogap.core import io
-from surrogap.core.config import at_least, fraction, non_negative, one_of, positive, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import Prepared
 from surrogap.data import archive, relabel, stratified_split, subsample_classes
@@ -213,28 +214,22 @@ def _corpus_folder(
 
 
 # --------------------------------------------------------------------------- wiki3029
-@dataclass(frozen=True)
+@model
 class Wiki3029Config:
-    kind: str = spec("wiki3029", check=one_of("wiki3029"), allowed="wiki3029")
+    kind: Literal["wiki3029"] = spec("wiki3029")
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
     url: str | None = spec(None, allowed="null or the URL of the Wiki-3029 tarball")
     md5: str | None = spec(
-        None,
-        check=lambda s: len(s) == 32 and all(c in "0123456789abcdefABCDEF" for c in s),
-        allowed="null or a 32-hex-digit MD5 of the tarball",
+        None, pattern=r"^[0-9a-fA-F]{32}$", allowed="null or a 32-hex-digit MD5 of the tarball"
     )
     path: str | None = spec(None, allowed="null or a local tarball or folder (one file per class)")
     download: bool = spec(True)
-    classes: int | None = spec(
-        None, check=at_least(2), allowed="null (all 3029) or an integer >= 2"
-    )
-    val_fraction: float = spec(0.1, check=fraction, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
-    min_freq: int = spec(5, check=at_least(1), allowed="an integer >= 1")
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=at_least(0), allowed="an integer >= 0")
+    classes: int | None = spec(None, ge=2, allowed="null (all 3029) or an integer >= 2")
+    val_fraction: float = spec(0.1, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
+    min_freq: int = spec(5, ge=1)
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def validate(self, where: str) -> None:
         _check_fractions(self.val_fraction, self.test_fraction, where)
@@ -283,28 +278,24 @@ def build_wiki3029(cfg: Wiki3029Config, root: Path) -> Prepared:
 
 
 # --------------------------------------------------------------------------- topics
-@dataclass(frozen=True)
+@model
 class TopicsConfig:
-    kind: str = spec("topics", check=one_of("topics"), allowed="topics")
-    classes: int = spec(20, check=at_least(2), allowed="an integer >= 2")
-    pool: int | None = spec(
-        None, check=at_least(2), allowed="null (= classes) or an integer >= classes"
-    )
-    sentences_per_class: int = spec(200, check=at_least(10), allowed="an integer >= 10")
-    vocab_size: int = spec(5000, check=at_least(10), allowed="an integer >= 10")
-    topic_words: int = spec(50, check=at_least(1), allowed="an integer >= 1")
-    topic_weight: float = spec(0.2, check=lambda v: 0 <= v <= 1, allowed="a number in [0, 1]")
-    min_len: int = spec(4, check=at_least(1), allowed="an integer >= 1")
-    max_len: int = spec(24, check=at_least(1), allowed="an integer >= 1")
-    zipf: float = spec(1.1, check=positive, allowed="a number > 0")
-    min_freq: int = spec(2, check=at_least(1), allowed="an integer >= 1")
-    val_fraction: float = spec(0.1, check=fraction, allowed="a number in (0, 1)")
-    test_fraction: float = spec(0.2, check=fraction, allowed="a number in (0, 1)")
+    kind: Literal["topics"] = spec("topics")
+    classes: int = spec(20, ge=2)
+    pool: int | None = spec(None, ge=2, allowed="null (= classes) or an integer >= classes")
+    sentences_per_class: int = spec(200, ge=10)
+    vocab_size: int = spec(5000, ge=10)
+    topic_words: int = spec(50, ge=1)
+    topic_weight: float = spec(0.2, ge=0, le=1)
+    min_len: int = spec(4, ge=1)
+    max_len: int = spec(24, ge=1)
+    zipf: float = spec(1.1, gt=0)
+    min_freq: int = spec(2, ge=1)
+    val_fraction: float = spec(0.1, gt=0, lt=1)
+    test_fraction: float = spec(0.2, gt=0, lt=1)
     root: str | None = spec(None, allowed="null (the prepare stage's --root) or a folder path")
-    prior: str = spec(
-        "uniform", check=one_of("uniform", "empirical"), allowed="uniform or empirical"
-    )
-    seed: int = spec(0, check=non_negative, allowed="an integer >= 0")
+    prior: Literal["uniform", "empirical"] = spec("uniform")
+    seed: int = spec(0, ge=0)
 
     def memory(self) -> tuple[int, str]:
         """About the peak bytes of one build: the tokenized corpus (int64 ids and the words

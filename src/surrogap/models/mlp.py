@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from surrogap.core.config import one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 
 
-@dataclass(frozen=True)
+@model
 class MLPConfig:
-    name: str = spec("mlp", check=one_of("mlp"), allowed="mlp")
-    widths: tuple[int, ...] = spec(
+    name: Literal["mlp"] = spec("mlp")
+    widths: tuple[Annotated[int, Field(ge=1)], ...] = spec(
         factory=lambda: (256, 256, 256),
-        check=lambda v: len(v) >= 1 and all(w >= 1 for w in v),
+        min_length=1,
         allowed="a non-empty list of layer widths >= 1",
     )
 

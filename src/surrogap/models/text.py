@@ -8,19 +8,19 @@ empty sentence gets the zero vector.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from surrogap.core.config import at_least, one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 
 
-@dataclass(frozen=True)
+@model
 class BagConfig:
-    name: str = spec("bag", check=one_of("bag"), allowed="bag")
-    dim: int = spec(256, check=at_least(1), allowed="an integer >= 1 (embedding width)")
+    name: Literal["bag"] = spec("bag")
+    dim: int = spec(256, ge=1, allowed="an integer >= 1 (embedding width)")
 
 
 class Bag(nn.Module):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
 from types import ModuleType
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from surrogap.core.config import at_least, one_of, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 
 
@@ -61,12 +62,12 @@ def _image_shape(meta: dict, name: str) -> tuple[int, int, int]:
 
 
 # --------------------------------------------------------------------------- resnet18
-@dataclass(frozen=True)
+@model
 class ResNet18Config:
-    name: str = spec("resnet18", check=one_of("resnet18"), allowed="resnet18")
+    name: Literal["resnet18"] = spec("resnet18")
     head: bool = spec(True)
-    hidden: int = spec(512, check=at_least(1), allowed="an integer >= 1 (head hidden width)")
-    out_dim: int = spec(128, check=at_least(1), allowed="an integer >= 1 (head output width)")
+    hidden: int = spec(512, ge=1, allowed="an integer >= 1 (head hidden width)")
+    out_dim: int = spec(128, ge=1, allowed="an integer >= 1 (head output width)")
 
 
 class ResNet18(nn.Module):
@@ -115,15 +116,13 @@ def build_resnet18(cfg: ResNet18Config, meta: dict) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- convnet
-@dataclass(frozen=True)
+@model
 class ConvNetConfig:
-    name: str = spec("convnet", check=one_of("convnet"), allowed="convnet")
-    channels: tuple[int, ...] = spec(
-        factory=lambda: (32, 64),
-        check=lambda v: len(v) >= 1 and all(c >= 1 for c in v),
-        allowed="a non-empty list of conv widths >= 1",
+    name: Literal["convnet"] = spec("convnet")
+    channels: tuple[Annotated[int, Field(ge=1)], ...] = spec(
+        factory=lambda: (32, 64), min_length=1, allowed="a non-empty list of conv widths >= 1"
     )
-    out_dim: int = spec(128, check=at_least(1), allowed="an integer >= 1")
+    out_dim: int = spec(128, ge=1)
 
 
 class ConvNet(nn.Module):

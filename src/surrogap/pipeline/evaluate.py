@@ -4,45 +4,47 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pandas as pd
+from pydantic import Field
 
 from surrogap.core import io
-from surrogap.core.config import one_line, parse, section, spec
+from surrogap.core.config import ONE_LINE, distinct, model, parse, section, spec
 from surrogap.core.errors import UserError
 from surrogap.estimators.external import PRIORS, STAGE_COLUMNS, evaluate, read_features
 
 
-@dataclass(frozen=True)
+@model
 class FeatureEntry:
     """One feature set of params `evaluate.features`."""
 
-    name: str = spec(check=one_line, allowed="a non-empty one-line string")
-    path: str = spec(check=one_line, allowed="a path to a features file or datasets folder")
+    name: str = spec(pattern=ONE_LINE, allowed="a non-empty one-line string")
+    path: str = spec(pattern=ONE_LINE, allowed="a path to a features file or datasets folder")
     labels: str | None = spec(
-        None, check=one_line, allowed="a path to a .npy, .txt or .csv labels file"
+        None, pattern=ONE_LINE, allowed="a path to a .npy, .txt or .csv labels file"
     )
-    features_key: str | None = spec(None, check=one_line, allowed="an npz key or column name")
-    labels_key: str | None = spec(None, check=one_line, allowed="an npz key or column name")
-    split_column: str | None = spec(None, check=one_line, allowed="an npz key or column name")
+    features_key: str | None = spec(None, pattern=ONE_LINE, allowed="an npz key or column name")
+    labels_key: str | None = spec(None, pattern=ONE_LINE, allowed="an npz key or column name")
+    split_column: str | None = spec(None, pattern=ONE_LINE, allowed="an npz key or column name")
 
 
-@dataclass(frozen=True)
+@model
 class EvaluateParams:
     """The `evaluate` section of params.yaml."""
 
     features: tuple[FeatureEntry, ...] = spec(factory=tuple)
-    k: tuple[int, ...] = spec(
+    k: tuple[Annotated[int, Field(ge=1)], ...] = spec(
         (1, 4, 16, 64, 256),
-        check=lambda v: len(v) > 0 and all(x >= 1 for x in v) and len(set(v)) == len(v),
+        min_length=1,
+        check=distinct,
         allowed="a non-empty list of distinct integers >= 1",
     )
-    repeats: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")
-    seed: int = spec(0, check=lambda v: v >= 0, allowed="an integer >= 0")
-    test_fraction: float = spec(0.3, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
-    prior: str = spec("uniform", check=lambda v: v in PRIORS, allowed=", ".join(PRIORS))
+    repeats: int = spec(10, ge=1)
+    seed: int = spec(0, ge=0)
+    test_fraction: float = spec(0.3, gt=0, lt=1)
+    prior: Literal[PRIORS] = spec("uniform", allowed=", ".join(PRIORS))
 
     def validate(self, where: str) -> None:
         names = [e.name for e in self.features]

@@ -6,14 +6,13 @@ imported once for all seeds; the folder is replaced whole)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from surrogap.core import io
-from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.config import model, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, check_dataset
@@ -22,9 +21,9 @@ from surrogap.models.inference import encode, load_model
 from surrogap.models.inputs import load_prepared
 
 
-@dataclass(frozen=True)
+@model
 class ExtractConfig:
-    batch_size: int = spec(4096, check=at_least(1), allowed="an integer >= 1")
+    batch_size: int = spec(4096, ge=1)
 
 
 # what model.pt's run record says of its data (pretrain's checkpoint.run_info), compared

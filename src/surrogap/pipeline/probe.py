@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from surrogap.core import files, io
-from surrogap.core.config import at_least, spec, stage_config
+from surrogap.core.config import model, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import check_dataset, read_labels
@@ -27,17 +28,17 @@ from surrogap.estimators.evaluation import (
 )
 
 
-@dataclass(frozen=True)
+@model
 class ProbeConfig:
     repeats: int = spec(
-        10, check=at_least(10), allowed="an integer >= 10 (independent pairings of the test split)"
+        10, ge=10, allowed="an integer >= 10 (independent pairings of the test split)"
     )
-    weight_decays: tuple[float, ...] = spec(
+    weight_decays: tuple[Annotated[float, Field(ge=0)], ...] = spec(
         factory=lambda: (0.0, 1e-4, 1e-2),
-        check=lambda v: len(v) > 0 and all(x >= 0 for x in v),
+        min_length=1,
         allowed="a non-empty list of numbers >= 0 (the linear probe's grid, chosen on validation loss)",
     )
-    max_iter: int = spec(200, check=at_least(1), allowed="an integer >= 1 (L-BFGS iterations)")
+    max_iter: int = spec(200, ge=1, allowed="an integer >= 1 (L-BFGS iterations)")
 
 
 def load_features(path: Path, num_classes: int) -> tuple[dict, dict]:

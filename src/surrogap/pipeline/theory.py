@@ -6,41 +6,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
+from pydantic import Field
 
 from surrogap.core import config, io
-from surrogap.core.config import at_least, positive, spec
+from surrogap.core.config import distinct, model, spec
 from surrogap.plots.theory import plot_fig3, plot_fig4
 from surrogap.theory.curves import K_MAX_LIMIT, fig3_frame, fig4_frame
 
 
-def _distinct_classes(value: tuple[int, ...]) -> bool:
-    return len(value) > 0 and all(c >= 2 for c in value) and len(set(value)) == len(value)
-
-
-@dataclass(frozen=True)
+@model
 class TheoryParams:
     """The `theory` section of params.yaml (``config.parse(TheoryParams, section, "theory")``:
     missing keys take these defaults; an unknown key, a wrong type or a value out of range is
     one UserError line naming the key, the value and what is allowed)."""
 
     # the numbers of classes C of Fig. 3, one curve pair each
-    classes_fig3: tuple[int, ...] = spec(
+    classes_fig3: tuple[Annotated[int, Field(ge=2)], ...] = spec(
         (50, 100),
-        check=_distinct_classes,
+        min_length=1,
+        check=distinct,
         allowed="a non-empty list of distinct integers >= 2, like [50, 100]",
     )
     # the number of classes C of Fig. 4
-    classes_fig4: int = spec(10, check=at_least(2), allowed="an integer >= 2")
+    classes_fig4: int = spec(10, ge=2)
     # both figures run over K = 1..k_max
-    k_max: int = spec(
-        99, check=lambda v: 1 <= v <= K_MAX_LIMIT, allowed=f"an integer in [1, {K_MAX_LIMIT}]"
-    )
+    k_max: int = spec(99, ge=1, le=K_MAX_LIMIT, allowed=f"an integer in [1, {K_MAX_LIMIT}]")
     # the feature norm b of the ideal encoder: same-class inner products b^2, others -b^2
-    b: float = spec(1.0, check=positive, allowed="a finite number > 0")
+    b: float = spec(1.0, gt=0, allowed="a finite number > 0")
 
 
 def read_params(path: str | os.PathLike) -> TheoryParams:

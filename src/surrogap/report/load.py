@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core import files, io
-from surrogap.core.config import NAME, one_line, parse, spec
+from surrogap.core.config import NAME, ONE_LINE, model, parse, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import SPLITS, read_checked_meta
 from surrogap.core.schema import (
@@ -66,34 +65,34 @@ AGAIN_PROBE = "rerun the probe stage of this run"
 
 
 # --------------------------------------------------------------------------- params
-@dataclass(frozen=True)
+@model
 class ReportParams:
     """The `report` section of params.yaml: presentation and every threshold of the claim
     tests (the report's "How this was made" quotes each)."""
 
     title: str = spec(
         "Surrogate gap between contrastive and supervised losses: reproduction report",
-        check=one_line,
+        pattern=ONE_LINE,
         allowed="a non-empty one-line string",
     )
-    dpi: int = spec(150, check=lambda v: 50 <= v <= 600, allowed="an integer in [50, 600]")
-    decimals: int = spec(3, check=lambda v: 1 <= v <= 6, allowed="an integer in [1, 6]")
+    dpi: int = spec(150, ge=50, le=600)
+    decimals: int = spec(3, ge=1, le=6)
     # one-sided confidence level of every test ("improves", "saturates", "decays", the rate)
-    confidence: float = spec(0.95, check=lambda v: 0.5 < v < 1, allowed="a number in (0.5, 1)")
+    confidence: float = spec(0.95, gt=0.5, lt=1)
     # the power at which the report says how many seeds a decisive verdict would need
-    power: float = spec(0.8, check=lambda v: 0.5 <= v < 1, allowed="a number in [0.5, 1)")
+    power: float = spec(0.8, ge=0.5, lt=1)
     # Claim 5's rate: confirmed when the gap slope's interval lies within this fraction of
     # Delta_U's slope (equivalence), not confirmed when Delta_U's slope lies outside it
     # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
     # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
-    test_pairings: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")
+    test_pairings: int = spec(10, ge=1)
     # accuracies at or above this are at the ceiling: no room left to improve
-    ceiling: float = spec(0.99, check=lambda v: 0 < v <= 1, allowed="a number in (0, 1]")
+    ceiling: float = spec(0.99, gt=0, le=1)
     # fewer seeds than this at some K: a trend verdict is inconclusive
-    min_seeds: int = spec(3, check=lambda v: v >= 1, allowed="an integer >= 1")
+    min_seeds: int = spec(3, ge=1)
     # a run collapsed when its validation mean-classifier accuracy lies this far (absolute)
     # below the median of the other seeds of the same dataset and K
-    collapse_drop: float = spec(0.2, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
+    collapse_drop: float = spec(0.2, gt=0, lt=1)
 
 
 def parse_params(section: Any) -> ReportParams:

@@ -3,85 +3,73 @@ checks a run must pass before any training."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from surrogap.core.config import at_least, non_negative, one_of, positive, spec
+from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 from surrogap.models.inputs import Dataset
 from surrogap.training import distributed
-from surrogap.training.optim import LR_SCALINGS
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass(frozen=True)
+@model
 class TrainConfig:
     """The `train` block of a dataset section of params.yaml."""
 
-    optimizer: str = spec(
-        "adam", check=one_of("adam", "sgd", "lars"), allowed="adam, sgd or lars (SGD with LARS)"
+    optimizer: Literal["adam", "sgd", "lars"] = spec(
+        "adam", allowed="adam, sgd or lars (SGD with LARS)"
     )
-    lr: float = spec(0.01, check=positive, allowed="a number > 0")
-    lr_scaling: str = spec(
-        "none",
-        check=one_of(*LR_SCALINGS),
-        allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt",
+    lr: float = spec(0.01, gt=0)
+    lr_scaling: Literal["none", "linear", "sqrt"] = spec(
+        "none", allowed="none (lr as given), linear (lr * batch_size / lr_base_batch) or sqrt"
     )
-    lr_base_batch: int = spec(
-        256, check=at_least(1), allowed="an integer >= 1 (the batch size lr is given for)"
-    )
-    lars_eta: float = spec(0.001, check=positive, allowed="a number > 0 (LARS trust coefficient)")
-    weight_decay: float = spec(0.0, check=non_negative, allowed="a number >= 0")
-    momentum: float = spec(0.9, check=lambda v: 0 <= v < 1, allowed="a number in [0, 1)")
-    batch_size: int = spec(512, check=at_least(2), allowed="an integer >= 2")
-    epochs: int = spec(30, check=at_least(1), allowed="an integer >= 1")
-    schedule: str = spec(
-        "none", check=one_of("none", "plateau", "cosine"), allowed="none, plateau or cosine"
-    )
-    warmup_epochs: int = spec(0, check=at_least(0), allowed="an integer >= 0")
-    plateau_patience: int = spec(5, check=at_least(0), allowed="an integer >= 0")
-    plateau_factor: float = spec(0.5, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
+    lr_base_batch: int = spec(256, ge=1, allowed="an integer >= 1 (the batch size lr is given for)")
+    lars_eta: float = spec(0.001, gt=0, allowed="a number > 0 (LARS trust coefficient)")
+    weight_decay: float = spec(0.0, ge=0)
+    momentum: float = spec(0.9, ge=0, lt=1)
+    batch_size: int = spec(512, ge=2)
+    epochs: int = spec(30, ge=1)
+    schedule: Literal["none", "plateau", "cosine"] = spec("none")
+    warmup_epochs: int = spec(0, ge=0)
+    plateau_patience: int = spec(5, ge=0)
+    plateau_factor: float = spec(0.5, gt=0, lt=1)
     normalize: bool = spec(True)
-    temperature: float = spec(1.0, check=positive, allowed="a number > 0")
+    temperature: float = spec(1.0, gt=0)
     fixed_positives: bool = spec(False)
-    eval_every: int = spec(1, check=at_least(1), allowed="an integer >= 1")
+    eval_every: int = spec(1, ge=1)
     eval_mean_samples: int | None = spec(
         None,
-        check=at_least(1),
+        ge=1,
         allowed="null (all) or an integer >= 1 (training samples per class for the trajectory's class means)",
     )
     # the stopping rule (surrogap.training.stopping): off by default, every run trains `epochs`
     stop_patience: int | None = spec(
         None,
-        check=at_least(1),
+        ge=1,
         allowed="null (off: train all epochs) or an integer >= 1 (evaluations, one every "
         "eval_every epochs, whose best validation contrastive loss must improve on the best "
         "before them by more than stop_min_delta, else training stops; epochs is the cap)",
     )
     stop_min_delta: float = spec(
         0.001,
-        check=lambda v: 0 <= v < 1,
+        ge=0,
+        lt=1,
         allowed="a number in [0, 1) (the relative improvement of the validation contrastive "
         "loss over stop_patience evaluations at or below which training stops)",
     )
-    checkpoint_every: int = spec(5, check=at_least(1), allowed="an integer >= 1")
-    threads: int | None = spec(
-        None, check=at_least(1), allowed="null (torch's default) or an integer >= 1"
+    checkpoint_every: int = spec(5, ge=1)
+    threads: int | None = spec(None, ge=1, allowed="null (torch's default) or an integer >= 1")
+    device: Literal["auto", "cpu", "cuda"] = spec(
+        "auto", allowed="auto (cuda if available, else cpu), cpu or cuda"
     )
-    device: str = spec(
-        "auto",
-        check=one_of("auto", "cpu", "cuda"),
-        allowed="auto (cuda if available, else cpu), cpu or cuda",
-    )
-    precision: str = spec(
-        "fp32",
-        check=one_of("fp32", "bf16", "fp16"),
-        allowed="fp32, bf16 or fp16 (mixed precision: cuda only)",
+    precision: Literal["fp32", "bf16", "fp16"] = spec(
+        "fp32", allowed="fp32, bf16 or fp16 (mixed precision: cuda only)"
     )
     nproc_per_node: int = spec(
-        1, check=at_least(1), allowed="an integer >= 1 (processes the stage starts under torchrun)"
+        1, ge=1, allowed="an integer >= 1 (processes the stage starts under torchrun)"
     )
 
     def validate(self, where: str) -> None:
