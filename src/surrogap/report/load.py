@@ -387,7 +387,7 @@ def load_scale(
 # --------------------------------------------------------------------------- external
 def load_external(path: str | Path) -> pd.DataFrame | None:
     """The `evaluate` stage's table, or None where the file is absent: typed and range
-    checked (core.schema's COLUMN_TYPES and COLUMN_RANGES, `vacuity`, `n_train`, `n_test`
+    checked (core.columns.COLUMNS' types and ranges, `vacuity`, `n_train`, `n_test`
     and `dim` where the table has them) and each `holds` Bao et al.'s verdict."""
     path = Path(path)
     if not _present(path, "the external table"):
