@@ -381,13 +381,10 @@ def train_flops_fraction(quick: bool = False) -> BenchResult:
 def eval_epoch_ratio(quick: bool = False) -> BenchResult:
     """Held-out evaluation time over one training epoch (same run as train_flops_fraction)."""
     m = _train_measurement(quick)
-    value = m["eval_s"] / m["epoch_s"]
-    detail = (
-        f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s "
-        "(class means from 100 training samples per class)"
-    )
-    target = f"<= {EVAL_TARGET_RATIO}"
-    return judged("eval_epoch_ratio", value, target, value <= EVAL_TARGET_RATIO, detail, quick)
+    ratio, target = m["eval_s"] / m["epoch_s"], f"<= {EVAL_TARGET_RATIO}"
+    detail = f"evaluation {m['eval_s']:.2f} s, epoch {m['epoch_s']:.2f} s (class means from "
+    detail += "100 training samples per class)"
+    return judged("eval_epoch_ratio", ratio, target, ratio <= EVAL_TARGET_RATIO, detail, quick)
 
 
 # the pipeline's benchmarks, after the kernels'

@@ -266,13 +266,8 @@ def pipeline_efficiency(quick: bool = False) -> BenchResult:
                 "pipeline_efficiency", math.nan, f">= {EFFICIENCY_TARGET}", detail, None
             )
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", "repro"],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        cmd = [sys.executable, "-m", "dvc", "repro"]
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"pipeline_efficiency: dvc repro failed:\n{proc.stderr[-2000:]}")
