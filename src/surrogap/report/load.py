@@ -42,7 +42,6 @@ from surrogap.theory import bounds
 __all__ = [
     "EXTERNAL_COLUMNS",
     "POINT_ARRAYS",
-    "RESULTS_COLUMNS",
     "TRAJECTORY_COLUMNS",
     "ReportParams",
     "load_external",
@@ -56,7 +55,6 @@ __all__ = [
     "trajectory_path",
 ]
 
-RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table
 TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
 EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
 # data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
@@ -121,7 +119,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     where = str(path)
     again = again_for(path)
     frame = files.read_csv(
-        path, RESULTS_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
+        path, RESULT_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
     )
     _check_runs(frame, f"results file {where!r}", again)
     _check_finite(frame, f"results file {where!r}", again)
