@@ -104,8 +104,6 @@ def tolerances() -> dict[str, Tolerance]:
     return {name: c.tol for name, c in COLUMNS.items() if c.results and c.tol is not None}
 
 
-def probe_numbers() -> tuple[str, ...]:
-    """The numbers of results.csv a probe record holds (the probe stage computes them)."""
-    return tuple(
-        n for n, c in COLUMNS.items() if c.results and c.writer == _EVAL and c.type == "finite"
-    )
+def probe_record() -> tuple[str, ...]:
+    """The columns of results.csv a probe record holds: those the probe stage writes."""
+    return tuple(n for n, c in COLUMNS.items() if c.results and c.writer.startswith(_PROBE))

@@ -13,20 +13,17 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core import config, files, io
-from surrogap.core.columns import COLUMNS, probe_numbers
+from surrogap.core.columns import COLUMNS, probe_record
 from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import check_dataset, read_checked_meta
 from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name, seed_dir
 from surrogap.theory import bounds
 
-# the numbers of results.csv a probe record holds
-RESULT_NUMBERS = probe_numbers()
-
-
 # what a probe record (data/probe/<dataset>/<group>/s<seed>.json) must hold: every column
-# of results.csv the bounds do not add
-RECORD_KEYS = ("dataset", "kind", "classes", "k", "seed", *RESULT_NUMBERS)
+# of results.csv the bounds do not add (core.columns), and the numbers among them
+RECORD_KEYS = probe_record()
+RESULT_NUMBERS = tuple(key for key in RECORD_KEYS if COLUMNS[key].type == "finite")
 
 
 def _number(rec: dict, key: str, where: str, again: str) -> None:
