@@ -1,5 +1,5 @@
 """One home per fact: a results column is one entry of surrogap.core.columns.COLUMNS and a
-dataset kind one entry of surrogap.data.kinds.KINDS. A fake of each, added in that one place
+dataset kind one entry of surrogap.core.kinds.KINDS (and its module in surrogap.data). A fake of each, added in that one place
 only, reaches every reader: results.csv's reader (types and ranges), compare's tolerances,
 docs/SCALING.md's generated table, and the report's naming and scale table of the data."""
 
@@ -11,11 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from surrogap.core import columns, files
+from surrogap.core import columns, files, kinds
 from surrogap.core.columns import Column, Tolerance
 from surrogap.core.errors import UserError
 from surrogap.core.schema import RESULTS_CSV_COLUMNS
-from surrogap.data import kinds
 from surrogap.report import compare, markdown, stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,9 +66,7 @@ def test_a_column_declared_once_reaches_every_reader(tmp_path, monkeypatch):
 
 def test_a_kind_declared_once_reaches_the_report(monkeypatch):
     paper = dict(data="Fake-1", classes="7", per_class="9", batch="64", epochs="5", k="2-4", seeds="2")  # fmt: skip
-    monkeypatch.setitem(
-        kinds.KINDS, "fake", kinds.Kind("surrogap.data.synthetic", "fake data", paper)
-    )
+    monkeypatch.setitem(kinds.KINDS, "fake", kinds.Kind("synthetic", "fake data", paper))
     results = pd.read_csv(ROOT / "reports" / "results.csv")
     results = results[results["dataset"] == "circle"].assign(kind="fake")
     assert stats.data_note(results) == "data: circle (fake data)"

@@ -4,8 +4,8 @@ A module reaches every project module it imports (``import surrogap.x``, ``from 
 import x``, ``from surrogap.x import y``, relative imports), at module level or inside a
 function, the ``__init__.py`` of every package on the way, and every project module named in
 a registry that ``importlib`` loads from: a module-level assignment to a name ending in
-``_MODULES`` or ``KINDS`` (such as ``surrogap.data.kinds.KINDS``); a module that imports
-project code by name must keep such a registry. The closure of that relation is what a stage runs.
+``_MODULES`` (such as ``surrogap.models.ENCODER_MODULES``); a module that imports project
+code of another folder by name must keep such a registry. The closure of that relation is what a stage runs.
 
 dvc.yaml lists it by layer (:func:`stage_deps`): the stage's script, the package's
 ``__init__.py``, the files it reaches in ``pipeline/`` (its own module), and every layer
@@ -89,7 +89,7 @@ def imported_names(source: str, current: str | None, is_package: bool = False) -
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id.endswith(("_MODULES", "KINDS")) for t in node.targets
+            isinstance(t, ast.Name) and t.id.endswith("_MODULES") for t in node.targets
         ):
             for const in ast.walk(node.value):  # a registry that importlib loads from
                 if isinstance(const, ast.Constant) and isinstance(const.value, str):

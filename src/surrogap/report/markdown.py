@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from surrogap.core.columns import COLUMNS
-from surrogap.data.kinds import KINDS
+from surrogap.core.kinds import KINDS
 from surrogap.plots import results as F
 from surrogap.plots.claims import plot_accuracy_spread, plot_bao_close
 from surrogap.plots.gap import plot_surrogate_gap
@@ -172,7 +172,7 @@ def scale_rows(
 ) -> list[dict[str, str]]:
     """Per dataset: this run's C, K range and seeds (results.csv), samples per class, batch
     and epochs (`scale`: what the stages recorded, load.load_scale), and the paper's
-    (data.kinds.KINDS)."""
+    (core.kinds.KINDS)."""
     scale = scale or {}
     rows = []
     for ds, g in results.groupby("dataset", sort=False):

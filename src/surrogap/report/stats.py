@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from surrogap.data.kinds import kind_name
+from surrogap.core.kinds import kind_name
 from surrogap.report.load import ReportParams
 
 __all__ = [
