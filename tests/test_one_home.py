@@ -5,6 +5,7 @@ docs/SCALING.md's generated table, and the report's naming and scale table of th
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -81,3 +82,15 @@ def test_a_kind_without_an_entry_is_named_as_such(monkeypatch):
     assert stats.data_note(results) == "data: circle (kind nokind)"
     (row,) = markdown.scale_rows(results, None)
     assert row["paper"] is None
+
+
+def test_every_kind_of_the_table_is_built_by_its_module():
+    """core.kinds.KINDS names, for each kind, the module of surrogap.data whose own KINDS
+    holds its config class and builder; no module builds a kind the table lacks."""
+    modules = {entry.module for entry in kinds.KINDS.values()}
+    built = {}
+    for name in modules:
+        built.update(importlib.import_module(f"surrogap.data.{name}").KINDS)
+    assert set(built) == set(kinds.KINDS)
+    for kind, entry in kinds.KINDS.items():
+        assert kind in importlib.import_module(f"surrogap.data.{entry.module}").KINDS

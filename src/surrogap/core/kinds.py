@@ -13,10 +13,9 @@ from dataclasses import dataclass
 class Kind:
     """One kind of data: its module in surrogap.data, defining its config class and builder
     (its ``KINDS``; surrogap.data.kinds imports it on first use, so torchvision/datasets load
-    lazily), what the report calls it,
-    and the paper's runs on what it is (or, for an offline stand-in, what it stands in for:
-    Bao, Nagano & Nozawa 2022, Sec. 5 and its code), as report.markdown's scale table
-    prints them (None: the report says "unknown")."""
+    lazily), what the report calls it, and the paper's runs on what it is (or, for an
+    offline stand-in, what it stands in for: Bao, Nagano & Nozawa 2022, Sec. 5 and its
+    code), as report.markdown's scale table prints them (None: the report says "unknown")."""
 
     module: str
     name: str
