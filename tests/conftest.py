@@ -65,6 +65,10 @@ def cli_args(**options) -> list[str]:
     return [x for key, value in options.items() for x in (f"--{key.replace('_', '-')}", str(value))]
 
 
+# stages/prepare.py's command line for seed 0 of a dataset `wiki` (run in its project folder)
+WIKI_PREPARE = cli_args(dataset="wiki", out="data/prepared/wiki", root="data/raw")
+
+
 def pretrain_args(params, data, out, checkpoints, dataset="circle", k=4, seed=0) -> list[str]:
     """The command line of stages/pretrain.py (after the script) for one run: `data` the
     prepared dataset's folder, `out` and `checkpoints` the group's (the run writes

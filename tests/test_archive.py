@@ -390,7 +390,7 @@ def _prepare_here(project: Path, block: dict, capsys) -> tuple[int, str]:
     """stages/prepare.py's main() in this process (no interpreter start: many cases stay
     fast) for the dataset `wiki` of data `block`, run in `project`; (exit status, stderr)."""
     import yaml
-    from conftest import stage
+    from conftest import WIKI_PREPARE, stage
 
     (project / "data" / "raw").mkdir(parents=True, exist_ok=True)
     params = {"dataset": ["wiki"], "seed": [0], "wiki": {"data": block}}
@@ -398,16 +398,7 @@ def _prepare_here(project: Path, block: dict, capsys) -> tuple[int, str]:
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        status = stage("prepare").main(
-            [
-                "--dataset",
-                "wiki",
-                "--out",
-                "data/prepared/wiki",
-                "--root",
-                "data/raw",
-            ]
-        )
+        status = stage("prepare").main(WIKI_PREPARE)
     finally:
         os.chdir(cwd)
     return status, capsys.readouterr().err

@@ -52,13 +52,11 @@ def test_format_results_pass_and_fail():
     assert "0.25 " in lines[4] and "0.25x" not in lines[4]
 
 
-def test_python_recursion_matches_library():
-    for n, c in ((1, 1), (5, 3), (40, 7), (500, 60)):
-        if c < 2:
-            continue
-        assert bench.coverage_python(n, c) == pytest.approx(
-            coverage_probability(n, c), rel=1e-12, abs=0
-        )
+@pytest.mark.parametrize(("n", "c"), [(1, 2), (5, 3), (40, 7), (500, 60)])
+def test_python_recursion_matches_library(n, c):
+    assert bench.coverage_python(n, c) == pytest.approx(
+        coverage_probability(n, c), rel=1e-12, abs=0
+    )
 
 
 def test_register_rejects_duplicates_and_run_all_filters():

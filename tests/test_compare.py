@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from surrogap import cli
+from surrogap.core.columns import COLUMNS, tolerances
 from surrogap.core.schema import RESULT_COLUMNS
-from surrogap.report import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("results.csv", "selected.csv", "report.md")
@@ -308,33 +308,38 @@ def test_a_bound_defined_on_one_side_only_is_outside_tolerance(tmp_path):
 
 
 def test_every_numeric_column_has_a_tolerance():
-    numeric = [c for c in RESULT_COLUMNS if c not in compare.NOT_NUMERIC]
-    assert list(compare.TOLERANCES) == numeric
+    numeric = [c for c in RESULT_COLUMNS if COLUMNS[c].type in ("finite", "number", "number?")]
+    assert list(tolerances()) == numeric
 
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_ref_head_reads_the_committed_reports(tmp_path):
-    repo = tmp_path / "repo"
+def compare_ref_head(repo: Path, text: bool = True) -> subprocess.CompletedProcess:
+    """`surrogap compare --ref HEAD` in the new git repository `repo`: the committed reports
+    are the reference, the working tree's lower every linear_acc by 0.02."""
     reports = copy_reports(repo)
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reference")
     edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] - 0.02))
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "surrogap.cli", "compare", "--ref", "HEAD"],
         cwd=repo,
         capture_output=True,
-        text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")},
+        text=text,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
+
+
+def test_ref_head_reads_the_committed_reports(tmp_path):
+    done = compare_ref_head(tmp_path / "repo")
     assert done.returncode == 1, done.stderr
     assert "reproduced reports against reference HEAD:reports/" in done.stdout
     last = done.stdout.rstrip().split("\n")[-1]
     # every linear-probe accuracy 0.02 lower: the flips the report's own code finds, named
-    heads_now, per_now = oracle(reports)
+    heads_now, per_now = oracle(tmp_path / "repo" / "reports")
     committed = tmp_path / "committed"
     committed.mkdir()
     shutil.copytree(ROOT / "reports", committed / "reports", dirs_exist_ok=True)
@@ -418,18 +423,7 @@ def test_an_empty_binary_or_special_file_is_one_line_and_exit_2(tmp_path, make, 
 
 def test_ref_head_in_a_project_path_that_is_not_utf8(tmp_path):
     """git names the top folder in bytes; the path's bytes are kept as the OS gives them."""
-    repo = Path(os.fsdecode(bytes(tmp_path) + b"/proj\xff"))
-    reports = copy_reports(repo)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "reference")
-    edit_tables(reports, lambda f: f.__setitem__("linear_acc", f["linear_acc"] - 0.02))
-    done = subprocess.run(
-        [sys.executable, "-m", "surrogap.cli", "compare", "--ref", "HEAD"],
-        cwd=repo,
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
+    done = compare_ref_head(Path(os.fsdecode(bytes(tmp_path) + b"/proj\xff")), text=False)
     assert done.returncode == 1, done.stderr
     assert b"reproduced reports against reference HEAD:reports/" in done.stdout
     assert b"linear_acc (72 rows)" in done.stdout and done.stderr == b""
@@ -445,5 +439,5 @@ def test_scaling_md_tolerance_table_is_the_codes():
         for cell, atol, rtol in rows
         for name in re.findall(r"`(\w+)`", cell)
     }
-    assert documented == {c: (t.atol, t.rtol) for c, t in compare.TOLERANCES.items()}
+    assert documented == {c: (t.atol, t.rtol) for c, t in tolerances().items()}
     assert "surrogap compare --ref HEAD" in section

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import WIKI_PREPARE
 from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
@@ -269,16 +270,12 @@ def _prepare_stage(project: Path, params: str | dict) -> tuple[int, str]:
     (project / "params.yaml").write_text(params)
     script = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
     env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).resolve().parents[2])}
-    argv = [
-        "--dataset",
-        "wiki",
-        "--out",
-        "data/prepared/wiki",
-        "--root",
-        "data/raw",
-    ]
     done = subprocess.run(
-        [sys.executable, str(script), *argv], cwd=project, capture_output=True, text=True, env=env
+        [sys.executable, str(script), *WIKI_PREPARE],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     return done.returncode, done.stderr
 

@@ -21,6 +21,7 @@ land on a heading of that document:
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from functools import cache
 from pathlib import Path
@@ -297,3 +298,14 @@ def test_architecture_stage_deps_table_is_what_the_scripts_reach():
         assert len(layer) + len(other) == len(rest), (script, rest)
         expected[script.stem] = {d.name for d in layer} | {f"pipeline/{d.name}" for d in other}
     assert table == expected
+
+
+def test_generated_doc_tables_are_current():
+    """docs/SCALING.md's tolerance table is what tools/docs_tables.py generates from
+    surrogap.core.columns (rerun it with --write after changing a column)."""
+    spec = importlib.util.spec_from_file_location("docs_tables", ROOT / "tools" / "docs_tables.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    text = (ROOT / "docs" / "SCALING.md").read_text(encoding="utf-8")
+    assert tool.generated(text) == text, "run python tools/docs_tables.py --write"
+    assert tool.tolerance_table() in text

@@ -1,5 +1,6 @@
-"""The figures (surrogap.plots.figures): the theory stage's Fig. 3 / 4, the surrogate-gap
-plot the report and `surrogap evaluate --plot` share, Fig. 1 with log C, Fig. 7 / 8."""
+"""The figures (surrogap.plots: theory, gap, results, claims, style): the theory stage's
+Fig. 3 / 4, the surrogate-gap plot the report and `surrogap evaluate --plot` share, Fig. 1
+with log C, Fig. 7 / 8."""
 
 from __future__ import annotations
 

@@ -536,16 +536,15 @@ def test_no_heat_map_below_three_values_of_c():
     assert "- **Claim 4 (trajectories stay inside the band):** inconclusive" in report.markdown
 
 
-def test_external_representations_join_the_report(tmp_path):
-    paths = write_run(tmp_path, fail=False)
-    c = 5
+def external_table(dataset: str = "clip", c: int = 5) -> pd.DataFrame:
+    """reports/external.csv as the evaluate stage writes it (every column)."""
     rows = []
     for k in KS:
         loss = float(bounds.optimal_contrastive_loss(k, c)) + 0.3
         lo, hi = bounds.lower_gap(k, c), bounds.upper_gap(k, c)
         rows.append(
             {
-                "dataset": "clip-vit",
+                "dataset": dataset,
                 "classes": c,
                 "k": k,
                 "contrastive_loss": loss,
@@ -556,10 +555,22 @@ def test_external_representations_join_the_report(tmp_path):
                 "upper_gap": hi,
                 "bao_lower": loss + lo,
                 "bao_upper": loss + hi,
-                "holds": True,
+                "arora": math.nan,
+                "nozawa_sato": math.nan,
+                "ash": math.nan,
+                "holds": bounds.holds(loss + lo, 1.2, loss + hi),
+                "vacuity": bounds.upper_bound_vacuity(loss + hi, c),
+                "n_train": 100,
+                "n_test": 50,
+                "dim": 16,
             }
         )
-    pd.DataFrame(rows).to_csv(paths["external"], index=False)
+    return pd.DataFrame(rows)
+
+
+def test_external_representations_join_the_report(tmp_path):
+    paths = write_run(tmp_path, fail=False)
+    external_table("clip-vit").to_csv(paths["external"], index=False)
     assert STAGE.main(argv(paths)) == 0
     md = paths["out"].read_text()
     assert "## External representations (`evaluate` stage)" in md

@@ -16,10 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import one_line
-from test_report import KS, STAGE, argv, write_run
+from test_report import KS, STAGE, argv, external_table, write_run
 
 from surrogap.core.schema import run_dir, run_name
-from surrogap.theory import bounds
 
 AGAIN_BOUNDS = "rerun the bounds stage"
 
@@ -41,38 +40,6 @@ def _refused(capsys, paths: dict[str, Path]) -> str:
     return one_line(capsys.readouterr().err)
 
 
-def _external(c: int = 5) -> pd.DataFrame:
-    """reports/external.csv as the evaluate stage writes it (every column)."""
-    rows = []
-    for k in KS:
-        loss = float(bounds.optimal_contrastive_loss(k, c)) + 0.3
-        lo, hi = bounds.lower_gap(k, c), bounds.upper_gap(k, c)
-        rows.append(
-            {
-                "dataset": "clip",
-                "classes": c,
-                "k": k,
-                "contrastive_loss": loss,
-                "contrastive_loss_se": 0.01,
-                "supervised_loss": 1.2,
-                "mean_acc": 0.8,
-                "lower_gap": lo,
-                "upper_gap": hi,
-                "bao_lower": loss + lo,
-                "bao_upper": loss + hi,
-                "arora": math.nan,
-                "nozawa_sato": math.nan,
-                "ash": math.nan,
-                "holds": bounds.holds(loss + lo, 1.2, loss + hi),
-                "vacuity": bounds.upper_bound_vacuity(loss + hi, c),
-                "n_train": 100,
-                "n_test": 50,
-                "dim": 16,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------------------- a valid run
 @pytest.mark.filterwarnings("error")
 def test_a_valid_run_with_a_hostile_external_name_reports_escaped_and_warns_nothing(tmp_path):
@@ -80,7 +47,7 @@ def test_a_valid_run_with_a_hostile_external_name_reports_escaped_and_warns_noth
     warning let through, and a name of the external table escaped in report.md."""
     paths = write_run(tmp_path, fail=False)
     _with_runs(paths)
-    ext = _external()
+    ext = external_table()
     ext["dataset"] = "<script>alert(1)</script>|x`y`\nz"
     ext.to_csv(paths["external"], index=False)
     with warnings.catch_warnings():
@@ -240,7 +207,7 @@ def test_a_trajectory_of_many_rows_is_refused_at_once(tmp_path, capsys):
 )  # fmt: skip
 def test_an_external_row_out_of_its_range_is_refused(tmp_path, capsys, column, value, says):
     paths = write_run(tmp_path, fail=False)
-    ext = _external()
+    ext = external_table()
     assert ext["holds"].all()  # R_mu inside the band
     ext[column] = ext[column].astype(object)
     ext.loc[0, column] = value

@@ -4,8 +4,8 @@ A module reaches every project module it imports (``import surrogap.x``, ``from 
 import x``, ``from surrogap.x import y``, relative imports), at module level or inside a
 function, the ``__init__.py`` of every package on the way, and every project module named in
 a registry that ``importlib`` loads from: a module-level assignment to a name ending in
-``_MODULES`` (such as ``surrogap.data.kinds.KIND_MODULES``); a module that imports project
-code by name must keep such a registry. The closure of that relation is what a stage runs.
+``_MODULES`` (such as ``surrogap.models.ENCODER_MODULES``); a module that imports project
+code of another folder by name must keep such a registry. The closure of that relation is what a stage runs.
 
 dvc.yaml lists it by layer (:func:`stage_deps`): the stage's script, the package's
 ``__init__.py``, the files it reaches in ``pipeline/`` (its own module), and every layer

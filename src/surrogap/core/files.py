@@ -1,6 +1,6 @@
 """The one reader of each file format the stages hand each other: a JSON record
 (:func:`read_json`), a NumPy ``.npz`` (:func:`read_npz`) and a CSV table typed by
-``schema.COLUMN_TYPES`` (:func:`read_csv`). A file that is missing, truncated, of another
+``columns.COLUMNS`` (:func:`read_csv`). A file that is missing, truncated, of another
 shape or holding a value of the wrong type is one UserError line naming the file (and the
 key, row and column) and what is allowed, ending with `again` (what to rerun)."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from surrogap.core.columns import COLUMNS
 from surrogap.core.errors import UserError
 from surrogap.core.io import readable
-from surrogap.core.schema import COLUMN_RANGES, COLUMN_TYPES
 
 
 def _tail(again: str) -> str:
@@ -97,10 +97,10 @@ def _bad(
 
 
 def _in_range(typed: pd.Series, col: str, where: str, again: str) -> None:
-    """The values of a typed column within schema.COLUMN_RANGES (NaN is the type's to refuse)."""
-    if col not in COLUMN_RANGES:
+    """The values of a typed column within its `allowed` (core.columns; NaN: the type's)."""
+    if col not in COLUMNS or COLUMNS[col].allowed is None:
         return
-    test, allowed = COLUMN_RANGES[col]
+    test, allowed = COLUMNS[col].allowed
     ok = np.array([v != v or bool(test(v)) for v in typed.tolist()], dtype=bool)
     if not ok.all():
         raise _bad(where, typed.to_frame(), col, ~ok, "", again, allowed)
@@ -149,9 +149,9 @@ def read_csv(
     allow_empty: bool = False,
     optional: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The CSV table `path` with `columns` typed as schema.COLUMN_TYPES says (the values
+    """The CSV table `path` with `columns` typed as core.columns.COLUMNS says (the values
     exactly as pandas parses them: a valid table reads as it always did) and within
-    schema.COLUMN_RANGES; the columns of `optional` the file has are typed and checked too.
+    core.columns.COLUMNS; the columns of `optional` the file has are typed and checked too.
     Only `columns` (and those) are kept unless `keep_other`. A bad value is named by its
     row (1 = the first row below the header) and column."""
     path = Path(path)
@@ -174,6 +174,8 @@ def read_csv(
     checked = [*columns, *(c for c in optional if c in frame.columns and c not in columns)]
     out = frame.copy() if keep_other else frame[checked].copy()
     for col in checked:
-        out[col] = _typed(frame, col, COLUMN_TYPES.get(col, "number?"), where, again)
+        out[col] = _typed(
+            frame, col, COLUMNS[col].type if col in COLUMNS else "number?", where, again
+        )
         _in_range(out[col], col, where, again)
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from surrogap.core.columns import result_columns
+
 # the splits of every prepared dataset and features file, in order
 SPLITS = ("train", "val", "test")
 
@@ -16,21 +18,9 @@ BOUND_COLUMNS = ("lower_gap", "upper_gap", "bao_lower", "bao_upper", *EARLIER_BO
 # what every run (and every `surrogap evaluate` row) measures at one K
 MEASURED = ("contrastive_loss", "contrastive_loss_se", "supervised_loss", "mean_acc")
 
-# reports/results.csv (the bounds stage), one row per (dataset, classes, k, seed)
-RESULT_COLUMNS = (
-    "dataset",
-    "kind",
-    "classes",
-    "k",
-    "seed",
-    *MEASURED,
-    "linear_acc",
-    "linear_loss",
-    "val_supervised_loss",
-    "val_mean_acc",
-    *BOUND_COLUMNS,
-    "holds",
-)
+# reports/results.csv (the bounds stage), one row per (dataset, classes, k, seed): the
+# columns of core.columns.COLUMNS that results.csv holds, in order
+RESULT_COLUMNS = result_columns()
 
 # columns results.csv adds after RESULT_COLUMNS: the lr of the run (empty where the dataset
 # section's own train.lr ran) and the run's folder name under data/pretrain/<dataset>/
@@ -79,63 +69,6 @@ EVALUATE_TABLE_COLUMNS = (
     "holds",
     "vacuity",
 )
-
-# The type of every column of those CSV tables, as their one reader (core.files.read_csv)
-# types them: "str" (non-empty text), "int", "finite" (a finite number), "number" (a number,
-# +-inf allowed, never NaN), "number?" (a number or empty: NaN where undefined) and "bool"
-# (True/False). A column missing here is read as "number?".
-COLUMN_TYPES = {
-    **dict.fromkeys(("dataset", "kind", "run"), "str"),
-    **dict.fromkeys(
-        ("classes", "k", "encoder_k", "seed", "epoch", "n_train", "n_test", "dim"), "int"
-    ),
-    **dict.fromkeys(
-        (
-            *MEASURED,
-            "linear_acc",
-            "linear_loss",
-            "val_supervised_loss",
-            "val_mean_acc",
-            "val_contrastive_loss",
-        ),
-        "finite",
-    ),
-    **dict.fromkeys(BOUND_COLUMNS[:4], "number"),
-    **dict.fromkeys((*EARLIER_BOUNDS, "lr", "train_loss"), "number?"),
-    "holds": "bool",
-    "vacuity": "str",
-}
-
-# how much an upper bound on R_mu says (theory.bounds.upper_bound_vacuity's words): below
-# log C, above log C, above the largest R_mu possible (it excludes nothing)
-VACUITY = ("no", "above_log_c", "vacuous")
-
-# The values each column of those tables may hold, checked by core.files.read_csv after
-# typing (NaN, where the type allows it, is not checked): (test, what is allowed).
-COLUMN_RANGES = {
-    "classes": (lambda v: v >= 2, "an integer >= 2"),
-    **dict.fromkeys(("k", "encoder_k"), (lambda v: v >= 1, "an integer >= 1")),
-    **dict.fromkeys(
-        ("seed", "epoch", "n_train", "n_test", "dim"), (lambda v: v >= 0, "an integer >= 0")
-    ),
-    **dict.fromkeys(
-        (
-            "contrastive_loss",
-            "contrastive_loss_se",
-            "supervised_loss",
-            "linear_loss",
-            "val_supervised_loss",
-            "val_contrastive_loss",
-            "train_loss",
-        ),
-        (lambda v: v >= 0, "a number >= 0"),
-    ),
-    **dict.fromkeys(
-        ("mean_acc", "linear_acc", "val_mean_acc"), (lambda v: 0 <= v <= 1, "a number in [0, 1]")
-    ),
-    "lr": (lambda v: v >= 0, "a number >= 0 (a cosine schedule ends at 0)"),
-    "vacuity": (lambda v: v in VACUITY, "one of " + ", ".join(VACUITY)),
-}
 
 # reports/null.csv (the null stage): the encoder trained at the smallest K (`encoder_k`) of
 # each (dataset, seed), evaluated at every K of the grid: the gap's mechanical null

@@ -410,26 +410,24 @@ def safe_extract(
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     except OSError as exc:
         raise UserError(f"cannot write {str(dest.parent)!r}: {exc.strerror or exc}") from None
-    try:
-        try:  # opening reads the first header: bounded as the rest
-            tar = tarfile.open(tar_path, "r:*", tarinfo=bounded_tarinfo())
+
+    @contextlib.contextmanager
+    def reading():  # a corrupt archive, or one whose headers are refused: one line
+        try:
+            yield
         except CORRUPT as exc:
             raise corrupt(exc) from None
         except Refused as exc:
-            raise UserError(
-                f"archive {str(tar_path)!r}: {exc}: refused, nothing extracted"
-            ) from None
+            msg = f"archive {str(tar_path)!r}: {exc}: refused, nothing extracted"
+            raise UserError(msg) from None
+
+    try:
+        with reading():  # opening reads the first header: bounded as the rest
+            tar = tarfile.open(tar_path, "r:*", tarinfo=bounded_tarinfo())
         with tar:
-            try:  # reads to the end: a truncated archive fails here
-                members = _checked_members(
-                    tar, tar_path, max_bytes, max_ratio, max_members or MAX_MEMBERS
-                )
-            except CORRUPT as exc:
-                raise corrupt(exc) from None
-            except Refused as exc:
-                raise UserError(
-                    f"archive {str(tar_path)!r}: {exc}: refused, nothing extracted"
-                ) from None
+            with reading():  # reads to the end: a truncated archive fails here
+                most = max_members or MAX_MEMBERS
+                members = _checked_members(tar, tar_path, max_bytes, max_ratio, most)
             try:
                 if hasattr(tarfile, "data_filter"):  # defence in depth (Python >= 3.11.4)
                     tar.extractall(tmp, members=members, filter="data")

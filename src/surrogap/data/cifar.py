@@ -42,35 +42,22 @@ class Source(NamedTuple):
     std: tuple[float, float, float]
 
 
-# The official archives; tests monkeypatch this mapping to point at fixtures.
+# The official archives (fields in Source's order); tests monkeypatch this mapping to
+# point at fixtures.
+KRIZ = "https://www.cs.toronto.edu/~kriz"
 SOURCES: dict[str, Source] = {
     "cifar10": Source(
-        filename="cifar-10-python.tar.gz",
-        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        md5="c58f30108f718f92721af3b95e74349a",
-        folder="cifar-10-batches-py",
-        train=tuple(f"data_batch_{i}" for i in range(1, 6)),
-        test=("test_batch",),
-        meta="batches.meta",
-        label_key="labels",
-        names_key="label_names",
-        mean=(0.4914, 0.4822, 0.4465),
-        std=(0.2470, 0.2435, 0.2616),
+        "cifar-10-python.tar.gz", f"{KRIZ}/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",), "batches.meta",
+        "labels", "label_names", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
     ),
     "cifar100": Source(
-        filename="cifar-100-python.tar.gz",
-        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-        md5="eb9058c3a382ffc7106e4002c42a8d85",
-        folder="cifar-100-python",
-        train=("train",),
-        test=("test",),
-        meta="meta",
-        label_key="fine_labels",
-        names_key="fine_label_names",
-        mean=(0.5071, 0.4865, 0.4409),
-        std=(0.2673, 0.2564, 0.2762),
+        "cifar-100-python.tar.gz", f"{KRIZ}/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python", ("train",), ("test",), "meta",
+        "fine_labels", "fine_label_names", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
     ),
-}
+}  # fmt: skip
 
 
 @model

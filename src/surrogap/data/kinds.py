@@ -1,6 +1,7 @@
-"""The dataset kinds: the registry of the modules defining them, and the dispatch from a
-params `data` block to its config class and builder. Only the `prepare` stage reaches this
-module (and, through the registry, every kind module); loading prepared data does not."""
+"""The dispatch from a params `data` block to its kind's config class and builder, from the
+kind's module named in surrogap.core.kinds.KINDS (a module of this folder, imported by name
+on first use). Only the `prepare` stage reaches this module; loading prepared data does
+not."""
 
 from __future__ import annotations
 
@@ -10,26 +11,16 @@ from typing import Any
 
 from surrogap.core import config
 from surrogap.core.errors import UserError
+from surrogap.core.kinds import KINDS
 from surrogap.core.prepared import Prepared
-
-# kind -> module defining it (imported on first use, so torchvision/datasets load lazily)
-KIND_MODULES = {
-    "circle": "surrogap.data.synthetic",
-    "norm": "surrogap.data.synthetic",
-    "digits": "surrogap.data.digits",
-    "topics": "surrogap.data.text",
-    "wiki3029": "surrogap.data.text",
-    "cifar10": "surrogap.data.cifar",
-    "cifar100": "surrogap.data.cifar",
-}
 
 
 def kind_entry(kind: str, where: str = "data"):
-    if not isinstance(kind, str) or kind not in KIND_MODULES:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise UserError(
-            f"{where}.kind: got {config.shown(kind)}, allowed: {', '.join(sorted(KIND_MODULES))}"
+            f"{where}.kind: got {config.shown(kind)}, allowed: {', '.join(sorted(KINDS))}"
         )
-    module = importlib.import_module(KIND_MODULES[kind])
+    module = importlib.import_module(f"surrogap.data.{KINDS[kind].module}")
     return module.KINDS[kind]
 
 

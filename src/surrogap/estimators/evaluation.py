@@ -19,7 +19,7 @@ import numpy as np
 
 from surrogap.core.errors import UserError
 
-NORM_EPS = 1e-12  # as surrogap.training.losses.NORM_EPS: x / max(||x||, eps)
+NORM_EPS = 1e-12  # x / max(||x||, eps), here and in surrogap.training.losses
 
 
 def _labels(y) -> np.ndarray:

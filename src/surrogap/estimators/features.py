@@ -29,6 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from surrogap.core.errors import UserError
+from surrogap.estimators import tables
+from surrogap.estimators.tables import (
+    FEATURE_COLUMNS,
+    FORMATS,
+    LABEL_COLUMNS,
+    as_features,
+    as_labels,
+    first_line,
+)
 
 __all__ = [
     "FEATURE_COLUMNS",
@@ -42,9 +51,6 @@ __all__ = [
 
 FEATURE_KEYS = ("features", "x")
 LABEL_KEYS = ("labels", "y", "label")
-FEATURE_COLUMNS = ("features", "embedding", "embeddings")
-LABEL_COLUMNS = ("label", "labels")
-FORMATS = ".npy, .npz, Parquet, Arrow/Feather, or a folder saved by datasets' save_to_disk"
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,6 @@ class FeatureSet:
 
 
 # --------------------------------------------------------------------------- helpers
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _sniff(path: Path) -> str:
     """The format of a file from its magic bytes ('npy', 'npz', 'parquet', 'feather', 'stream')."""
     try:
@@ -83,57 +84,6 @@ def _sniff(path: Path) -> str:
     raise UserError(
         f"{str(path)!r} is in an unknown format (first bytes {head[:6]!r}); allowed: {FORMATS}"
     )
-
-
-def as_features(arr: np.ndarray, where: str) -> np.ndarray:
-    """(n, d) float32 from a numeric array; one line naming the shape or dtype otherwise."""
-    if arr.dtype.kind not in "fiub":
-        raise UserError(f"{where}: features must be numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise UserError(
-            f"{where}: features must be a non-empty 2-D array (n, d), got shape {arr.shape}"
-        )
-    with np.errstate(over="ignore"):  # checked just below, with a message that says why
-        x = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
-        over = np.isinf(x) & np.isfinite(arr)
-        if over.any():
-            row = int(np.flatnonzero(over.any(axis=1))[0])
-            big = float(np.max(np.abs(arr[row][over[row]])))
-            raise UserError(
-                f"{where}: features hold finite values too large for float32 (first at row "
-                f"{row}: {big:.3g}; float32 holds magnitudes up to "
-                f"{float(np.finfo(np.float32).max):.3g}); rescale them"
-            )
-    return x
-
-
-def as_labels(arr: np.ndarray, where: str) -> np.ndarray:
-    """(n,) int64 or str labels; integer-valued floats become integers."""
-    arr = np.asarray(arr)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise UserError(f"{where}: labels must be a 1-D array (n,), got shape {arr.shape}")
-    kind = arr.dtype.kind
-    if kind in "iub":
-        return arr.astype(np.int64)
-    if kind == "f":
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if bad.any():
-            raise UserError(
-                f"{where}: labels must be integers or strings, got {arr[bad][0].item()!r} "
-                f"at row {int(np.argmax(bad))}"
-            )
-        return arr.astype(np.int64)
-    if kind in "US":
-        return arr.astype(str)
-    if kind == "O":
-        if any(v is None for v in arr):
-            row = next(i for i, v in enumerate(arr) if v is None)
-            raise UserError(f"{where}: labels must not be missing, got null at row {row}")
-        return arr.astype(str)
-    raise UserError(f"{where}: labels must be integers or strings, got dtype {arr.dtype}")
 
 
 def _parse_text_labels(values: Sequence[str], where: str) -> np.ndarray:
@@ -279,8 +229,6 @@ def load_features(
     docstring); labels_path is a separate labels file, which replaces any labels in `path`;
     split_column names a key/column of "train"/"test" values.
     """
-    from surrogap.estimators import tables  # pyarrow and datasets: only for tables
-
     path = Path(path)
     where = repr(str(path))
     if not path.exists():

@@ -1,7 +1,7 @@
 """The benchmarks of the pipeline as a whole, run in temporary copies of this checkout:
 `stage_overhead` (one run's three stages under `dvc repro -s`), `sweep_speedup` (`surrogap
 sweep -j 2` over a serial `dvc repro`) and `pipeline_efficiency` (the stages' own work over
-the wall time of a fresh serial `dvc repro`). Registered with :mod:`surrogap.ops.bench`.
+the wall time of a fresh serial `dvc repro`). Registered by :mod:`surrogap.ops.bench`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import time
 
-from surrogap.ops.bench import BenchResult, judged, register
+from surrogap.ops.bench_result import BenchResult, judged
+
+# registered by surrogap.ops.bench, in this order
+BENCHMARKS = ("stage_overhead", "sweep_speedup", "pipeline_efficiency")
 
 # --------------------------------------------------------------------------- stage_overhead
 STAGE_TARGET_SECONDS = 12.0
@@ -80,7 +83,6 @@ def _training_seconds(repo, quick: bool) -> float:
     return best
 
 
-@register("stage_overhead")
 def stage_overhead(quick: bool = False) -> BenchResult:
     """Seconds that `dvc repro -f -s` of pretrain + extract + probe of a 1-epoch circle run,
     in a copy of the default project with its dvc.lock, costs beyond its training (best of 3
@@ -193,7 +195,6 @@ def _sweep_grid(quick: bool) -> dict:
     return params
 
 
-@register("sweep_speedup")
 def sweep_speedup(quick: bool = False) -> BenchResult:
     """`surrogap sweep -j 2` from scratch over a fixed small grid, over serial `dvc repro`
     of the same grid in the same run (each in its own fresh copy of the pipeline)."""
@@ -241,7 +242,6 @@ def sweep_speedup(quick: bool = False) -> BenchResult:
 EFFICIENCY_TARGET = 0.5
 
 
-@register("pipeline_efficiency")
 def pipeline_efficiency(quick: bool = False) -> BenchResult:
     """The seconds of training and estimation over the wall time of a fresh serial
     `dvc repro` of the fixed small grid (the sweep benchmark's): each stage times its own
@@ -266,13 +266,8 @@ def pipeline_efficiency(quick: bool = False) -> BenchResult:
                 "pipeline_efficiency", math.nan, f">= {EFFICIENCY_TARGET}", detail, None
             )
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "dvc", "repro"],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        cmd = [sys.executable, "-m", "dvc", "repro"]
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"pipeline_efficiency: dvc repro failed:\n{proc.stderr[-2000:]}")

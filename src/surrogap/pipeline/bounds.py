@@ -13,37 +13,25 @@ import numpy as np
 import pandas as pd
 
 from surrogap.core import config, files, io
+from surrogap.core.columns import COLUMNS, probe_record
 from surrogap.core.config import check_top_level, dataset_section
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import check_dataset, read_checked_meta
 from surrogap.core.schema import RESULTS_CSV_COLUMNS, RUN_KEYS, run_dir, run_name, seed_dir
 from surrogap.theory import bounds
 
-# the numbers of results.csv a probe record holds
-RESULT_NUMBERS = (
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-    "linear_acc",
-    "linear_loss",
-    "val_supervised_loss",
-    "val_mean_acc",
-)
-
-
 # what a probe record (data/probe/<dataset>/<group>/s<seed>.json) must hold: every column
-# of results.csv the bounds do not add
-RECORD_KEYS = ("dataset", "kind", "classes", "k", "seed", *RESULT_NUMBERS)
+# of results.csv the bounds do not add (core.columns), and the numbers among them
+RECORD_KEYS = probe_record()
+RESULT_NUMBERS = tuple(key for key in RECORD_KEYS if COLUMNS[key].type == "finite")
 
 
-def _number(rec: dict, key: str, where: str, again: str, lo=None, hi=None) -> None:
-    v = rec[key]
+def _number(rec: dict, key: str, where: str, again: str) -> None:
+    """A finite number within its column's `allowed` (core.columns)."""
+    v, (test, allowed) = rec[key], COLUMNS[key].allowed or (lambda v: True, "a number")
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    ok = ok and (lo is None or v >= lo) and (hi is None or v <= hi)
-    if not ok:
-        rng = "" if lo is None else f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}"
-        raise UserError(f"{where}: {key} is {v!r}, allowed: a finite number{rng}; {again}")
+    if not (ok and test(v)):
+        raise UserError(f"{where}: {key} is {v!r}, allowed: a finite {allowed[2:]}; {again}")
 
 
 def read_record(
@@ -84,12 +72,7 @@ def read_record(
     if isinstance(c, bool) or not isinstance(c, int) or c < 2:
         raise UserError(f"{where}: classes is {c!r}, allowed: an integer >= 2; {again}")
     for key in RESULT_NUMBERS:
-        if key.endswith("acc"):
-            _number(rec, key, where, again, 0, 1)
-        elif key.endswith(("loss", "_se")):
-            _number(rec, key, where, again, 0)
-        else:
-            _number(rec, key, where, again)
+        _number(rec, key, where, again)
     if prepared_dir is not None:
         folder = prepared_dir / dataset / seed_dir(seed)
         metas = {} if metas is None else metas  # each folder read once per stage

@@ -31,7 +31,7 @@ def select(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """reports/results.csv, every column typed as schema.COLUMN_TYPES says (one line names
+    """reports/results.csv, every column typed as core.columns.COLUMNS says (one line names
     a value of the wrong type by line and column)."""
     return files.read_csv(
         path, RESULTS_CSV_COLUMNS, "results file", "rerun the bounds stage", keep_other=True

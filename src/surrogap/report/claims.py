@@ -375,7 +375,7 @@ def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
     lines, found, rows_found = [], [], []
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
-        data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
+        data = S.kind_name(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
         if len(ks) < 2:
             for name, *_ in METRICS:
                 status[name][ds] = S.INCONCLUSIVE
@@ -402,7 +402,7 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
     d = p.decimals
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
-        data = S.DATA_NAMES.get(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
+        data = S.kind_name(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
         if len(ks) < 2:
             decay[ds] = rate[ds] = S.INCONCLUSIVE
             found += [Verdict(str(ds), t, S.INCONCLUSIVE, SINGLE_K) for t in GAP_TESTS]

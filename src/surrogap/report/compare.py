@@ -37,52 +37,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from surrogap.core.columns import tolerances
 from surrogap.core.errors import UserError
 from surrogap.core.io import regular_file
-from surrogap.core.schema import RESULT_COLUMNS, RUN_KEYS
+from surrogap.core.schema import RUN_KEYS
 from surrogap.report import claims as report_claims
 from surrogap.report import load
 from surrogap.report.stats import run_label
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """A difference d is within when |d| <= atol + rtol * |reference| (numpy.isclose)."""
-
-    atol: float
-    rtol: float
-    why: str
-
-
-_LOSS = Tolerance(5e-3, 0.0, "a loss in nats; another thread count moved it by up to 9.9e-4")
-_PROBE_LOSS = Tolerance(
-    1e-2, 0.0, "the linear probe's loss, a fit that amplifies feature noise: moved by up to 4.1e-3"
-)
-_ACC = Tolerance(1e-2, 0.0, "an accuracy; another thread count moved it by up to 5.6e-3")
-_EARLIER = Tolerance(0.0, 5e-3, "affine in R_cont with coefficients up to hundreds")
-_EXACT = Tolerance(0.0, 1e-9, "a function of K, C and the prior only: no training noise")
-# every numeric column of reports/results.csv, in its order (tests/test_compare.py checks
-# this covers them all, and that docs/SCALING.md's table is this one)
-TOLERANCES: dict[str, Tolerance] = {
-    "contrastive_loss": _LOSS,
-    "contrastive_loss_se": Tolerance(1e-3, 0.0, "a standard error over pairings, ~1.7e-3"),
-    "supervised_loss": _LOSS,
-    "mean_acc": _ACC,
-    "linear_acc": _ACC,
-    "linear_loss": _PROBE_LOSS,
-    "val_supervised_loss": _LOSS,
-    "val_mean_acc": _ACC,
-    "lower_gap": _EXACT,
-    "upper_gap": _EXACT,
-    "bao_lower": _LOSS,
-    "bao_upper": _LOSS,
-    "arora": _EARLIER,
-    "nozawa_sato": _EARLIER,
-    "ash": _EARLIER,
-}
 NICKNAMES = {"contrastive_loss": "R_cont", "supervised_loss": "R_mu"}
 SUMMARY = ("contrastive_loss", "supervised_loss", "mean_acc", "linear_acc", "linear_loss")
-NOT_NUMERIC = ("dataset", "kind", "classes", "k", "seed", "holds", "lr", "run")
 CLAIM_LINE = re.compile(r"^- \*\*Claim (\d+) \((.*?)\):\*\* (.+?): ", re.MULTILINE)
 # Claim 4 needs the trajectories (data/pretrain/), which reports/ does not hold
 NEEDS_TRAJECTORIES = (4,)
@@ -213,8 +177,7 @@ def compare_columns(
         for _, r in both[both["kind"] != both["kind_ref"]].iterrows()
     ]
     rows = []
-    for col in [c for c in RESULT_COLUMNS if c not in NOT_NUMERIC]:
-        tol = TOLERANCES[col]
+    for col, tol in tolerances().items():  # every compared column (core.columns)
         a = both[col].to_numpy(dtype=float)
         b = both[f"{col}_ref"].to_numpy(dtype=float)
         same_nan = np.isnan(a) & np.isnan(b)

@@ -41,7 +41,6 @@ from surrogap.theory import bounds
 __all__ = [
     "EXTERNAL_COLUMNS",
     "POINT_ARRAYS",
-    "RESULTS_COLUMNS",
     "TRAJECTORY_COLUMNS",
     "ReportParams",
     "load_external",
@@ -55,7 +54,6 @@ __all__ = [
     "trajectory_path",
 ]
 
-RESULTS_COLUMNS = RESULT_COLUMNS  # the bounds stage's table
 TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
 EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
 # data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
@@ -120,7 +118,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     where = str(path)
     again = again_for(path)
     frame = files.read_csv(
-        path, RESULTS_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
+        path, RESULT_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
     )
     _check_runs(frame, f"results file {where!r}", again)
     _check_finite(frame, f"results file {where!r}", again)
@@ -386,7 +384,7 @@ def load_scale(
 # --------------------------------------------------------------------------- external
 def load_external(path: str | Path) -> pd.DataFrame | None:
     """The `evaluate` stage's table, or None where the file is absent: typed and range
-    checked (core.schema's COLUMN_TYPES and COLUMN_RANGES, `vacuity`, `n_train`, `n_test`
+    checked (core.columns.COLUMNS' types and ranges, `vacuity`, `n_train`, `n_test`
     and `dim` where the table has them) and each `holds` Bao et al.'s verdict."""
     path = Path(path)
     if not _present(path, "the external table"):

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from surrogap.core.columns import COLUMNS
+from surrogap.core.kinds import KINDS
 from surrogap.plots import results as F
 from surrogap.plots.claims import plot_accuracy_spread, plot_bao_close
 from surrogap.plots.gap import plot_surrogate_gap
@@ -38,7 +40,7 @@ from surrogap.report.names import file_name as _safe
 from surrogap.report.names import md_text
 from surrogap.theory import bounds
 
-__all__ = ["PAPER_SCALE", "Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
+__all__ = ["Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
 
 SUMMARY_WORDS = 400  # the summary's length at most (tests/test_report.py counts)
 
@@ -46,22 +48,8 @@ SUMMARY_METRICS = (
     "contrastive_loss", "supervised_loss", "bao_lower", "bao_upper", "arora",
     "nozawa_sato", "ash", "mean_acc", "linear_acc",
 )  # fmt: skip
-TABLE_COLUMNS = (
-    ("contrastive_loss", "R_cont"), ("supervised_loss", "R_mu"), ("bao_lower", "Bao lower"),
-    ("bao_upper", "Bao upper"), ("mean_acc", "mean-classifier acc."), ("linear_acc", "linear-probe acc."),
-)  # fmt: skip
-
-# The paper's runs (its protocol; Bao, Nagano & Nozawa 2022, Sec. 5 and its code), by kind
-# of data: the offline stand-ins (digits, topics) are compared with what they stand in for.
-PAPER_SCALE: dict[str, dict[str, str]] = {
-    "circle": dict(data="circle", classes="100", per_class="1000", batch="1024", epochs="300", k="1-256", seeds="8"),
-    "norm": dict(data="norm", classes="100", per_class="1000", batch="1024", epochs="300", k="1-256", seeds="8"),
-    "digits": dict(data="CIFAR-10", classes="10", per_class="6000", batch="1024", epochs="2000", k="4-512", seeds="3"),
-    "cifar10": dict(data="CIFAR-10", classes="10", per_class="6000", batch="1024", epochs="2000", k="4-512", seeds="3"),
-    "cifar100": dict(data="CIFAR-100", classes="100", per_class="600", batch="1024", epochs="2000", k="4-512", seeds="3"),
-    "topics": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
-    "wiki3029": dict(data="Wiki-3029", classes="500-3029", per_class="200", batch="2048", epochs="not stated", k="8-1024", seeds="3"),
-}  # fmt: skip
+# the per-dataset table: the summary's columns that core.columns labels, with their labels
+TABLE_COLUMNS = tuple((c, COLUMNS[c].label) for c in SUMMARY_METRICS if COLUMNS[c].label)
 UNKNOWN = ("unknown", "not stated")
 SCALE_FIELDS = (
     ("classes", "C"), ("per_class", "samples per class"), ("batch", "batch"),
@@ -184,7 +172,7 @@ def scale_rows(
 ) -> list[dict[str, str]]:
     """Per dataset: this run's C, K range and seeds (results.csv), samples per class, batch
     and epochs (`scale`: what the stages recorded, load.load_scale), and the paper's
-    (PAPER_SCALE)."""
+    (core.kinds.KINDS)."""
     scale = scale or {}
     rows = []
     for ds, g in results.groupby("dataset", sort=False):
@@ -198,7 +186,14 @@ def scale_rows(
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
-        rows.append({"dataset": ds, "kind": kind, "run": run, "paper": PAPER_SCALE.get(kind)})
+        rows.append(
+            {
+                "dataset": ds,
+                "kind": kind,
+                "run": run,
+                "paper": KINDS[kind].paper if kind in KINDS else None,
+            }
+        )
     return rows
 
 

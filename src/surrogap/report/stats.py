@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from surrogap.core.kinds import kind_name
 from surrogap.report.load import ReportParams
 
 __all__ = [
@@ -302,16 +303,6 @@ def run_label(dataset: str, k: int, seed: int) -> str:
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not confirmed", "inconclusive"
 CONSISTENT, VIOLATED = "consistent (theorem check)", "violated (theorem check)"
 STATUSES = (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE)
-# what each kind of data is: the stand-ins say what they stand in for
-DATA_NAMES = {
-    "circle": "generated 2-D data",
-    "norm": "generated 2-D data",
-    "digits": "digits 8x8, a stand-in for CIFAR-10",
-    "topics": "generated topics, a stand-in for Wiki-3029",
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-    "wiki3029": "Wiki-3029",
-}
 # kinds whose datasets are drawn from the same (seed, class) draws: one data family per kind
 SHARED_DRAWS = {"topics": "the same (seed, topic) draws"}
 
@@ -366,7 +357,7 @@ def data_note(results: pd.DataFrame) -> str:
     groups: dict[str, list[str]] = {}
     for ds in pd.unique(results["dataset"]):
         kind = kind_of(results, ds)
-        groups.setdefault(DATA_NAMES.get(kind, f"kind {kind}"), []).append(str(ds))
+        groups.setdefault(kind_name(kind), []).append(str(ds))
     parts = []
     for name, members in groups.items():
         kinds = {kind_of(results, ds) for ds in members}

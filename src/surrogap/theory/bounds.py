@@ -28,8 +28,8 @@ import math
 
 import numpy as np
 
+from surrogap.core.columns import VACUITY
 from surrogap.core.errors import UserError
-from surrogap.core.schema import VACUITY
 from surrogap.theory import special
 
 __all__ = [
@@ -263,7 +263,7 @@ def max_supervised_loss(num_classes, b=1.0) -> float:
 # how much an upper bound on R_mu says (`upper_bound_vacuity`)
 # no: below log C, better than predicting uniformly; above_log_c: above log C, the uniform
 # predictor's loss, weaker than it; vacuous: above the largest R_mu possible at norm b,
-# excludes nothing (the words core.schema.VACUITY allows in a table)
+# excludes nothing (the words core.columns.VACUITY allows in a table)
 NOT_VACUOUS, ABOVE_LOG_C, VACUOUS = VACUITY
 
 

@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from surrogap.core.errors import UserError
-
-NORM_EPS = 1e-12
+from surrogap.estimators.evaluation import NORM_EPS
 
 
 def l2_normalize(z: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
