@@ -57,11 +57,11 @@ def registry_classes(modules: dict, attr: str) -> tuple:
 
 def dataset_section() -> type:
     """A dataset section: `data` chosen by its `kind`, `encoder` by its `name`, `train`."""
-    from surrogap.data.kinds import KIND_MODULES
+    from surrogap.core.kinds import KINDS
     from surrogap.models import ENCODER_MODULES
     from surrogap.training.config import TrainConfig
 
-    kinds = registry_classes(KIND_MODULES, "KINDS")
+    kinds = registry_classes({k: f"surrogap.data.{e.module}" for k, e in KINDS.items()}, "KINDS")
     names = registry_classes(ENCODER_MODULES, "ENCODERS")
 
     @config.model
