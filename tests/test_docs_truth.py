@@ -110,8 +110,10 @@ def test_run_cache_recipes_say_repro_pull_and_queued_runs_reuse_it():
         lines = code_lines(DOCS[name])
         assert not [line for line in lines if "dvc pull --run-cache" in line], name
         assert "dvc repro --pull" in flat(DOCS[name]), name
-        assert "queued -S 'seed=[0,1,2,3]' " in flat(DOCS[name]), name
-        assert "trains only the seed-3 runs" in flat(DOCS[name]), name
+        assert "queued -S 'k=[1,2,4,16,64]' " in flat(DOCS[name]), name
+        assert "trains only the K = 2 groups" in flat(DOCS[name]), name
+        # a new seed re-runs every (dataset, K) group: no document may promise otherwise
+        assert "trains only the seed-3 runs" not in flat(DOCS[name]), name
 
 
 def test_readme_exp_show_recipes_show_k_and_fit_a_normal_terminal():

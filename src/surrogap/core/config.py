@@ -404,9 +404,10 @@ def no_repeats(obj: Any, *keys: str) -> None:
 
 @model
 class Grid:
-    """The sweep: one cached pretrain/extract/probe instance per (dataset, k, seed), and one
-    more per (dataset, k, seed, lr) for every extra learning rate of `lr` (the lr grid; each
-    dataset section's own train.lr always runs)."""
+    """The sweep: one run per (dataset, k, seed), and one more per (dataset, k, seed, lr) for
+    every extra learning rate of `lr` (the lr grid; each dataset section's own train.lr
+    always runs). dvc.yaml makes one cached pretrain/extract/probe instance per (dataset, k)
+    (and lr) and one prepare instance per dataset, each handling every seed."""
 
     dataset: tuple[Name, ...] = spec(
         min_length=1, allowed="a non-empty list of dataset section names"
