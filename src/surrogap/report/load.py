@@ -82,8 +82,14 @@ class ReportParams:
     confidence: float = spec(0.95, check=lambda v: 0.5 < v < 1, allowed="a number in (0.5, 1)")
     # the power at which the report says how many seeds a decisive verdict would need
     power: float = spec(0.8, check=lambda v: 0.5 <= v < 1, allowed="a number in [0.5, 1)")
-    # Claim 5's rate: confirmed when the gap slope's interval lies within this fraction of
-    # Delta_U's slope (equivalence), not confirmed when Delta_U's slope lies outside it
+    # the smallest effects of interest, per unit log K, fixed in docs/PROTOCOL.md's
+    # pre-registration: a one-sided trend test is not confirmed when its interval lies
+    # wholly below the effect on the claimed side, fragile when it straddles 0 and reaches
+    # it; the power line sizes a test to detect it. R_mu, the gap and the slack use
+    # effect_r_mu (0.015: about 0.01 nats per doubling of K); the accuracies
+    # effect_accuracy (0.015: about 1 point per doubling of K)
+    effect_r_mu: float = spec(0.015, check=lambda v: 0 < v < 10, allowed="a number in (0, 10)")
+    effect_accuracy: float = spec(0.015, check=lambda v: 0 < v < 1, allowed="a number in (0, 1)")
     # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
     # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
     test_pairings: int = spec(10, check=lambda v: v >= 1, allowed="an integer >= 1")

@@ -286,7 +286,7 @@ def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items
     rows = results[results["dataset"] == ds]
     c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
     md = [f"## {ds} (kind {kind}, C = {c})", ""]
-    table = front.trend_table(ds, items, nulls, p)
+    table = front.trend_table(ds, items, nulls, p, results)
     if table:
         md += [
             "### Claims 3 and 5: trends against K",
@@ -447,7 +447,7 @@ def build_report(
     )
     figures: dict[str, Figure] = {}
     summary = seed_summary(results)
-    items = claims(results, trajectories, p, missing_trajectories, points)
+    items = claims(results, trajectories, p, missing_trajectories, points, null)
 
     def add(name: str, fig: Figure, alt: str) -> str:
         figures[name] = fig
