@@ -228,7 +228,8 @@ def trend_table(
         if t.ks != ks:
             continue
         values = " | ".join(format_number(v, d) for v in t.values)
-        slope = f"{S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)}"
+        dd = S.distinct_decimals(*t.slope_ci, d)  # the value as the interval prints it
+        slope = f"{S.signed(t.slope_est.value, dd)} {S.interval(*t.slope_ci, d)}"
         if not verdicts and t.metric == BEYOND_FIXED:
             status, why = S.verdict(t, p, "improves")
             verdicts = (("decays beyond the fixed encoder", status, why, ""),)

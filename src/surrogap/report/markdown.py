@@ -194,12 +194,42 @@ def scale_rows(
             classes=str(int(g["classes"].iloc[0])),
             per_class=_span(recorded.get("per_class", ())),
             batch=_span(recorded.get("batch", ())),
-            epochs=_span(recorded.get("epochs", ())),
+            epochs=epochs_cell(recorded),
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
         rows.append({"dataset": ds, "kind": kind, "run": run, "paper": PAPER_SCALE.get(kind)})
     return rows
+
+
+def epochs_cell(recorded: Mapping[str, Sequence]) -> str:
+    """The epochs a dataset's runs trained: '40 (cap 40)', '38-120 (cap 150)' where each run
+    recorded where it stopped and its cap, else the epochs recorded ('unknown': none)."""
+    stop, cap = recorded.get("stop_epoch", ()), recorded.get("max_epochs", ())
+    if stop and cap:
+        return f"{_span(stop)} (cap {_span(cap)})"
+    return _span(recorded.get("epochs", ()))
+
+
+def stopping_line(recorded: Mapping[str, Sequence] | None) -> str:
+    """How a dataset's runs stopped (training.stopping): the stopping epochs (min-max over
+    runs), the cap, the reasons counted, and the largest flatness of the last evaluations;
+    '' where no run recorded it."""
+    recorded = recorded or {}
+    reasons = list(recorded.get("stop_reason", ()))
+    if not reasons:
+        return ""
+    counts = {r: reasons.count(r) for r in dict.fromkeys(reasons)}
+    said = ", ".join(f"{r} on {n}/{len(reasons)} runs" for r, n in counts.items())
+    flat = list(recorded.get("flatness", ()))
+    how_flat = (
+        f"the last evaluations' flatness (relative improvement of the best validation "
+        f"contrastive loss over the last `stop_patience` evaluations, training.stopping) is "
+        f"at most {max(flat):.3g}"
+        if flat
+        else "no flatness recorded (the convergence rule is off: `stop_patience` null)"
+    )
+    return f"Stopping: the runs stopped at epoch {epochs_cell(recorded)}; {said}; {how_flat}."
 
 
 def scale_markdown(
@@ -282,10 +312,15 @@ def _external_markdown(
     return md
 
 
-def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items, nulls, p):
+def _dataset_markdown(
+    ds, results, trajectories, summary, missing, d, add, items, nulls, p, scale=None
+):
     rows = results[results["dataset"] == ds]
     c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
     md = [f"## {ds} (kind {kind}, C = {c})", ""]
+    stopped = stopping_line((scale or {}).get(str(ds)))
+    if stopped:
+        md += [stopped, ""]
     table = front.trend_table(ds, items, nulls, p, results)
     if table:
         md += [
@@ -483,7 +518,7 @@ def build_report(
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
         md += _dataset_markdown(
-            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p
+            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p, scale
         )
     if external is not None and not external.empty:
         md += _external_markdown(external, d, add)
