@@ -80,7 +80,7 @@ class ReportParams:
     decimals: int = spec(3, check=lambda v: 1 <= v <= 6, allowed="an integer in [1, 6]")
     # one-sided confidence level of every test ("improves", "saturates", "decays", the rate)
     confidence: float = spec(0.95, check=lambda v: 0.5 < v < 1, allowed="a number in (0.5, 1)")
-    # the power at which the report says how many seeds a decisive verdict would need
+    # the power at which the report sizes a test of the effects of interest below
     power: float = spec(0.8, check=lambda v: 0.5 <= v < 1, allowed="a number in [0.5, 1)")
     # the smallest effects of interest, per unit log K, fixed in docs/PROTOCOL.md's
     # pre-registration: a one-sided trend test is not confirmed when its interval lies

@@ -327,9 +327,11 @@ def _dataset_markdown(
             "### Claims 3 and 5: trends against K",
             "",
             "Means over seeds per K; the slope is a seed-level estimate with its one-sided "
-            "bounds; *seeds needed*: for a decisive verdict at `report.power`. The fixed "
-            "encoder is the one trained at the smallest K, evaluated at every K (the "
-            "mechanical null, fixed_null stage).",
+            "bounds; *seeds needed*: to detect the pre-registered effect of interest at "
+            "`report.power`, with the power this run's n has for it. The fixed encoder is the "
+            "one trained at the smallest K, evaluated at every K (the mechanical null, "
+            "fixed_null stage); Claim 5 tests the gap minus its gap. The slack is "
+            "descriptive.",
             "",
             *table,
             "",
@@ -424,19 +426,31 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         "halves), with the seed's own s.e. (test points, R_cont's pairings); the interval is a "
         "t interval over seeds (n - 1 df), its s.e. at least what the seeds' own imply.",
         f"- `report.confidence` = {p.confidence:g}: each printed end is a one-sided "
-        f"{100 * p.confidence:g}% bound ({100 - 2 * a:g}% together); a trend is confirmed when "
-        "its bound excludes 0; Claims 1 and 4 call a violation within the normal quantile of "
-        "the run's (point's) own s.e. inconclusive. Claim 3: each metric improves (slope) and "
-        "saturates (early minus late gain > 0, late slope not worsening), its own verdict.",
-        "- Claim 5's null: R_mu flat in K with the measured R_cont (gap slope minus R_cont's); "
-        "the gap must fall and its excess over the null (R_mu's slope) be negative. Its rate: "
-        "confirmed when the gap slope's interval lies between Delta_U's and Delta_L's slopes "
-        "over the same K (the theorem puts the gap between them at every K), not confirmed "
-        "when it lies wholly outside, inconclusive when it straddles an end (no tuned "
-        "margin). Tallies count data families "
-        "(topics at every C: the same (seed, topic) draws, one family).",
-        f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to show each "
-        f"observed effect with this probability. `report.test_pairings` = {p.test_pairings} "
+        f"{100 * p.confidence:g}% bound ({100 - 2 * a:g}% together). Claims 1 and 4 call a "
+        "violation within the normal quantile of the run's (point's) own s.e. inconclusive. "
+        "Claim 3: each metric improves (slope) and saturates (early minus late gain, late "
+        "slope not worsening), each part its own verdict.",
+        f"- Three-way verdicts (docs/THEORY.md, section 8), against the smallest effects of "
+        f"interest fixed in docs/PROTOCOL.md's pre-registration, per unit log K: "
+        f"`report.effect_r_mu` = {p.effect_r_mu:g} (R_mu, the gap, the slack) and "
+        f"`report.effect_accuracy` = {p.effect_accuracy:g} (the accuracies). *Confirmed*: the "
+        "one-sided bound excludes 0 on the claimed side; *not confirmed*: the interval lies "
+        "wholly below the effect of interest on the claimed side (a decline stays not "
+        "confirmed); *fragile*: the interval straddles 0 and reaches the effect of interest, "
+        "so a rerun can flip it (no finding either way); *inconclusive*: the design decides "
+        "nothing (too few seeds, the ceiling, too few K, no null). A claim is not confirmed if "
+        "any part is, else fragile if any is, else inconclusive if any is, else confirmed.",
+        "- Claim 5: per seed, the gap of the encoder trained at each K minus the gap of the "
+        "smallest-K encoder held fixed (the fixed_null stage's reports/null.csv) must fall "
+        "with log K (three-way, `report.effect_r_mu`). Its rate: confirmed when the gap "
+        "slope's interval lies between Delta_U's and Delta_L's slopes over the same K (the "
+        "theorem puts the gap between them at every K), not confirmed when it lies wholly "
+        "outside, inconclusive when it straddles an end (no tuned margin). Tallies count "
+        "data families (topics at every C: the same (seed, topic) draws, one family).",
+        f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to detect the "
+        "effect of interest (not the observed effect) with this probability, from the "
+        "observed per-seed spread, and the power this run's n has for it (under-powered "
+        f"below {p.power:g}). `report.test_pairings` = {p.test_pairings} "
         "(probe.repeats): Claim 4 scales a one-pairing point by R_cont's s.e. x sqrt(this).",
         f"- `report.min_seeds` = {p.min_seeds}: with fewer seeds with every K a trend verdict "
         "is inconclusive (too little power).",
