@@ -309,3 +309,26 @@ def test_a_spread_of_rounding_noise_has_full_power():
     assert S.seeds_needed(est, 0.015, 0.95, 0.8) == 2
     assert S.power_of(est, "R_mu", P) == 1.0
     assert S.interval(-0.10369370606389426, -0.10369370606389423, 3) == "[-0.104, -0.104]"
+
+
+def test_the_tables_say_fragile_with_the_reason_and_give_the_slack():
+    from surrogap.report import front
+
+    r = untrained(noise=0.0)
+    per_seed = {0: -0.03, 1: -0.01, 2: +0.01}  # as the fragile test above
+    r["supervised_loss"] = r["supervised_loss"] + r["seed"].map(per_seed) * np.log(r["k"])
+    r["bao_upper"] = r["contrastive_loss"] + r["upper_gap"]
+    items = CL.claims(r, no_traj(), P, null=make_null(r))
+    table = front.trend_table("d", items, {}, P, r)
+    (row,) = [x for x in table if x.startswith("| gap minus the fixed encoder's |")]
+    assert "decays beyond the fixed encoder: fragile" in row
+    assert "interval [-0.044, +0.024] straddles 0 and reaches the effect of interest -0.015" in row
+    (slack,) = [x for x in table if x.startswith("| slack (Bao's upper bound - R_mu) |")]
+    assert "descriptive (no verdict)" in slack
+    means = (r["bao_upper"] - r["supervised_loss"]).groupby(r["k"]).mean().loc[list(KS)]
+    want = np.polyfit(np.log(KS), means.to_numpy(), 1)[0]
+    assert f"| {want:+.3f} [" in slack
+    cells = front.claim_table(items, r, "figures")
+    (c5,) = [x for x in cells if x.startswith("| 5. ")]
+    assert "**fragile**" in c5
+    assert "fragile: gap minus the fixed encoder's: decays beyond the fixed encoder (1/1 " in c5
