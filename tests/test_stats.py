@@ -331,4 +331,8 @@ def test_the_tables_say_fragile_with_the_reason_and_give_the_slack():
     cells = front.claim_table(items, r, "figures")
     (c5,) = [x for x in cells if x.startswith("| 5. ")]
     assert "**fragile**" in c5
-    assert "fragile: gap minus the fixed encoder's: decays beyond the fixed encoder (1/1 " in c5
+    assert (
+        "fragile: gap minus the fixed encoder's: decays beyond the fixed encoder (1/1 families; "
+        "d: interval [-0.044, +0.024] straddles 0 and reaches the effect of interest -0.015: a "
+        "rerun can flip it)" in c5
+    )

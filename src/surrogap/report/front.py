@@ -84,12 +84,15 @@ def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[s
     by_part: dict[tuple[str, str], dict[str, str]] = {}
     reasons: dict[tuple[str, str], set[str]] = {}
     weak: dict[tuple[str, str], list[str]] = {}
+    shaky_why: dict[tuple[str, str], str] = {}  # the first fragile dataset's reason
     for r in trends:
         for what, status, why, needed in r.verdicts:
             key = (r.trend.metric, what)
             by_part.setdefault(key, {})[r.dataset] = status
             if status == S.INCONCLUSIVE and why:
                 reasons.setdefault(key, set()).add(_short_reason(why))
+            if status == S.FRAGILE and why:
+                shaky_why.setdefault(key, f"{r.dataset}: {why}")
             if "under-powered" in needed:
                 weak.setdefault(key, []).append(r.dataset)
     words = ("holds", "fails", "fragile", "undecided", "under-powered")
@@ -102,8 +105,9 @@ def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[s
         elif no:
             grouped["fails"].setdefault(metric, []).append(f"{what} ({no}/{len(fam)} families)")
         elif shaky:
+            why = shaky_why.get((metric, what), "a rerun can flip it")
             grouped["fragile"].setdefault(metric, []).append(
-                f"{what} ({shaky}/{len(fam)} families: a rerun can flip it)"
+                f"{what} ({shaky}/{len(fam)} families; {why})"
             )
         else:
             why = ", ".join(sorted(reasons.get((metric, what), ()))) or "interval straddles 0"
