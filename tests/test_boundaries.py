@@ -256,18 +256,7 @@ def _interrupt(cmd: list[str], cwd: Path, after: float) -> subprocess.CompletedP
 
 @pytest.mark.parametrize(
     "after",
-    [
-        pytest.param(
-            0.3,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="on a quiet machine the interrupt can miss the start-up window and the "
-                "theory stage at k_max 20000 ends in matplotlib's overflow traceback (a known "
-                "bug of large theory.k_max, open)",
-            ),
-        ),
-        4.0,
-    ],
+    [0.3, 4.0],
 )  # while the modules load; while it works
 def test_ctrl_c_in_a_stage_is_one_line_and_exit_130(tmp_path, after):
     params = tiny_params()

@@ -46,6 +46,25 @@ def test_plot_fig4_log_scale_and_legend():
     assert {style.BOUND_LABELS[n] for n in T.BOUND_NAMES} <= texts
 
 
+def test_plot_fig4_at_a_large_k_max_draws_without_overflow():
+    # at C = 3 the earlier bounds pass 1e308 (finite) near K = 6700: on a log axis
+    # matplotlib's margins and tick formatter overflowed (OverflowError at draw); values
+    # above PLOT_MAX are left off the chart, and a note says so
+    df = T.fig4_frame(3, 20000)
+    assert df["coefficient"].replace(np.inf, np.nan).max() > 1e300  # the case that failed
+    with np.errstate(all="raise"):
+        fig = plots_theory.plot_fig4(df)
+        fig.canvas.draw()
+    for ax in fig.get_axes():
+        top = ax.get_ylim()[1]
+        assert math.isfinite(top) and top < 1e250
+        notes = [t.get_text() for t in ax.texts]
+        assert f"values above {plots_theory.PLOT_MAX:.0e} not drawn" in notes
+    # a small k_max draws every value and says nothing of it
+    small = plots_theory.plot_fig4(T.fig4_frame(6, 20))
+    assert all(not ax.texts for ax in small.get_axes())
+
+
 # --------------------------------------------------------------------------- the gap plot
 def gap_frame(rows_per_k: int, c: int = 10, ks=(1, 8, 64), shift: float = 0.0) -> pd.DataFrame:
     """Rows with gaps `shift` nats off the uniform prior's, as a non-uniform prior gives."""

@@ -20,7 +20,7 @@ from surrogap.core.errors import UserError
 from surrogap.core.schema import NULL_COLUMNS, run_dir, seed_dir
 from surrogap.report import front
 from surrogap.report.load import ReportParams, load_scale, points_path
-from surrogap.report.markdown import SUMMARY_WORDS, build_report, scale_rows
+from surrogap.report.markdown import SUMMARY_WORDS, build_report, scale_rows, stopping_line
 from surrogap.theory import bounds
 
 DATASETS = {"topics_c5": ("topics", 5), "topics_c20": ("topics", 20), "topics_c50": ("topics", 50)}
@@ -328,7 +328,7 @@ def test_summary_is_at_most_400_words_and_per_dataset_numbers_are_tables(good):
     md = paths["out"].read_text()
     summary = section(md, "Summary")
     assert len(summary.split()) <= SUMMARY_WORDS == 400
-    assert "seeds for a decisive verdict" not in summary  # the numbers are in the tables
+    assert "seeds to detect the effect of interest" not in summary  # numbers: the tables
     for ds in DATASETS:
         part = md.split(f"\n## {ds} ", 1)[1].split("\n## ", 1)[0]
         table = part.split("### Claims 3 and 5: trends against K", 1)[1]
@@ -449,6 +449,56 @@ def test_scale_reads_what_each_run_recorded(tmp_path):
         load_scale(pretrain, None, results)
     (pretrain / "topics_c5" / run_dir(1, 0) / "train_info.json").write_text('{"epochs": 10}')
     with pytest.raises(UserError, match="global_batch is None, allowed: an integer >= 1"):
+        load_scale(pretrain, None, results)
+
+
+def test_stopping_is_stated_per_dataset_and_in_the_epochs_cell(tmp_path):
+    results = make_results(fail=False)
+    results = results[results["dataset"] == "topics_c5"]
+    pretrain = tmp_path / "pretrain"
+    flats = []
+    for i, row in enumerate(results.itertuples()):
+        folder = pretrain / "topics_c5" / run_dir(row.k, row.seed)
+        folder.mkdir(parents=True)
+        converged = i % 3 != 0  # every third run reaches the cap
+        flat = 1e-4 * (i + 1) if converged else 0.02
+        flats.append(flat)
+        info = {
+            "global_batch": 64,
+            "epochs": 150,
+            "max_epochs": 150,
+            "stop_epoch": 37 + i if converged else 150,  # the first converged: 38
+            "stop_reason": (
+                f"converged: val contrastive loss improved {flat:.3g} <= 0.001 (relative) over "
+                "the last 3 evaluations"
+                if converged
+                else "cap: reached epochs (150)"
+            ),
+            "flatness": flat,
+        }
+        (folder / "train_info.json").write_text(json.dumps(info))
+    n = len(results)
+    capped = len(range(0, n, 3))
+    scale = load_scale(pretrain, None, results)
+    (row,) = scale_rows(results, scale)
+    assert row["run"]["epochs"] == "38-150 (cap 150)"
+    line = stopping_line(scale["topics_c5"])
+    assert line.startswith("Stopping: the runs stopped at epoch 38-150 (cap 150); ")
+    assert f"cap on {capped}/{n} runs" in line and f"converged on {n - capped}/{n} runs" in line
+    assert f"is at most {max(flats):.3g}." in line
+    # no early stopping: every run at its cap, flatness null
+    for path in pretrain.rglob("train_info.json"):
+        info = json.loads(path.read_text())
+        info.update(stop_epoch=150, stop_reason="cap: reached epochs (150)", flatness=None)
+        path.write_text(json.dumps(info))
+    scale = load_scale(pretrain, None, results)
+    assert scale_rows(results, scale)[0]["run"]["epochs"] == "150 (cap 150)"
+    assert stopping_line(scale["topics_c5"]) == (
+        f"Stopping: the runs stopped at epoch 150 (cap 150); cap on {n}/{n} runs; no flatness "
+        "recorded (the convergence rule is off: `stop_patience` null)."
+    )
+    path.write_text(json.dumps({**info, "flatness": "flat"}))
+    with pytest.raises(UserError, match="flatness is 'flat', allowed: a finite number or null"):
         load_scale(pretrain, None, results)
 
 

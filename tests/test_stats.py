@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 from test_claims import KS, claim, no_traj, points, table
+from test_report import make_null
 
 from surrogap.report import claims as CL
 from surrogap.report import stats as S
@@ -70,15 +71,87 @@ def test_t_bounds_are_the_textbook_interval_and_the_noise_floor():
     assert lo < 1 < hi
 
 
-def test_seeds_needed_is_the_t_tests_power():
-    est = S.Estimate(value=-0.5, lo=math.nan, hi=math.nan, se=0.5 / math.sqrt(3), noise_se=0, n=3)
-    n = S.seeds_needed(est, -1, 0.95, 0.8)  # effect 0.5, per-seed s.d. 0.5: d = 1
-    crit = sps.t.ppf(0.95, n - 1)
-    assert sps.nct.sf(crit, n - 1, math.sqrt(n)) >= 0.8
-    crit = sps.t.ppf(0.95, n - 2)
-    assert sps.nct.sf(crit, n - 2, math.sqrt(n - 1)) < 0.8
-    assert n == 8
-    assert S.seeds_needed(est, +1, 0.95, 0.8) is None  # the effect is on the other side
+def test_seeds_needed_is_the_t_tests_power_for_the_pre_registered_effect():
+    # observed effect -0.5, but the test is sized for the effect of interest 0.5 at per-seed
+    # s.d. 0.5 (d = 1), whatever the observed value: the observed one never enters
+    for observed in (-0.5, +3.0, 0.0):
+        est = S.Estimate(observed, math.nan, math.nan, 0.5 / math.sqrt(3), 0, n=3)
+        n = S.seeds_needed(est, 0.5, 0.95, 0.8)
+        crit = sps.t.ppf(0.95, n - 1)
+        assert sps.nct.sf(crit, n - 1, math.sqrt(n)) >= 0.8
+        crit = sps.t.ppf(0.95, n - 2)
+        assert sps.nct.sf(crit, n - 2, math.sqrt(n - 1)) < 0.8
+        assert n == 8
+    # the power at this n: the noncentral t at d sqrt(n); d = 1, n = 3
+    assert S.power_at(0.5, 0.5, 3, 0.95) == pytest.approx(
+        sps.nct.sf(sps.t.ppf(0.95, 2), 2, math.sqrt(3))
+    )
+    one = S.Estimate(-0.5, math.nan, math.nan, math.nan, 0, n=1)
+    assert S.seeds_needed(one, 0.5, 0.95, 0.8) is None  # no spread: nothing to size from
+
+
+def test_a_confirmed_effect_is_not_said_to_need_two_seeds():
+    # the old power line took the observed effect as true: a confirmed effect far beyond
+    # its spread "needed 2 seeds"; sized for the effect of interest it needs what it needs
+    p = ReportParams(effect_r_mu=0.015, min_seeds=2)
+    est = S.Estimate(-1.0, -1.02, -0.98, 0.01, 0, n=3)  # per-seed s.d. 0.0173
+    n = S.seeds_needed(est, p.effect_r_mu, p.confidence, p.power)
+    d = 0.015 / (0.01 * math.sqrt(3))
+    assert sps.nct.sf(sps.t.ppf(0.95, n - 1), n - 1, d * math.sqrt(n)) >= 0.8
+    assert sps.nct.sf(sps.t.ppf(0.95, n - 2), n - 2, d * math.sqrt(n - 1)) < 0.8
+    assert n > 2
+    text = S.needed(est, "R_mu", p)
+    power = S.power_at(0.01 * math.sqrt(3), 0.015, 3, 0.95)
+    assert text == f"{n} (power at n = 3: {power:.2f}, under-powered)"
+
+
+# --------------------------------------------------------------------------- three-way
+@pytest.mark.parametrize(
+    ("lo", "hi", "direction", "status"),
+    [
+        (-0.030, -0.010, -1, "confirmed"),  # the bound excludes 0 on the claimed side
+        (-0.010, +0.005, -1, "not confirmed"),  # straddles 0, below the effect 0.015
+        (+0.010, +0.030, -1, "not confirmed"),  # wholly on the wrong side
+        (-0.020, +0.005, -1, "fragile"),  # straddles 0 and reaches -0.015
+        (-0.015, +0.005, -1, "fragile"),  # reaches it exactly
+        (-0.005, +0.020, +1, "fragile"),  # an accuracy, claimed side +
+        (-0.005, +0.010, +1, "not confirmed"),
+        (+0.001, +0.004, +1, "confirmed"),  # any effect excluding 0 is confirmed
+    ],
+)
+def test_three_way_verdict_against_the_effect_of_interest(lo, hi, direction, status):
+    est = S.Estimate((lo + hi) / 2, lo, hi, 0.01, 0, n=3)
+    got, why = S.three_way(est, direction, 0.015)
+    assert got == status
+    if status == "fragile":
+        assert why == (
+            f"interval {S.interval(lo, hi, 3)} straddles 0 and reaches the effect of interest "
+            f"{S.signed(direction * 0.015, 3)}: a rerun can flip it"
+        )
+    else:
+        assert why == ""
+
+
+def test_a_headline_combines_parts_not_confirmed_then_fragile_then_inconclusive():
+    c, n, f, i = S.CONFIRMED, S.NOT_CONFIRMED, S.FRAGILE, S.INCONCLUSIVE
+    assert S.combine([c, f, n, i]) == n
+    assert S.combine([c, f, i]) == f
+    assert S.combine([c, i]) == i
+    assert S.combine([c, c]) == c
+    assert S.combine([]) == i
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "want"),
+    [
+        (-0.0024, -0.0016, "[-0.0024, -0.0016]"),  # 3 decimals print both as -0.002
+        (-0.027, -0.005, "[-0.027, -0.005]"),
+        (0.15, 0.25, "[+0.150, +0.250]"),
+        (-0.000123, -0.000121, "[-0.000123, -0.000121]"),
+    ],
+)
+def test_an_interval_prints_bounds_that_differ(lo, hi, want):
+    assert S.interval(lo, hi, 3) == want
 
 
 # --------------------------------------------------------------------------- Claim 5
@@ -103,11 +176,11 @@ def test_an_untrained_encoders_gap_is_not_confirmed_to_decay(seeds):
     r = untrained(seeds)
     gap = (r["supervised_loss"] - r["contrastive_loss"]).groupby(r["k"]).mean().loc[list(KS)]
     assert np.polyfit(np.log(KS), gap.to_numpy(), 1)[0] == pytest.approx(-0.84, abs=0.01)
-    c5 = claim(CL.claims(r, no_traj(), P), 5)
+    c5 = claim(CL.claims(r, no_traj(), P, null=make_null(r)), 5)
     assert c5.status == "not confirmed"
     line, rate, _ = c5.details
-    assert "decays: confirmed" in line  # the gap does fall ...
-    assert "decay beyond the mechanical null not confirmed" in line  # ... as mechanics say
+    # the gap falls, but no faster than the fixed encoder's: as mechanics say
+    assert "decays beyond the fixed encoder not confirmed" in line
     # -0.84 lies between Delta_U's -1 and Delta_L's -0.683: the rate the theorem implies,
     # reached by a fixed encoder too (why the rate is no evidence of learning)
     assert "between Delta_U's and Delta_L's rates confirmed" in rate
@@ -118,11 +191,38 @@ def test_an_untrained_encoders_gap_is_not_confirmed_to_decay(seeds):
 def test_a_trained_encoder_beats_the_null_and_the_rate_is_its_own_verdict():
     r = untrained()
     r["supervised_loss"] = r["supervised_loss"] - 0.05 * np.log(r["k"])  # R_mu improves
-    c5 = claim(CL.claims(r, no_traj(), P), 5)
+    c5 = claim(CL.claims(r, no_traj(), P, null=make_null(r)), 5)
     assert c5.status == "confirmed"
     line, rate, _ = c5.details
-    assert "gap minus null (R_mu's own slope) -0.050" in line
+    # the fixed encoder keeps K = 1's R_mu: the gap beyond it is R_mu's slope, -0.05
+    assert "decays beyond the fixed encoder confirmed" in line
+    assert "minus the gap of the smallest-K encoder held fixed, slope -0.050" in line
     assert "between Delta_U's and Delta_L's rates confirmed" in rate  # -0.89
+
+
+def test_without_a_fixed_encoder_null_the_decay_is_inconclusive():
+    r = untrained()
+    c5 = claim(CL.claims(r, no_traj(), P), 5)
+    assert c5.status == "inconclusive"
+    (v,) = [v for v in c5.verdicts if v.test == "decays beyond the fixed encoder"]
+    assert v.status == "inconclusive" and "no fixed-encoder null" in v.reason
+
+
+def test_a_small_decay_beyond_the_fixed_encoder_with_noisy_seeds_is_fragile():
+    # R_mu falls at -0.03, -0.01, +0.01 per unit log K on the three seeds: mean -0.01, s.e.
+    # 0.02 / sqrt(3), one-sided 95% bounds -0.01 -+ 2.92 s.e. = [-0.044, +0.024]: the
+    # interval straddles 0 and reaches the effect of interest -0.015
+    r = untrained(noise=0.0)
+    per_seed = {0: -0.03, 1: -0.01, 2: +0.01}
+    r["supervised_loss"] = r["supervised_loss"] + r["seed"].map(per_seed) * np.log(r["k"])
+    c5 = claim(CL.claims(r, no_traj(), P, null=make_null(r)), 5)
+    (v,) = [v for v in c5.verdicts if v.test == "decays beyond the fixed encoder"]
+    assert v.status == "fragile"
+    assert v.reason == (
+        "interval [-0.044, +0.024] straddles 0 and reaches the effect of interest -0.015: "
+        "a rerun can flip it"
+    )
+    assert c5.status == "fragile"
 
 
 @pytest.mark.parametrize(
@@ -187,7 +287,7 @@ def test_datasets_that_share_their_draws_count_as_one_family():
         "the same (seed, topic) draws)" in c3.text
     )
     assert "ring (generated 2-D data)" in c3.text
-    assert any(line.startswith("power: n = 5 seeds") for line in c3.details)
+    assert any(line.startswith("n = 5 seeds; power: ") for line in c3.details)
 
 
 def test_vacuity_is_judged_per_seed():
@@ -200,3 +300,39 @@ def test_vacuity_is_judged_per_seed():
     assert "2/5 seeds at K = 64" in line
     assert "yet below log(1 + (C - 1) e^2) = 4.952, the largest R_mu possible at b = 1" in line
     assert bounds.max_supervised_loss(20) == pytest.approx(math.log(1 + 19 * math.e**2))
+
+
+def test_a_spread_of_rounding_noise_has_full_power():
+    # identical seeds give a standard error of rounding noise (1e-17): the noncentral t
+    # would return NaN there; the power is 1 and two seeds suffice
+    est = S.Estimate(-0.1, -0.1, -0.1, 7e-18, 0.0, n=5)
+    assert S.seeds_needed(est, 0.015, 0.95, 0.8) == 2
+    assert S.power_of(est, "R_mu", P) == 1.0
+    assert S.interval(-0.10369370606389426, -0.10369370606389423, 3) == "[-0.104, -0.104]"
+
+
+def test_the_tables_say_fragile_with_the_reason_and_give_the_slack():
+    from surrogap.report import front
+
+    r = untrained(noise=0.0)
+    per_seed = {0: -0.03, 1: -0.01, 2: +0.01}  # as the fragile test above
+    r["supervised_loss"] = r["supervised_loss"] + r["seed"].map(per_seed) * np.log(r["k"])
+    r["bao_upper"] = r["contrastive_loss"] + r["upper_gap"]
+    items = CL.claims(r, no_traj(), P, null=make_null(r))
+    table = front.trend_table("d", items, {}, P, r)
+    (row,) = [x for x in table if x.startswith("| gap minus the fixed encoder's |")]
+    assert "decays beyond the fixed encoder: fragile" in row
+    assert "interval [-0.044, +0.024] straddles 0 and reaches the effect of interest -0.015" in row
+    (slack,) = [x for x in table if x.startswith("| slack (Bao's upper bound - R_mu) |")]
+    assert "descriptive (no verdict)" in slack
+    means = (r["bao_upper"] - r["supervised_loss"]).groupby(r["k"]).mean().loc[list(KS)]
+    want = np.polyfit(np.log(KS), means.to_numpy(), 1)[0]
+    assert f"| {want:+.3f} [" in slack
+    cells = front.claim_table(items, r, "figures")
+    (c5,) = [x for x in cells if x.startswith("| 5. ")]
+    assert "**fragile**" in c5
+    assert (
+        "fragile: gap minus the fixed encoder's: decays beyond the fixed encoder (1/1 families; "
+        "d: interval [-0.044, +0.024] straddles 0 and reaches the effect of interest -0.015: a "
+        "rerun can flip it)" in c5
+    )

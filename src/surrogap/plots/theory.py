@@ -64,10 +64,23 @@ def plot_fig3(df: pd.DataFrame) -> Figure:
     return fig
 
 
+# the largest value fig. 4 draws on its log axes: the earlier bounds grow like e^{K/C} and
+# reach ~1e308 (still finite) near K = 6700 at C = 3, where matplotlib's 5% log margins and
+# its tick formatter overflow to inf (an OverflowError); above this a curve leaves the chart
+PLOT_MAX = 1e200
+
+
 def plot_fig4(df: pd.DataFrame) -> Figure:
-    """Left: the coefficient of the contrastive loss per bound; right: the bounds at R_cont*."""
+    """Left: the coefficient of the contrastive loss per bound; right: the bounds at R_cont*.
+    Values above PLOT_MAX (and infinite ones) are not drawn: the curve leaves the chart,
+    and a note says so (fig4.csv keeps every value)."""
     fig, axes = new_figure(1, 2, (12.0, 5.0))
     data = df.replace([np.inf, -np.inf], np.nan).copy()
+    beyond = {}
+    for column in ("coefficient", "value"):
+        big = data[column] > PLOT_MAX
+        beyond[column] = bool(big.any() or np.isinf(df[column]).any())
+        data.loc[big, column] = np.nan
     data["bound"] = data["bound"].map(lambda n: BOUND_LABELS.get(n, n))
     order = [BOUND_LABELS[n] for n in BOUND_ORDER if n in set(df["bound"])]
     classes = df.attrs.get("classes")
@@ -92,6 +105,9 @@ def plot_fig4(df: pd.DataFrame) -> Figure:
                 ax=ax,
             )
             ax.set_yscale("log")
+            if beyond[column]:
+                ax.text(0.01, 0.99, f"values above {PLOT_MAX:.0e} not drawn", transform=ax.transAxes,
+                        ha="left", va="top", fontsize="small", color="0.4")  # fmt: skip
             ax.set_xlabel(r"number of negatives $K$")
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize="medium")

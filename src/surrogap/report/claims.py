@@ -31,6 +31,7 @@ __all__ = [
     "at_chance_runs",
     "claims",
     "collapsed_runs",
+    "fixed_null_trends",
     "format_number",
     "run_label",
     "trajectory_checks",
@@ -365,7 +366,7 @@ METRICS = (  # (name, per-point array, results column, direction)
 
 
 SINGLE_K = "a single K, no trend to test"
-GAP_TESTS = ("decay beyond the mechanical null", "between Delta_U's and Delta_L's rates")
+GAP_TESTS = ("decays beyond the fixed encoder", "between Delta_U's and Delta_L's rates")
 
 
 def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
@@ -395,11 +396,53 @@ def _downstream(results: pd.DataFrame, points: Points, p: ReportParams):
     return status, lines, found, rows_found
 
 
-def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
+# --------------------------------------------------------------------------- the null
+def _seed_gaps(frame: pd.DataFrame, seed: int, ks: Sequence[int]) -> np.ndarray:
+    """One seed's R_mu - R_cont at each K (n_K, 1), NaN where it lacks a K."""
+    g = frame[frame["seed"] == seed].set_index("k")
+    gap = g["supervised_loss"] - g["contrastive_loss"]
+    return np.array([gap.get(k, np.nan) for k in ks], dtype=float)[:, None]
+
+
+FIXED_GAP, BEYOND_FIXED = "fixed encoder's gap", "gap minus the fixed encoder's"
+
+
+def fixed_null_trends(
+    null: pd.DataFrame | None, results: pd.DataFrame, p: ReportParams
+) -> dict[str, tuple[S.Trend, S.Trend]]:
+    """Per dataset with a fixed-encoder null (reports/null.csv, the fixed_null stage): the
+    trend of the fixed smallest-K encoder's gap, and the trend of the measured gap minus
+    the fixed encoder's (per seed, paired on K): the part of the decay that training at
+    each K adds, which Claim 5 tests."""
+    out: dict[str, tuple[S.Trend, S.Trend]] = {}
+    if null is None or null.empty:
+        return out
+    for ds, rows in results.groupby("dataset", sort=False):
+        fixed = null[null["dataset"] == ds]
+        ks = sorted(int(k) for k in rows["k"].unique())
+        if fixed.empty or len(ks) < 2:
+            continue
+        per_null, per_diff = {}, {}
+        for s in sorted(int(v) for v in rows["seed"].unique()):
+            per_null[s] = _seed_gaps(fixed, s, ks)
+            per_diff[s] = _seed_gaps(rows, s, ks) - per_null[s]
+        out[str(ds)] = (
+            trend(per_null, ks, -1, FIXED_GAP, p.confidence),
+            trend(per_diff, ks, -1, BEYOND_FIXED, p.confidence),
+        )
+    return out
+
+
+NO_NULL = "no fixed-encoder null for this dataset (reports/null.csv, the fixed_null stage)"
+
+
+def _gap(results: pd.DataFrame, points: Points, p: ReportParams, null: pd.DataFrame | None):
     """({dataset: decay status}, {dataset: rate status}, lines, Verdicts, TrendRows) of
-    Claim 5."""
+    Claim 5: the decay is the gap minus the fixed encoder's (slope < 0, three-way); the
+    rate the gap's slope against Delta_U's and Delta_L's."""
     decay, rate, lines, found, rows_found = {}, {}, [], [], []
     d = p.decimals
+    nulls = fixed_null_trends(null, results, p)
     for ds, rows in results.groupby("dataset", sort=False):
         ks = sorted(int(k) for k in rows["k"].unique())
         data = S.kind_name(str(rows["kind"].iloc[0]), str(rows["kind"].iloc[0]))
@@ -416,40 +459,41 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
             se = np.array([by_k[k].contrastive_loss_se if k in by_k else 0.0 for k in ks])
             offsets[int(s)] = (value, np.nan_to_num(se))
         gap = trend(per, ks, -1, "R_mu - R_cont", p.confidence, offsets=offsets)
-        mu = trend(per, ks, -1, "R_mu", p.confidence)  # the excess over the null
-        zero = {s: np.zeros((len(ks), 1)) for s in offsets}
-        null = trend(zero, ks, -1, "null", p.confidence, offsets=offsets)  # -R_cont's slope
         x = np.log(np.asarray(ks, dtype=float))
         gaps = rows.groupby("k")[["upper_gap", "lower_gap"]].mean().loc[ks]
         s_up = float(S.slope(x, gaps["upper_gap"].to_numpy()))
         s_lo = float(S.slope(x, gaps["lower_gap"].to_numpy()))
-        text, _ = S.trend_line(gap, p, with_saturation=False, verb="decays")
-        decay[ds], why = S.verdict(mu, p, "improves")  # the gap's excess over the null
-        falls, why_falls = S.verdict(gap, p, "improves")
-        decay[ds] = S.combine([falls, decay[ds]])  # and the gap itself must fall
-        lo, hi = gap.slope_ci
         rate[ds] = S.rate_verdict(gap, s_up, s_lo, p)
+        trends_ds = nulls.get(str(ds))
+        rows_found.append(TrendRow(str(ds), gap, ((GAP_TESTS[1], rate[ds], "", ""),)))
+        if trends_ds is None:
+            decay[ds], why = S.INCONCLUSIVE, NO_NULL
+            decay_line = f"{ds} ({data}), {GAP_TESTS[0]} {decay[ds]}: {NO_NULL}"
+        else:
+            fixed, diff = trends_ds
+            decay[ds], why = S.verdict(diff, p, "improves")
+            need = S.needed(diff.slope_est, diff.metric, p)
+            rows_found += [
+                TrendRow(str(ds), fixed, ()),
+                TrendRow(str(ds), diff, ((GAP_TESTS[0], decay[ds], why, need),)),
+            ]
+            e = diff.slope_est
+            decay_line = (
+                f"{ds} ({data}), {GAP_TESTS[0]} {decay[ds]}: the gap of the encoder trained at "
+                f"each K minus the gap of the smallest-K encoder held fixed, slope "
+                f"{S.signed(e.value, S.distinct_decimals(*e.ci, d))} per unit log K "
+                f"{S.ci_text(e, d)} ({S.n_text(diff)}; the fixed encoder's gap "
+                f"{S.signed(fixed.slope, d)}, the measured gap {S.signed(gap.slope, d)})"
+                + (f" ({why})" if why else "")
+                + f"; seeds to detect the effect of interest {S.signed(-p.effect_r_mu, d)}: "
+                f"{need}"
+            )
         found += [
-            Verdict(
-                str(ds),
-                GAP_TESTS[0],
-                decay[ds],
-                "; ".join(dict.fromkeys(filter(None, (why_falls, why)))),
-            ),
+            Verdict(str(ds), GAP_TESTS[0], decay[ds], why),
             Verdict(str(ds), GAP_TESTS[1], rate[ds], S.too_few(gap, p)),
         ]
-        rows_found.append(
-            TrendRow(
-                str(ds),
-                gap,
-                (
-                    ("decays beyond the null", decay[ds], why, S.needed(mu.slope_est, -1, p)),
-                    (GAP_TESTS[1], rate[ds], "", ""),
-                ),
-            )
-        )
         ratio = gap.slope / s_up if s_up else math.nan
-        e = mu.slope_est
+        lo, hi = gap.slope_ci
         if gap.slope_est.n < 2:
             where = f"no interval from {gap.slope_est.n} seed with every K, so no test of the rate"
         else:
@@ -462,14 +506,7 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams):
                 if hi < a or lo > b
                 else "the interval straddles an end of them"
             )
-        lines.append(
-            f"{ds} ({data}), decay beyond the mechanical null {decay[ds]}: {text}; the null "
-            f"(R_mu flat in K, the measured R_cont) {S.signed(null.slope_est.value, d)} "
-            f"{S.ci_text(null.slope_est, d)}; gap minus null (R_mu's own slope) "
-            f"{S.signed(e.value, d)} {S.ci_text(e, d)}"
-            + (f" ({why})" if why else "")
-            + f"; seeds for a decisive verdict: {S.needed(e, -1, p)}"
-        )
+        lines.append(decay_line)
         lines.append(
             f"{ds}, {GAP_TESTS[1]} {rate[ds]}: measured slope {S.signed(gap.slope, d)} "
             f"{S.ci_text(gap.slope_est, d)} against Delta_U's {S.signed(s_up, d)} and "
@@ -558,7 +595,7 @@ def _agreement(overall: Mapping[str, str]) -> str:
     if len(set(overall.values())) == 1:
         return f"the three metrics agree ({next(iter(overall.values()))})"
     if not yes:
-        return f"confirmed on no metric ({no} not confirmed or inconclusive)"
+        return f"confirmed on no metric ({no} not confirmed, fragile or inconclusive)"
     return f"confirmed on {' and '.join(yes)}{' only' if len(yes) == 1 else ''}, not on {no}"
 
 
@@ -588,26 +625,49 @@ def _weakest(rows: Sequence[TrendRow], metric: str, p: ReportParams) -> str:
         return hi if r.trend.direction < 0 else -lo
 
     w = max(mine, key=worst_end)
-    t, d = w.trend, p.decimals
+    t = w.trend
+    d = S.distinct_decimals(*t.slope_ci, p.decimals)
     return (
         f"{metric} slope {S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)} per unit "
         f"log K ({w.dataset}, the weakest of {len(mine)})"
     )
 
 
-def _gap_key(rows5: Sequence[TrendRow], rows3: Sequence[TrendRow], p: ReportParams) -> str:
-    """The gap's slopes and its excess over the null (R_mu's slope) where weakest."""
-    slopes = [r.trend.slope for r in rows5]
+def _gap_key(rows5: Sequence[TrendRow], p: ReportParams) -> str:
+    """The gap's slopes and, where weakest, the gap beyond the fixed encoder's (the tested
+    quantity)."""
+    slopes = [r.trend.slope for r in rows5 if r.trend.metric == "R_mu - R_cont"]
     if not slopes:
         return "no trend to test"
     d = p.decimals
+    beyond = (
+        _weakest(rows5, BEYOND_FIXED, p)
+        if any(r.trend.metric == BEYOND_FIXED for r in rows5)
+        else "no fixed-encoder null (reports/null.csv)"
+    )
     return (
         f"gap slope {S.signed(min(slopes), d)} to {S.signed(max(slopes), d)} per unit log K; "
-        f"beyond the null: {_weakest(rows3, 'R_mu', p)}"
+        f"tested: {beyond}"
     )
 
 
-def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tuple[Claim, Claim]:
+def power_note(p: ReportParams) -> str:
+    """What the power line says (Claims 3 and 5)."""
+    return (
+        f"power: 'seeds to detect the effect of interest' is the number a one-sided "
+        f"{100 * p.confidence:g}% t test needs to detect the pre-registered smallest effect of "
+        f"interest (`report.effect_r_mu` = {p.effect_r_mu:g} per unit log K for R_mu, the gap "
+        f"and the slack; `report.effect_accuracy` = {p.effect_accuracy:g} for the accuracies; "
+        f"not the observed effect) with probability {p.power:g} (`report.power`), taking the "
+        f"observed per-seed spread as true, never fewer than `report.min_seeds` = "
+        f"{p.min_seeds}; beside it, the power this run's n has for that effect (under-powered "
+        "below `report.power`); at n = 1 there is no spread, so no interval and no count"
+    )
+
+
+def _trend_claims(
+    results: pd.DataFrame, points: Points, p: ReportParams, null: pd.DataFrame | None = None
+) -> tuple[Claim, Claim]:
     per_metric, lines3, verdicts3, rows3 = _downstream(results, points, p)
     fam = {m: S.by_family(results, st) for m, st in per_metric.items()}
     overall = {m: S.combine(s) for m, s in fam.items()}
@@ -619,32 +679,28 @@ def _trend_claims(results: pd.DataFrame, points: Points, p: ReportParams) -> tup
         + f": {_agreement(overall)}; {S.data_note(results)}",
         (
             *lines3,
-            f"power: n = {int(results.groupby(['dataset', 'k'])['seed'].nunique().min())} "
-            f"seeds; 'seeds for a decisive verdict' is the number a one-sided "
-            f"{100 * p.confidence:g}% t test needs to show the observed effect with "
-            f"probability {p.power:g} (`report.power`), taking the observed effect and spread "
-            f"as true, and never fewer than `report.min_seeds` = {p.min_seeds} (below it a "
-            "verdict is inconclusive); at n = 1 there is no spread, so no interval and no count",
+            f"n = {int(results.groupby(['dataset', 'k'])['seed'].nunique().min())} seeds; "
+            + power_note(p),
         ),
         verdicts=tuple(verdicts3),
         key=_weakest(rows3, "R_mu", p),
         data=S.data_note(results),
         trends=tuple(rows3),
     )
-    decay, rate, lines5, verdicts5, rows5 = _gap(results, points, p)
+    decay, rate, lines5, verdicts5, rows5 = _gap(results, points, p, null)
     s5, r5 = S.by_family(results, decay), S.by_family(results, rate)
     c5 = Claim(
         5,
         "the surrogate gap decays with K",
-        S.combine(s5),
-        "R_mu - R_cont falls faster than the mechanical null (R_mu flat in K with the "
-        f"measured R_cont; the gap's excess over it is R_mu's slope): {S.tally(s5)}; at a "
-        f"rate between Delta_U's and Delta_L's, as the theorem implies (its own verdict): "
+        S.combine([*s5, *r5]),
+        "R_mu - R_cont of the encoder trained at each K falls faster than that of the "
+        "smallest-K encoder held fixed (the gap minus the fixed encoder's, slope < 0): "
+        f"{S.tally(s5)}; at a rate between Delta_U's and Delta_L's, as the theorem implies: "
         f"{S.tally(r5)}"
         f"; {S.data_note(results)}",
-        (*lines5, "power: as Claim 3's, for the gap's excess over the null (R_mu's slope)"),
+        (*lines5, "power: as Claim 3's, for the gap minus the fixed encoder's"),
         verdicts=tuple(verdicts5),
-        key=_gap_key(rows5, rows3, p),
+        key=_gap_key(rows5, p),
         data=S.data_note(results),
         trends=tuple(rows5),
     )
@@ -657,6 +713,7 @@ def claims(
     params: ReportParams | None = None,
     missing: Sequence[str] = (),
     points: Points | None = None,
+    null: pd.DataFrame | None = None,
 ) -> list[Claim]:
     """Claims 1-5 on the results table, the trajectories and the per-point arrays.
 
@@ -675,7 +732,7 @@ def claims(
                 f"every run is at chance ({int(chance.sum())} runs: test accuracy within noise "
                 "of 1/C, or R_mu = log C), so no run is evidence for or against it"
             )
-            items = _claims(results, trajectories, p, missing, points)
+            items = _claims(results, trajectories, p, missing, points, null)
             return [
                 replace(
                     c,
@@ -697,10 +754,15 @@ def claims(
         )
         keep = [(ds, int(k), int(s)) not in at for ds, k, s in keys]
         items = _claims(
-            results[~chance], trajectories[keep] if len(keep) else trajectories, p, missing, points
+            results[~chance],
+            trajectories[keep] if len(keep) else trajectories,
+            p,
+            missing,
+            points,
+            null,
         )
         return [replace(c, details=(*c.details, note)) for c in items]
-    return _claims(results, trajectories, p, missing, points)
+    return _claims(results, trajectories, p, missing, points, null)
 
 
 def _claims(
@@ -709,13 +771,14 @@ def _claims(
     p: ReportParams,
     missing: Sequence[str],
     points: Points,
+    null: pd.DataFrame | None = None,
 ) -> list[Claim]:
-    c3, c5 = _trend_claims(results, points, p)
+    c3, c5 = _trend_claims(results, points, p, null)
     flagged = collapsed_runs(results, p.collapse_drop)
     if flagged.any():
         names = ", ".join(run_label(r.dataset, r.k, r.seed) for r in results[flagged].itertuples())
         kept = results[~flagged]
-        a3, a5 = _trend_claims(kept, points, p)
+        a3, a5 = _trend_claims(kept, points, p, null)
         changed = []
         for c, a in ((c3, a3), (c5, a5)):
             same = "unchanged" if a.status == c.status else f"changes from {c.status}"

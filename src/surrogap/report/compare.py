@@ -15,11 +15,15 @@ differ, it says so, and each verdict change is marked as following from that des
 ("from the design": the change vanishes when both tables are cut to the runs both hold and
 judged with the reference's `report` thresholds) or from the numbers (it persists there).
 Every per-dataset verdict the claims tally (Claim 3: each metric; Claim 5: the decay and
-the rate) is diffed too, each flip named.
+the rate) is diffed too, each flip named. A change where either side is *fragile* (its
+interval straddles 0 and reaches the effect of interest, docs/THEORY.md section 8) is
+listed apart, as expected to move: a rerun can flip such a verdict, so it is no change of
+finding. null.csv beside results.csv (the fixed-encoder null) is read where present:
+without it Claim 5's decay is inconclusive on that side.
 
 Exit status: 0 when both sides have the same design (params, grid, seeds), no claim or
-per-dataset verdict changed, every column is within its tolerance and both sides hold the
-same runs; 1 otherwise; 2 for bad input (one line).
+per-dataset verdict changed other than one with a fragile side, every column is within its
+tolerance and both sides hold the same runs; 1 otherwise; 2 for bad input (one line).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from surrogap.core.io import regular_file
 from surrogap.core.schema import RUN_KEYS
 from surrogap.report import claims as report_claims
 from surrogap.report import load
-from surrogap.report.stats import run_label
+from surrogap.report.stats import FRAGILE, run_label
 
 NICKNAMES = {"contrastive_loss": "R_cont", "supervised_loss": "R_mu"}
 SUMMARY = ("contrastive_loss", "supervised_loss", "mean_acc", "linear_acc", "linear_loss")
@@ -63,6 +67,7 @@ class Side:
     params: load.ReportParams
     report_md: str | None
     all_params: dict | None = None  # the params.yaml beside it, parsed; None: there is none
+    null: pd.DataFrame | None = None  # the fixed_null stage's null.csv beside it, if any
 
 
 # --------------------------------------------------------------------------- reading
@@ -86,7 +91,8 @@ def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
         text = report.read_text(encoding="utf-8") if report.is_file() else None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{str(report)!r} is unreadable ({type(exc).__name__})") from None
-    return Side(name, frame, header, selected, load.parse_params(section), text, everything)
+    null = load.load_null(folder / "null.csv")  # Claim 5's decay is tested against it
+    return Side(name, frame, header, selected, load.parse_params(section), text, everything, null)
 
 
 def read_path(path: str | Path) -> Side:
@@ -129,6 +135,7 @@ def read_revision(rev: str, cwd: str | Path = ".") -> Side:
             ("reports/results.csv", True),
             ("reports/selected.csv", False),
             ("reports/report.md", False),
+            ("reports/null.csv", False),
             ("params.yaml", False),
         ):
             shown = _git(["show", f"{rev}:{rel}"], root)
@@ -330,12 +337,15 @@ class Recomputed:
     per_dataset: dict[tuple[int, str, str], report_claims.Verdict]
 
 
-def recompute(table: pd.DataFrame, params: load.ReportParams) -> Recomputed:
-    """The claims' verdicts on a table (the report's, see _table) with `report` params, by
-    the report's own code; no runs: no verdicts."""
+def recompute(
+    table: pd.DataFrame, params: load.ReportParams, null: pd.DataFrame | None = None
+) -> Recomputed:
+    """The claims' verdicts on a table (the report's, see _table) with `report` params and
+    the fixed-encoder null (null.csv; without it Claim 5's decay is inconclusive), by the
+    report's own code; no runs: no verdicts."""
     if table.empty:
         return Recomputed({}, {})
-    found = report_claims.claims(table, pd.DataFrame(), params, points={})
+    found = report_claims.claims(table, pd.DataFrame(), params, points={}, null=null)
     kept = [c for c in found if c.number not in NEEDS_TRAJECTORIES]
     return Recomputed(
         {c.number: (c.name, c.status) for c in kept},
@@ -350,8 +360,8 @@ def _on_common_runs(rep: Side, ref: Side) -> tuple[Recomputed, Recomputed]:
     a, b = _table(rep), _table(ref)
     common = a[keys].drop_duplicates().merge(b[keys].drop_duplicates(), on=keys)
     return (
-        recompute(a.merge(common, on=keys), ref.params),
-        recompute(b.merge(common, on=keys), ref.params),
+        recompute(a.merge(common, on=keys), ref.params, rep.null),
+        recompute(b.merge(common, on=keys), ref.params, ref.null),
     )
 
 
@@ -374,7 +384,10 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
     reference's thresholds, else 'numbers'."""
     design = compare_design(rep, ref) if design is None else design
     differs = design_differs(design)
-    a, b = recompute(_table(rep), rep.params), recompute(_table(ref), ref.params)
+    a, b = (
+        recompute(_table(rep), rep.params, rep.null),
+        recompute(_table(ref), ref.params, ref.null),
+    )
     ca, cb = _on_common_runs(rep, ref) if differs else (a, b)
     said_a, said_b = _stated(rep.report_md), _stated(ref.report_md)
     out = []
@@ -393,6 +406,7 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
         entry["changed"] = entry.get("reproduced") != entry.get("reference") or entry.get(
             "report_reproduced"
         ) != entry.get("report_reference")
+        entry["fragile"] = entry["changed"] and _fragile_side(entry)
         out.append(entry)
     per = []
     for key in sorted(a.per_dataset.keys() | b.per_dataset.keys()):
@@ -407,6 +421,7 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
             "reason_reference": vb.reason if vb else "",
         }
         entry["changed"] = entry["reproduced"] != entry["reference"]
+        entry["fragile"] = entry["changed"] and _fragile_side(entry)
         if entry["changed"]:
             wa, wb = ca.per_dataset.get(key), cb.per_dataset.get(key)
             same = (wa.status if wa else ABSENT) == (wb.status if wb else ABSENT)
@@ -416,6 +431,19 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
 
 
 ABSENT = "absent"  # a dataset one side does not hold
+EXPECTED = (
+    "expected to move (a side is fragile: its interval straddles 0 and reaches the effect of "
+    "interest, so a rerun can flip it; not a change of finding)"
+)
+
+
+def _fragile_side(v: Mapping) -> bool:
+    """Whether either side of a changed verdict is fragile (stats.FRAGILE): such a verdict
+    is expected to move between runs and does not by itself make the exit status 1."""
+    keys = ("reproduced", "reference", "report_reproduced", "report_reference")
+    return any(str(v.get(k, "")).startswith(FRAGILE) for k in keys)
+
+
 NAMED_FLIPS = 3  # the summary line names this many per-dataset flips; the text above, all
 
 
@@ -440,8 +468,9 @@ def compare(rep: Side, ref: Side) -> dict:
     design = compare_design(rep, ref)
     verdicts, per_dataset = compare_verdicts(rep, ref, design)
     selection = _selection_changes(rep, ref)
-    changed = [v for v in verdicts if v["changed"]]
-    flips = [v for v in per_dataset if v["changed"]]
+    changed = [v for v in verdicts if v["changed"] and not v["fragile"]]
+    flips = [v for v in per_dataset if v["changed"] and not v["fragile"]]
+    moved = [v for v in (*verdicts, *per_dataset) if v["fragile"]]
     outside = [c for c in columns if c["outside"]]
     differs = design_differs(design)
     ok = not (changed or flips or outside or only_rep or only_ref or selection or kinds or differs)
@@ -498,6 +527,13 @@ def compare(rep: Side, ref: Side) -> dict:
         extra.append(f"the lr selection changed for {len(selection)} runs")
     if kinds:
         extra.append(f"the data kind differs for {len(kinds)} runs")
+    if moved:
+        extra.append(
+            f"{len(moved)} verdicts moved where a side is fragile (expected to move: "
+            + "; ".join(_moved(v) for v in moved[:NAMED_FLIPS])
+            + (", each named above" if len(moved) > NAMED_FLIPS else "")
+            + ")"
+        )
     summary = "; ".join([head, f"largest differences: {largest}", tail, *extra])
     return {
         "reproduced": rep.name,
@@ -511,6 +547,7 @@ def compare(rep: Side, ref: Side) -> dict:
         "design": design,
         "verdicts": verdicts,
         "per_dataset_verdicts": per_dataset,
+        "expected_to_move": moved,
         "ok": ok,
         "summary": summary,
     }
@@ -521,6 +558,16 @@ def _verdict_change(v: Mapping, differs: bool) -> str:
         tail = f" ({_cause_text(v, differs)[2:]})" if _cause_text(v, differs) else ""
         return f"{v.get('reference')} -> {v.get('reproduced')}{tail}"
     return f"{v.get('report_reference')} -> {v.get('report_reproduced')} (report.md)"
+
+
+def _moved(v: Mapping) -> str:
+    """'Claim 3 digits R_mu fragile -> confirmed' (a headline: 'Claim 3 fragile -> ...')."""
+    where = f" {v['dataset']} {v['test']}" if "dataset" in v else ""
+    a, b = (
+        v.get("reference", v.get("report_reference")),
+        v.get("reproduced", v.get("report_reproduced")),
+    )
+    return f"Claim {v['claim']}{where} {a} -> {b}"
 
 
 def _flip(f: Mapping, differs: bool) -> str:
@@ -591,7 +638,9 @@ def format_text(result: Mapping) -> str:
             pairs.append((v["reference"], v["reproduced"], "recomputed from the tables"))
         if "report_reproduced" in v:
             pairs.append((v["report_reference"], v["report_reproduced"], "as report.md states"))
-        if v["changed"]:
+        if v["changed"] and v.get("fragile"):
+            lines.append(f"Claim {v['claim']} ({v['name']}): moved, a side fragile (below)")
+        elif v["changed"]:
             said = "; ".join(f"{a} -> {b} ({how})" for a, b, how in pairs if a != b)
             said += _cause_text(v, bool(design))
             lines.append(f"Claim {v['claim']} ({v['name']}): CHANGED: {said}")
@@ -599,13 +648,17 @@ def format_text(result: Mapping) -> str:
             how = " and ".join(how for *_, how in pairs)
             lines.append(f"Claim {v['claim']} ({v['name']}): {pairs[0][0]} on both sides ({how})")
     per = result["per_dataset_verdicts"]
-    flips = [f for f in per if f["changed"]]
+    flips = [f for f in per if f["changed"] and not f.get("fragile")]
     differs = bool(design)
     lines.append(
         f"per-dataset verdicts (Claims 3 and 5, recomputed from the tables): {len(per)} compared, "
         + (f"{len(flips)} flipped" if flips else "none flipped")
     )
     lines += [f"  {_flip_line(f, differs)}" for f in flips]
+    moved = result.get("expected_to_move", [])
+    if moved:
+        lines.append(f"{EXPECTED}: {len(moved)}")
+        lines += [f"  {_moved(v)}" for v in moved]
     for title, key in (
         ("runs only in the reproduced", "only_reproduced"),
         ("runs only in the reference", "only_reference"),
@@ -622,7 +675,8 @@ def format_text(result: Mapping) -> str:
 # --------------------------------------------------------------------------- command line
 def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
     """`surrogap compare`: 0 when the design is the same, no claim or per-dataset verdict
-    changed and all is within tolerance, 1 otherwise (bad input raises UserError: 2)."""
+    changed (a change with a fragile side is expected to move: listed, not counted) and all
+    is within tolerance, 1 otherwise (bad input raises UserError: 2)."""
     import json
 
     if ref_rev is not None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from surrogap.report import stats as S
-from surrogap.report.claims import Claim, TrendRow
+from surrogap.report.claims import BEYOND_FIXED, FIXED_GAP, Claim, TrendRow, fixed_null_trends
 from surrogap.report.load import ReportParams
 from surrogap.report.stats import format_number
 
@@ -26,6 +25,7 @@ __all__ = [
     "answer",
     "claim_table",
     "fixed_null_trends",
+    "slack_trend",
     "trend_table",
 ]
 
@@ -68,32 +68,54 @@ def _short_reason(why: str) -> str:
         return "too few seeds"
     if "three K" in why or "single K" in why:
         return "too few K"
+    if "fixed-encoder null" in why:
+        return "no fixed-encoder null"
     return why
 
 
 def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[str]]:
-    """{'holds' | 'fails' | 'undecided': ['R_mu: improves, saturates', ...]} over data
-    families, one entry per metric: a part holds where every family confirms it, fails
-    where one does not (how many of the families say), else it is undecided (and why)."""
+    """{'holds' | 'fails' | 'fragile' | 'undecided' | 'under-powered': ['R_mu: improves,
+    saturates', ...]} over data families, one entry per metric: a part holds where every
+    family confirms it, fails where one does not confirm it (how many of the families say),
+    is fragile where none fails and one is fragile (its interval straddles 0 and reaches the
+    effect of interest: a rerun can flip it), else undecided (and why). Under-powered: the
+    parts whose power for the effect of interest at this run's n is below `report.power`,
+    on the datasets named."""
     by_part: dict[tuple[str, str], dict[str, str]] = {}
     reasons: dict[tuple[str, str], set[str]] = {}
+    weak: dict[tuple[str, str], list[str]] = {}
+    shaky_why: dict[tuple[str, str], str] = {}  # the first fragile dataset's reason
     for r in trends:
-        for what, status, why, _ in r.verdicts:
+        for what, status, why, needed in r.verdicts:
             key = (r.trend.metric, what)
             by_part.setdefault(key, {})[r.dataset] = status
             if status == S.INCONCLUSIVE and why:
                 reasons.setdefault(key, set()).add(_short_reason(why))
-    grouped: dict[str, dict[str, list[str]]] = {"holds": {}, "fails": {}, "undecided": {}}
+            if status == S.FRAGILE and why:
+                shaky_why.setdefault(key, f"{r.dataset}: {why}")
+            if "under-powered" in needed:
+                weak.setdefault(key, []).append(r.dataset)
+    words = ("holds", "fails", "fragile", "undecided", "under-powered")
+    grouped: dict[str, dict[str, list[str]]] = {w: {} for w in words}
     for (metric, what), st in by_part.items():
         fam = S.by_family(results, st)
-        no = fam.count(S.NOT_CONFIRMED)
+        no, shaky = fam.count(S.NOT_CONFIRMED), fam.count(S.FRAGILE)
         if fam.count(S.CONFIRMED) == len(fam):
             grouped["holds"].setdefault(metric, []).append(what)
         elif no:
             grouped["fails"].setdefault(metric, []).append(f"{what} ({no}/{len(fam)} families)")
+        elif shaky:
+            why = shaky_why.get((metric, what), "a rerun can flip it")
+            grouped["fragile"].setdefault(metric, []).append(
+                f"{what} ({shaky}/{len(fam)} families; {why})"
+            )
         else:
             why = ", ".join(sorted(reasons.get((metric, what), ()))) or "interval straddles 0"
             grouped["undecided"].setdefault(metric, []).append(f"{what} ({why})")
+        if (metric, what) in weak:
+            grouped["under-powered"].setdefault(metric, []).append(
+                f"{what} ({', '.join(weak[(metric, what)])})"
+            )
     return {
         word: [f"{metric}: {', '.join(whats)}" for metric, whats in by_metric.items()]
         for word, by_metric in grouped.items()
@@ -139,44 +161,15 @@ def claim_table(
         f"A {THEOREM} or {FORMULA} cannot fail for a correct implementation: it checks the "
         f"code and the estimators (Claim 2's ordering holds for any encoder at these K and C). "
         f"An {EMPIRICAL} can fail. Intervals: seed-level one-sided "
-        "bounds (How this was made); a part holds where every data family confirms it.",
+        "bounds (How this was made); a part holds where every data family confirms it; "
+        "*fragile*: its interval straddles 0 and reaches the pre-registered effect of "
+        "interest, so a rerun can flip it (no finding either way); *under-powered*: this "
+        "run's seeds detect the effect of interest with less than `report.power`.",
     ]
     return md
 
 
 # --------------------------------------------------------------------------- the null
-def _seed_gaps(frame: pd.DataFrame, seed: int, ks: Sequence[int]) -> np.ndarray:
-    """One seed's R_mu - R_cont at each K (n_K, 1), NaN where it lacks a K."""
-    g = frame[frame["seed"] == seed].set_index("k")
-    gap = g["supervised_loss"] - g["contrastive_loss"]
-    return np.array([gap.get(k, np.nan) for k in ks], dtype=float)[:, None]
-
-
-def fixed_null_trends(
-    null: pd.DataFrame | None, results: pd.DataFrame, p: ReportParams
-) -> dict[str, tuple[S.Trend, S.Trend]]:
-    """Per dataset with a fixed-encoder null: the trend of the fixed encoder's gap, and the
-    trend of the measured gap minus the fixed encoder's (per seed, paired on K): the part
-    of the decay that training at each K adds."""
-    out: dict[str, tuple[S.Trend, S.Trend]] = {}
-    if null is None or null.empty:
-        return out
-    for ds, rows in results.groupby("dataset", sort=False):
-        fixed = null[null["dataset"] == ds]
-        ks = sorted(int(k) for k in rows["k"].unique())
-        if fixed.empty or len(ks) < 2:
-            continue
-        per_null, per_diff = {}, {}
-        for s in sorted(int(v) for v in rows["seed"].unique()):
-            per_null[s] = _seed_gaps(fixed, s, ks)
-            per_diff[s] = _seed_gaps(rows, s, ks) - per_null[s]
-        out[str(ds)] = (
-            S.trend(per_null, ks, -1, "fixed encoder's gap", p.confidence),
-            S.trend(per_diff, ks, -1, "gap minus the fixed encoder's", p.confidence),
-        )
-    return out
-
-
 def null_key(trends: Mapping[str, tuple[S.Trend, S.Trend]], p: ReportParams) -> str:
     """The fixed encoder's gap slopes and the learned part's, for Claim 5's key number."""
     if not trends:
@@ -192,15 +185,38 @@ def null_key(trends: Mapping[str, tuple[S.Trend, S.Trend]], p: ReportParams) -> 
 
 
 # --------------------------------------------------------------------------- per dataset
+SLACK = "slack (Bao's upper bound - R_mu)"
+DESCRIPTIVE = "descriptive (no verdict)"
+
+
+def slack_trend(results: pd.DataFrame, ds: str, p: ReportParams) -> S.Trend | None:
+    """How far Bao's upper bound sits above the measured R_mu against K on one dataset
+    (per-run values, seed-level interval): descriptive, no verdict. None below two K."""
+    rows = results[results["dataset"] == ds]
+    ks = sorted(int(k) for k in rows["k"].unique())
+    if len(ks) < 2:
+        return None
+    rows = rows.assign(_slack=rows["bao_upper"] - rows["supervised_loss"])
+    per = S.per_seed_values(rows, ks, {}, "", "_slack")
+    return S.trend(per, ks, -1, SLACK, p.confidence)
+
+
 def trend_table(
     ds: str,
     items: Sequence[Claim],
     null: Mapping[str, tuple[S.Trend, S.Trend]],
     p: ReportParams,
+    results: pd.DataFrame | None = None,
 ) -> list[str]:
-    """Claims 3 and 5 on one dataset: one row per quantity."""
+    """Claims 3 and 5 on one dataset: one row per quantity; the fixed encoder's gap and
+    the gap beyond it where Claim 5 does not already hold them; and, given `results`, the
+    slack of Bao's upper bound (descriptive)."""
     rows = [r for c in items for r in c.trends if r.dataset == ds]
-    extra = [(t, ()) for t in null.get(ds, ())]
+    have = {r.trend.metric for r in rows}
+    extra = [(t, ()) for t in null.get(ds, ()) if t.metric not in have]
+    slack = slack_trend(results, ds, p) if results is not None else None
+    if slack is not None:
+        extra.append((slack, ()))
     if not rows:
         return []
     d = p.decimals
@@ -216,11 +232,14 @@ def trend_table(
         if t.ks != ks:
             continue
         values = " | ".join(format_number(v, d) for v in t.values)
-        slope = f"{S.signed(t.slope_est.value, d)} {S.interval(*t.slope_ci, d)}"
-        if not verdicts and t.metric.startswith("gap minus"):
+        dd = S.distinct_decimals(*t.slope_ci, d)  # the value as the interval prints it
+        slope = f"{S.signed(t.slope_est.value, dd)} {S.interval(*t.slope_ci, d)}"
+        if not verdicts and t.metric == BEYOND_FIXED:
             status, why = S.verdict(t, p, "improves")
             verdicts = (("decays beyond the fixed encoder", status, why, ""),)
-        said = "; ".join(f"{what}: {status}" for what, status, _, _ in verdicts) or "the null"
+        said = "; ".join(f"{what}: {status}" for what, status, _, _ in verdicts) or (
+            DESCRIPTIVE if t.metric == SLACK else "the null" if t.metric == FIXED_GAP else ""
+        )
         sat = (
             S.interval(*t.saturation_ci, d)
             if t.saturation_est is not None and any(w == "saturates" for w, *_ in verdicts)
@@ -289,7 +308,7 @@ def answer(
             + f" ({by[3].key})"
             + (
                 "; not every part of Claim 3 holds (its row below says which)"
-                if found["fails"] or found["undecided"]
+                if found["fails"] or found["fragile"] or found["undecided"]
                 else ""
             )
             + "."

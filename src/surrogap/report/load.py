@@ -77,10 +77,16 @@ class ReportParams:
     decimals: int = spec(3, ge=1, le=6)
     # one-sided confidence level of every test ("improves", "saturates", "decays", the rate)
     confidence: float = spec(0.95, gt=0.5, lt=1)
-    # the power at which the report says how many seeds a decisive verdict would need
+    # the power at which the report sizes a test of the effects of interest below
     power: float = spec(0.8, ge=0.5, lt=1)
-    # Claim 5's rate: confirmed when the gap slope's interval lies within this fraction of
-    # Delta_U's slope (equivalence), not confirmed when Delta_U's slope lies outside it
+    # the smallest effects of interest, per unit log K, fixed in docs/PROTOCOL.md's
+    # pre-registration: a one-sided trend test is not confirmed when its interval lies
+    # wholly below the effect on the claimed side, fragile when it straddles 0 and reaches
+    # it; the power line sizes a test to detect it. R_mu, the gap and the slack use
+    # effect_r_mu (0.015: about 0.01 nats per doubling of K); the accuracies
+    # effect_accuracy (0.015: about 1 point per doubling of K)
+    effect_r_mu: float = spec(0.015, gt=0, lt=10)
+    effect_accuracy: float = spec(0.015, gt=0, lt=1)
     # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
     # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
     test_pairings: int = spec(10, ge=1)
@@ -348,17 +354,37 @@ def _train_info(path: Path) -> dict | None:
         v = info.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise UserError(f"train info {str(path)!r}: {key} is {v!r}, allowed: an integer >= 1")
+    # how the run stopped (training.stopping), where recorded: absent in older files
+    for key in ("stop_epoch", "max_epochs"):
+        v = info.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise UserError(
+                f"train info {str(path)!r}: {key} is {v!r}, allowed: an integer >= 0 or absent"
+            )
+    reason, flat = info.get("stop_reason"), info.get("flatness")
+    if reason is not None and not isinstance(reason, str):
+        raise UserError(f"train info {str(path)!r}: stop_reason is {reason!r}, allowed: a string")
+    if flat is not None and (
+        isinstance(flat, bool) or not isinstance(flat, int | float) or not math.isfinite(flat)
+    ):
+        raise UserError(
+            f"train info {str(path)!r}: flatness is {flat!r}, allowed: a finite number or null"
+        )
     return info
 
 
 def load_scale(
     pretrain_dir: str | Path, prepared_dir: str | Path | None, results: pd.DataFrame
-) -> dict[str, dict[str, list[float]]]:
+) -> dict[str, dict[str, list]]:
     """Per dataset of `results`, the scale its runs were actually run at, read from what
     the stages wrote (so the report depends on no dataset params): `per_class`, one value
     per data seed from `<prepared-dir>/<dataset>/s<seed>/meta.json` (all splits over the
     number of classes), `batch` and `epochs`, one value per run from its `train_info.json`
-    (the global batch and the epochs trained). A file that is absent adds no value."""
+    (the global batch and the epochs trained), and how each run stopped
+    (training.stopping): `stop_epoch` and `max_epochs` (the cap), `stop_reason` (the
+    record's kind, "converged" or "cap") and `flatness` (the relative improvement of the
+    last `stop_patience` evaluations; null where the rule is off), from the same file where
+    it records them. A file that is absent adds no value."""
     scale = {}
     for ds, runs in results.groupby("dataset", sort=False):
         per_class = []
@@ -377,6 +403,12 @@ def load_scale(
             "per_class": per_class,
             "batch": [i["global_batch"] for i in infos],
             "epochs": [i["epochs"] for i in infos],
+            "stop_epoch": [i["stop_epoch"] for i in infos if i.get("stop_epoch") is not None],
+            "max_epochs": [i["max_epochs"] for i in infos if i.get("max_epochs") is not None],
+            "stop_reason": [
+                i["stop_reason"].split(":")[0] for i in infos if i.get("stop_reason") is not None
+            ],
+            "flatness": [i["flatness"] for i in infos if i.get("flatness") is not None],
         }
     return scale
 

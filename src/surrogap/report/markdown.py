@@ -182,7 +182,7 @@ def scale_rows(
             classes=str(int(g["classes"].iloc[0])),
             per_class=_span(recorded.get("per_class", ())),
             batch=_span(recorded.get("batch", ())),
-            epochs=_span(recorded.get("epochs", ())),
+            epochs=epochs_cell(recorded),
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
@@ -195,6 +195,36 @@ def scale_rows(
             }
         )
     return rows
+
+
+def epochs_cell(recorded: Mapping[str, Sequence]) -> str:
+    """The epochs a dataset's runs trained: '40 (cap 40)', '38-120 (cap 150)' where each run
+    recorded where it stopped and its cap, else the epochs recorded ('unknown': none)."""
+    stop, cap = recorded.get("stop_epoch", ()), recorded.get("max_epochs", ())
+    if stop and cap:
+        return f"{_span(stop)} (cap {_span(cap)})"
+    return _span(recorded.get("epochs", ()))
+
+
+def stopping_line(recorded: Mapping[str, Sequence] | None) -> str:
+    """How a dataset's runs stopped (training.stopping): the stopping epochs (min-max over
+    runs), the cap, the reasons counted, and the largest flatness of the last evaluations;
+    '' where no run recorded it."""
+    recorded = recorded or {}
+    reasons = list(recorded.get("stop_reason", ()))
+    if not reasons:
+        return ""
+    counts = {r: reasons.count(r) for r in dict.fromkeys(reasons)}
+    said = ", ".join(f"{r} on {n}/{len(reasons)} runs" for r, n in counts.items())
+    flat = list(recorded.get("flatness", ()))
+    how_flat = (
+        f"the last evaluations' flatness (relative improvement of the best validation "
+        f"contrastive loss over the last `stop_patience` evaluations, training.stopping) is "
+        f"at most {max(flat):.3g}"
+        if flat
+        else "no flatness recorded (the convergence rule is off: `stop_patience` null)"
+    )
+    return f"Stopping: the runs stopped at epoch {epochs_cell(recorded)}; {said}; {how_flat}."
 
 
 def scale_markdown(
@@ -277,19 +307,26 @@ def _external_markdown(
     return md
 
 
-def _dataset_markdown(ds, results, trajectories, summary, missing, d, add, items, nulls, p):
+def _dataset_markdown(
+    ds, results, trajectories, summary, missing, d, add, items, nulls, p, scale=None
+):
     rows = results[results["dataset"] == ds]
     c, kind, tag = int(rows["classes"].iloc[0]), rows["kind"].iloc[0], _safe(ds)
     md = [f"## {ds} (kind {kind}, C = {c})", ""]
-    table = front.trend_table(ds, items, nulls, p)
+    stopped = stopping_line((scale or {}).get(str(ds)))
+    if stopped:
+        md += [stopped, ""]
+    table = front.trend_table(ds, items, nulls, p, results)
     if table:
         md += [
             "### Claims 3 and 5: trends against K",
             "",
             "Means over seeds per K; the slope is a seed-level estimate with its one-sided "
-            "bounds; *seeds needed*: for a decisive verdict at `report.power`. The fixed "
-            "encoder is the one trained at the smallest K, evaluated at every K (the "
-            "mechanical null, fixed_null stage).",
+            "bounds; *seeds needed*: to detect the pre-registered effect of interest at "
+            "`report.power`, with the power this run's n has for it. The fixed encoder is the "
+            "one trained at the smallest K, evaluated at every K (the mechanical null, "
+            "fixed_null stage); Claim 5 tests the gap minus its gap. The slack is "
+            "descriptive.",
             "",
             *table,
             "",
@@ -384,19 +421,31 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         "halves), with the seed's own s.e. (test points, R_cont's pairings); the interval is a "
         "t interval over seeds (n - 1 df), its s.e. at least what the seeds' own imply.",
         f"- `report.confidence` = {p.confidence:g}: each printed end is a one-sided "
-        f"{100 * p.confidence:g}% bound ({100 - 2 * a:g}% together); a trend is confirmed when "
-        "its bound excludes 0; Claims 1 and 4 call a violation within the normal quantile of "
-        "the run's (point's) own s.e. inconclusive. Claim 3: each metric improves (slope) and "
-        "saturates (early minus late gain > 0, late slope not worsening), its own verdict.",
-        "- Claim 5's null: R_mu flat in K with the measured R_cont (gap slope minus R_cont's); "
-        "the gap must fall and its excess over the null (R_mu's slope) be negative. Its rate: "
-        "confirmed when the gap slope's interval lies between Delta_U's and Delta_L's slopes "
-        "over the same K (the theorem puts the gap between them at every K), not confirmed "
-        "when it lies wholly outside, inconclusive when it straddles an end (no tuned "
-        "margin). Tallies count data families "
-        "(topics at every C: the same (seed, topic) draws, one family).",
-        f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to show each "
-        f"observed effect with this probability. `report.test_pairings` = {p.test_pairings} "
+        f"{100 * p.confidence:g}% bound ({100 - 2 * a:g}% together). Claims 1 and 4 call a "
+        "violation within the normal quantile of the run's (point's) own s.e. inconclusive. "
+        "Claim 3: each metric improves (slope) and saturates (early minus late gain, late "
+        "slope not worsening), each part its own verdict.",
+        f"- Three-way verdicts (docs/THEORY.md, section 8), against the smallest effects of "
+        f"interest fixed in docs/PROTOCOL.md's pre-registration, per unit log K: "
+        f"`report.effect_r_mu` = {p.effect_r_mu:g} (R_mu, the gap, the slack) and "
+        f"`report.effect_accuracy` = {p.effect_accuracy:g} (the accuracies). *Confirmed*: the "
+        "one-sided bound excludes 0 on the claimed side; *not confirmed*: the interval lies "
+        "wholly below the effect of interest on the claimed side (a decline stays not "
+        "confirmed); *fragile*: the interval straddles 0 and reaches the effect of interest, "
+        "so a rerun can flip it (no finding either way); *inconclusive*: the design decides "
+        "nothing (too few seeds, the ceiling, too few K, no null). A claim is not confirmed if "
+        "any part is, else fragile if any is, else inconclusive if any is, else confirmed.",
+        "- Claim 5: per seed, the gap of the encoder trained at each K minus the gap of the "
+        "smallest-K encoder held fixed (the fixed_null stage's reports/null.csv) must fall "
+        "with log K (three-way, `report.effect_r_mu`). Its rate: confirmed when the gap "
+        "slope's interval lies between Delta_U's and Delta_L's slopes over the same K (the "
+        "theorem puts the gap between them at every K), not confirmed when it lies wholly "
+        "outside, inconclusive when it straddles an end (no tuned margin). Tallies count "
+        "data families (topics at every C: the same (seed, topic) draws, one family).",
+        f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to detect the "
+        "effect of interest (not the observed effect) with this probability, from the "
+        "observed per-seed spread, and the power this run's n has for it (under-powered "
+        f"below {p.power:g}). `report.test_pairings` = {p.test_pairings} "
         "(probe.repeats): Claim 4 scales a one-pairing point by R_cont's s.e. x sqrt(this).",
         f"- `report.min_seeds` = {p.min_seeds}: with fewer seeds with every K a trend verdict "
         "is inconclusive (too little power).",
@@ -442,7 +491,7 @@ def build_report(
     )
     figures: dict[str, Figure] = {}
     summary = seed_summary(results)
-    items = claims(results, trajectories, p, missing_trajectories, points)
+    items = claims(results, trajectories, p, missing_trajectories, points, null)
 
     def add(name: str, fig: Figure, alt: str) -> str:
         figures[name] = fig
@@ -478,7 +527,7 @@ def build_report(
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
         md += _dataset_markdown(
-            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p
+            ds, results, trajectories, summary, missing_trajectories, d, add, items, nulls, p, scale
         )
     if external is not None and not external.empty:
         md += _external_markdown(external, d, add)

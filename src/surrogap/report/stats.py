@@ -25,6 +25,7 @@ from surrogap.report.load import ReportParams
 
 __all__ = [
     "CONFIRMED",
+    "FRAGILE",
     "INCONCLUSIVE",
     "NOT_CONFIRMED",
     "Estimate",
@@ -33,13 +34,16 @@ __all__ = [
     "contrast_weights",
     "data_families",
     "data_note",
+    "effect_for",
     "format_number",
+    "power_at",
     "seed_contrasts",
     "seed_interval",
     "seeds_needed",
     "signed",
     "slope",
     "t_bounds",
+    "three_way",
     "trend",
     "trend_line",
     "verdict",
@@ -120,23 +124,45 @@ def seed_interval(values, own_se=None, confidence: float = 0.95) -> Estimate:
     return Estimate(float(mean), float(lo), float(hi), float(spread), noise, int(v.size))
 
 
-def seeds_needed(
-    est: Estimate, direction: int, confidence: float, power: float, cap: int = 1000
-) -> int | None:
-    """Seeds a one-sided t test at `confidence` needs to show the observed effect
-    (direction * value > 0) with probability `power`, taking the per-seed standard
-    deviation as se * sqrt(n). None where the effect is not on the claimed side or the
-    spread is unknown; cap + 1 where more than `cap` would be needed."""
-    effect = direction * est.value
-    sd = est.se * math.sqrt(est.n) if est.n >= 2 else math.nan
-    if not (effect > 0) or not math.isfinite(sd):
-        return None
+def _per_seed_sd(est: Estimate) -> float:
+    """The per-seed standard deviation behind an estimate: se * sqrt(n) (NaN below 2 seeds)."""
+    return est.se * math.sqrt(est.n) if est.n >= 2 else math.nan
+
+
+def power_at(sd: float, effect: float, n: int, confidence: float) -> float:
+    """Power of a one-sided t test at `confidence` with n seeds to detect a true mean
+    `effect` (> 0) when the per-seed standard deviation is sd (noncentral t)."""
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    return float(_power(sd, effect, np.array([n]), confidence)[0])
+
+
+# beyond this noncentrality the power is 1 to double precision at every n >= 2 (and
+# scipy's noncentral t returns NaN far beyond it, where the spread is rounding noise)
+MAX_NONCENTRALITY = 1e3
+
+
+def _power(sd: float, effect: float, n: np.ndarray, confidence: float) -> np.ndarray:
     if sd == 0:
-        return 2
-    n = np.arange(2, cap + 1)
+        return np.ones(len(n))
+    nc = effect / sd * np.sqrt(n)
     crit = sps.t.ppf(confidence, n - 1)
-    got = sps.nct.sf(crit, n - 1, effect / sd * np.sqrt(n))
-    ok = np.flatnonzero(got >= power)
+    got = sps.nct.sf(crit, n - 1, np.minimum(nc, MAX_NONCENTRALITY))
+    return np.where(nc >= MAX_NONCENTRALITY, 1.0, got)
+
+
+def seeds_needed(
+    est: Estimate, effect: float, confidence: float, power: float, cap: int = 1000
+) -> int | None:
+    """Seeds a one-sided t test at `confidence` needs to detect the pre-registered effect
+    `effect` (> 0; `report.effect_r_mu` or `report.effect_accuracy`, never the observed one)
+    with probability `power`, taking the per-seed standard deviation as se * sqrt(n). None
+    where the spread is unknown (n < 2); cap + 1 where more than `cap` would be needed."""
+    sd = _per_seed_sd(est)
+    if not math.isfinite(sd) or not effect > 0:
+        return None
+    n = np.arange(2, cap + 1)
+    ok = np.flatnonzero(_power(sd, effect, n, confidence) >= power)
     return int(n[ok[0]]) if ok.size else cap + 1
 
 
@@ -301,8 +327,10 @@ def run_label(dataset: str, k: int, seed: int) -> str:
 
 # --------------------------------------------------------------------------- verdicts
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not confirmed", "inconclusive"
+# the interval straddles 0 and reaches the effect of interest: a rerun can flip it
+FRAGILE = "fragile"
 CONSISTENT, VIOLATED = "consistent (theorem check)", "violated (theorem check)"
-STATUSES = (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE)
+STATUSES = (CONFIRMED, NOT_CONFIRMED, FRAGILE, INCONCLUSIVE)
 # kinds whose datasets are drawn from the same (seed, class) draws: one data family per kind
 SHARED_DRAWS = {"topics": "the same (seed, topic) draws"}
 
@@ -326,7 +354,23 @@ def signed(x: float, decimals: int = 3) -> str:
     return text if text.startswith(("-", "u")) else f"+{text}"
 
 
+def distinct_decimals(lo: float, hi: float, d: int, most: int = 10) -> int:
+    """Decimals (at least d) that show two significant digits of the larger bound beyond
+    its leading zeros, and more until the two bounds print differently (at most `most`)."""
+    big = max(abs(lo), abs(hi)) if math.isfinite(lo) and math.isfinite(hi) else 0.0
+    if big == 0 or big >= 1e4:
+        return d
+    out = max(d, 1 - math.floor(math.log10(big)))
+    if abs(hi - lo) <= 1e-9 * big:  # equal up to rounding: no digits tell them apart
+        return out
+    while out < most and format_number(lo, out) == format_number(hi, out):
+        out += 1
+    return min(out, most)
+
+
 def interval(lo: float, hi: float, d: int) -> str:
+    """'[lo, hi]' with at least d decimals, more where d would print both bounds alike."""
+    d = distinct_decimals(lo, hi, d)
     return f"[{signed(lo, d)}, {signed(hi, d)}]"
 
 
@@ -375,10 +419,13 @@ def tally(statuses: Sequence[str], unit: str = "data families") -> str:
 
 
 def combine(statuses: Sequence[str]) -> str:
+    """Not confirmed if any part is, else fragile if any is, else inconclusive if any is
+    (or there is none), else confirmed."""
     if not statuses:
         return INCONCLUSIVE
-    if NOT_CONFIRMED in statuses:
-        return NOT_CONFIRMED
+    for status in (NOT_CONFIRMED, FRAGILE):
+        if status in statuses:
+            return status
     return CONFIRMED if all(s == CONFIRMED for s in statuses) else INCONCLUSIVE
 
 
@@ -420,14 +467,43 @@ def too_few(t: Trend, p: ReportParams) -> str:
     return ""
 
 
+def effect_for(metric: str, p: ReportParams) -> float:
+    """The pre-registered smallest effect of interest of a quantity, per unit log K: an
+    accuracy's `report.effect_accuracy`, a loss's (R_mu, the gap, the gap beyond the fixed
+    encoder, the slack) `report.effect_r_mu`."""
+    return p.effect_accuracy if "accuracy" in metric else p.effect_r_mu
+
+
+def three_way(est: Estimate, direction: int, effect: float, d: int = 3) -> tuple[str, str]:
+    """(status, reason) of a one-sided test that the effect lies on the `direction` side
+    of 0, against the smallest effect of interest `effect` (> 0): confirmed when the
+    one-sided bound excludes 0 on that side; not confirmed when the interval lies wholly
+    below the effect of interest on that side (any effect is smaller than the smallest of
+    interest, or on the other side); else fragile: the interval straddles 0 and reaches the
+    effect of interest, so a rerun can flip it."""
+    lo, hi = est.ci
+    gain_lo, gain_hi = sorted((direction * lo, direction * hi))
+    if gain_lo > 0:
+        return CONFIRMED, ""
+    if gain_hi < effect:
+        return NOT_CONFIRMED, ""
+    return FRAGILE, (
+        f"interval {interval(lo, hi, d)} straddles 0 and reaches the effect of interest "
+        f"{signed(direction * effect, d)}: a rerun can flip it"
+    )
+
+
 def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
-    """(status, reason) of 'improves' or 'saturates' for one trend."""
+    """(status, reason) of 'improves' or 'saturates' for one trend: three-way (three_way)
+    against the metric's effect of interest (effect_for), inconclusive where the design
+    decides nothing (too few seeds, the ceiling at the smallest K, fewer than three K)."""
     if too_few(t, p):
         return INCONCLUSIVE, too_few(t, p)
+    effect = effect_for(t.metric, p)
     if which == "improves":
         if t.at_ceiling and t.at_ceiling[0] == t.ks[0]:
             return INCONCLUSIVE, f"at the ceiling ({p.ceiling:g}) already at K = {t.ks[0]}"
-        return (CONFIRMED, "") if t.improves else (NOT_CONFIRMED, "")
+        return three_way(t.slope_est, t.direction, effect, p.decimals)
     if len(t.ks) < 3:
         return INCONCLUSIVE, "fewer than three K values"
     if t.at_ceiling:
@@ -440,23 +516,36 @@ def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
         return NOT_CONFIRMED, (
             f"declines from K = {late[0]} to {late[-1]}: late slope {interval(*t.late_ci, p.decimals)}"
         )
-    return (CONFIRMED, "") if t.saturates else (NOT_CONFIRMED, "")
+    return three_way(t.saturation_est, 1, effect, p.decimals)
 
 
-def needed(est: Estimate | None, direction: int, p: ReportParams) -> str:
-    """Seeds for a decisive one-sided test of this effect at power `report.power`, never
-    fewer than `report.min_seeds` (with fewer, the verdict is inconclusive by rule). With
-    one seed there is no spread to size the test from: it says so and what n is needed."""
+def power_of(est: Estimate | None, metric: str, p: ReportParams) -> float:
+    """The power this run's n has to detect the metric's effect of interest (NaN below 2
+    seeds)."""
+    if est is None or est.n < 2:
+        return math.nan
+    return power_at(_per_seed_sd(est), effect_for(metric, p), est.n, p.confidence)
+
+
+def needed(est: Estimate | None, metric: str, p: ReportParams) -> str:
+    """Seeds a one-sided t test at `report.confidence` needs to detect the metric's
+    pre-registered effect of interest (effect_for) with power `report.power`, from the
+    observed per-seed spread, never fewer than `report.min_seeds`; and the power this run's
+    n has for that effect. With one seed there is no spread to size the test from: it says
+    so and what n is needed."""
     if est is None or est.n < 2:
         n = 0 if est is None else est.n
         return (
             f"unknown at n = {n} (no spread between seeds to size a test from; run at least "
             f"{max(2, p.min_seeds)} seeds)"
         )
-    m = seeds_needed(est, direction, p.confidence, p.power)
-    if m is None:
-        return "none (the effect is not on the claimed side)"
-    return f"more than {m - 1}" if m > 1000 else str(max(m, p.min_seeds))
+    m = seeds_needed(est, effect_for(metric, p), p.confidence, p.power)
+    count = (
+        "unknown" if m is None else f"more than {m - 1}" if m > 1000 else str(max(m, p.min_seeds))
+    )
+    pw = power_of(est, metric, p)
+    low = ", under-powered" if pw < p.power else ""
+    return f"{count} (power at n = {est.n}: {pw:.2f}{low})"
 
 
 def n_text(t: Trend) -> str:
@@ -473,19 +562,23 @@ def trend_line(t: Trend, p: ReportParams, with_saturation: bool = True, verb: st
         f"{', '.join(map(str, t.ks))} ({n_text(t)}): slope {signed(t.slope, d)} per unit "
         f"log K {ci_text(t.slope_est, d)}"
     )
-    verdicts = [(verb, *verdict(t, p, "improves"), needed(t.slope_est, t.direction, p))]
+    verdicts = [(verb, *verdict(t, p, "improves"), needed(t.slope_est, t.metric, p))]
     if with_saturation and len(t.ks) >= 3:
         text += (
             f", early {signed(t.early, d)}, late {signed(t.late, d)} (early minus late gain "
             f"{ci_text(t.saturation_est, d)})"
         )
-        verdicts.append(("saturates", *verdict(t, p, "saturates"), needed(t.saturation_est, 1, p)))
+        verdicts.append(
+            ("saturates", *verdict(t, p, "saturates"), needed(t.saturation_est, t.metric, p))
+        )
     reasons = list(dict.fromkeys(why for _, _, why, _ in verdicts if why))
     if t.at_ceiling and not any("ceiling" in r for r in reasons):
         reasons.append(f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}")
     text += "; " + ", ".join(f"{what}: {status}" for what, status, _, _ in verdicts)
     text += f" ({'; '.join(reasons)})" if reasons else ""
-    text += "; seeds for a decisive verdict: " + ", ".join(f"{w} {m}" for w, _, _, m in verdicts)
+    text += "; seeds to detect the effect of interest: " + ", ".join(
+        f"{w} {m}" for w, _, _, m in verdicts
+    )
     return text, verdicts
 
 
