@@ -73,21 +73,42 @@ def test_t_bounds_are_the_textbook_interval_and_the_noise_floor():
 
 def test_seeds_needed_is_the_t_tests_power_for_the_pre_registered_effect():
     # observed effect -0.5, but the test is sized for the effect of interest 0.5 at per-seed
-    # s.d. 0.5 (d = 1), whatever the observed value: the observed one never enters
+    # s.d. 0.5 (d = 1), whatever the observed value: the observed one never enters. The
+    # confirming test's bound must clear 0 by the rerun margin (one standard error): its
+    # critical value is the t quantile plus RERUN_MARGIN_SE
+    m = S.RERUN_MARGIN_SE
+    assert m == 1.0
     for observed in (-0.5, +3.0, 0.0):
         est = S.Estimate(observed, math.nan, math.nan, 0.5 / math.sqrt(3), 0, n=3)
         n = S.seeds_needed(est, 0.5, 0.95, 0.8)
-        crit = sps.t.ppf(0.95, n - 1)
+        crit = sps.t.ppf(0.95, n - 1) + m
         assert sps.nct.sf(crit, n - 1, math.sqrt(n)) >= 0.8
-        crit = sps.t.ppf(0.95, n - 2)
+        crit = sps.t.ppf(0.95, n - 2) + m
         assert sps.nct.sf(crit, n - 2, math.sqrt(n - 1)) < 0.8
-        assert n == 8
+        assert n == 14
     # the power at this n: the noncentral t at d sqrt(n); d = 1, n = 3
     assert S.power_at(0.5, 0.5, 3, 0.95) == pytest.approx(
-        sps.nct.sf(sps.t.ppf(0.95, 2), 2, math.sqrt(3))
+        sps.nct.sf(sps.t.ppf(0.95, 2) + m, 2, math.sqrt(3))
     )
     one = S.Estimate(-0.5, math.nan, math.nan, math.nan, 0, n=1)
     assert S.seeds_needed(one, 0.5, 0.95, 0.8) is None  # no spread: nothing to size from
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "se", "expected"),
+    [
+        (0.02, 0.06, 0.005, "confirmed"),  # clears 0 by more than one s.e.
+        (0.004, 0.04, 0.005, "fragile"),  # excludes 0, but within one s.e. of it
+        (-0.03, 0.005, 0.005, "not confirmed"),  # below the effect (0.015) by more than one s.e.
+        (-0.03, 0.012, 0.005, "fragile"),  # below the effect, but within one s.e. of it
+        (-0.01, 0.03, 0.005, "fragile"),  # straddles 0 and reaches the effect
+    ],
+)
+def test_a_verdict_within_one_standard_error_of_its_threshold_is_fragile(lo, hi, se, expected):
+    est = S.Estimate((lo + hi) / 2, lo, hi, se, 0, n=5)
+    assert S.three_way(est, +1, 0.015)[0] == expected
+    # the same on the other side: a quantity that improves by falling
+    assert S.three_way(S.Estimate(-est.value, -hi, -lo, se, 0, n=5), -1, 0.015)[0] == expected
 
 
 def test_a_confirmed_effect_is_not_said_to_need_two_seeds():
@@ -97,8 +118,8 @@ def test_a_confirmed_effect_is_not_said_to_need_two_seeds():
     est = S.Estimate(-1.0, -1.02, -0.98, 0.01, 0, n=3)  # per-seed s.d. 0.0173
     n = S.seeds_needed(est, p.effect_r_mu, p.confidence, p.power)
     d = 0.015 / (0.01 * math.sqrt(3))
-    assert sps.nct.sf(sps.t.ppf(0.95, n - 1), n - 1, d * math.sqrt(n)) >= 0.8
-    assert sps.nct.sf(sps.t.ppf(0.95, n - 2), n - 2, d * math.sqrt(n - 1)) < 0.8
+    assert sps.nct.sf(sps.t.ppf(0.95, n - 1) + 1, n - 1, d * math.sqrt(n)) >= 0.8
+    assert sps.nct.sf(sps.t.ppf(0.95, n - 2) + 1, n - 2, d * math.sqrt(n - 1)) < 0.8
     assert n > 2
     text = S.needed(est, "R_mu", p)
     power = S.power_at(0.01 * math.sqrt(3), 0.015, 3, 0.95)
@@ -120,7 +141,9 @@ def test_a_confirmed_effect_is_not_said_to_need_two_seeds():
     ],
 )
 def test_three_way_verdict_against_the_effect_of_interest(lo, hi, direction, status):
-    est = S.Estimate((lo + hi) / 2, lo, hi, 0.01, 0, n=3)
+    # a standard error far below the distances to 0 and the effect: the rerun margin
+    # (test_a_verdict_within_one_standard_error_of_its_threshold_is_fragile) decides nothing
+    est = S.Estimate((lo + hi) / 2, lo, hi, 1e-5, 0, n=3)
     got, why = S.three_way(est, direction, 0.015)
     assert got == status
     if status == "fragile":

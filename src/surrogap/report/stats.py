@@ -129,9 +129,17 @@ def _per_seed_sd(est: Estimate) -> float:
     return est.se * math.sqrt(est.n) if est.n >= 2 else math.nan
 
 
+# A verdict is decisive only where it holds with its bound moved one standard error
+# towards the threshold (three_way): another machine or another set of seeds moves an
+# estimate by about that much, and a verdict within it is reported as fragile, not as a
+# finding. Pre-registered in docs/PROTOCOL.md.
+RERUN_MARGIN_SE = 1.0
+
+
 def power_at(sd: float, effect: float, n: int, confidence: float) -> float:
-    """Power of a one-sided t test at `confidence` with n seeds to detect a true mean
-    `effect` (> 0) when the per-seed standard deviation is sd (noncentral t)."""
+    """Power of the confirming test with n seeds when the true mean is `effect` (> 0) and
+    the per-seed standard deviation sd (noncentral t): the one-sided t bound at
+    `confidence`, moved RERUN_MARGIN_SE standard errors towards 0, excludes 0."""
     if n < 2 or not math.isfinite(sd):
         return math.nan
     return float(_power(sd, effect, np.array([n]), confidence)[0])
@@ -146,7 +154,7 @@ def _power(sd: float, effect: float, n: np.ndarray, confidence: float) -> np.nda
     if sd == 0:
         return np.ones(len(n))
     nc = effect / sd * np.sqrt(n)
-    crit = sps.t.ppf(confidence, n - 1)
+    crit = sps.t.ppf(confidence, n - 1) + RERUN_MARGIN_SE
     got = sps.nct.sf(crit, n - 1, np.minimum(nc, MAX_NONCENTRALITY))
     return np.where(nc >= MAX_NONCENTRALITY, 1.0, got)
 
@@ -154,7 +162,7 @@ def _power(sd: float, effect: float, n: np.ndarray, confidence: float) -> np.nda
 def seeds_needed(
     est: Estimate, effect: float, confidence: float, power: float, cap: int = 1000
 ) -> int | None:
-    """Seeds a one-sided t test at `confidence` needs to detect the pre-registered effect
+    """Seeds the confirming test (power_at) needs to detect the pre-registered effect
     `effect` (> 0; `report.effect_r_mu` or `report.effect_accuracy`, never the observed one)
     with probability `power`, taking the per-seed standard deviation as se * sqrt(n). None
     where the spread is unknown (n < 2); cap + 1 where more than `cap` would be needed."""
@@ -476,17 +484,26 @@ def effect_for(metric: str, p: ReportParams) -> float:
 
 def three_way(est: Estimate, direction: int, effect: float, d: int = 3) -> tuple[str, str]:
     """(status, reason) of a one-sided test that the effect lies on the `direction` side
-    of 0, against the smallest effect of interest `effect` (> 0): confirmed when the
-    one-sided bound excludes 0 on that side; not confirmed when the interval lies wholly
-    below the effect of interest on that side (any effect is smaller than the smallest of
-    interest, or on the other side); else fragile: the interval straddles 0 and reaches the
-    effect of interest, so a rerun can flip it."""
+    of 0, against the smallest effect of interest `effect` (> 0), each bound moved
+    RERUN_MARGIN_SE standard errors (se) towards the threshold it is compared with:
+    confirmed when the one-sided bound excludes 0 on that side by more than that margin;
+    not confirmed when the interval lies below the effect of interest on that side by more
+    than it (any effect is smaller than the smallest of interest, or on the other side);
+    else fragile: the interval straddles 0 and reaches the effect of interest, or a bound
+    lies within the margin of its threshold, so a rerun can flip it."""
     lo, hi = est.ci
     gain_lo, gain_hi = sorted((direction * lo, direction * hi))
-    if gain_lo > 0:
+    margin = RERUN_MARGIN_SE * est.se if math.isfinite(est.se) else 0.0
+    if gain_lo - margin > 0:
         return CONFIRMED, ""
-    if gain_hi < effect:
+    if gain_hi + margin < effect:
         return NOT_CONFIRMED, ""
+    if gain_lo > 0 or gain_hi < effect:
+        near = "0" if gain_lo > 0 else f"the effect of interest {signed(direction * effect, d)}"
+        return FRAGILE, (
+            f"interval {interval(lo, hi, d)} lies within one standard error "
+            f"({format_number(est.se, d)}) of {near}: a rerun can flip it"
+        )
     return FRAGILE, (
         f"interval {interval(lo, hi, d)} straddles 0 and reaches the effect of interest "
         f"{signed(direction * effect, d)}: a rerun can flip it"
