@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import cli_args, files_under, one_line, stage, tiny_params, write_params
 
-from surrogap.core import config, schema
+from surrogap.core import config, parallel, schema
 from surrogap.core import prepared as core_prepared
 from surrogap.core.errors import UserError
 from surrogap.core.schema import RESULTS_CSV_COLUMNS
@@ -67,7 +67,7 @@ def test_a_groups_seeds_train_to_the_same_bytes_side_by_side_or_one_by_one(tmp_p
     prepare.run(params, "circle", tmp_path / "data", tmp_path / "raw")
     outs = {}
     for jobs in ("1", "2"):
-        monkeypatch.setenv(pretrain.JOBS_VARIABLE, jobs)
+        monkeypatch.setenv(parallel.JOBS_VARIABLE, jobs)
         out = tmp_path / f"out{jobs}"
         pretrain.run_seeds(
             params, "circle", 4, [0, 1, 2], tmp_path / "data", out, tmp_path / f"c{jobs}"
@@ -344,3 +344,40 @@ def test_every_stage_runs_its_numeric_libraries_on_one_thread(monkeypatch):
     assert seen["pools"] and set(seen["pools"].values()) == {1}, seen["pools"]
     assert seen["torch"] == 1
     assert set(seen["env"].values()) == {"1"}
+
+
+# --------------------------------------------------------------------------- core.parallel
+def test_each_runs_every_item_in_forked_processes_and_raises_the_first_failure(tmp_path):
+    def write(i: int) -> None:
+        (tmp_path / f"{i}.txt").write_text(f"{i} in {os.getpid()}")
+
+    parallel.each(range(5), write, 2)
+    pids = {(tmp_path / f"{i}.txt").read_text().split(" in ")[1] for i in range(5)}
+    assert len(pids) == 5 and str(os.getpid()) not in pids  # one forked process per item
+
+    def fail_on_two(i: int) -> None:
+        if i == 2:
+            raise UserError("seed 2: bad")
+        (tmp_path / f"ok{i}").touch()
+
+    with pytest.raises(UserError, match=r"^seed 2: bad$"):
+        parallel.each([2, 0, 1, 3, 4], fail_on_two, 1)  # in order, in this process
+    assert not list(tmp_path.glob("ok*"))
+    with pytest.raises(UserError, match=r"^seed 2: bad$"):
+        parallel.each([2, 0, 1, 3, 4], fail_on_two, 2)
+    # the failure stops what had not started: at most the one started beside it ran
+    assert len(list(tmp_path.glob("ok*"))) <= 1
+
+    def crash(i: int) -> None:
+        raise ValueError("not a user error")
+
+    with pytest.raises(RuntimeError, match=r"^ValueError: not a user error$"):
+        parallel.each([0, 1], crash, 2)
+
+
+@pytest.mark.parametrize("text", ["0", "two", "-1"])
+def test_a_bad_stage_jobs_variable_is_one_line_in_every_stage_that_reads_it(text):
+    with pytest.raises(
+        UserError, match=f"SURROGAP_STAGE_JOBS is '{text}', allowed: an integer >= 1"
+    ):
+        parallel.stage_jobs({"SURROGAP_STAGE_JOBS": text})

@@ -456,13 +456,16 @@ def _restore(old: Path | None, path: Path) -> None:
         os.replace(old, path)
 
 
-def write_seeds(out_dir: str | Path, seeds, write: Callable[[int, str, Path], None]) -> None:
+def write_seeds(
+    out_dir: str | Path, seeds, write: Callable[[int, str, Path], None], jobs: int = 1
+) -> None:
     """Replace the folder `out_dir` whole (:func:`atomic_dir`) with what ``write(seed, name,
     tmp)`` writes into the temporary folder `tmp` for every seed, `name` being the seed's
     entry ``s<seed>`` (schema.seed_dir): the output of the stages that handle every seed of
-    their dataset, or (dataset, K), in one process."""
+    their dataset, or (dataset, K), in one instance; `jobs` seeds at once in forked
+    processes (core.parallel.each; each seed writes only its own files)."""
+    from surrogap.core.parallel import each
     from surrogap.core.schema import seed_dir
 
     with atomic_dir(out_dir) as tmp:
-        for seed in seeds:
-            write(seed, seed_dir(seed), tmp)
+        each(list(seeds), lambda seed: write(seed, seed_dir(seed), tmp), jobs)

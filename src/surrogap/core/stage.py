@@ -70,12 +70,6 @@ def parser(name: str, doc: str | None, params: bool = True) -> Parser:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-# the processes a matrix stage may run its seeds in at once (surrogap.pipeline.pretrain.jobs;
-# default: the cores); `surrogap sweep` sets it to the cores per worker, so two workers on two
-# cores start two training processes, not four
-JOBS_VARIABLE = "SURROGAP_STAGE_JOBS"
-
-
 def pin_numeric_threads() -> None:
     """One thread for every numeric library of this process, whatever the machine and
     however the stage was started (`dvc repro`, `surrogap sweep`'s workers, by hand): a

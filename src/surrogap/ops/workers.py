@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from surrogap.core.stage import JOBS_VARIABLE
+from surrogap.core.parallel import JOBS_VARIABLE
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
 # Each local worker is two processes of its own (a nanny and the worker, about 150 MB

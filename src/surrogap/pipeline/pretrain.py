@@ -16,9 +16,9 @@ from pathlib import Path
 from surrogap.core import config, memory
 from surrogap.core.config import dataset_section
 from surrogap.core.errors import UserError
+from surrogap.core.parallel import each, stage_jobs
 from surrogap.core.prepared import check_dataset
 from surrogap.core.schema import run_name, seed_dir
-from surrogap.core.stage import JOBS_VARIABLE
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
 from surrogap.training import checkpoint, train
@@ -108,15 +108,7 @@ def jobs(tcfg: TrainConfig, runs: int, environ: Mapping[str, str] | None = None)
 
         if torch.cuda.is_available():  # no CUDA context yet: forked children could use none
             return 1
-    text = env.get(JOBS_VARIABLE, "")
-    try:
-        cores = int(text) if text else (os.cpu_count() or 1)
-    except ValueError:
-        raise UserError(
-            f"{JOBS_VARIABLE} is {config.shown(text)}, allowed: an integer >= 1"
-        ) from None
-    if cores < 1:
-        raise UserError(f"{JOBS_VARIABLE} is {config.shown(text)}, allowed: an integer >= 1")
+    cores = stage_jobs(env)
     return max(1, min(runs, cores // max(1, tcfg.threads or 1)))
 
 
@@ -132,7 +124,7 @@ def run_seeds(
 ) -> None:
     """Every seed of one (dataset, K) group: seed s reads ``data_dir/s<s>`` and writes
     ``out_dir/s<s>`` (checkpoints in ``checkpoint_dir/s<s>``), in :func:`jobs` processes.
-    The first failure stops the group and is raised as it was."""
+    The first failure stops the group and is raised again (core.parallel.each)."""
     tcfg = train_config(params, dataset)
     n = jobs(tcfg, len(seeds))
     args = [
@@ -148,23 +140,4 @@ def run_seeds(
         )
         for s in seeds
     ]
-    if n == 1:
-        for a in args:
-            run(*a)
-        return
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-
-    # fork: the children start with this process's imports (torch: seconds each) and
-    # its one-thread settings; nothing has computed on a thread pool yet
-    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
-    try:
-        futures = [pool.submit(run, *a) for a in args]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in futures:
-            if f in done and f.exception() is not None:
-                raise f.exception()
-        for f in futures:
-            f.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    each(args, lambda a: run(*a), n)

@@ -1,7 +1,7 @@
 """The `probe` stage: mean classifier, linear probe and test contrastive loss of every seed of
 one (dataset, group): ``<features>/s<seed>.npz`` into ``<out>/s<seed>.json`` (the record) and
-``<out>/s<seed>.npz`` (per-test-point arrays); one process per (dataset, K), the folder
-replaced whole."""
+``<out>/s<seed>.npz`` (per-test-point arrays); one instance per (dataset, K), its seeds
+side by side in forked processes (core.parallel), the folder replaced whole."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from surrogap.core import files, io
 from surrogap.core.config import model, spec, stage_config
 from surrogap.core.config import seeds as config_seeds
 from surrogap.core.errors import UserError
+from surrogap.core.parallel import stage_jobs
 from surrogap.core.prepared import check_dataset, read_labels
 from surrogap.core.schema import FEATURE_SPLITS, PROBE_ARRAYS
 from surrogap.estimators.evaluation import (
@@ -170,4 +171,4 @@ def run(
         out, points = tmp / f"{name}.json", tmp / f"{name}.npz"
         probe_seed(cfg, dataset, k, seed, data_dir / name, features, out, lr, points)
 
-    io.write_seeds(out_dir, config_seeds(params), write)
+    io.write_seeds(out_dir, config_seeds(params), write, stage_jobs())
