@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from surrogap import cli
 from surrogap.core.columns import COLUMNS, tolerances
@@ -260,11 +261,15 @@ def test_another_design_is_said_first_and_its_verdict_changes_are_marked(tmp_pat
     ref = copy_reports(tmp_path / "ref")
     rep = copy_reports(tmp_path / "rep")
     params = (tmp_path / "rep" / "params.yaml").read_text(encoding="utf-8")
-    assert "\nseed: [0, 1, 2]\n" in params and "    epochs: 40\n" in params
-    params = params.replace("\nseed: [0, 1, 2]\n", "\nseed: [0]\n")
+    committed = yaml.safe_load(params)
+    seeds, epochs = ", ".join(map(str, committed["seed"])), committed["circle"]["train"]["epochs"]
+    assert f"\nseed: [{seeds}]\n" in params and f"    epochs: {epochs} " in params
+    params = params.replace(f"\nseed: [{seeds}]\n", "\nseed: [0]\n")
     (tmp_path / "rep" / "params.yaml").write_text(
-        params.replace("    epochs: 40\n", "    epochs: 5\n", 1)
+        params.replace(f"    epochs: {epochs} ", "    epochs: 5 ", 1)
     )
+    grid = ", ".join(map(str, sorted(set(pd.read_csv(ref / "results.csv")["seed"]))))
+    per_k = pd.read_csv(ref / "results.csv").groupby(["dataset", "k"]).size()
 
     def one_seed(frame):
         frame = frame[frame["seed"] == 0].copy()
@@ -279,11 +284,12 @@ def test_another_design_is_said_first_and_its_verdict_changes_are_marked(tmp_pat
     assert lines[2].startswith("DESIGN DIFFERS: the two sides are not the same experiment")
     assert (
         lines[3]
-        == "  params differ (2 keys): circle.train.epochs 5 against 40; seed [0] against [0, 1, 2]"
+        == f"  params differ (2 keys): circle.train.epochs 5 against {epochs}; seed [0] against [{seeds}]"
     )
-    assert lines[4] == "  grid differs: seed 0 against 0, 1, 2"
+    assert lines[4] == f"  grid differs: seed 0 against {grid}"
+    n_circle, n_digits = per_k["circle"].iloc[0], per_k["digits"].iloc[0]
     assert lines[5].startswith(
-        "  seeds per (dataset, K) differ: circle 1 against 3; digits 1 against 3"
+        f"  seeds per (dataset, K) differ: circle 1 against {n_circle}; digits 1 against {n_digits}"
     )
     summary = lines[-1]
     heads_ref, per_ref = oracle(ref)
