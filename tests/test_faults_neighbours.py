@@ -324,7 +324,7 @@ def test_pretrain_refuses_prepared_data_disagreeing_with_meta_json(copy, capsys)
         dataset="circle",
         k=4,
         seed=0,
-        data=folder,
+        data=folder.parent,
         out=copy / "run",
         checkpoints=copy / "ckpt-refused",  # mini/ckpt keeps the fixture run's final checkpoint
     )
@@ -475,7 +475,7 @@ def test_text_data_outside_its_vocabulary_is_refused_before_training(
         dataset="topics",
         k=4,
         seed=0,
-        data=prepared / "s0",
+        data=prepared,
         out=tmp_path / "run",
         checkpoints=tmp_path / "ckpt",
     )
@@ -495,7 +495,7 @@ def _stage_argv(root: Path, name: str) -> list[str]:
             dataset="circle",
             k=4,
             seed=0,
-            data=d / "prepared/circle/s0",
+            data=d / "prepared/circle",
             out=root / "run",
             checkpoints=root / "ckpt",
         )
@@ -517,7 +517,7 @@ def _stage_argv(root: Path, name: str) -> list[str]:
         ("probe", "data/features/circle/k4/s0.npz", "features"),
         ("fixed_null", "data/features/circle/k4/s0.npz", "features"),
         ("extract", "data/pretrain/circle/k4/s0/model.pt", "model.pt"),
-        ("pretrain", "ckpt/last.pt", "a checkpoint"),
+        ("pretrain", "ckpt/s0/last.pt", "a checkpoint"),
         ("pretrain", "data/prepared/circle/s0/train.npz", "a prepared split"),
         ("select_lr", "reports/results.csv", "results"),
         ("report", "reports/selected.csv", "results"),

@@ -378,12 +378,18 @@ def test_local_workers_one_per_gpu_each_pinned(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert visible_gpus() == []
     # CPU: the cores split among the workers unless OMP_NUM_THREADS is set
+    # and so do the processes a stage runs its seeds in (SURROGAP_STAGE_JOBS)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SURROGAP_STAGE_JOBS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     cpu = plan_workers(None, [])
-    assert cpu.envs == [{"OMP_NUM_THREADS": "1"}] * 8 and cpu.describe == "8 local workers (CPU)"
-    assert plan_workers(2, parse_gpus("none")).envs == [{"OMP_NUM_THREADS": "4"}] * 2
+    one = {"OMP_NUM_THREADS": "1", "SURROGAP_STAGE_JOBS": "1"}
+    assert cpu.envs == [one] * 8 and cpu.describe == "8 local workers (CPU)"
+    four = {"OMP_NUM_THREADS": "4", "SURROGAP_STAGE_JOBS": "4"}
+    assert plan_workers(2, parse_gpus("none")).envs == [four] * 2
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert plan_workers(2, []).envs == [{"SURROGAP_STAGE_JOBS": "4"}] * 2
+    monkeypatch.setenv("SURROGAP_STAGE_JOBS", "1")
     assert plan_workers(2, []).envs == [{}, {}]
     assert parse_gpus("0,1") == ["0", "1"]
 

@@ -163,7 +163,8 @@ def claim_table(
         f"An {EMPIRICAL} can fail. Intervals: seed-level one-sided "
         "bounds (How this was made); a part holds where every data family confirms it; "
         "*fragile*: its interval straddles 0 and reaches the pre-registered effect of "
-        "interest, so a rerun can flip it (no finding either way); *under-powered*: this "
+        "interest, or a bound lies within one standard error of its threshold, so a rerun "
+        "can flip it (no finding either way); *under-powered*: this "
         "run's seeds detect the effect of interest with less than `report.power`.",
     ]
     return md

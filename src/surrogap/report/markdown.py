@@ -38,6 +38,7 @@ from surrogap.report.claims import (
 from surrogap.report.load import ReportParams
 from surrogap.report.names import file_name as _safe
 from surrogap.report.names import md_text
+from surrogap.report.stats import RERUN_MARGIN_SE
 from surrogap.theory import bounds
 
 __all__ = ["Report", "build_report", "scale_rows", "seed_summary", "table_markdown"]
@@ -428,11 +429,13 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         f"- Three-way verdicts (docs/THEORY.md, section 8), against the smallest effects of "
         f"interest fixed in docs/PROTOCOL.md's pre-registration, per unit log K: "
         f"`report.effect_r_mu` = {p.effect_r_mu:g} (R_mu, the gap, the slack) and "
-        f"`report.effect_accuracy` = {p.effect_accuracy:g} (the accuracies). *Confirmed*: the "
-        "one-sided bound excludes 0 on the claimed side; *not confirmed*: the interval lies "
-        "wholly below the effect of interest on the claimed side (a decline stays not "
-        "confirmed); *fragile*: the interval straddles 0 and reaches the effect of interest, "
-        "so a rerun can flip it (no finding either way); *inconclusive*: the design decides "
+        f"`report.effect_accuracy` = {p.effect_accuracy:g} (the accuracies), each bound "
+        f"moved {RERUN_MARGIN_SE:g} standard error towards its threshold (a rerun moves an "
+        "estimate by about that much). *Confirmed*: the one-sided bound excludes 0 on the "
+        "claimed side by more than that; *not confirmed*: the interval lies below the effect "
+        "of interest on the claimed side by more than that (a decline stays not confirmed); "
+        "*fragile*: otherwise, so a rerun can flip it (no finding either way); "
+        "*inconclusive*: the design decides "
         "nothing (too few seeds, the ceiling, too few K, no null). A claim is not confirmed if "
         "any part is, else fragile if any is, else inconclusive if any is, else confirmed.",
         "- Claim 5: per seed, the gap of the encoder trained at each K minus the gap of the "
