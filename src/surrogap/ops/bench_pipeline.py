@@ -39,7 +39,7 @@ def _stage_repo(root, quick: bool):
     params = yaml.safe_load((src / "params.yaml").read_text())
     dataset, _, seed = STAGE_RUN
     params["seed"] = [seed]
-    params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1)
+    params[dataset]["train"].update(epochs=1, eval_every=1, checkpoint_every=1, stop_patience=None)
     if quick:
         params[dataset]["data"].update(classes=8, per_class=100)
     repo = pipeline_copy(Path(tempfile.mkdtemp(prefix="surrogap-bench-", dir=root)), params, True)
@@ -187,7 +187,9 @@ def _sweep_grid(quick: bool) -> dict:
     params["dataset"] = ["circle"]
     params["k"] = [1, 4] if quick else [1, 4, 16, 64]
     params["seed"] = [0] if quick else [0, 1]
-    params["circle"]["train"].update(epochs=2 if quick else 5, eval_every=1, checkpoint_every=5)
+    params["circle"]["train"].update(
+        epochs=2 if quick else 5, eval_every=1, checkpoint_every=5, stop_patience=None
+    )
     params["theory"].update(classes_fig3=[5], k_max=9, classes_fig4=3)
     for name in list(params):
         if isinstance(params[name], dict) and "data" in params[name] and name != "circle":
