@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 dvc = repo_copy.dvc
 
 KS = (1, 4)
-PRETRAIN = {f"pretrain@circle-{k}-0" for k in KS}
+PRETRAIN = {f"pretrain@circle-{k}" for k in KS}
 EXTRACT = {f"extract@circle-{k}" for k in KS}
 PROBE = {f"probe@circle-{k}" for k in KS}
 # pre-training and every stage that reads, directly or not, what it writes

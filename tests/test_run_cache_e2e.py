@@ -15,10 +15,10 @@ from repo_copy import dvc, grid_params, make_repo, ran
 
 pytestmark = pytest.mark.slow
 
-# the grid's instances: pretrain per (dataset, K, seed), extract and probe per (dataset, K)
+# the grid's instances: prepare per dataset, pretrain, extract and probe per (dataset, K)
 INSTANCES = {
-    "prepare": ("circle-0",),
-    "pretrain": ("circle-1-0", "circle-4-0"),
+    "prepare": ("circle",),
+    "pretrain": ("circle-1", "circle-4"),
     "extract": ("circle-1", "circle-4"),
     "probe": ("circle-1", "circle-4"),
 }
