@@ -192,8 +192,8 @@ def mark_complete(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = N
 
 def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
     """Whether ``dvc.lock`` (in ``DVC_ROOT``, set by DVC and `surrogap sweep` for a stage's
-        command) records `out_dir` as a folder whose ``model.pt`` has `model_md5` (looked up in
-        the folder's manifest in DVC's cache). False outside DVC or when anything is missing; a
+        command) records `out_dir`, or a folder holding it (a (dataset, K) group), with its
+        ``model.pt`` at `model_md5` (looked up in the folder's manifest in DVC's cache). False outside DVC or when anything is missing; a
     dvc.lock that is not valid YAML (cut short) is one UserError line with its fix
     (`surrogap.core.dvclock`)."""
     root = os.environ.get("DVC_ROOT")
@@ -207,13 +207,21 @@ def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
     try:
         for entry in stages.values():
             for out in entry.get("outs") or []:
-                digest = str(out.get("md5", ""))
-                if out.get("path") != rel or not digest.endswith(".dir"):
+                digest, path = str(out.get("md5", "")), str(out.get("path"))
+                # the run's folder is the output, or inside it (a group's s<seed>/)
+                if rel == path:
+                    inside = ""
+                elif rel.startswith(path + "/"):
+                    inside = rel[len(path) + 1 :] + "/"
+                else:
+                    continue
+                if not digest.endswith(".dir"):
                     continue
                 manifest = Path(root, ".dvc", "cache", "files", "md5", digest[:2], digest[2:])
                 files = json.loads(manifest.read_text(encoding="utf-8"))
                 return any(
-                    f.get("relpath") == "model.pt" and f.get("md5") == model_md5 for f in files
+                    f.get("relpath") == inside + "model.pt" and f.get("md5") == model_md5
+                    for f in files
                 )
     except (OSError, ValueError, AttributeError, TypeError):
         return False
