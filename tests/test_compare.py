@@ -333,19 +333,21 @@ def test_another_design_is_said_first_and_its_verdict_changes_are_marked(tmp_pat
 
 
 def test_other_report_thresholds_alone_are_a_design_difference(tmp_path):
-    """The same tables judged with report.min_seeds 4 on one side: every trend verdict is
-    inconclusive there, and each change is marked as following from the params."""
+    """The same tables judged with report.min_seeds one more than the run's seeds on one side:
+    every trend verdict is inconclusive there, and each change is marked as following from the
+    params."""
     ref = copy_reports(tmp_path / "ref")
     rep = copy_reports(tmp_path / "rep")
+    more = pd.read_csv(ref / "results.csv")["seed"].nunique() + 1
     params = (tmp_path / "rep" / "params.yaml").read_text(encoding="utf-8")
     assert "  min_seeds: 3 " in params
     (tmp_path / "rep" / "params.yaml").write_text(
-        params.replace("  min_seeds: 3 ", "  min_seeds: 4 ")
+        params.replace("  min_seeds: 3 ", f"  min_seeds: {more} ")
     )
     rc, out, _ = run_cli(["compare", str(rep), str(ref), "--json"])
     result = json.loads(out)
     assert rc == 1 and result["design"]["params"] == [
-        {"key": "report.min_seeds", "reproduced": 4, "reference": 3}
+        {"key": "report.min_seeds", "reproduced": more, "reference": 3}
     ]
     assert result["design"]["grid"] == result["design"]["seeds"] == []
     flips = [v for v in result["per_dataset_verdicts"] if v["changed"]]
@@ -432,9 +434,13 @@ def test_ref_head_reads_the_committed_reports(tmp_path):
     shutil.copy(ROOT / "params.yaml", committed / "params.yaml")
     heads_ref, per_ref = oracle(committed / "reports")
     n = len(hard_flips(per_now, per_ref))
-    head = "no claim verdict changed" if heads_now == heads_ref else "verdict changed"
+    if heads_now != heads_ref:
+        head = "verdict changed"
+    else:
+        head = "no claim verdict changed" if n else "no verdict changed"
     assert last.startswith(head) and (f"{n} per-dataset verdicts flipped" in last or n == 0)
-    assert "linear_acc (72 rows)" in last and "outside tolerance" in last
+    rows = len(pd.read_csv(ROOT / "reports" / "results.csv"))
+    assert f"linear_acc ({rows} rows)" in last and "outside tolerance" in last
 
 
 def test_ref_outside_git_or_without_reports_is_one_line(tmp_path, monkeypatch):
@@ -512,7 +518,8 @@ def test_ref_head_in_a_project_path_that_is_not_utf8(tmp_path):
     done = compare_ref_head(Path(os.fsdecode(bytes(tmp_path) + b"/proj\xff")), text=False)
     assert done.returncode == 1, done.stderr
     assert b"reproduced reports against reference HEAD:reports/" in done.stdout
-    assert b"linear_acc (72 rows)" in done.stdout and done.stderr == b""
+    rows = len(pd.read_csv(ROOT / "reports" / "results.csv"))
+    assert f"linear_acc ({rows} rows)".encode() in done.stdout and done.stderr == b""
 
 
 def test_scaling_md_tolerance_table_is_the_codes():
