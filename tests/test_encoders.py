@@ -88,3 +88,40 @@ def test_bag_mean_of_embeddings_with_empty_sequence():
 def test_encoder_errors_are_user_errors(params, meta, needle):
     with pytest.raises(UserError, match=needle):
         _encoder(params, meta)
+
+
+@pytest.mark.parametrize(
+    ("params", "meta"),
+    [
+        ({"name": "mlp", "widths": [16, 8]}, {"modality": "dense", "input_shape": [2]}),
+        ({"name": "convnet", "channels": [8, 16], "out_dim": 16}, DIGITS),
+        ({"name": "resnet18", "out_dim": 64, "hidden": 256}, CIFAR),
+        ({"name": "bag", "dim": 32}, TEXT),
+    ],
+    ids=["mlp", "convnet", "resnet18", "bag"],
+)
+def test_memory_check_counts_the_parameters_a_real_build_has(params, meta, monkeypatch):
+    """pretrain.check_memory builds on the meta device without init: the same parameter
+    count as a real build (16 bytes each is what it asks memory.require for)."""
+    from surrogap.pipeline import pretrain
+
+    asked = []
+    monkeypatch.setattr(pretrain.memory, "require", lambda n, what: asked.append(n))
+    pretrain.check_memory(parse_encoder_config(params, "x.encoder"), meta, "x.encoder")
+    real = sum(p.numel() for p in _encoder(params, meta).parameters())
+    assert asked == [16 * real]
+
+
+def test_memory_check_of_an_embedding_does_not_import_dynamo():
+    """A normal init on the meta device would import torch._dynamo (seconds per run)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from surrogap.models import parse_encoder_config as p; "
+        "from surrogap.pipeline.pretrain import check_memory; "
+        f"check_memory(p({{'name': 'bag', 'dim': 8}}, 'x'), {TEXT!r}, 'x'); "
+        "print('torch._dynamo' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
