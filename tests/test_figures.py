@@ -206,3 +206,32 @@ def test_no_legend_contradicts_the_vacuity_rule():
         for text in legend_texts(fig):
             if text not in {label for _, label in levels}:
                 assert not any(w in text for w in word_of), text
+
+
+def test_learning_curve_mean_stops_where_the_first_seed_stops():
+    """Fig. 6: seeds 0 and 1 stop at epochs 4 and 8. The mean ± s.e. is drawn over epochs
+    0-4 only (a mean over the one seed left would jump), seed 1 goes on alone as a thin line
+    over 4-8, and each seed's stop has a tick at its last value."""
+    epochs = np.arange(0, 9, 2)
+    rows = [
+        {
+            "k": 4,
+            "seed": s,
+            "epoch": int(e),
+            "val_supervised_loss": 3.0 - 0.1 * e - s,
+            "val_mean_acc": 0.5,
+        }
+        for s, end in ((0, 4), (1, 8))
+        for e in epochs[epochs <= end]
+    ]
+    fig = Figure()
+    ax = fig.subplots()
+    results.seed_curves(
+        ax, pd.DataFrame(rows), "val_supervised_loss", "C0", "K = 4", (-np.inf, np.inf)
+    )
+    mean, tick0, alone, tick1 = ax.get_lines()
+    assert list(mean.get_xdata()) == [0, 2, 4] and mean.get_label() == "K = 4"
+    np.testing.assert_allclose(mean.get_ydata(), [2.5, 2.3, 2.1])  # mean of 3 - 0.1 e - s
+    assert list(alone.get_xdata()) == [4, 6, 8]
+    assert (list(tick0.get_xdata()), list(tick1.get_xdata())) == ([4], [8])
+    assert tick0.get_marker() == "|" and list(tick1.get_ydata()) == [pytest.approx(1.2)]

@@ -178,10 +178,25 @@ def plot_trajectories(traj: pd.DataFrame) -> Figure:
     return fig
 
 
+def seed_curves(ax, sub: pd.DataFrame, y: str, color, label: str, limits) -> None:
+    """One K's curve of `y` against the epoch: mean ± s.e. over seeds up to the epoch where
+    its first seed stopped (a mean over the seeds still training would jump where one
+    stops), then each seed that trains on as a thin line; a tick where each seed stopped."""
+    last = sub.groupby("seed")["epoch"].max()
+    common = last.min()
+    mean_band(ax, sub[sub["epoch"] <= common], "epoch", y, color, label, limits)
+    for seed, end in last.items():
+        run = sub[(sub["seed"] == seed) & (sub["epoch"] >= common)].sort_values("epoch")
+        if end > common:
+            ax.plot(run["epoch"], run[y], color=color, lw=0.8, alpha=0.6)
+        ax.plot(run["epoch"].iloc[-1:], run[y].iloc[-1:], "|", color=color, ms=8, mew=1.2)
+
+
 def plot_learning_curves(traj: pd.DataFrame) -> Figure:
     """Fig. 5 / 6 (right): held-out R_mu and mean-classifier accuracy per K against the
-    epoch (mean ± s.e. over seeds), and the best (minimum over epochs) held-out R_mu
-    against K with every seed shown.
+    epoch (seed_curves: mean ± s.e. over seeds while every seed trains, then each seed, a
+    tick where each stopped), and the best (minimum over epochs) held-out R_mu against K
+    with every seed shown.
 
     traj: one dataset's trajectory rows (columns k, seed, epoch, val_supervised_loss,
     val_mean_acc).
@@ -196,14 +211,17 @@ def plot_learning_curves(traj: pd.DataFrame) -> Figure:
         ax_loss, ax_acc, ax_best = fig.subplots(1, 3)
         for k in ks:
             sub = traj[traj["k"] == k]
-            mean_band(ax_loss, sub, "epoch", "val_supervised_loss", colors[k], f"K = {k}")
-            mean_band(ax_acc, sub, "epoch", "val_mean_acc", colors[k], f"K = {k}", (0.0, 1.0))
+            for ax, y, limits in (
+                (ax_loss, "val_supervised_loss", (-np.inf, np.inf)),
+                (ax_acc, "val_mean_acc", (0.0, 1.0)),
+            ):
+                seed_curves(ax, sub, y, colors[k], f"K = {k}", limits)
         ax_loss.set_xlabel("epoch")
         ax_loss.set_ylabel(r"held-out $R_\mu$ (nats)")
-        ax_loss.set_title(r"Held-out $R_\mu$ (mean ± s.e. over seeds)")
+        ax_loss.set_title(r"Held-out $R_\mu$ (mean ± s.e. while every seed trains)")
         ax_acc.set_xlabel("epoch")
         ax_acc.set_ylabel("held-out mean-classifier accuracy (fraction)")
-        ax_acc.set_title("Held-out accuracy (mean ± s.e. over seeds)")
+        ax_acc.set_title("Held-out accuracy (mean ± s.e. while every seed trains)")
         ax_acc.legend(title="negatives", loc="best", frameon=True)
         best = traj.groupby(["k", "seed"])["val_supervised_loss"].min().reset_index()
         stats = best.groupby("k")["val_supervised_loss"].agg(["mean", "sem"]).sort_index()
