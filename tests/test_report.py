@@ -5,6 +5,7 @@ inputs are one line, nothing is half-written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -19,6 +20,7 @@ from conftest import stage
 from surrogap.core.errors import UserError
 from surrogap.core.schema import NULL_COLUMNS, run_dir, seed_dir
 from surrogap.report import front
+from surrogap.report.claims import CLAIMS
 from surrogap.report.load import ReportParams, load_scale, points_path
 from surrogap.report.markdown import SUMMARY_WORDS, build_report, scale_rows, stopping_line
 from surrogap.theory import bounds
@@ -295,11 +297,11 @@ def test_first_screen_is_the_claim_table_then_the_headline_figure(good):
     lines = [ln for ln in body.split("\n## ", 1)[0].splitlines() if ln.strip()]
     assert lines[0].startswith("| claim | the paper's statement (docs/THEORY.md) | check |")
     rows = [ln for ln in lines if re.match(r"\| \d\. ", ln)]
-    assert [int(r[2]) for r in rows] == [1, 2, 3, 4, 5]
+    assert [int(r[2]) for r in rows] == [c.number for c in CLAIMS] == [1, 2, 3, 4, 5]
     for row in rows:
         n = int(row[2])
-        assert f'"{front.STATEMENTS[n]}"' in row
-        assert f"| {front.KINDS[n]} |" in row
+        assert f'"{front.spec_of(n).statement}"' in row
+        assert f"| {front.spec_of(n).check} |" in row
         for link in re.findall(r"\]\(([^)]+\.png)\)", row):
             assert (paths["out"].parent / link).is_file(), link
     kinds = {int(r[2]): r for r in rows}
@@ -319,8 +321,16 @@ def test_the_claims_quote_docs_theory():
         .replace("**", "")
         .split()
     )
-    for number, statement in front.STATEMENTS.items():
-        assert statement in theory, number
+    for c in CLAIMS:
+        assert c.statement in theory, c.number
+
+
+def test_each_registered_claim_names_report_params_that_exist():
+    fields = {f.name for f in dataclasses.fields(ReportParams)}
+    assert [c.number for c in CLAIMS] == list(range(1, len(CLAIMS) + 1))
+    for c in CLAIMS:
+        assert c.params and set(c.params) <= fields, (c.number, set(c.params) - fields)
+        assert c.check in ("theorem check", "formula check", "empirical test")
 
 
 def test_summary_is_at_most_400_words_and_per_dataset_numbers_are_tables(good):
@@ -633,3 +643,38 @@ def test_external_representations_join_the_report(tmp_path):
 def test_no_external_section_without_external_rows(good):
     paths, _ = good
     assert "External representations" not in paths["out"].read_text()
+
+
+def test_a_claim_registered_in_one_place_reaches_the_report_and_compare(
+    tmp_path, monkeypatch, capsys
+):
+    """A new claim is one ClaimSpec in claims.CLAIMS: the claim table (its statement, kind
+    of check and key number), the Summary, and `surrogap compare`'s recomputed verdicts
+    all find it, with nothing else edited."""
+    from surrogap import cli
+    from surrogap.report import claims as C
+    from surrogap.report import stats as S
+
+    def test(spec, ev, p):
+        n = len(ev.results)
+        return spec.found(S.CONFIRMED, f"seen {n} runs at level {p.confidence:g}", key="fake 1.5")
+
+    fake = C.ClaimSpec(
+        6, "a fake claim", "a statement no paper makes", C.EMPIRICAL,
+        ("headline.png", "headline figure"), ("confidence",), test,
+    )  # fmt: skip
+    monkeypatch.setattr(C, "CLAIMS", (*C.CLAIMS, fake))
+    paths = write_run(tmp_path, fail=False)
+    assert STAGE.main(argv(paths)) == 0
+    md = paths["out"].read_text()
+    (row,) = [ln for ln in md.splitlines() if ln.startswith("| 6. a fake claim |")]
+    assert '"a statement no paper makes" | empirical test | **confirmed**' in row
+    assert "| fake 1.5 | [headline figure](figures/headline.png) |" in row
+    n = len(pd.read_csv(paths["results"]))
+    level = yaml.safe_load(paths["params"].read_text())["report"]["confidence"]
+    assert f"- **Claim 6 (a fake claim):** confirmed: seen {n} runs at level {level:g}." in md
+    reports = str(paths["results"].parent)
+    capsys.readouterr()
+    assert cli.main(["compare", reports, reports, "--json"]) == 0
+    verdicts = json.loads(capsys.readouterr().out)["verdicts"]
+    assert {"claim": 6, "name": "a fake claim"}.items() <= verdicts[-1].items()

@@ -10,7 +10,7 @@ once). Claim 5 tests the gap against a null that can fail and its rate on its ow
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
@@ -25,7 +25,13 @@ from surrogap.theory import bounds
 
 __all__ = [
     "BOUND_NAMES",
+    "CLAIMS",
+    "EMPIRICAL",
+    "FORMULA",
+    "THEOREM",
     "Claim",
+    "ClaimSpec",
+    "Evidence",
     "TrendRow",
     "Verdict",
     "at_chance_runs",
@@ -38,7 +44,6 @@ __all__ = [
 ]
 
 EARLIER = EARLIER_BOUNDS
-CLAIM2 = "Bao et al.'s upper bound is defined at every K and the tightest"
 BOUND_NAMES = {"arora": "Arora et al.", "nozawa_sato": "Nozawa & Sato", "ash": "Ash et al."}
 Points = Mapping[tuple[str, int, int], Mapping[str, np.ndarray]]
 NOT_SEED_LEVEL = "power: not a seed-level test (each run is checked on its own)"
@@ -84,6 +89,50 @@ class Claim:
     data: str = ""
     trends: tuple[TrendRow, ...] = field(default_factory=tuple)
     verdicts: tuple[Verdict, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the claims are tested on: the results table, the trajectories, the per-point
+    arrays, the runs without a trajectory file and the fixed-encoder null."""
+
+    results: pd.DataFrame
+    trajectories: pd.DataFrame
+    points: Points = field(default_factory=dict)
+    missing: Sequence[str] = ()
+    null: pd.DataFrame | None = None
+
+
+THEOREM, FORMULA, EMPIRICAL = "theorem check", "formula check", "empirical test"
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One claim, described once; CLAIMS registers them, and the report's claim table, its
+    answer paragraph, `surrogap compare`, the docs check (every statement quoted from
+    docs/THEORY.md section 7) and the claim count all read it from there.
+
+    `statement`: the paper's statement as THEORY.md words it; `check`: THEOREM or FORMULA
+    (cannot fail for a correct implementation: it checks the code and the estimators) or
+    EMPIRICAL (can fail); `figure`: (file name, {ds} the first dataset; its words);
+    `params`: the `report.*` keys the test reads; `test(spec, evidence, params)` -> Claim;
+    `trend`: a seed-level trend, tested again without the collapsed runs;
+    `needs_trajectories`: reads data/pretrain/'s trajectories, which reports/ lacks
+    (compare cannot recompute it)."""
+
+    number: int
+    name: str
+    statement: str
+    check: str
+    figure: tuple[str, str]
+    params: tuple[str, ...]
+    test: Callable[[ClaimSpec, Evidence, ReportParams], Claim]
+    trend: bool = False
+    needs_trajectories: bool = False
+
+    def found(self, status: str, text: str, details: Sequence[str] = (), **kw) -> Claim:
+        """This claim's verdict on a run (keywords: Claim's key, why, data, trends, verdicts)."""
+        return Claim(self.number, self.name, status, text, tuple(details), **kw)
 
 
 def _z(confidence: float) -> float:
@@ -174,8 +223,9 @@ def _z_scores(margin: np.ndarray, se: np.ndarray) -> np.ndarray:
         return np.where(se > 0, margin / se, np.where(margin >= 0, np.inf, -np.inf))
 
 
-def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> Claim:
-    d, r, n = p.decimals, results, len(results)
+def _claim_sandwich(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
+    points = ev.points
+    d, r, n = p.decimals, ev.results, len(ev.results)
     lower = (r["supervised_loss"] - r["bao_lower"]).to_numpy()
     upper = (r["bao_upper"] - r["supervised_loss"]).to_numpy()
     margin = np.minimum(lower, upper)
@@ -209,7 +259,7 @@ def _claim_sandwich(results: pd.DataFrame, points: Points, p: ReportParams) -> C
             f"{100 * p.confidence:g}%) may be estimator noise: inconclusive; a larger one is not"
         )
     details.append(NOT_SEED_LEVEL)
-    return Claim(1, "two-sided bound", status, text, tuple(details), key=key, data=S.data_note(r))
+    return spec.found(status, text, details, key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claim 2
@@ -280,8 +330,8 @@ def _vacuity(g: pd.DataFrame, d: int) -> str:
     )
 
 
-def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
-    d, r, n = p.decimals, results, len(results)
+def _claim_tightest(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
+    d, r, n = p.decimals, ev.results, len(ev.results)
     bao = r["bao_upper"].to_numpy(dtype=float)
     defined = np.isfinite(bao)
     holds = r["supervised_loss"].to_numpy() <= bao
@@ -354,7 +404,7 @@ def _claim_tightest(results: pd.DataFrame, p: ReportParams) -> Claim:
             parts.append(bit)
         details.append(f"{ds} (C = {c}): " + "; ".join(parts) + "; " + _vacuity(g, d))
     details.append(NOT_SEED_LEVEL)
-    return Claim(2, CLAIM2, status, text, tuple(details), key=key, data=S.data_note(r))
+    return spec.found(status, text, details, key=key, data=S.data_note(r))
 
 
 # --------------------------------------------------------------------------- claims 3 and 5
@@ -535,10 +585,10 @@ def trajectory_checks(traj: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _claim_trajectories(traj: pd.DataFrame, missing: Sequence[str], p: ReportParams) -> Claim:
-    name = "trajectories stay inside the band"
+def _claim_trajectories(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
+    traj, missing = ev.trajectories, ev.missing
     if traj.empty:
-        return Claim(4, name, S.INCONCLUSIVE, "no trajectory file was found", (NOT_SEED_LEVEL,))
+        return spec.found(S.INCONCLUSIVE, "no trajectory file was found", (NOT_SEED_LEVEL,))
     t = trajectory_checks(traj)
     n = len(t)
     inside, right, above = int(t["inside"].sum()), int(t["right"].sum()), int(t["above"].sum())
@@ -584,7 +634,7 @@ def _claim_trajectories(traj: pd.DataFrame, missing: Sequence[str], p: ReportPar
         f"smallest margin {format_number(float(margin[i]), p.decimals)} nats = "
         f"{format_number(float(z[i]), 1)} s.d. of one pairing ({inside}/{n} points inside)"
     )
-    return Claim(4, name, status, text, tuple(details), key=key, data=S.data_note(traj))
+    return spec.found(status, text, details, key=key, data=S.data_note(traj))
 
 
 # --------------------------------------------------------------------------- all claims
@@ -665,15 +715,12 @@ def power_note(p: ReportParams) -> str:
     )
 
 
-def _trend_claims(
-    results: pd.DataFrame, points: Points, p: ReportParams, null: pd.DataFrame | None = None
-) -> tuple[Claim, Claim]:
-    per_metric, lines3, verdicts3, rows3 = _downstream(results, points, p)
+def _claim_downstream(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
+    results = ev.results
+    per_metric, lines3, verdicts3, rows3 = _downstream(results, ev.points, p)
     fam = {m: S.by_family(results, st) for m, st in per_metric.items()}
     overall = {m: S.combine(s) for m, s in fam.items()}
-    c3 = Claim(
-        3,
-        "downstream improves with K and saturates",
+    return spec.found(
         S.combine(list(overall.values())),
         "; ".join(f"{m} {overall[m]} ({_parts(results, rows3, m)})" for m in overall)
         + f": {_agreement(overall)}; {S.data_note(results)}",
@@ -687,11 +734,13 @@ def _trend_claims(
         data=S.data_note(results),
         trends=tuple(rows3),
     )
-    decay, rate, lines5, verdicts5, rows5 = _gap(results, points, p, null)
+
+
+def _claim_gap(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
+    results = ev.results
+    decay, rate, lines5, verdicts5, rows5 = _gap(results, ev.points, p, ev.null)
     s5, r5 = S.by_family(results, decay), S.by_family(results, rate)
-    c5 = Claim(
-        5,
-        "the surrogate gap decays with K",
+    return spec.found(
         S.combine([*s5, *r5]),
         "R_mu - R_cont of the encoder trained at each K falls faster than that of the "
         "smallest-K encoder held fixed (the gap minus the fixed encoder's, slope < 0): "
@@ -704,7 +753,6 @@ def _trend_claims(
         data=S.data_note(results),
         trends=tuple(rows5),
     )
-    return c3, c5
 
 
 def claims(
@@ -715,7 +763,7 @@ def claims(
     points: Points | None = None,
     null: pd.DataFrame | None = None,
 ) -> list[Claim]:
-    """Claims 1-5 on the results table, the trajectories and the per-point arrays.
+    """Every claim of CLAIMS on the results table, the trajectories and the per-point arrays.
 
     Runs that collapsed (collapsed_runs) stay in; Claims 3 and 5 say whether their verdict
     changes without them. Runs at chance (at_chance_runs) are no evidence: every claim is
@@ -724,6 +772,7 @@ def claims(
     """
     p = params or ReportParams()
     points = points or {}
+    ev = Evidence(results, trajectories, points, missing, null)
     chance = at_chance_runs(results, points, p.confidence)
     if chance.any():
         note = _at_chance_note(results, chance)
@@ -732,7 +781,7 @@ def claims(
                 f"every run is at chance ({int(chance.sum())} runs: test accuracy within noise "
                 "of 1/C, or R_mu = log C), so no run is evidence for or against it"
             )
-            items = _claims(results, trajectories, p, missing, points, null)
+            items = _claims(ev, p)
             return [
                 replace(
                     c,
@@ -753,37 +802,88 @@ def claims(
             strict=True,
         )
         keep = [(ds, int(k), int(s)) not in at for ds, k, s in keys]
-        items = _claims(
-            results[~chance],
-            trajectories[keep] if len(keep) else trajectories,
-            p,
-            missing,
-            points,
-            null,
+        kept = replace(
+            ev, results=results[~chance], trajectories=trajectories[keep] if keep else trajectories
         )
-        return [replace(c, details=(*c.details, note)) for c in items]
-    return _claims(results, trajectories, p, missing, points, null)
+        return [replace(c, details=(*c.details, note)) for c in _claims(kept, p)]
+    return _claims(ev, p)
 
 
-def _claims(
-    results: pd.DataFrame,
-    trajectories: pd.DataFrame,
-    p: ReportParams,
-    missing: Sequence[str],
-    points: Points,
-    null: pd.DataFrame | None = None,
-) -> list[Claim]:
-    c3, c5 = _trend_claims(results, points, p, null)
-    flagged = collapsed_runs(results, p.collapse_drop)
-    if flagged.any():
-        names = ", ".join(run_label(r.dataset, r.k, r.seed) for r in results[flagged].itertuples())
-        kept = results[~flagged]
-        a3, a5 = _trend_claims(kept, points, p, null)
-        changed = []
-        for c, a in ((c3, a3), (c5, a5)):
+def _claims(ev: Evidence, p: ReportParams) -> list[Claim]:
+    """Every claim of CLAIMS on `ev`; a trend claim says whether its verdict changes
+    without the collapsed runs."""
+    found = [spec.test(spec, ev, p) for spec in CLAIMS]
+    flagged = collapsed_runs(ev.results, p.collapse_drop)
+    if not flagged.any():
+        return found
+    names = ", ".join(run_label(r.dataset, r.k, r.seed) for r in ev.results[flagged].itertuples())
+    kept = replace(ev, results=ev.results[~flagged])
+    out = []
+    for spec, c in zip(CLAIMS, found, strict=True):
+        if spec.trend:
+            a = spec.test(spec, kept, p)
             same = "unchanged" if a.status == c.status else f"changes from {c.status}"
             note = f"without the collapsed runs ({names}): {a.status} ({same}); {a.text}"
-            changed.append(replace(c, details=(*c.details, note)))
-        c3, c5 = changed
-    c1, c2 = _claim_sandwich(results, points, p), _claim_tightest(results, p)
-    return [c1, c2, c3, _claim_trajectories(trajectories, missing, p), c5]
+            c = replace(c, details=(*c.details, note))
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------- the registry
+# Each claim once: the paper's statement is quoted from docs/THEORY.md section 7 (a test
+# checks every quote against the file). A new claim is one entry here (its test function
+# above, and its report.* params in report.load.ReportParams and params.yaml).
+CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        1,
+        "two-sided bound",
+        "for every trained encoder and every K, the test-set estimates satisfy the two-sided "
+        "bound (lower <= R_mu <= upper)",
+        THEOREM,
+        ("gap_{ds}.png", "gap and band"),
+        ("confidence", "decimals"),
+        _claim_sandwich,
+    ),
+    ClaimSpec(
+        2,
+        "Bao et al.'s upper bound is defined at every K and the tightest",
+        "Bao et al.'s upper bound is defined at every K and the tightest: of the four upper bounds",
+        FORMULA,
+        ("fig1_{ds}.png", "Fig. 1"),
+        ("decimals",),
+        _claim_tightest,
+    ),
+    ClaimSpec(
+        3,
+        "downstream improves with K and saturates",
+        "downstream quality (lower R_mu, higher mean-classifier and linear-probe accuracy) "
+        "improves as K grows, and the improvement saturates",
+        EMPIRICAL,
+        ("headline.png", "headline figure"),
+        ("confidence", "ceiling", "min_seeds", "effect_r_mu", "effect_accuracy", "power"),
+        _claim_downstream,
+        trend=True,
+    ),
+    ClaimSpec(
+        4,
+        "trajectories stay inside the band",
+        "during training, the trajectory of (R_cont, R_mu) on held-out data stays inside the "
+        "band between the two bounds",
+        THEOREM,
+        ("fig5_{ds}.png", "Fig. 5"),
+        ("confidence", "test_pairings", "decimals"),
+        _claim_trajectories,
+        needs_trajectories=True,
+    ),
+    ClaimSpec(
+        5,
+        "the surrogate gap decays with K",
+        "R_mu - R_cont falls with K faster than the mechanical fall that a growing R_cont "
+        "alone gives",
+        EMPIRICAL,
+        ("headline.png", "headline figure"),
+        ("confidence", "min_seeds", "effect_r_mu", "power"),
+        _claim_gap,
+        trend=True,
+    ),
+)

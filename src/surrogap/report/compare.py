@@ -52,8 +52,6 @@ from surrogap.report.stats import FRAGILE, run_label
 NICKNAMES = {"contrastive_loss": "R_cont", "supervised_loss": "R_mu"}
 SUMMARY = ("contrastive_loss", "supervised_loss", "mean_acc", "linear_acc", "linear_loss")
 CLAIM_LINE = re.compile(r"^- \*\*Claim (\d+) \((.*?)\):\*\* (.+?): ", re.MULTILINE)
-# Claim 4 needs the trajectories (data/pretrain/), which reports/ does not hold
-NEEDS_TRAJECTORIES = (4,)
 
 
 @dataclass
@@ -346,7 +344,10 @@ def recompute(
     if table.empty:
         return Recomputed({}, {})
     found = report_claims.claims(table, pd.DataFrame(), params, points={}, null=null)
-    kept = [c for c in found if c.number not in NEEDS_TRAJECTORIES]
+    # a claim that needs the trajectories (data/pretrain/) cannot be recomputed: reports/
+    # does not hold them
+    lacks = {c.number for c in report_claims.CLAIMS if c.needs_trajectories}
+    kept = [c for c in found if c.number not in lacks]
     return Recomputed(
         {c.number: (c.name, c.status) for c in kept},
         {(c.number, v.dataset, v.test): v for c in kept for v in c.verdicts},

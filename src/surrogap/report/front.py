@@ -14,46 +14,35 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from surrogap.report import claims as claims_module
 from surrogap.report import stats as S
-from surrogap.report.claims import BEYOND_FIXED, FIXED_GAP, Claim, TrendRow, fixed_null_trends
+from surrogap.report.claims import (
+    BEYOND_FIXED,
+    EMPIRICAL,
+    FIXED_GAP,
+    FORMULA,
+    THEOREM,
+    Claim,
+    ClaimSpec,
+    TrendRow,
+    fixed_null_trends,
+)
 from surrogap.report.load import ReportParams
 from surrogap.report.stats import format_number
 
 __all__ = [
-    "KINDS",
-    "STATEMENTS",
     "answer",
     "claim_table",
     "fixed_null_trends",
     "slack_trend",
+    "spec_of",
     "trend_table",
 ]
 
-# the paper's statement of each claim, quoted from docs/THEORY.md section 7 (a test
-# checks every quote against the file)
-STATEMENTS = {
-    1: "for every trained encoder and every K, the test-set estimates satisfy the two-sided "
-    "bound (lower <= R_mu <= upper)",
-    2: "Bao et al.'s upper bound is defined at every K and the tightest: of the four upper bounds",
-    3: "downstream quality (lower R_mu, higher mean-classifier and linear-probe accuracy) "
-    "improves as K grows, and the improvement saturates",
-    4: "during training, the trajectory of (R_cont, R_mu) on held-out data stays inside the "
-    "band between the two bounds",
-    5: "R_mu - R_cont falls with K faster than the mechanical fall that a growing R_cont "
-    "alone gives",
-}
-THEOREM, FORMULA, EMPIRICAL = "theorem check", "formula check", "empirical test"
-# the kind of each check: a theorem or formula check cannot fail for a correct
-# implementation (it checks the code and the estimators); an empirical test can fail
-KINDS = {1: THEOREM, 2: FORMULA, 3: EMPIRICAL, 4: THEOREM, 5: EMPIRICAL}
-# the figure that shows each claim: a name of the report's figures, {ds} the first dataset
-FIGURES = {
-    1: ("gap_{ds}.png", "gap and band"),
-    2: ("fig1_{ds}.png", "Fig. 1"),
-    3: ("headline.png", "headline figure"),
-    4: ("fig5_{ds}.png", "Fig. 5"),
-    5: ("headline.png", "headline figure"),
-}
+
+def spec_of(number: int) -> ClaimSpec:
+    """The registered claim `number` (claims.CLAIMS, read at each call)."""
+    return next(c for c in claims_module.CLAIMS if c.number == number)
 
 
 def _cell(text: str) -> str:
@@ -147,14 +136,15 @@ def claim_table(
         "|---|---|---|---|---|---|",
     ]
     for c in items:
-        name, label = FIGURES[c.number]
+        spec = spec_of(c.number)
+        name, label = spec.figure
         link = f"[{label}]({figures_rel.rstrip('/')}/{name.format(ds=first)})"
         if "{ds}" in name:
             link += f" ({first}; each dataset's section)"
         key = c.key + (f"; {null_key}" if c.number == 5 and null_key else "")
         md.append(
-            f'| {c.number}. {_cell(c.name)} | "{_cell(STATEMENTS[c.number])}" | '
-            f"{KINDS[c.number]} | {_cell(_verdict_cell(c, results))} | {_cell(key)} | {link} |"
+            f'| {c.number}. {_cell(c.name)} | "{_cell(spec.statement)}" | '
+            f"{spec.check} | {_cell(_verdict_cell(c, results))} | {_cell(key)} | {link} |"
         )
     md += [
         "",
@@ -293,7 +283,7 @@ def answer(
             "chance)."
         )
         results = results[~chance]
-    theorems = [c for c in items if KINDS[c.number] != EMPIRICAL]
+    theorems = [c for c in items if spec_of(c.number).check != EMPIRICAL]
     text.append(
         "the checks that cannot fail for a correct implementation come out "
         + ", ".join(f"Claim {c.number} {c.status.split(' (')[0]}" for c in theorems)
