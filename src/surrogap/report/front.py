@@ -65,7 +65,8 @@ def _short_reason(why: str) -> str:
 def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[str]]:
     """{'holds' | 'fails' | 'fragile' | 'undecided' | 'under-powered': ['R_mu: improves,
     saturates', ...]} over data families, one entry per metric: a part holds where every
-    family confirms it, fails where one does not confirm it (how many of the families say),
+    family confirms it, fails where one does not confirm it (how many of the families, and
+    the datasets that do not),
     is fragile where none fails and one is fragile (its interval straddles 0 and reaches the
     effect of interest: a rerun can flip it), else undecided (and why). Under-powered: the
     parts whose power for the effect of interest at this run's n is below `report.power`,
@@ -74,12 +75,15 @@ def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[s
     reasons: dict[tuple[str, str], set[str]] = {}
     weak: dict[tuple[str, str], list[str]] = {}
     shaky_why: dict[tuple[str, str], str] = {}  # the first fragile dataset's reason
+    failing: dict[tuple[str, str], list[str]] = {}  # the datasets that do not confirm it
     for r in trends:
         for what, status, why, needed in r.verdicts:
             key = (r.trend.metric, what)
             by_part.setdefault(key, {})[r.dataset] = status
             if status == S.INCONCLUSIVE and why:
                 reasons.setdefault(key, set()).add(_short_reason(why))
+            if status == S.NOT_CONFIRMED:
+                failing.setdefault(key, []).append(r.dataset)
             if status == S.FRAGILE and why:
                 shaky_why.setdefault(key, f"{r.dataset}: {why}")
             if "under-powered" in needed:
@@ -92,7 +96,10 @@ def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[s
         if fam.count(S.CONFIRMED) == len(fam):
             grouped["holds"].setdefault(metric, []).append(what)
         elif no:
-            grouped["fails"].setdefault(metric, []).append(f"{what} ({no}/{len(fam)} families)")
+            names = ", ".join(failing.get((metric, what), ()))
+            grouped["fails"].setdefault(metric, []).append(
+                f"{what} ({no}/{len(fam)} families; not confirmed on {names})"
+            )
         elif shaky:
             why = shaky_why.get((metric, what), "a rerun can flip it")
             grouped["fragile"].setdefault(metric, []).append(
