@@ -7,28 +7,22 @@ surrogap.core.schema. By hand: `--dataset circle --k 4 --data data/prepared/circ
 --models data/pretrain/circle/k4 --out data/features/circle/k4`."""
 
 import sys
-from pathlib import Path
 
 from surrogap.core import stage
 from surrogap.pipeline import extract
 
+PATHS = {
+    "data": "data/prepared/<dataset>",
+    "models": "the group folder of pretrain's runs",
+    "out": "the group's features folder",
+}
+
 
 def main(argv=None) -> int:
-    p = stage.parser("extract", __doc__)
-    p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
-    p.add_argument("--k", type=stage.integer(1, "k"))
-    p.add_argument(
-        "--lr", type=stage.positive_number("lr"), help="the group's lr of the grid, if any"
-    )
-    p.add_argument("--data", type=Path, help="data/prepared/<dataset>")
-    p.add_argument("--models", type=Path, help="the group folder of pretrain's runs")
-    p.add_argument("--out", type=stage.output_path(folder=True), help="the group's features folder")
+    def body(job: stage.Job, _) -> None:
+        extract.run(job.params, job.dataset, job.k, *job.paths.values(), lr=job.lr)
 
-    def body(a) -> None:
-        params = stage.instance_params(p, a, "extract", ("k", "data", "models", "out"), ("lr",))
-        extract.run(params, a.dataset, a.k, a.data, a.models, a.out, lr=a.lr)
-
-    return stage.run("extract", p, body, argv)
+    return stage.matrix_stage("extract", __doc__, PATHS, body, argv)
 
 
 if __name__ == "__main__":

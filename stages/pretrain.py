@@ -2,11 +2,12 @@
 each seed's run resumable, the seeds side by side in one process each (up to the cores;
 SURROGAP_STAGE_JOBS caps it).
 
-With `<dataset>.train.nproc_per_node: N > 1` the stage re-executes itself under
-`python -m torch.distributed.run --standalone --nproc_per_node N` (one node, N processes:
-torchrun must start the processes before any of them computes, so the stage becomes its
-own launcher rather than asking for a second command); launched by torchrun already
-(WORLD_SIZE set, e.g. several nodes), it runs as it is, the seeds one after another.
+With `<dataset>.train.nproc_per_node: N > 1` the stage re-executes itself as
+`python -m torch.distributed.run --standalone --nproc_per_node N stages/pretrain.py ...`
+(torchrun, one node); kept rather than asking users for a torchrun `cmd`, because dvc.yaml's
+`cmd` is one constant for every instance and N is a params value. Launched by torchrun
+already (WORLD_SIZE set, e.g. several nodes: docs/SCALING.md), it runs as it is, the seeds
+one after another.
 
 Under `dvc repro` it takes no arguments: the instance comes from DVC_STAGE
 (`pretrain@<dataset>-<K>`, `pretrain-lr@<dataset>-<K>-<lr>`) and the paths from
@@ -37,54 +38,35 @@ def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
     ]
 
 
+PATHS = {
+    "data": "the prepared dataset's folder (s<seed> inside)",
+    "out": "the group's output folder: s<seed>/ with model.pt, trajectory.csv, live/",
+    "checkpoints": "the group's resumable checkpoint folder, s<seed>/ inside (kept until DVC "
+    "records the output)",
+}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = stage.parser("pretrain", __doc__)
-    p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
-    p.add_argument("--k", type=stage.integer(1, "k"), help="negatives per anchor")
-    p.add_argument(
-        "--seed",
-        type=stage.integer(0, "seed", SEED_MAX),
-        help="one seed (default: every seed of the params list `seed`)",
-    )
-    p.add_argument(
-        "--lr", type=stage.positive_number("lr"), help="an lr of the grid (default: train.lr)"
-    )
-    p.add_argument("--data", type=Path, help="the prepared dataset's folder (s<seed> inside)")
-    p.add_argument(
-        "--out",
-        type=stage.output_path(folder=True),
-        help="the group's output folder: s<seed>/ with model.pt, trajectory.csv, live/",
-    )
-    p.add_argument(
-        "--checkpoints",
-        type=Path,
-        help="the group's resumable checkpoint folder, s<seed>/ inside (kept until DVC "
-        "records the output)",
-    )
 
-    def body(args) -> None:
-        params = stage.instance_params(
-            p, args, "pretrain", ("k", "data", "out", "checkpoints"), ("seed", "lr")
+    def seed_option(p) -> None:
+        p.add_argument(
+            "--seed",
+            type=stage.integer(0, "seed", SEED_MAX),
+            help="one seed (default: every seed of the params list `seed`)",
         )
-        nproc = pretrain.train_config(params, args.dataset).nproc_per_node
-        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+
+    def body(job: stage.Job, args) -> None:
+        s = pretrain.setup(job.params, job.dataset, job.lr)
+        if s.train.nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:
             sys.stdout.flush()
             sys.stderr.flush()
-            cmd = relaunch_command(nproc, argv)
+            cmd = relaunch_command(s.train.nproc_per_node, argv)
             os.execv(cmd[0], cmd)  # never returns
-        pretrain.run_seeds(
-            params,
-            args.dataset,
-            args.k,
-            seeds(params) if args.seed is None else (args.seed,),
-            args.data,
-            args.out,
-            args.checkpoints,
-            lr=args.lr,
-        )
+        chosen = seeds(job.params) if args.seed is None else (args.seed,)
+        pretrain.run_seeds(s, job.k, chosen, *job.paths.values())
 
-    return stage.run("pretrain", p, body, argv)
+    return stage.matrix_stage("pretrain", __doc__, PATHS, body, argv, seed_option)
 
 
 if __name__ == "__main__":

@@ -7,28 +7,22 @@ surrogap.core.schema. By hand: `--dataset circle --k 4 --data data/prepared/circ
 --features data/features/circle/k4 --out data/probe/circle/k4`."""
 
 import sys
-from pathlib import Path
 
 from surrogap.core import stage
 from surrogap.pipeline import probe
 
+PATHS = {
+    "data": "data/prepared/<dataset>",
+    "features": "the group's features folder",
+    "out": "the group's probe folder",
+}
+
 
 def main(argv=None) -> int:
-    p = stage.parser("probe", __doc__)
-    p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
-    p.add_argument("--k", type=stage.integer(1, "k"))
-    p.add_argument(
-        "--lr", type=stage.positive_number("lr"), help="the group's lr of the grid, if any"
-    )
-    p.add_argument("--data", type=Path, help="data/prepared/<dataset>")
-    p.add_argument("--features", type=Path, help="the group's features folder")
-    p.add_argument("--out", type=stage.output_path(folder=True), help="the group's probe folder")
+    def body(job: stage.Job, _) -> None:
+        probe.run(job.params, job.dataset, job.k, *job.paths.values(), lr=job.lr)
 
-    def body(a) -> None:
-        params = stage.instance_params(p, a, "probe", ("k", "data", "features", "out"), ("lr",))
-        probe.run(params, a.dataset, a.k, a.data, a.features, a.out, lr=a.lr)
-
-    return stage.run("probe", p, body, argv)
+    return stage.matrix_stage("probe", __doc__, PATHS, body, argv)
 
 
 if __name__ == "__main__":

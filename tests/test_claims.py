@@ -53,6 +53,7 @@ def table(
                     seed=s,
                     contrastive_loss=cont,
                     contrastive_loss_se=se,
+                    contrastive_repeats=10,
                     supervised_loss=sup,
                     mean_acc=a,
                     linear_acc=min(a + 0.02, 1.0),
@@ -434,7 +435,7 @@ def test_claim4_margin_and_outside_points():
             rows.append(
                 dict(dataset="d", kind="circle", classes=20, k=4, seed=row.seed, epoch=e,
                      val_contrastive_loss=x, val_supervised_loss=y, val_mean_acc=0.5,
-                     contrastive_loss_se=0.01, lower_gap=row.lower_gap, upper_gap=row.upper_gap)
+                     contrastive_loss_se=0.01, contrastive_repeats=10, lower_gap=row.lower_gap, upper_gap=row.upper_gap)
             )  # fmt: skip
     traj = pd.DataFrame(rows)
     c4 = claim(CL.claims(r, traj, P), 4)
@@ -522,7 +523,6 @@ def test_load_points_round_trip_and_checks(tmp_path):
     [
         ({"bootstrap": 10}, "unknown key 'bootstrap'"),
         ({"power": 1.0}, "report.power"),
-        ({"test_pairings": 0}, "report.test_pairings"),
         ({"confidence": 1.0}, "report.confidence"),
         ({"ceiling": 0}, "report.ceiling"),
         ({"min_seeds": 0}, "report.min_seeds"),

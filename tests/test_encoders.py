@@ -101,15 +101,18 @@ def test_encoder_errors_are_user_errors(params, meta, needle):
     ids=["mlp", "convnet", "resnet18", "bag"],
 )
 def test_memory_check_counts_the_parameters_a_real_build_has(params, meta, monkeypatch):
-    """pretrain.check_memory builds on the meta device without init: the same parameter
-    count as a real build (16 bytes each is what it asks memory.require for)."""
-    from surrogap.pipeline import pretrain
+    """build_encoder sizes the encoder on the meta device without init before it builds it:
+    the same parameter count as the build (16 bytes each is what it asks memory.require
+    for); without `where` it asks nothing."""
+    import surrogap.models
 
     asked = []
-    monkeypatch.setattr(pretrain.memory, "require", lambda n, what: asked.append(n))
-    pretrain.check_memory(parse_encoder_config(params, "x.encoder"), meta, "x.encoder")
-    real = sum(p.numel() for p in _encoder(params, meta).parameters())
-    assert asked == [16 * real]
+    monkeypatch.setattr(surrogap.models.memory, "require", lambda n, what: asked.append(n))
+    built = build_encoder(parse_encoder_config(params, "x.encoder"), meta, "x.encoder")
+    assert asked == [16 * sum(p.numel() for p in built.parameters())]
+    assert all(p.device.type == "cpu" for p in built.parameters())
+    build_encoder(parse_encoder_config(params, "x.encoder"), meta)
+    assert len(asked) == 1
 
 
 def test_memory_check_of_an_embedding_does_not_import_dynamo():
@@ -119,8 +122,8 @@ def test_memory_check_of_an_embedding_does_not_import_dynamo():
 
     code = (
         "import sys; from surrogap.models import parse_encoder_config as p; "
-        "from surrogap.pipeline.pretrain import check_memory; "
-        f"check_memory(p({{'name': 'bag', 'dim': 8}}, 'x'), {TEXT!r}, 'x'); "
+        "from surrogap.models import build_encoder; "
+        f"build_encoder(p({{'name': 'bag', 'dim': 8}}, 'x'), {TEXT!r}, 'x'); "
         "print('torch._dynamo' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

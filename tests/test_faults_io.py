@@ -215,10 +215,11 @@ def test_exponent_numbers_are_numbers_as_in_dvc(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(
         "circle:\n  train:\n    lr: 1e-3\n    weight_decay: 5E-4\n  data: {kind: circle}\n"
+        "  encoder: {name: mlp}\n"
     )
     params = config.load_params(path)
     assert params["circle"]["train"] == {"lr": 1e-3, "weight_decay": 5e-4}
-    assert pretrain.train_config(params, "circle").lr == 1e-3
+    assert pretrain.setup(params, "circle").train.lr == 1e-3
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
@@ -227,16 +228,16 @@ def test_non_finite_numbers_are_refused(value):
     with pytest.raises(
         UserError, match=r"circle\.train\.lr: got (nan|inf|-inf), expected a finite number"
     ):
-        pretrain.train_config(params, "circle")
+        pretrain.setup(params, "circle")
 
 
 def test_wrong_types_and_lists_name_the_key_and_the_type():
     params = _set(tiny_params(), "circle.train.epochs", 2.5)
     with pytest.raises(UserError, match=r"^circle\.train\.epochs: got 2\.5, expected an integer$"):
-        pretrain.train_config(params, "circle")
+        pretrain.setup(params, "circle")
     params = _set(tiny_params(), "circle.train.epochs", True)
     with pytest.raises(UserError, match=r"circle\.train\.epochs: got True, expected an integer"):
-        pretrain.train_config(params, "circle")
+        pretrain.setup(params, "circle")
     with pytest.raises(UserError, match=r"^k: got 4, expected a list of integers$"):
         config.grid({**tiny_params(), "k": 4})
     with pytest.raises(UserError, match=r"^seed: got \[0, 0\], allowed: a list without repeats$"):

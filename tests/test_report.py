@@ -37,7 +37,6 @@ REPORT = {
     "dpi": 60,
     "confidence": 0.9,
     "power": 0.9,
-    "test_pairings": 12,
     "min_seeds": 3,
     "ceiling": 0.98,
     "collapse_drop": 0.25,
@@ -71,6 +70,7 @@ def make_results(fail: bool) -> pd.DataFrame:
                         "seed": s,
                         "contrastive_loss": cont,
                         "contrastive_loss_se": 0.01,
+                        "contrastive_repeats": 10,
                         "supervised_loss": sup,
                         "mean_acc": acc,
                         "linear_acc": acc + 0.05,
@@ -406,7 +406,7 @@ def test_collapsed_run_is_flagged_from_validation_data(good):
 def test_every_threshold_is_stated_from_its_param(good):
     paths, _ = good
     how = section(paths["out"].read_text(), "How this was made")
-    for key in ("confidence", "power", "test_pairings", "min_seeds", "ceiling"):
+    for key in ("confidence", "power", "min_seeds", "ceiling"):
         assert f"`report.{key}` = {REPORT[key]:g}" in how, key
     assert f"`report.collapse_drop` = {REPORT['collapse_drop']:g}" in how
 

@@ -69,9 +69,8 @@ def test_a_groups_seeds_train_to_the_same_bytes_side_by_side_or_one_by_one(tmp_p
     for jobs in ("1", "2"):
         monkeypatch.setenv(parallel.JOBS_VARIABLE, jobs)
         out = tmp_path / f"out{jobs}"
-        pretrain.run_seeds(
-            params, "circle", 4, [0, 1, 2], tmp_path / "data", out, tmp_path / f"c{jobs}"
-        )
+        setup = pretrain.setup(params, "circle")
+        pretrain.run_seeds(setup, 4, [0, 1, 2], tmp_path / "data", out, tmp_path / f"c{jobs}")
         outs[jobs] = {
             p.relative_to(out).as_posix(): p.read_bytes()
             for p in out.rglob("*")
@@ -172,6 +171,7 @@ def record(k: int, seed: int, lr, val_acc: float, val_loss: float = 1.0, c: int 
         "prior": None,
         "contrastive_loss": 1.5,
         "contrastive_loss_se": 0.01,
+        "contrastive_repeats": 10,
         "supervised_loss": 1.2 + (lr or 0),
         "mean_acc": 0.5,
         "val_supervised_loss": val_loss,

@@ -169,7 +169,7 @@ def test_the_report_reads_a_run_stopped_between_its_evaluations_and_its_cap(prep
     assert info_of(out)["stop_epoch"] == 4 and epochs_of(out) == [0, 2, 4]
     results = pd.DataFrame(
         [{"dataset": "circle", "kind": "circle", "classes": 4, "k": 4, "seed": 0,
-          "contrastive_loss_se": 0.0, "lower_gap": 0.0, "upper_gap": 1.0}]
+          "contrastive_loss_se": 0.0, "contrastive_repeats": 10, "lower_gap": 0.0, "upper_gap": 1.0}]
     )  # fmt: skip
     frame, _ = load.load_trajectories(tmp_path / "pretrain", results)
     assert frame["epoch"].tolist() == [0, 2, 4]

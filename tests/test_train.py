@@ -318,8 +318,7 @@ def test_paper_presets_are_valid_params(preset):
     grid = config.grid(params)
     for name in grid.dataset:
         prepare.data_config(params, name)
-        pretrain.encoder_config(params, name)
-        tcfg = pretrain.train_config(params, name)
+        tcfg = pretrain.setup(params, name).train  # the encoder block parsed too
         per_process = tcfg.batch_size // tcfg.nproc_per_node
         assert tcfg.batch_size % tcfg.nproc_per_node == 0
         assert max(grid.k) <= per_process - 1, (name, max(grid.k), per_process)

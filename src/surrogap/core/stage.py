@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from surrogap.core import errors
@@ -28,7 +29,7 @@ from surrogap.core import errors
 errors.quiet_interrupt_hook(f"stage {Path(sys.argv[0]).stem}")
 
 from surrogap.core import instance, io, progress  # noqa: E402
-from surrogap.core.argtypes import (  # noqa: E402, F401  (the stages' types)
+from surrogap.core.argtypes import (  # noqa: E402  (the stages' types)
     Parser,
     integer,
     positive_number,
@@ -155,38 +156,74 @@ def run(
     return stage_main(name, parsed)
 
 
-def instance_params(
-    p: argparse.ArgumentParser,
-    args: argparse.Namespace,
-    script: str,
-    required: Sequence[str],
-    optional: Sequence[str] = (),
-) -> dict:
-    """The params of a matrix stage's script, with its instance in `args`.
+@dataclass(frozen=True)
+class Job:
+    """What one instance of a matrix stage works on: the params (read once), the instance's
+    values and its paths by option name (``data``, ``out``, ...)."""
 
-    By hand (``--dataset`` given) every option of `required` must be given too, as before.
-    Under DVC (no option given) the instance comes from DVC_STAGE
-    (:func:`surrogap.core.instance.current`) and every path from
-    :func:`surrogap.core.schema.stage_paths`: dvc.yaml's `cmd` carries no params value."""
-    given = [n for n in ("dataset", *required, *optional) if getattr(args, n) is not None]
-    if args.dataset is not None:
-        missing = [f"--{n.replace('_', '-')}" for n in required if getattr(args, n) is None]
-        if missing:
-            p.error(f"the following arguments are required: {', '.join(missing)}")
-        return load_params(args.params)
-    if given:
-        p.error(
-            f"--{given[0].replace('_', '-')} needs --dataset and the other options of a run by hand"
+    params: dict
+    dataset: str
+    k: int | None
+    lr: float | None
+    paths: dict[str, Path]
+
+
+def matrix_stage(
+    script: str,
+    doc: str | None,
+    paths: dict[str, str],
+    body: Callable[[Job, argparse.Namespace], None],
+    argv: Sequence[str] | None = None,
+    options: Callable[[Parser], None] = lambda p: None,
+) -> int:
+    """The command line of a matrix stage's script (`prepare`, `pretrain`, `extract`,
+    `probe`): `--dataset`, `--k` and `--lr` (the instance; `prepare` has a dataset only),
+    one option per entry of `paths` (name -> help; ``out`` is the output folder), and what
+    `options` adds (optional, by hand only). Then `body(job, args)`.
+
+    By hand (``--dataset`` given) `--k` and every path must be given too. Under DVC (no
+    option given) the instance comes from DVC_STAGE (:func:`surrogap.core.instance.current`)
+    and every path from :func:`surrogap.core.schema.stage_paths`: dvc.yaml's `cmd` carries
+    no params value."""
+    p = parser(script, doc)
+    p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
+    keyed = script != "prepare"
+    if keyed:
+        p.add_argument("--k", type=integer(1, "k"), help="negatives per anchor")
+        p.add_argument(
+            "--lr",
+            type=positive_number("lr"),
+            help="an lr of the grid (default: the section's train.lr)",
         )
-    params = load_params(args.params)
-    inst = instance.current(params, script)
-    args.dataset = inst.dataset
-    if hasattr(args, "k"):
-        args.k = inst.k
-    if hasattr(args, "lr"):
-        args.lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
-    for name, path in inst.paths().items():
-        setattr(args, name, Path(path))
-    if getattr(args, "out", None) is not None:  # refused before any work, not at the write
-        io.check_target(args.out, folder=True)
-    return params
+    for name, text in paths.items():
+        kind = output_path(folder=True) if name == "out" else Path
+        p.add_argument(f"--{name}", type=kind, help=text)
+    before = {a.dest for a in p._actions}
+    options(p)
+    optional = ["lr", *(a.dest for a in p._actions if a.dest not in before)] if keyed else []
+    required = ["k", *paths] if keyed else list(paths)
+
+    def resolve(a: argparse.Namespace) -> Job:
+        if a.dataset is not None:
+            missing = [f"--{n.replace('_', '-')}" for n in required if getattr(a, n) is None]
+            if missing:
+                p.error(f"the following arguments are required: {', '.join(missing)}")
+            got = {n: getattr(a, n) for n in paths}
+            k, lr = (a.k, a.lr) if keyed else (None, None)
+            return Job(load_params(a.params), a.dataset, k, lr, got)
+        given = [n for n in (*required, *optional) if getattr(a, n) is not None]
+        if given:
+            p.error(
+                f"--{given[0].replace('_', '-')} needs --dataset and the other options of a "
+                "run by hand"
+            )
+        params = load_params(a.params)
+        inst = instance.current(params, script)
+        lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
+        where = inst.paths()
+        found = {n: Path(where[n]) for n in paths}  # in the order of `paths`
+        if "out" in found:  # refused before any work, not at the write
+            io.check_target(found["out"], folder=True)
+        return Job(params, inst.dataset, inst.k, lr, found)
+
+    return run(script, p, lambda a: body(resolve(a), a), argv)

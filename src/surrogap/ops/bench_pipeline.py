@@ -58,18 +58,15 @@ def _training_seconds(repo, quick: bool) -> float:
     a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
     import yaml
 
-    from surrogap.core import config
     from surrogap.core.schema import seed_dir
-    from surrogap.models import parse_encoder_config
     from surrogap.models.inputs import load_prepared
+    from surrogap.pipeline.pretrain import setup
     from surrogap.training import checkpoint
-    from surrogap.training.config import TrainConfig
     from surrogap.training.train import Trainer
 
     dataset, k, seed = STAGE_RUN
-    section = yaml.safe_load((repo / "params.yaml").read_text())[dataset]
-    enc = parse_encoder_config(section["encoder"], f"{dataset}.encoder")
-    tcfg = config.parse(TrainConfig, section["train"], f"{dataset}.train")
+    s = setup(yaml.safe_load((repo / "params.yaml").read_text()), dataset)
+    enc, tcfg = s.encoder, s.train
     data = load_prepared(repo / "data" / "prepared" / dataset / seed_dir(seed))
     best = math.inf
     for _ in range(1 if quick else 3):

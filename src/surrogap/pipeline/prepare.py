@@ -42,30 +42,36 @@ def check_memory(cfg, where: str) -> None:
         memory.require(need, f"{where}: {what}")
 
 
-def build_seed(params: Mapping, dataset: str, seed: int, root: Path):
-    """One seed's splits (a core.prepared.Prepared) and the data config they were drawn with."""
-    cfg = data_config(params, dataset)
-    check_memory(cfg, f"{dataset}.data")
+def draw(cfg, dataset: str, seed: int, root: Path):
+    """One seed's splits (a core.prepared.Prepared) drawn by the parsed `<dataset>.data`
+    block `cfg`, and the config with the seed's data seed."""
     cfg = dataclasses.replace(cfg, seed=data_seed(cfg, seed))
     prepared = kinds.build(cfg, root)
     prepared.extra["data_seed"] = cfg.seed
     return prepared, cfg
 
 
-def run_seed(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path, built=None):
-    """One seed's splits into `out_dir` (replaced whole, once everything is drawn);
-    `built`: build_seed's answer for this seed, where the caller has it already."""
-    prepared, cfg = built or build_seed(params, dataset, seed, root)
+def write(drawn, dataset: str, out_dir: Path) -> None:
+    """`draw`'s answer into `out_dir` (replaced whole)."""
+    prepared, cfg = drawn
     write_prepared(prepared, dataset, cfg.kind, getattr(cfg, "prior", "uniform"), out_dir)
 
 
+def run_seed(params: Mapping, dataset: str, seed: int, out_dir: Path, root: Path) -> None:
+    """One seed's splits into `out_dir`, from params.yaml."""
+    cfg = data_config(params, dataset)
+    check_memory(cfg, f"{dataset}.data")
+    write(draw(cfg, dataset, seed, root), dataset, out_dir)
+
+
 def run(params: Mapping, dataset: str, dataset_dir: Path, root: Path) -> None:
-    """Every seed of the params list `seed` into ``dataset_dir/s<seed>/``; the folder is
-    replaced whole once every seed is drawn. The first seed is drawn before any folder is
-    made, so bad raw data leaves nothing behind."""
-    seeds = config_seeds(params)
-    first = build_seed(params, dataset, seeds[0], root)
+    """Every seed of the params list `seed` into ``dataset_dir/s<seed>/``, the data block
+    parsed once; the folder is replaced whole once every seed is drawn. The first seed is
+    drawn before any folder is made, so bad raw data leaves nothing behind."""
+    cfg, seeds = data_config(params, dataset), config_seeds(params)
+    check_memory(cfg, f"{dataset}.data")
+    first = draw(cfg, dataset, seeds[0], root)
     with io.atomic_dir(Path(dataset_dir)) as tmp:
         for seed in seeds:
-            built = first if seed == seeds[0] else None
-            run_seed(params, dataset, seed, tmp / seed_dir(seed), root, built)
+            drawn = first if seed == seeds[0] else draw(cfg, dataset, seed, root)
+            write(drawn, dataset, tmp / seed_dir(seed))

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from surrogap.core import config, memory
+from surrogap.core import config
 from surrogap.core.config import dataset_section
-from surrogap.core.errors import UserError
 from surrogap.core.parallel import each, stage_jobs
 from surrogap.core.prepared import check_dataset
 from surrogap.core.schema import run_name, seed_dir
@@ -25,56 +26,47 @@ from surrogap.training import checkpoint, train
 from surrogap.training.config import TrainConfig, check_sizes
 
 
-def _encoder(section: Mapping, name: str):
-    return parse_encoder_config(section.get("encoder"), f"{name}.encoder")
+@dataclass(frozen=True)
+class Setup:
+    """A dataset section's `encoder` and `train` blocks, parsed once per stage; `lr`: the
+    entry of the lr grid that replaced train.lr, if any."""
+
+    dataset: str
+    encoder: Any
+    train: TrainConfig
+    lr: float | None = None
 
 
-def _train(section: Mapping, name: str) -> TrainConfig:
-    return config.parse(TrainConfig, section.get("train"), f"{name}.train")
+def setup(params: Mapping, dataset: str, lr: float | None = None) -> Setup:
+    """The encoder and train blocks of `<dataset>` in params.yaml, parsed (every top-level
+    key checked first); `lr` replaces train.lr."""
+    section = dataset_section(params, dataset)
+    tcfg = config.parse(TrainConfig, section.get("train"), f"{dataset}.train")
+    if lr is not None:
+        tcfg = dataclasses.replace(tcfg, lr=float(lr))
+    enc = parse_encoder_config(section.get("encoder"), f"{dataset}.encoder")
+    return Setup(dataset, enc, tcfg, None if lr is None else float(lr))
 
 
-def encoder_config(params: Mapping, name: str):
-    """The `<name>.encoder` block of params.yaml, parsed."""
-    return _encoder(dataset_section(params, name), name)
+def train_one(s: Setup, k: int, seed: int, data_dir: Path, out_dir: Path, checkpoint_dir: Path):
+    """One run of seed `seed` (its data in `data_dir`), written to `out_dir`."""
+    data = load_prepared(data_dir)
+    check_dataset(data.meta, s.dataset, data_dir)
+    check_sizes(s.train, k, data, f"{s.dataset}.train")
+    augment = None
+    if data.meta.get("augment"):
+        from surrogap.training.augment import build_augment
 
-
-def train_config(params: Mapping, name: str) -> TrainConfig:
-    """The `<name>.train` block of params.yaml, parsed."""
-    return _train(dataset_section(params, name), name)
-
-
-def _skip_init():
-    """A torch function mode in which every torch.nn.init function returns its tensor as it
-    is: counting parameters needs no values, and a normal init on the meta device imports
-    torch._dynamo (3 s on 2 cores, once per run of an embedding encoder)."""
-    from torch.overrides import TorchFunctionMode
-
-    class SkipInit(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if getattr(func, "__module__", None) == "torch.nn.init":
-                return args[0] if args else kwargs["tensor"]
-            return func(*args, **kwargs)
-
-    return SkipInit()
-
-
-def check_memory(enc, meta: dict, where: str) -> None:
-    """The encoder's size against the memory available, before anything is allocated: the
-    model is built on torch's meta device (no storage, no init) and its parameters counted;
-    weights, gradients and Adam's two moments take 16 bytes a parameter."""
-    import torch
-
-    from surrogap.models import build_encoder
-
-    try:
-        with torch.device("meta"), _skip_init():
-            n = sum(p.numel() for p in build_encoder(enc, meta).parameters())
-    except (RuntimeError, OverflowError) as exc:  # a size beyond int64 ("... overflowed")
-        raise UserError(
-            f"{where}: its sizes are too large to build ({config.shown(str(exc))})"
-        ) from None
-    memory.require(16 * n, f"{where}: an encoder of {n} parameters")
+        augment = build_augment(data.meta)
+    info = checkpoint.run_info(s.dataset, k, seed, s.encoder, s.train, data.meta)
+    trainer = train.Trainer(s.train, s.encoder, data, k, seed, info, augment=augment)
+    train.pretrain(
+        trainer,
+        out_dir,
+        checkpoint_dir,
+        desc=f"pretrain {s.dataset} {run_name(k, seed, s.lr)}",
+        data_dir=data_dir,
+    )
 
 
 def run(
@@ -87,29 +79,9 @@ def run(
     checkpoint_dir: Path,
     lr: float | None = None,
 ) -> None:
-    """One run; `lr` (an entry of the lr grid) replaces the section's train.lr."""
-    section = dataset_section(params, dataset)  # the top level checked once
-    enc, tcfg = _encoder(section, dataset), _train(section, dataset)
-    if lr is not None:
-        tcfg = dataclasses.replace(tcfg, lr=float(lr))
-    data = load_prepared(data_dir)
-    check_dataset(data.meta, dataset, data_dir)
-    check_sizes(tcfg, k, data, f"{dataset}.train")
-    check_memory(enc, data.meta, f"{dataset}.encoder")
-    augment = None
-    if data.meta.get("augment"):
-        from surrogap.training.augment import build_augment
-
-        augment = build_augment(data.meta)
-    info = checkpoint.run_info(dataset, k, seed, enc, tcfg, data.meta)
-    trainer = train.Trainer(tcfg, enc, data, k, seed, info, augment=augment)
-    train.pretrain(
-        trainer,
-        out_dir,
-        checkpoint_dir,
-        desc=f"pretrain {dataset} {run_name(k, seed, lr)}",
-        data_dir=data_dir,
-    )
+    """One run from params.yaml; `lr` (an entry of the lr grid) replaces the section's
+    train.lr."""
+    train_one(setup(params, dataset, lr), k, seed, data_dir, out_dir, checkpoint_dir)
 
 
 def jobs(tcfg: TrainConfig, runs: int, environ: Mapping[str, str] | None = None) -> int:
@@ -129,31 +101,18 @@ def jobs(tcfg: TrainConfig, runs: int, environ: Mapping[str, str] | None = None)
 
 
 def run_seeds(
-    params: Mapping,
-    dataset: str,
+    s: Setup,
     k: int,
     seeds: Sequence[int],
     data_dir: Path,
     out_dir: Path,
     checkpoint_dir: Path,
-    lr: float | None = None,
 ) -> None:
     """Every seed of one (dataset, K) group: seed s reads ``data_dir/s<s>`` and writes
     ``out_dir/s<s>`` (checkpoints in ``checkpoint_dir/s<s>``), in :func:`jobs` processes.
     The first failure stops the group and is raised again (core.parallel.each)."""
-    tcfg = train_config(params, dataset)
-    n = jobs(tcfg, len(seeds))
-    args = [
-        (
-            params,
-            dataset,
-            k,
-            s,
-            Path(data_dir) / seed_dir(s),
-            Path(out_dir) / seed_dir(s),
-            Path(checkpoint_dir) / seed_dir(s),
-            lr,
-        )
-        for s in seeds
+    folders = [
+        (seed, *(Path(d) / seed_dir(seed) for d in (data_dir, out_dir, checkpoint_dir)))
+        for seed in seeds
     ]
-    each(args, lambda a: run(*a), n)
+    each(folders, lambda f: train_one(s, k, *f), jobs(s.train, len(seeds)))

@@ -594,9 +594,10 @@ def _claim_trajectories(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim
     inside, right, above = int(t["inside"].sum()), int(t["right"].sum()), int(t["above"].sum())
     margin = t[["inside_margin", "right_margin", "above_margin"]].min(axis=1).to_numpy()
     # a trajectory point is one pairing: its scale is one pairing's standard deviation,
-    # the test-set s.e. of the mean over `test_pairings` pairings times sqrt(test_pairings)
+    # the run's test-set s.e. of the mean over its pairings times sqrt(pairings)
     se = (
-        t["contrastive_loss_se"].to_numpy(dtype=float) * math.sqrt(p.test_pairings)
+        t["contrastive_loss_se"].to_numpy(dtype=float)
+        * np.sqrt(t["contrastive_repeats"].to_numpy(dtype=float))
         if "contrastive_loss_se" in t
         else np.full(n, np.nan)
     )
@@ -618,9 +619,9 @@ def _claim_trajectories(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim
     details = [
         "a theorem: this checks the implementation and the estimators; each point is one "
         "pairing of the validation split, so its scale is one pairing's standard deviation: "
-        f"the run's test-set s.e. of R_cont (a mean over `report.test_pairings` = "
-        f"{p.test_pairings} pairings) times sqrt({p.test_pairings}); R_mu's noise at the "
-        "point is not recorded and not included",
+        "the run's test-set s.e. of R_cont (a mean over probe.repeats pairings, results.csv's "
+        "contrastive_repeats) times sqrt(contrastive_repeats); R_mu's noise at the point is "
+        "not recorded and not included",
         NOT_SEED_LEVEL,
     ]
     for (ds, k), grp in t[~(t["inside"] & t["right"] & t["above"])].groupby(
@@ -871,7 +872,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "band between the two bounds",
         THEOREM,
         ("fig5_{ds}.png", "Fig. 5"),
-        ("confidence", "test_pairings", "decimals"),
+        ("confidence", "decimals"),
         _claim_trajectories,
         needs_trajectories=True,
     ),

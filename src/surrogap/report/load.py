@@ -87,9 +87,6 @@ class ReportParams:
     # effect_accuracy (0.015: about 1 point per doubling of K)
     effect_r_mu: float = spec(0.015, gt=0, lt=10)
     effect_accuracy: float = spec(0.015, gt=0, lt=1)
-    # pairings behind R_cont's standard error (probe.repeats): a trajectory point is one
-    # pairing, so Claim 4 scales its margin by the s.e. times sqrt(test_pairings)
-    test_pairings: int = spec(10, ge=1)
     # accuracies at or above this are at the ceiling: no room left to improve
     ceiling: float = spec(0.99, gt=0, le=1)
     # fewer seeds than this at some K: a trend verdict is inconclusive
@@ -258,15 +255,23 @@ def load_trajectories(
     """The held-out trajectory of every run in `results`, as one tidy frame.
 
     Returns (frame, missing): frame has the columns dataset, kind, classes, k, seed, epoch,
-    val_contrastive_loss, val_supervised_loss, val_mean_acc, contrastive_loss_se, lower_gap,
-    upper_gap (the last three from results.csv: the run's test-set standard error of
-    R_cont and the bounds stage's gaps, so a non-uniform prior is respected). Each file
+    val_contrastive_loss, val_supervised_loss, val_mean_acc, contrastive_loss_se,
+    contrastive_repeats, lower_gap, upper_gap (the last four from results.csv: the run's
+    test-set standard error of R_cont, the pairings behind it, and the bounds stage's gaps, so a non-uniform prior is respected). Each file
     is typed by core.files.read_csv (a missing value is refused, not dropped; train_loss
     is empty at epoch 0 only) and must hold every evaluated epoch (:func:`_check_epochs`).
     Every run has one (pretrain writes it): a missing one, or a FIFO, device or folder in
     its place, is one line naming it, so `missing` is always empty (kept for the callers).
     """
-    carried = ("dataset", "kind", "classes", "k", "seed", "contrastive_loss_se")
+    carried = (
+        "dataset",
+        "kind",
+        "classes",
+        "k",
+        "seed",
+        "contrastive_loss_se",
+        "contrastive_repeats",
+    )
     columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
     frames, missing = [], []
     for row in results.itertuples(index=False):

@@ -448,8 +448,8 @@ def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) ->
         f"- `report.power` = {p.power:g}: the seeds a one-sided t test needs to detect the "
         "effect of interest (not the observed effect) with this probability, from the "
         "observed per-seed spread, and the power this run's n has for it (under-powered "
-        f"below {p.power:g}). `report.test_pairings` = {p.test_pairings} "
-        "(probe.repeats): Claim 4 scales a one-pairing point by R_cont's s.e. x sqrt(this).",
+        f"below {p.power:g}). Claim 4 scales a one-pairing point by R_cont's s.e. x "
+        "sqrt(probe.repeats), the pairings behind it (results.csv's contrastive_repeats).",
         f"- `report.min_seeds` = {p.min_seeds}: with fewer seeds with every K a trend verdict "
         "is inconclusive (too little power).",
         f"- `report.ceiling` = {p.ceiling:g}: an accuracy at or above it is at the ceiling; an "

@@ -91,7 +91,8 @@ class Trainer:
         # resolved params, K, seed, dataset and the launch: recorded in checkpoints
         self.run_info = {**run_info, "resolved": resolved}
         torch.manual_seed(seed)
-        model = build_encoder(encoder_cfg, data.meta)
+        where = f"{run_info['dataset']}.encoder" if "dataset" in run_info else "encoder"
+        model = build_encoder(encoder_cfg, data.meta, where)  # sized before it is built
         if self.denv.active and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
