@@ -49,7 +49,6 @@ _ACC = Tolerance(1e-2, 0.0, "accuracies: about twice the largest measured differ
 _PROBE_LOSS = Tolerance(1e-2, 0.0, "the linear probe's test loss: a fit on the features that amplifies their noise (4.1e-3 measured between thread counts, digits)")  # fmt: skip
 _EXACT = Tolerance(0.0, 1e-9, "functions of K, C and the prior only: no training noise")
 _EARLIER = Tolerance(0.0, 5e-3, "affine in R_cont with coefficients up to hundreds: relative, like R_cont's own relative change")  # fmt: skip
-_COUNTED = Tolerance(0.0, 0.0, "pairings behind R_cont's s.e. (probe.repeats): a count, equal or the design differs")  # fmt: skip
 _LR = (lambda v: v >= 0, "a number >= 0 (a cosine schedule ends at 0)")
 _VACUOUS = (lambda v: v in VACUITY, "one of " + ", ".join(VACUITY))
 _EVALUATE = "evaluate stage (estimators.external)"
@@ -65,7 +64,7 @@ _ALL = (
     Column("seed", "int", _COUNT, writer=_PROBE),
     Column("contrastive_loss", "finite", _NONNEG, _LOSS, writer=_EVAL, label="R_cont"),
     Column("contrastive_loss_se", "finite", _NONNEG, _SE, writer=_EVAL),
-    Column("contrastive_repeats", "int", _POS, _COUNTED, writer=_EVAL),
+    Column("contrastive_repeats", "int", _POS, writer=_EVAL),
     Column("supervised_loss", "finite", _NONNEG, _LOSS, writer=_EVAL, label="R_mu"),
     Column("mean_acc", "finite", _UNIT, _ACC, writer=_EVAL, label="mean-classifier acc."),
     Column("linear_acc", "finite", _UNIT, _ACC, writer=_EVAL, label="linear-probe acc."),
