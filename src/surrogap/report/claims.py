@@ -1,10 +1,6 @@
 """The paper's claims, tested on this run; each verdict names the data it stands on and
-carries its numbers. docs/THEORY.md (section 8) states every claim's statistic, null,
-interval and thresholds; the report's "How this was made" quotes them. Claims 1 and 4 are
-theorem checks (consistent, violated, or inconclusive within the estimator's noise); 2 is
-a comparison of bounds; 3 and 5 are trends against log K with seed-level t intervals
-(surrogap.report.stats), tallied over data families (datasets that share their draws count
-once). Claim 5 tests the gap against a null that can fail and its rate on its own line.
+carries its numbers. docs/THEORY.md section 8 states every claim's statistic, null, interval
+and thresholds (the trends' seed-level inference: surrogap.report.stats).
 """
 
 from __future__ import annotations
@@ -108,17 +104,10 @@ THEOREM, FORMULA, EMPIRICAL = "theorem check", "formula check", "empirical test"
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """One claim, described once; CLAIMS registers them, and the report's claim table, its
-    answer paragraph, `surrogap compare`, the docs check (every statement quoted from
-    docs/THEORY.md section 7) and the claim count all read it from there.
-
-    `statement`: the paper's statement as THEORY.md words it; `check`: THEOREM or FORMULA
-    (cannot fail for a correct implementation: it checks the code and the estimators) or
-    EMPIRICAL (can fail); `figure`: (file name, {ds} the first dataset; its words);
-    `params`: the `report.*` keys the test reads; `test(spec, evidence, params)` -> Claim;
-    `trend`: a seed-level trend, tested again without the collapsed runs;
-    `needs_trajectories`: reads data/pretrain/'s trajectories, which reports/ lacks
-    (compare cannot recompute it)."""
+    """One claim, described once: CLAIMS registers them, and the report's claim table, its
+    answer paragraph, `surrogap compare`, the docs check and the claim count read it from
+    there. docs/ARCHITECTURE.md ("Adding a claim") describes the fields; `figure` is (file
+    name, {ds} the first dataset; its words)."""
 
     number: int
     name: str
@@ -212,39 +201,35 @@ def _mu_se(points: Points, results: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _margin_verdict(z_min: float, violated: int, z_crit: float) -> str:
-    if violated == 0:
-        return S.CONSISTENT
-    return S.INCONCLUSIVE if -z_min <= z_crit else S.VIOLATED
-
-
-def _z_scores(margin: np.ndarray, se: np.ndarray) -> np.ndarray:
+def _smallest_margin(
+    margin: np.ndarray, se: np.ndarray, violated: int, p: ReportParams
+) -> tuple[str, str, int, str]:
+    """A theorem check's smallest margin in standard errors (printed), in nats (printed), its
+    index and the verdict: consistent without a violation, else inconclusive within
+    z_{conf} standard errors, else violated."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(se > 0, margin / se, np.where(margin >= 0, np.inf, -np.inf))
+        z = np.where(se > 0, margin / se, np.where(margin >= 0, np.inf, -np.inf))
+    i = int(np.argmin(z))
+    status = S.CONSISTENT
+    if violated:
+        status = S.INCONCLUSIVE if -float(z[i]) <= _z(p.confidence) else S.VIOLATED
+    return format_number(float(z[i]), 1), format_number(float(margin[i]), p.decimals), i, status
 
 
 def _claim_sandwich(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
-    points = ev.points
-    d, r, n = p.decimals, ev.results, len(ev.results)
+    r, n = ev.results, len(ev.results)
     lower = (r["supervised_loss"] - r["bao_lower"]).to_numpy()
     upper = (r["bao_upper"] - r["supervised_loss"]).to_numpy()
     margin = np.minimum(lower, upper)
-    se = np.sqrt(r["contrastive_loss_se"].to_numpy() ** 2 + _mu_se(points, r) ** 2)
-    z = _z_scores(margin, se)
+    se = np.sqrt(r["contrastive_loss_se"].to_numpy() ** 2 + _mu_se(ev.points, r) ** 2)
     held = int((margin >= 0).sum())
-    i = int(np.argmin(z))
+    z, nats, i, status = _smallest_margin(margin, se, n - held, p)
     worst = r.iloc[i]
-    z_crit = _z(p.confidence)
-    status = _margin_verdict(float(z[i]), n - held, z_crit)
     text = (
-        f"holds on {held}/{n} runs; smallest margin {format_number(float(z[i]), 1)} standard "
-        f"errors ({format_number(float(margin[i]), d)} nats, "
+        f"holds on {held}/{n} runs; smallest margin {z} standard errors ({nats} nats, "
         f"{run_label(worst['dataset'], worst['k'], worst['seed'])}); {S.data_note(r)}"
     )
-    key = (
-        f"smallest margin {format_number(float(margin[i]), d)} nats = "
-        f"{format_number(float(z[i]), 1)} s.e. ({held}/{n} runs hold)"
-    )
+    key = f"smallest margin {nats} nats = {z} s.e. ({held}/{n} runs hold)"
     details = [
         "a theorem: this checks the implementation and the estimators; the standard error "
         "is each run's own, R_cont's (over pairings) and R_mu's (over test points, where "
@@ -255,7 +240,7 @@ def _claim_sandwich(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
         where = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         text += f"; violated on {where}"
         details.append(
-            f"a violation within {format_number(z_crit, 2)} standard errors (one-sided "
+            f"a violation within {format_number(_z(p.confidence), 2)} standard errors (one-sided "
             f"{100 * p.confidence:g}%) may be estimator noise: inconclusive; a larger one is not"
         )
     details.append(NOT_SEED_LEVEL)
@@ -309,7 +294,7 @@ def _per_k_counts(g: pd.DataFrame, column: str) -> str:
 
 def _vacuity(g: pd.DataFrame, d: int) -> str:
     c = int(g["classes"].iloc[0])
-    log_c, top = math.log(c), bounds.max_supervised_loss(c)
+    log_c = math.log(c)
     if not (g["above_log_c"] > 0).any():
         return (
             f"Bao's upper bound is below log C = {format_number(log_c, d)} on every seed at every K"
@@ -319,15 +304,13 @@ def _vacuity(g: pd.DataFrame, d: int) -> str:
         f"predictor's loss) on {_per_k_counts(g, 'above_log_c')}: there it is weaker than "
         "predicting uniformly"
     )
-    if (g["above_max"] > 0).any():
-        return text + (
-            f", and above log(1 + (C - 1) e^2) = {format_number(top, d)}, the largest R_mu "
-            f"possible at b = 1, on {_per_k_counts(g, 'above_max')}: vacuous there"
-        )
-    return text + (
-        f", yet below log(1 + (C - 1) e^2) = {format_number(top, d)}, the largest R_mu "
-        "possible at b = 1, so it still excludes some values of R_mu"
+    top = (
+        f"log(1 + (C - 1) e^2) = {format_number(bounds.max_supervised_loss(c), d)}, the largest "
+        "R_mu possible at b = 1"
     )
+    if (g["above_max"] > 0).any():
+        return text + f", and above {top}, on {_per_k_counts(g, 'above_max')}: vacuous there"
+    return text + f", yet below {top}, so it still excludes some values of R_mu"
 
 
 def _claim_tightest(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
@@ -346,15 +329,14 @@ def _claim_tightest(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
     smallest = below.all(axis=1) & defined
     n_def = int(is_def.sum())
     ok = bool(defined.all() and holds.all() and smallest.all())
-    status = S.CONFIRMED if ok else S.NOT_CONFIRMED
-    if ok and not valid.any():
-        status = S.INCONCLUSIVE
+    status = (S.CONFIRMED if valid.any() else S.INCONCLUSIVE) if ok else S.NOT_CONFIRMED
     text = (
         f"Bao et al.'s upper bound is defined on {int(defined.sum())}/{n} runs, holds on "
         f"{int(holds.sum())}/{n} and is the smallest of the upper bounds that hold on "
         f"{int(smallest.sum())}/{n}; the earlier bounds are defined on {n_def}/{3 * n} "
         "(bound, run) pairs"
     )
+    key = "no earlier bound holds to compare with"
     if valid.any():
         ratio = np.where(valid, earlier / bao[:, None], np.nan)
         i, j = np.unravel_index(np.nanargmin(ratio), ratio.shape)
@@ -362,6 +344,10 @@ def _claim_tightest(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
         text += (
             f", those that hold at least {format_number(float(ratio[i, j]), 2)} times Bao's "
             f"({BOUND_NAMES[EARLIER[j]]}, {run_label(row['dataset'], row['k'], row['seed'])})"
+        )
+        key = (
+            f"the tightest earlier bound is {format_number(float(ratio[i, j]), 2)} x Bao's "
+            "(no interval: a ratio of formulas)"
         )
     if failing.any():
         i, j = np.argwhere(failing)[0]
@@ -376,15 +362,8 @@ def _claim_tightest(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
     above = defined & (bao > np.log(r["classes"].to_numpy(dtype=float)))
     text += (
         f"; it lies above log C, the uniform predictor's loss, on {int(above.sum())}/{n} runs "
-        "(weaker there than predicting uniformly: see each dataset)"
+        f"(weaker there than predicting uniformly: see each dataset); {S.data_note(r)}"
     )
-    text += f"; {S.data_note(r)}"
-    key = "no earlier bound holds to compare with"
-    if valid.any():
-        key = (
-            f"the tightest earlier bound is {format_number(float(np.nanmin(ratio)), 2)} x Bao's "
-            "(no interval: a ratio of formulas)"
-        )
     details = []
     for ds, g in bound_ratios(r).groupby("dataset", sort=False):
         c = int(g["classes"].iloc[0])
@@ -472,10 +451,9 @@ def fixed_null_trends(
         ks = sorted(int(k) for k in rows["k"].unique())
         if fixed.empty or len(ks) < 2:
             continue
-        per_null, per_diff = {}, {}
-        for s in sorted(int(v) for v in rows["seed"].unique()):
-            per_null[s] = _seed_gaps(fixed, s, ks)
-            per_diff[s] = _seed_gaps(rows, s, ks) - per_null[s]
+        seeds = sorted(int(v) for v in rows["seed"].unique())
+        per_null = {s: _seed_gaps(fixed, s, ks) for s in seeds}
+        per_diff = {s: _seed_gaps(rows, s, ks) - per_null[s] for s in seeds}
         out[str(ds)] = (
             trend(per_null, ks, -1, FIXED_GAP, p.confidence),
             trend(per_diff, ks, -1, BEYOND_FIXED, p.confidence),
@@ -504,10 +482,9 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams, null: pd.DataFr
         per = S.per_seed_values(rows, ks, points, "mean_loss", "supervised_loss")
         offsets = {}
         for s, g in rows.groupby("seed"):
-            by_k = {int(r.k): r for r in g.itertuples()}
-            value = np.array([by_k[k].contrastive_loss if k in by_k else np.nan for k in ks])
-            se = np.array([by_k[k].contrastive_loss_se if k in by_k else 0.0 for k in ks])
-            offsets[int(s)] = (value, np.nan_to_num(se))
+            by_k = g.set_index("k").reindex(ks)  # NaN where the seed lacks a K (se: 0)
+            se = np.nan_to_num(by_k["contrastive_loss_se"].to_numpy(dtype=float))
+            offsets[int(s)] = (by_k["contrastive_loss"].to_numpy(dtype=float), se)
         gap = trend(per, ks, -1, "R_mu - R_cont", p.confidence, offsets=offsets)
         x = np.log(np.asarray(ks, dtype=float))
         gaps = rows.groupby("k")[["upper_gap", "lower_gap"]].mean().loc[ks]
@@ -544,18 +521,15 @@ def _gap(results: pd.DataFrame, points: Points, p: ReportParams, null: pd.DataFr
         ]
         ratio = gap.slope / s_up if s_up else math.nan
         lo, hi = gap.slope_ci
+        a, b = sorted((s_up, s_lo))
         if gap.slope_est.n < 2:
             where = f"no interval from {gap.slope_est.n} seed with every K, so no test of the rate"
+        elif a <= lo and hi <= b:
+            where = "the interval inside [Delta_U's, Delta_L's] slopes"
+        elif hi < a or lo > b:
+            where = "the interval wholly outside them"
         else:
-            a, b = sorted((s_up, s_lo))
-            inside = a <= lo and hi <= b
-            where = (
-                "the interval inside [Delta_U's, Delta_L's] slopes"
-                if inside
-                else "the interval wholly outside them"
-                if hi < a or lo > b
-                else "the interval straddles an end of them"
-            )
+            where = "the interval straddles an end of them"
         lines.append(decay_line)
         lines.append(
             f"{ds}, {GAP_TESTS[1]} {rate[ds]}: measured slope {S.signed(gap.slope, d)} "
@@ -601,18 +575,13 @@ def _claim_trajectories(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim
         if "contrastive_loss_se" in t
         else np.full(n, np.nan)
     )
-    z = _z_scores(margin, se)
-    i = int(np.argmin(z))
+    z, nats, i, status = _smallest_margin(margin, se, int((margin < 0).sum()), p)
     w = t.iloc[i]
-    violated = int((margin < 0).sum())
-    status = _margin_verdict(float(z[i]), violated, _z(p.confidence))
     text = (
         f"{inside}/{n} held-out trajectory points ({100.0 * inside / n:.1f}%) lie inside the "
         f"band; {right}/{n} are right of R_cont\\*, {above}/{n} above R_mu\\*; smallest margin "
-        f"{format_number(float(z[i]), 1)} standard deviations of one pairing "
-        f"({format_number(float(margin[i]), p.decimals)} nats, "
-        f"{run_label(w['dataset'], w['k'], w['seed'])}, epoch {w['epoch']:g}); "
-        f"{S.data_note(traj)}"
+        f"{z} standard deviations of one pairing ({nats} nats, "
+        f"{run_label(w['dataset'], w['k'], w['seed'])}, epoch {w['epoch']:g}); {S.data_note(traj)}"
     )
     if missing:
         text += f" ({len(missing)} runs have no trajectory file)"
@@ -624,17 +593,13 @@ def _claim_trajectories(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim
         "not recorded and not included",
         NOT_SEED_LEVEL,
     ]
-    for (ds, k), grp in t[~(t["inside"] & t["right"] & t["above"])].groupby(
-        ["dataset", "k"], sort=True
-    ):
+    outside = t[~(t["inside"] & t["right"] & t["above"])]
+    for (ds, k), grp in outside.groupby(["dataset", "k"], sort=True):
         details.append(
             f"{ds} K={k}: {len(grp)} point{'s' if len(grp) > 1 else ''} outside, the first at "
             f"epoch {grp['epoch'].min():g}"
         )
-    key = (
-        f"smallest margin {format_number(float(margin[i]), p.decimals)} nats = "
-        f"{format_number(float(z[i]), 1)} s.d. of one pairing ({inside}/{n} points inside)"
-    )
+    key = f"smallest margin {nats} nats = {z} s.d. of one pairing ({inside}/{n} points inside)"
     return spec.found(status, text, details, key=key, data=S.data_note(traj))
 
 
@@ -746,8 +711,7 @@ def _claim_gap(spec: ClaimSpec, ev: Evidence, p: ReportParams) -> Claim:
         "R_mu - R_cont of the encoder trained at each K falls faster than that of the "
         "smallest-K encoder held fixed (the gap minus the fixed encoder's, slope < 0): "
         f"{S.tally(s5)}; at a rate between Delta_U's and Delta_L's, as the theorem implies: "
-        f"{S.tally(r5)}"
-        f"; {S.data_note(results)}",
+        f"{S.tally(r5)}; {S.data_note(results)}",
         (*lines5, "power: as Claim 3's, for the gap minus the fixed encoder's"),
         verdicts=tuple(verdicts5),
         key=_gap_key(rows5, p),
@@ -782,7 +746,6 @@ def claims(
                 f"every run is at chance ({int(chance.sum())} runs: test accuracy within noise "
                 "of 1/C, or R_mu = log C), so no run is evidence for or against it"
             )
-            items = _claims(ev, p)
             return [
                 replace(
                     c,
@@ -793,7 +756,7 @@ def claims(
                     verdicts=(),
                     trends=(),
                 )
-                for c in items
+                for c in _claims(ev, p)
             ]
         at = {(r.dataset, int(r.k), int(r.seed)) for r in results[chance].itertuples()}
         keys = zip(
@@ -819,15 +782,13 @@ def _claims(ev: Evidence, p: ReportParams) -> list[Claim]:
         return found
     names = ", ".join(run_label(r.dataset, r.k, r.seed) for r in ev.results[flagged].itertuples())
     kept = replace(ev, results=ev.results[~flagged])
-    out = []
-    for spec, c in zip(CLAIMS, found, strict=True):
+    for i, (spec, c) in enumerate(zip(CLAIMS, found, strict=True)):
         if spec.trend:
             a = spec.test(spec, kept, p)
             same = "unchanged" if a.status == c.status else f"changes from {c.status}"
             note = f"without the collapsed runs ({names}): {a.status} ({same}); {a.text}"
-            c = replace(c, details=(*c.details, note))
-        out.append(c)
-    return out
+            found[i] = replace(c, details=(*c.details, note))
+    return found
 
 
 # --------------------------------------------------------------------------- the registry

@@ -3,27 +3,13 @@ committed at a git revision), column by column against documented tolerances, an
 report's claim verdicts recomputed from both with the report's own code.
 
 A side is a results.csv, or the reports/ folder holding it; beside it, selected.csv (the
-table the report reads; results.csv where there is none) and report.md are read when
-present, and the `report` section of params.yaml in the folder above (each side its own;
-the defaults where there is none). `--ref REV` reads the same files as committed at REV
-(`git show REV:reports/results.csv`). The tolerances and why: docs/SCALING.md,
-"Reproducing: what is bit-identical and what is compared with tolerances".
-
-The design comes first: where the two sides' params (the whole params.yaml beside each),
-grids (the dataset, K, seed and lr values the tables hold) or seeds per (dataset, K)
-differ, it says so, and each verdict change is marked as following from that design
-("from the design": the change vanishes when both tables are cut to the runs both hold and
-judged with the reference's `report` thresholds) or from the numbers (it persists there).
-Every per-dataset verdict the claims tally (Claim 3: each metric; Claim 5: the decay and
-the rate) is diffed too, each flip named. A change where either side is *fragile* (its
-interval straddles 0 and reaches the effect of interest, docs/THEORY.md section 8) is
-listed apart, as expected to move: a rerun can flip such a verdict, so it is no change of
-finding. null.csv beside results.csv (the fixed-encoder null) is read where present:
-without it Claim 5's decay is inconclusive on that side.
-
-Exit status: 0 when both sides have the same design (params, grid, seeds), no claim or
-per-dataset verdict changed other than one with a fragile side, every column is within its
-tolerance and both sides hold the same runs; 1 otherwise; 2 for bad input (one line).
+table the report reads; results.csv where there is none), report.md and null.csv (without
+it Claim 5's decay is inconclusive on that side) are read when present, and the `report`
+section of params.yaml in the folder above (the defaults where there is none). `--ref REV`
+reads the same files as committed at REV. What is compared, the design differences said
+first and the tolerances: docs/SCALING.md, "Reproducing: what is bit-identical and what is
+compared with tolerances". A change where either side is *fragile* (docs/THEORY.md section
+8) is listed apart, as expected to move. Exit status: see run_command.
 """
 
 from __future__ import annotations
@@ -60,7 +46,6 @@ class Side:
 
     name: str  # what the user gave: a path, or REV:reports/
     results: pd.DataFrame
-    columns: tuple[str, ...]
     selected: pd.DataFrame | None
     params: load.ReportParams
     report_md: str | None
@@ -71,7 +56,6 @@ class Side:
 # --------------------------------------------------------------------------- reading
 def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
     frame = load.load_results(results)  # an empty, cut or binary file: one line
-    header = tuple(frame.columns)  # as the file orders them (load keeps every column)
     selected_path = folder / "selected.csv"
     selected = load.load_results(selected_path) if selected_path.is_file() else None
     params_path = folder.parent / "params.yaml"
@@ -90,7 +74,7 @@ def _side_from_folder(folder: Path, results: Path, name: str) -> Side:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{str(report)!r} is unreadable ({type(exc).__name__})") from None
     null = load.load_null(folder / "null.csv")  # Claim 5's decay is tested against it
-    return Side(name, frame, header, selected, load.parse_params(section), text, everything, null)
+    return Side(name, frame, selected, load.parse_params(section), text, everything, null)
 
 
 def read_path(path: str | Path) -> Side:
@@ -129,28 +113,17 @@ def read_revision(rev: str, cwd: str | Path = ".") -> Side:
     with tempfile.TemporaryDirectory(prefix="surrogap-compare-") as tmp:
         folder = Path(tmp) / "reports"
         folder.mkdir()
-        for rel, required in (
-            ("reports/results.csv", True),
-            ("reports/selected.csv", False),
-            ("reports/report.md", False),
-            ("reports/null.csv", False),
-            ("params.yaml", False),
-        ):
+        names = ("results.csv", "selected.csv", "report.md", "null.csv")
+        for rel in (*(f"reports/{name}" for name in names), "params.yaml"):
             shown = _git(["show", f"{rev}:{rel}"], root)
-            if shown.returncode != 0:
-                if required:
-                    raise UserError(f"--ref {rev}: the revision has no {rel}")
-                continue
-            (Path(tmp) / rel).write_bytes(shown.stdout)
+            if shown.returncode == 0:
+                (Path(tmp) / rel).write_bytes(shown.stdout)
+            elif rel == "reports/results.csv":  # the one file a side needs
+                raise UserError(f"--ref {rev}: the revision has no {rel}")
         return _side_from_folder(folder, folder / "results.csv", f"{rev}:reports/")
 
 
 # --------------------------------------------------------------------------- comparing
-def _keys(a: Side, b: Side) -> list[str]:
-    both = "run" in a.columns and "run" in b.columns
-    return [*RUN_KEYS, "run"] if both else list(RUN_KEYS)
-
-
 def _label(row) -> str:
     label = run_label(row["dataset"], row["k"], row["seed"])
     run = row.get("run")
@@ -162,14 +135,14 @@ def compare_columns(
 ) -> tuple[list[dict], list[str], list[str], list[str], list[str]]:
     """Per numeric column its largest differences and where; the runs in one side only;
     the runs whose `holds` flipped; the runs whose data kind differs."""
-    if set(rep.columns) != set(ref.columns):
-        only_rep = sorted(set(rep.columns) - set(ref.columns))
-        only_ref = sorted(set(ref.columns) - set(rep.columns))
+    columns, columns_ref = set(rep.results.columns), set(ref.results.columns)
+    if columns != columns_ref:
+        only_rep, only_ref = sorted(columns - columns_ref), sorted(columns_ref - columns)
         raise UserError(
             f"the two tables' columns differ: {', '.join(only_rep) or 'none'} only in "
             f"{rep.name}, {', '.join(only_ref) or 'none'} only in {ref.name}"
         )
-    keys = _keys(rep, ref)
+    keys = [*RUN_KEYS, "run"] if "run" in columns else list(RUN_KEYS)  # the same on both sides
     merged = rep.results.merge(
         ref.results, on=keys, how="outer", suffixes=("", "_ref"), indicator=True
     )
@@ -205,13 +178,6 @@ def compare_columns(
             }
         )
     return rows, only_rep, only_ref, flipped, kinds
-
-
-def _stated(report_md: str | None) -> dict[int, tuple[str, str]]:
-    """{claim: (name, status)} as a report.md states them."""
-    if report_md is None:
-        return {}
-    return {int(n): (name, status) for n, name, status in CLAIM_LINE.findall(report_md)}
 
 
 # --------------------------------------------------------------------------- the design
@@ -344,8 +310,7 @@ def recompute(
     if table.empty:
         return Recomputed({}, {})
     found = report_claims.claims(table, pd.DataFrame(), params, points={}, null=null)
-    # a claim that needs the trajectories (data/pretrain/) cannot be recomputed: reports/
-    # does not hold them
+    # a claim that needs the trajectories (data/pretrain/, not in reports/) is not recomputed
     lacks = {c.number for c in report_claims.CLAIMS if c.needs_trajectories}
     kept = [c for c in found if c.number not in lacks]
     return Recomputed(
@@ -377,18 +342,14 @@ def _cause(same_on_common: bool, differs: bool) -> str:
     return "design" if differs and same_on_common else "numbers"
 
 
-def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tuple[list, list]:
+def compare_verdicts(rep: Side, ref: Side, design: Mapping) -> tuple[list, list]:
     """Each claim's verdict on both sides (recomputed from the tables, and as each side's
     report.md states it where both have one), and every per-dataset verdict the claims tally
     ({claim, dataset, test, reproduced, reference, reasons, changed}). A recomputed change
-    carries `cause`: 'design' when it vanishes on the runs both sides hold with the
-    reference's thresholds, else 'numbers'."""
-    design = compare_design(rep, ref) if design is None else design
+    carries `cause`: 'design' when `design` (compare_design's) differs and the change vanishes
+    on the runs both sides hold with the reference's thresholds, else 'numbers'."""
     differs = design_differs(design)
-    a, b = (
-        recompute(_table(rep), rep.params, rep.null),
-        recompute(_table(ref), ref.params, ref.null),
-    )
+    a, b = (recompute(_table(side), side.params, side.null) for side in (rep, ref))
     ca, cb = _on_common_runs(rep, ref) if differs else (a, b)
     said_a, said_b = _stated(rep.report_md), _stated(ref.report_md)
     out = []
@@ -404,11 +365,7 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
                 entry["cause"] = _cause(same, differs)
         if number in said_a and number in said_b:
             entry.update(report_reproduced=said_a[number][1], report_reference=said_b[number][1])
-        entry["changed"] = entry.get("reproduced") != entry.get("reference") or entry.get(
-            "report_reproduced"
-        ) != entry.get("report_reference")
-        entry["fragile"] = entry["changed"] and _fragile_side(entry)
-        out.append(entry)
+        out.append(_mark_changed(entry))
     per = []
     for key in sorted(a.per_dataset.keys() | b.per_dataset.keys()):
         va, vb = a.per_dataset.get(key), b.per_dataset.get(key)
@@ -416,19 +373,29 @@ def compare_verdicts(rep: Side, ref: Side, design: Mapping | None = None) -> tup
             "claim": key[0],
             "dataset": key[1],
             "test": key[2],
-            "reproduced": va.status if va else ABSENT,
-            "reference": vb.status if vb else ABSENT,
+            "reproduced": _status(va),
+            "reference": _status(vb),
             "reason_reproduced": va.reason if va else "",
             "reason_reference": vb.reason if vb else "",
         }
-        entry["changed"] = entry["reproduced"] != entry["reference"]
-        entry["fragile"] = entry["changed"] and _fragile_side(entry)
-        if entry["changed"]:
-            wa, wb = ca.per_dataset.get(key), cb.per_dataset.get(key)
-            same = (wa.status if wa else ABSENT) == (wb.status if wb else ABSENT)
+        if _mark_changed(entry)["changed"]:
+            same = _status(ca.per_dataset.get(key)) == _status(cb.per_dataset.get(key))
             entry["cause"] = _cause(same, differs)
         per.append(entry)
     return out, per
+
+
+def _status(v: report_claims.Verdict | None) -> str:
+    return v.status if v else ABSENT
+
+
+def _mark_changed(entry: dict) -> dict:
+    """`entry` with `changed` (its recomputed or its report.md verdicts differ) and `fragile`."""
+    entry["changed"] = any(
+        entry.get(f"{how}reproduced") != entry.get(f"{how}reference") for how in ("", "report_")
+    )
+    entry["fragile"] = entry["changed"] and _fragile_side(entry)
+    return entry
 
 
 ABSENT = "absent"  # a dataset one side does not hold
@@ -449,9 +416,7 @@ NAMED_FLIPS = 3  # the summary line names this many per-dataset flips; the text 
 
 
 def _selection_changes(rep: Side, ref: Side) -> list[str]:
-    if rep.selected is None or ref.selected is None or "run" not in rep.selected:
-        return []
-    if "run" not in ref.selected:
+    if any(side.selected is None or "run" not in side.selected for side in (rep, ref)):
         return []
     keys = list(RUN_KEYS)
     m = rep.selected[[*keys, "run"]].merge(
@@ -483,10 +448,8 @@ def compare(rep: Side, ref: Side) -> dict:
         head = "verdict changed: " + "; ".join(
             f"Claim {v['claim']} {_verdict_change(v, differs)}" for v in changed
         )
-    elif flips:
-        head = "no claim verdict changed"
     else:
-        head = "no verdict changed"
+        head = "no claim verdict changed" if flips else "no verdict changed"
     if flips:
         by = {c: sum(f.get("cause") == c for f in flips) for c in ("design", "numbers")}
         notes = (
@@ -500,25 +463,16 @@ def compare(rep: Side, ref: Side) -> dict:
         causes = f" ({'; '.join(notes)})" if notes else ""
         head += f"; {len(flips)} per-dataset verdicts flipped{causes}{named}"
     if differs:
-        kinds_of = [
-            what
-            for what, key in (
-                (f"params ({len(design['params'])} keys)", "params"),
-                ("params unknown", "params_missing"),
-                ("grid (" + ", ".join(g["list"] for g in design["grid"]) + ")", "grid"),
-                ("seeds per (dataset, K)", "seeds"),
-            )
-            if design[key]
-        ]
-        head = f"design differs: {', '.join(kinds_of)}; " + head
-    tail = (
-        "within tolerance"
-        if not outside
-        else (
-            "outside tolerance: "
-            + ", ".join(f"{c['column']} ({c['outside']} rows)" for c in outside)
-        )
-    )
+        said = {
+            "params": f"params ({len(design['params'])} keys)",
+            "params_missing": "params unknown",
+            "grid": "grid (" + ", ".join(g["list"] for g in design["grid"]) + ")",
+            "seeds": "seeds per (dataset, K)",
+        }
+        kinds_of = ", ".join(what for key, what in said.items() if design[key])
+        head = f"design differs: {kinds_of}; " + head
+    beyond = ", ".join(f"{c['column']} ({c['outside']} rows)" for c in outside)
+    tail = f"outside tolerance: {beyond}" if outside else "within tolerance"
     extra = []
     if only_rep or only_ref:
         extra.append(
@@ -556,27 +510,21 @@ def compare(rep: Side, ref: Side) -> dict:
 
 def _verdict_change(v: Mapping, differs: bool) -> str:
     if v.get("reproduced") != v.get("reference"):
-        tail = f" ({_cause_text(v, differs)[2:]})" if _cause_text(v, differs) else ""
-        return f"{v.get('reference')} -> {v.get('reproduced')}{tail}"
+        return f"{v.get('reference')} -> {v.get('reproduced')}{_cause_note(v, differs)}"
     return f"{v.get('report_reference')} -> {v.get('report_reproduced')} (report.md)"
 
 
 def _moved(v: Mapping) -> str:
     """'Claim 3 digits R_mu fragile -> confirmed' (a headline: 'Claim 3 fragile -> ...')."""
     where = f" {v['dataset']} {v['test']}" if "dataset" in v else ""
-    a, b = (
-        v.get("reference", v.get("report_reference")),
-        v.get("reproduced", v.get("report_reproduced")),
-    )
-    return f"Claim {v['claim']}{where} {a} -> {b}"
+    old, new = (v.get(side, v.get(f"report_{side}")) for side in ("reference", "reproduced"))
+    return f"Claim {v['claim']}{where} {old} -> {new}"
 
 
 def _flip(f: Mapping, differs: bool) -> str:
     """'Claim 3 digits mean-classifier accuracy confirmed -> not confirmed'."""
-    tail = f" ({_cause_text(f, differs)[2:]})" if _cause_text(f, differs) else ""
-    return (
-        f"Claim {f['claim']} {f['dataset']} {f['test']} {f['reference']} -> {f['reproduced']}{tail}"
-    )
+    verdicts = f"{f['reference']} -> {f['reproduced']}{_cause_note(f, differs)}"
+    return f"Claim {f['claim']} {f['dataset']} {f['test']} {verdicts}"
 
 
 def _flip_line(f: Mapping, differs: bool) -> str:
@@ -598,6 +546,11 @@ def _cause_text(v: Mapping, differs: bool) -> str:
     return "; from the design" if v["cause"] == "design" else "; in the numbers"
 
 
+def _cause_note(v: Mapping, differs: bool) -> str:
+    """_cause_text in parentheses: ' (from the design)'."""
+    return f" ({_cause_text(v, differs)[2:]})" if _cause_text(v, differs) else ""
+
+
 def _number(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.1e}"
 
@@ -606,7 +559,8 @@ def format_text(result: Mapping) -> str:
     """The table of columns, the verdicts, the lists, then the one summary line."""
     lines = [f"reproduced {result['reproduced']} against reference {result['reference']}", ""]
     design = _design_lines(result["design"])
-    if design:
+    differs = bool(design)
+    if differs:
         lines += [
             "DESIGN DIFFERS: the two sides are not the same experiment. A verdict change marked "
             "'from the design' follows from this, not from the numbers (it vanishes on the runs "
@@ -629,9 +583,8 @@ def format_text(result: Mapping) -> str:
         for c in result["columns"]
     ]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(head)]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    for row in (head, ["-" * w for w in widths], *cells):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     lines.append("")
     for v in result["verdicts"]:
         pairs = []
@@ -643,14 +596,13 @@ def format_text(result: Mapping) -> str:
             lines.append(f"Claim {v['claim']} ({v['name']}): moved, a side fragile (below)")
         elif v["changed"]:
             said = "; ".join(f"{a} -> {b} ({how})" for a, b, how in pairs if a != b)
-            said += _cause_text(v, bool(design))
+            said += _cause_text(v, differs)
             lines.append(f"Claim {v['claim']} ({v['name']}): CHANGED: {said}")
         else:
             how = " and ".join(how for *_, how in pairs)
             lines.append(f"Claim {v['claim']} ({v['name']}): {pairs[0][0]} on both sides ({how})")
     per = result["per_dataset_verdicts"]
     flips = [f for f in per if f["changed"] and not f.get("fragile")]
-    differs = bool(design)
     lines.append(
         f"per-dataset verdicts (Claims 3 and 5, recomputed from the tables): {len(per)} compared, "
         + (f"{len(flips)} flipped" if flips else "none flipped")
@@ -674,6 +626,10 @@ def format_text(result: Mapping) -> str:
 
 
 # --------------------------------------------------------------------------- command line
+def _finite_or_none(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
 def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
     """`surrogap compare`: 0 when the design is the same, no claim or per-dataset verdict
     changed (a change with a fragile side is expected to move: listed, not counted) and all
@@ -694,13 +650,7 @@ def run_command(paths: list[str], ref_rev: str | None, as_json: bool) -> int:
         )
     result = compare(rep, ref)
     if as_json:  # strict JSON: a difference with a value on one side only is null
-        finite = [
-            {
-                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in c.items()
-            }
-            for c in result["columns"]
-        ]
+        finite = [{k: _finite_or_none(v) for k, v in c.items()} for c in result["columns"]]
         print(json.dumps({**result, "columns": finite}, indent=2, allow_nan=False, default=str))
     else:
         print(format_text(result))

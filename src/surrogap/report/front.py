@@ -66,52 +66,37 @@ def parts(results: pd.DataFrame, trends: Sequence[TrendRow]) -> dict[str, list[s
     """{'holds' | 'fails' | 'fragile' | 'undecided' | 'under-powered': ['R_mu: improves,
     saturates', ...]} over data families, one entry per metric: a part holds where every
     family confirms it, fails where one does not confirm it (how many of the families, and
-    the datasets that do not),
-    is fragile where none fails and one is fragile (its interval straddles 0 and reaches the
-    effect of interest: a rerun can flip it), else undecided (and why). Under-powered: the
-    parts whose power for the effect of interest at this run's n is below `report.power`,
-    on the datasets named."""
-    by_part: dict[tuple[str, str], dict[str, str]] = {}
-    reasons: dict[tuple[str, str], set[str]] = {}
-    weak: dict[tuple[str, str], list[str]] = {}
-    shaky_why: dict[tuple[str, str], str] = {}  # the first fragile dataset's reason
-    failing: dict[tuple[str, str], list[str]] = {}  # the datasets that do not confirm it
+    the datasets that do not), is fragile where none fails and one is fragile (its interval
+    straddles 0 and reaches the effect of interest: a rerun can flip it), else undecided (and
+    why). Under-powered: the parts whose power for the effect of interest at this run's n is
+    below `report.power`, on the datasets named."""
+    # per (metric, part): each dataset's (dataset, status, why, needed)
+    seen: dict[tuple[str, str], list[tuple[str, str, str, str]]] = {}
     for r in trends:
         for what, status, why, needed in r.verdicts:
-            key = (r.trend.metric, what)
-            by_part.setdefault(key, {})[r.dataset] = status
-            if status == S.INCONCLUSIVE and why:
-                reasons.setdefault(key, set()).add(_short_reason(why))
-            if status == S.NOT_CONFIRMED:
-                failing.setdefault(key, []).append(r.dataset)
-            if status == S.FRAGILE and why:
-                shaky_why.setdefault(key, f"{r.dataset}: {why}")
-            if "under-powered" in needed:
-                weak.setdefault(key, []).append(r.dataset)
+            seen.setdefault((r.trend.metric, what), []).append((r.dataset, status, why, needed))
     words = ("holds", "fails", "fragile", "undecided", "under-powered")
     grouped: dict[str, dict[str, list[str]]] = {w: {} for w in words}
-    for (metric, what), st in by_part.items():
-        fam = S.by_family(results, st)
+    for (metric, what), rows in seen.items():
+        fam = S.by_family(results, {ds: status for ds, status, _, _ in rows})
         no, shaky = fam.count(S.NOT_CONFIRMED), fam.count(S.FRAGILE)
         if fam.count(S.CONFIRMED) == len(fam):
-            grouped["holds"].setdefault(metric, []).append(what)
+            word, text = "holds", what
         elif no:
-            names = ", ".join(failing.get((metric, what), ()))
-            grouped["fails"].setdefault(metric, []).append(
-                f"{what} ({no}/{len(fam)} families; not confirmed on {names})"
-            )
+            names = ", ".join(ds for ds, status, _, _ in rows if status == S.NOT_CONFIRMED)
+            word, text = "fails", f"{what} ({no}/{len(fam)} families; not confirmed on {names})"
         elif shaky:
-            why = shaky_why.get((metric, what), "a rerun can flip it")
-            grouped["fragile"].setdefault(metric, []).append(
-                f"{what} ({shaky}/{len(fam)} families; {why})"
-            )
+            fragile = (f"{ds}: {why}" for ds, status, why, _ in rows if status == S.FRAGILE and why)
+            why = next(fragile, "a rerun can flip it")  # the first fragile dataset's reason
+            word, text = "fragile", f"{what} ({shaky}/{len(fam)} families; {why})"
         else:
-            why = ", ".join(sorted(reasons.get((metric, what), ()))) or "interval straddles 0"
-            grouped["undecided"].setdefault(metric, []).append(f"{what} ({why})")
-        if (metric, what) in weak:
-            grouped["under-powered"].setdefault(metric, []).append(
-                f"{what} ({', '.join(weak[(metric, what)])})"
-            )
+            undecided = [why for _, status, why, _ in rows if status == S.INCONCLUSIVE and why]
+            why = ", ".join(sorted({_short_reason(w) for w in undecided})) or "interval straddles 0"
+            word, text = "undecided", f"{what} ({why})"
+        grouped[word].setdefault(metric, []).append(text)
+        weak = [ds for ds, _, _, needed in rows if "under-powered" in needed]
+        if weak:
+            grouped["under-powered"].setdefault(metric, []).append(f"{what} ({', '.join(weak)})")
     return {
         word: [f"{metric}: {', '.join(whats)}" for metric, whats in by_metric.items()]
         for word, by_metric in grouped.items()
@@ -220,12 +205,13 @@ def trend_table(
     d = p.decimals
     ks = rows[0].trend.ks
     md = [
+        f"Seeds: {S.n_text(rows[0].trend)}.",
+        "",
         "| quantity | " + " | ".join(f"K = {k}" for k in ks) + " | slope per unit log K "
         "[interval] | verdicts | early minus late gain [interval] | seeds needed | why "
         "undecided |",
         "|---|" + "---:|" * len(ks) + "---:|---|---:|---|---|",
     ]
-    md[:0] = [f"Seeds: {S.n_text(rows[0].trend)}.", ""]
     for t, verdicts in [(r.trend, r.verdicts) for r in rows] + extra:
         if t.ks != ks:
             continue
@@ -299,18 +285,10 @@ def answer(
     if 3 in by:
         found = parts(results, by[3].trends)
         mu_holds = [x for x in found["holds"] if x.startswith("R_mu:") and "improves" in x]
-        text.append(
-            "A larger K "
-            + ("lowers R_mu on every data family" if mu_holds else "does not lower R_mu on "
-               "every data family")
-            + f" ({by[3].key})"
-            + (
-                "; not every part of Claim 3 holds (its row below says which)"
-                if found["fails"] or found["fragile"] or found["undecided"]
-                else ""
-            )
-            + "."
-        )  # fmt: skip
+        lowers = "lowers" if mu_holds else "does not lower"
+        partly = found["fails"] or found["fragile"] or found["undecided"]
+        but = "; not every part of Claim 3 holds (its row below says which)" if partly else ""
+        text.append(f"A larger K {lowers} R_mu on every data family ({by[3].key}){but}.")
     if null:
         d = p.decimals
         share = [

@@ -29,19 +29,14 @@ from surrogap.core.schema import (
     RESULT_COLUMNS,
     RUN_COLUMNS,
     RUN_NAME,
+    TRAJECTORY_COLUMNS,
     run_dir,
     run_dir_of,
     seed_dir,
 )
-from surrogap.core.schema import (
-    TRAJECTORY_COLUMNS as WRITTEN_TRAJECTORY_COLUMNS,
-)
 from surrogap.theory import bounds
 
 __all__ = [
-    "EXTERNAL_COLUMNS",
-    "POINT_ARRAYS",
-    "TRAJECTORY_COLUMNS",
     "ReportParams",
     "load_external",
     "load_null",
@@ -51,13 +46,8 @@ __all__ = [
     "load_trajectories",
     "parse_params",
     "points_path",
-    "trajectory_path",
 ]
 
-TRAJECTORY_COLUMNS = REPORT_TRAJECTORY_COLUMNS  # the columns read from each trajectory.csv
-EXTERNAL_COLUMNS = REPORT_EXTERNAL_COLUMNS  # the columns read from reports/external.csv
-# data/probe/<dataset>/k<K>-s<seed>.npz: one value per test point, in test-split order
-POINT_ARRAYS = PROBE_ARRAYS
 AGAIN_PRETRAIN = "rerun the pretrain stage of this run"
 AGAIN_PROBE = "rerun the probe stage of this run"
 
@@ -79,12 +69,9 @@ class ReportParams:
     confidence: float = spec(0.95, gt=0.5, lt=1)
     # the power at which the report sizes a test of the effects of interest below
     power: float = spec(0.8, ge=0.5, lt=1)
-    # the smallest effects of interest, per unit log K, fixed in docs/PROTOCOL.md's
-    # pre-registration: a one-sided trend test is not confirmed when its interval lies
-    # wholly below the effect on the claimed side, fragile when it straddles 0 and reaches
-    # it; the power line sizes a test to detect it. R_mu, the gap and the slack use
-    # effect_r_mu (0.015: about 0.01 nats per doubling of K); the accuracies
-    # effect_accuracy (0.015: about 1 point per doubling of K)
+    # the smallest effects of interest per unit log K, fixed in docs/PROTOCOL.md's
+    # pre-registration (their use: docs/THEORY.md section 8): effect_r_mu for
+    # R_mu, the gap and the slack, effect_accuracy for the accuracies
     effect_r_mu: float = spec(0.015, gt=0, lt=10)
     effect_accuracy: float = spec(0.015, gt=0, lt=1)
     # accuracies at or above this are at the ceiling: no room left to improve
@@ -105,11 +92,7 @@ def parse_params(section: Any) -> ReportParams:
 def again_for(path: str | Path) -> str:
     """What to rerun for a bad table: selected.csv is select_lr's, results.csv the bounds
     stage's (a table of another name: the bounds stage, which writes the runs' rows)."""
-    return (
-        "rerun the select_lr stage"
-        if Path(path).name == "selected.csv"
-        else "rerun the bounds stage"
-    )
+    return f"rerun the {'select_lr' if Path(path).name == 'selected.csv' else 'bounds'} stage"
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -118,30 +101,28 @@ def load_results(path: str | Path) -> pd.DataFrame:
     allows, its (k, seed, lr) those of its `run` (:func:`_check_runs`) and its `holds`
     Bao et al.'s bounds' verdict on its R_mu (:func:`check_holds`)."""
     path = Path(path)
-    where = str(path)
-    again = again_for(path)
+    where, again = str(path), again_for(path)
     frame = files.read_csv(
         path, RESULT_COLUMNS, "results file", again, keep_other=True, optional=RUN_COLUMNS
     )
-    _check_runs(frame, f"results file {where!r}", again)
-    _check_finite(frame, f"results file {where!r}", again)
-    check_holds(frame, f"results file {where!r}", again)
+    for check in (_check_runs, _check_finite, check_holds):
+        check(frame, f"results file {where!r}", again)
     per_dataset = frame.groupby("dataset")["classes"].nunique()
     if (per_dataset > 1).any():
         ds = per_dataset[per_dataset > 1].index[0]
         raise UserError(
             f"{where}: dataset {ds!r} has several classes values; each dataset section has one C"
         )
-    if frame.duplicated(["dataset", "k", "seed"]).any():
-        row = frame[frame.duplicated(["dataset", "k", "seed"])].iloc[0]
+    repeated = frame.duplicated(["dataset", "k", "seed"])
+    if repeated.any():
+        row = frame[repeated].iloc[0]
         raise UserError(
             f"{where}: more than one row for dataset {row['dataset']!r}, "
             f"k {row['k']}, seed {row['seed']}"
         )
     # datasets in natural order (topics_c10, topics_c30, topics_c100)
     names = sorted(pd.unique(frame["dataset"]), key=_natural_key)
-    order = {ds: i for i, ds in enumerate(names)}
-    frame = frame.assign(_order=frame["dataset"].map(order))
+    frame = frame.assign(_order=frame["dataset"].map({ds: i for i, ds in enumerate(names)}))
     frame = frame.sort_values(["_order", "k", "seed"]).drop(columns="_order")
     return frame.reset_index(drop=True)
 
@@ -242,13 +223,6 @@ def run_folder(row) -> str:
     return run_dir(int(row.k), int(row.seed))
 
 
-def trajectory_path(
-    pretrain_dir: str | Path, dataset: str, k: int, seed: int, run: str | None = None
-) -> Path:
-    """`<pretrain-dir>/<dataset>/<run>/trajectory.csv`, run `k<K>/s<seed>` by default."""
-    return Path(pretrain_dir) / dataset / (run or run_dir(k, seed)) / "trajectory.csv"
-
-
 def load_trajectories(
     pretrain_dir: str | Path, results: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -263,28 +237,18 @@ def load_trajectories(
     Every run has one (pretrain writes it): a missing one, or a FIFO, device or folder in
     its place, is one line naming it, so `missing` is always empty (kept for the callers).
     """
-    carried = (
-        "dataset",
-        "kind",
-        "classes",
-        "k",
-        "seed",
-        "contrastive_loss_se",
-        "contrastive_repeats",
-    )
-    columns = [*carried[:5], *TRAJECTORY_COLUMNS, *carried[5:], "lower_gap", "upper_gap"]
+    keys = ("dataset", "kind", "classes", "k", "seed")
+    carried = (*keys, "contrastive_loss_se", "contrastive_repeats", "lower_gap", "upper_gap")
+    columns = [*keys, *REPORT_TRAJECTORY_COLUMNS, *carried[len(keys) :]]
     frames, missing = [], []
     for row in results.itertuples(index=False):
-        path = trajectory_path(
-            pretrain_dir, row.dataset, int(row.k), int(row.seed), run_folder(row)
-        )
-        name = (
-            f"run {row.dataset} {getattr(row, 'run', None) or run_dir(int(row.k), int(row.seed))}"
-        )
+        path = Path(pretrain_dir) / row.dataset / run_folder(row) / "trajectory.csv"
+        run = getattr(row, "run", None) or run_dir(int(row.k), int(row.seed))
+        name = f"run {row.dataset} {run}"
         if not path.exists() and not path.is_symlink():
             raise UserError(f"trajectory {str(path)!r} of {name} does not exist; {AGAIN_PRETRAIN}")
         io.regular_file(path, f"the trajectory of {name}")
-        traj = files.read_csv(path, WRITTEN_TRAJECTORY_COLUMNS, "trajectory", AGAIN_PRETRAIN)
+        traj = files.read_csv(path, TRAJECTORY_COLUMNS, "trajectory", AGAIN_PRETRAIN)
         later = traj["epoch"] > 0
         if traj.loc[later, "train_loss"].isna().any():
             i = int(np.flatnonzero((later & traj["train_loss"].isna()).to_numpy())[0])
@@ -294,27 +258,16 @@ def load_trajectories(
             i = int(np.flatnonzero(traj["lr"].isna().to_numpy())[0])
             raise _row_error(f"trajectory {str(path)!r}", i, "lr", "NaN or empty",
                              "a number >= 0", AGAIN_PRETRAIN)  # fmt: skip
-        traj = traj[list(TRAJECTORY_COLUMNS)]
+        traj = traj[list(REPORT_TRAJECTORY_COLUMNS)]
         info = _train_info(path.parent / "train_info.json")
         _check_epochs(path, traj["epoch"].tolist(), info["epochs"] if info else None)
-        for col in (*carried, "lower_gap", "upper_gap"):
+        for col in carried:
             traj[col] = getattr(row, col)
         frames.append(traj)
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns}), missing
     frame = pd.concat(frames, ignore_index=True)[columns]
     return frame.sort_values(["dataset", "k", "seed", "epoch"]).reset_index(drop=True), missing
-
-
-def _first_repeat(values: list[int]) -> int | None:
-    """The index of the first value seen before, in one pass (a file of a million rows
-    took minutes with a quadratic scan)."""
-    seen: set[int] = set()
-    for j, v in enumerate(values):
-        if v in seen:
-            return j
-        seen.add(v)
-    return None
 
 
 def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
@@ -328,7 +281,10 @@ def _check_epochs(path: Path, epochs: list[int], trained: int | None) -> None:
         want.append(last)
     if epochs != want:
         i = next((i for i, (a, b) in enumerate(zip(epochs, want)) if a != b), None)
-        dup = _first_repeat(epochs)
+        # the first epoch seen before, in one pass (a quadratic scan took minutes on a file
+        # of a million rows)
+        repeats = np.flatnonzero(pd.Series(epochs).duplicated())
+        dup = int(repeats[0]) if repeats.size else None
         if dup is not None and (i is None or dup <= i):
             what = f"row {dup + 1} repeats epoch {epochs[dup]}"
         elif i is not None:
@@ -385,11 +341,10 @@ def load_scale(
     the stages wrote (so the report depends on no dataset params): `per_class`, one value
     per data seed from `<prepared-dir>/<dataset>/s<seed>/meta.json` (all splits over the
     number of classes), `batch` and `epochs`, one value per run from its `train_info.json`
-    (the global batch and the epochs trained), and how each run stopped
-    (training.stopping): `stop_epoch` and `max_epochs` (the cap), `stop_reason` (the
-    record's kind, "converged" or "cap") and `flatness` (the relative improvement of the
-    last `stop_patience` evaluations; null where the rule is off), from the same file where
-    it records them. A file that is absent adds no value."""
+    (the global batch and the epochs trained), and where that file records how the run
+    stopped (training.stopping; docs/ARCHITECTURE.md), `stop_epoch`, `max_epochs` (the cap),
+    `stop_reason` (its kind: "converged" or "cap") and `flatness`. A file that is absent
+    adds no value."""
     scale = {}
     for ds, runs in results.groupby("dataset", sort=False):
         per_class = []
@@ -404,16 +359,14 @@ def load_scale(
             for row in runs.itertuples(index=False)
         ]
         infos = [i for i in infos if i is not None]
+        stopping = ("stop_epoch", "max_epochs", "stop_reason", "flatness")
+        recorded = {key: [i[key] for i in infos if i.get(key) is not None] for key in stopping}
         scale[str(ds)] = {
             "per_class": per_class,
             "batch": [i["global_batch"] for i in infos],
             "epochs": [i["epochs"] for i in infos],
-            "stop_epoch": [i["stop_epoch"] for i in infos if i.get("stop_epoch") is not None],
-            "max_epochs": [i["max_epochs"] for i in infos if i.get("max_epochs") is not None],
-            "stop_reason": [
-                i["stop_reason"].split(":")[0] for i in infos if i.get("stop_reason") is not None
-            ],
-            "flatness": [i["flatness"] for i in infos if i.get("flatness") is not None],
+            **recorded,
+            "stop_reason": [r.split(":")[0] for r in recorded["stop_reason"]],
         }
     return scale
 
@@ -427,9 +380,10 @@ def load_external(path: str | Path) -> pd.DataFrame | None:
     if not _present(path, "the external table"):
         return None
     again = "rerun the evaluate stage"
-    optional = [c for c in EVALUATE_RECORD_COLUMNS if c not in EXTERNAL_COLUMNS]
+    columns = REPORT_EXTERNAL_COLUMNS
+    optional = [c for c in EVALUATE_RECORD_COLUMNS if c not in columns]
     df = files.read_csv(
-        path, EXTERNAL_COLUMNS, "external table", again, True, allow_empty=True, optional=optional
+        path, columns, "external table", again, True, allow_empty=True, optional=optional
     )
     if not df.empty:
         check_holds(df, f"external table {str(path)!r}", again)
@@ -459,8 +413,8 @@ def points_path(
 
 def _read_points(path: Path) -> dict[str, np.ndarray]:
     where = str(path)
-    found = files.read_npz(path, "per-point file", AGAIN_PROBE, POINT_ARRAYS)
-    arrays = {a: found[a] for a in POINT_ARRAYS}
+    found = files.read_npz(path, "per-point file", AGAIN_PROBE, PROBE_ARRAYS)
+    arrays = {a: found[a] for a in PROBE_ARRAYS}
     n = arrays["y"].shape
     for name, a in arrays.items():
         if a.ndim != 1 or a.shape != n:
@@ -491,11 +445,12 @@ def load_points(
 ) -> tuple[dict[tuple[str, int, int], dict[str, np.ndarray]], list[str]]:
     """The per-test-point arrays of every run in `results` that has them.
 
-    Returns ({(dataset, K, seed): arrays}, missing): arrays as POINT_ARRAYS (labels int64,
-    losses float64, correctness bool); `missing` names runs without a file. Checked: the
-    test split of a (dataset, seed) has the same labels at every K (the seed-level contrasts pair
-    them), and the arrays average to the run's mean_acc / supervised_loss in results.csv
-    within `tolerance` (a stale file from another run is an error).
+    Returns ({(dataset, K, seed): arrays}, missing): arrays as core.schema.PROBE_ARRAYS
+    (labels int64, losses float64, correctness bool); `missing` names runs without a file.
+    Checked: the test split of a (dataset, seed) has the same labels at every K (the
+    seed-level contrasts pair them), and the arrays average to the run's mean_acc /
+    supervised_loss in results.csv within `tolerance` (a stale file from another run is an
+    error).
     """
     found: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
     missing: list[str] = []

@@ -107,13 +107,8 @@ def seed_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 def table_markdown(summary: pd.DataFrame, decimals: int = 3) -> str:
     """The per-K results table of one dataset: mean ± s.e. over n seeds."""
-    header = [
-        "K",
-        "n",
-        *(label for _, label in TABLE_COLUMNS),
-        "R_cont pairing s.e.",
-        "bound holds",
-    ]
+    labels = [label for _, label in TABLE_COLUMNS]
+    header = ["K", "n", *labels, "R_cont pairing s.e.", "bound holds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * (len(header) - 1) + ":---|"]
     for row in summary.sort_values("k").itertuples(index=False):
         cells = [str(row.k), str(row.n)]
@@ -179,6 +174,7 @@ def scale_rows(
     for ds, g in results.groupby("dataset", sort=False):
         recorded = scale.get(str(ds)) or {}
         kind = str(g["kind"].iloc[0])
+        paper = KINDS[kind].paper if kind in KINDS else None
         run = dict(
             classes=str(int(g["classes"].iloc[0])),
             per_class=_span(recorded.get("per_class", ())),
@@ -187,14 +183,7 @@ def scale_rows(
             k=_span(g["k"]),
             seeds=str(g.groupby("k")["seed"].nunique().min()),
         )
-        rows.append(
-            {
-                "dataset": ds,
-                "kind": kind,
-                "run": run,
-                "paper": KINDS[kind].paper if kind in KINDS else None,
-            }
-        )
+        rows.append({"dataset": ds, "kind": kind, "run": run, "paper": paper})
     return rows
 
 
@@ -245,23 +234,15 @@ def scale_markdown(
     ]
     differs = []
     for row in scale_rows(results, scale):
-        paper = row["paper"]
-        if paper is None:
-            cells = [f"{row['run'][f]} / unknown" for f, _ in SCALE_FIELDS]
-            md.append(
-                f"| {row['dataset']} | (kind {row['kind']}: no paper run) | "
-                + " | ".join(cells)
-                + " |"
-            )
-            continue
-        cells = [f"{row['run'][f]} / {paper[f]}" for f, _ in SCALE_FIELDS]
-        md.append(f"| {row['dataset']} | {paper['data']} | " + " | ".join(cells) + " |")
+        run, paper = row["run"], row["paper"] or {}  # no paper run: every value unknown
+        data = paper.get("data", f"(kind {row['kind']}: no paper run)")
+        said = {f: paper.get(f, "unknown") for f, _ in SCALE_FIELDS}
+        cells = [f"{run[f]} / {said[f]}" for f, _ in SCALE_FIELDS]
+        md.append(f"| {row['dataset']} | {data} | " + " | ".join(cells) + " |")
         diff = [
-            f"{label} {row['run'][f]} (paper {paper[f]})"
+            f"{label} {run[f]} (paper {said[f]})"
             for f, label in SCALE_FIELDS
-            if row["run"][f] != paper[f]
-            and row["run"][f] not in UNKNOWN
-            and paper[f] not in UNKNOWN
+            if run[f] != said[f] and run[f] not in UNKNOWN and said[f] not in UNKNOWN
         ]
         if diff:
             differs.append(f"- {row['dataset']}: " + ", ".join(diff) + ".")
@@ -277,8 +258,9 @@ def scale_markdown(
 def _external_markdown(
     external: pd.DataFrame, d: int, add: Callable[[str, Figure, str], str]
 ) -> list[str]:
-    md = ["## External representations (`evaluate` stage)", ""]
-    md += [
+    md = [
+        "## External representations (`evaluate` stage)",
+        "",
         "Features of other encoders, evaluated per K as the pipeline's own runs: test "
         "contrastive loss ± standard error (over pairings), R_mu and accuracy of the mean "
         "classifier (class means from the train split), and Bao et al.'s bounds at the "
@@ -394,12 +376,8 @@ def _dataset_markdown(
 
 
 def _how_made(results, trajectories, p: ReportParams, sources, n_points: int) -> list[str]:
-    datasets = list(pd.unique(results["dataset"]))
-    listing = ", ".join(
-        f"{ds} ({results.loc[results['dataset'] == ds, 'kind'].iloc[0]}, "
-        f"C = {int(results.loc[results['dataset'] == ds, 'classes'].iloc[0])})"
-        for ds in datasets
-    )
+    first = results.groupby("dataset", sort=False)[["kind", "classes"]].first()
+    listing = ", ".join(f"{r.Index} ({r.kind}, C = {int(r.classes)})" for r in first.itertuples())
     ks = sorted(int(k) for k in results["k"].unique())
     seeds = sorted(int(s) for s in results["seed"].unique())
     n_traj = 0 if trajectories.empty else trajectories.groupby(["dataset", "k", "seed"]).ngroups
@@ -487,23 +465,21 @@ def build_report(
     """
     p = params or ReportParams()
     d = p.decimals
-    theory_links, sources, points = (
-        dict(theory_links or {}),
-        dict(sources or {}),
-        dict(points or {}),
-    )
+    theory_links = dict(theory_links or {})
+    sources = dict(sources or {})
+    points = dict(points or {})
+    rel = figures_rel.rstrip("/")
     figures: dict[str, Figure] = {}
     summary = seed_summary(results)
     items = claims(results, trajectories, p, missing_trajectories, points, null)
 
     def add(name: str, fig: Figure, alt: str) -> str:
         figures[name] = fig
-        return _link(alt, f"{figures_rel.rstrip('/')}/{name}")
+        return _link(alt, f"{rel}/{name}")
 
     # the front paragraph's numbers come from the runs that are evidence (not at chance)
     chance = at_chance_runs(results, points, p.confidence)
     nulls = front.fixed_null_trends(null, results[~chance], p)
-    rel = figures_rel.rstrip("/")
     md = [f"# {p.title}", ""]
     md += [
         'Checks the claims of Bao, Nagano & Nozawa, "On the Surrogate Gap between '
@@ -525,7 +501,7 @@ def build_report(
             else "; no fixed-encoder null was given (the fixed_null stage's reports/null.csv)."
         ),
         "",
-        *_summary(items, results, p, points),
+        *_summary(items, results, p, chance),
     ]
     md += scale_markdown(results, scale)
     for ds in pd.unique(results["dataset"]):
@@ -544,15 +520,10 @@ def build_report(
     for kind in swept:
         rows = results[results["kind"] == kind]
         cs = ", ".join(str(c) for c in sorted(rows["classes"].unique()))
+        fig = plot_accuracy_spread(rows)
         md += [
-            add(
-                f"fig7_8_{_safe(kind)}.png",
-                plot_accuracy_spread(rows),
-                f"accuracy over C and K, {kind}",
-            ),
+            add(f"fig7_8_{_safe(kind)}.png", fig, f"accuracy over C and K, {kind}"),
             "",
-        ]
-        md += [
             f"Kind {kind} at C = {cs}: test accuracy of the mean classifier (Fig. 7) and the linear probe (Fig. 8), mean ± s.d. over seeds in each cell.",
             "",
         ]
@@ -574,7 +545,7 @@ def _headline(c: Claim) -> str:
 
 
 def _summary(
-    items: Sequence[Claim], results: pd.DataFrame, p: ReportParams, points=None
+    items: Sequence[Claim], results: pd.DataFrame, p: ReportParams, chance: pd.Series
 ) -> list[str]:
     """The verdicts in words: one bullet per claim, the data once, the collapsed runs and
     the runs at chance (at most SUMMARY_WORDS words: each dataset's numbers are in its
@@ -595,24 +566,20 @@ def _summary(
             "",
         ]
         for r in results[flagged].itertuples():
-            others = results[
-                (results["dataset"] == r.dataset)
-                & (results["k"] == r.k)
-                & ~results.index.isin([r.Index])
-            ]
+            siblings = results[(results["dataset"] == r.dataset) & (results["k"] == r.k)]
+            others = siblings.drop(index=r.Index)
             md.append(
                 f"- {run_label(r.dataset, r.k, r.seed)}: validation accuracy "
                 f"{format_number(r.val_mean_acc, p.decimals)}, the other seeds' median "
                 f"{format_number(float(others['val_mean_acc'].median()), p.decimals)}."
             )
         md.append("")
-    return md + _chance_markdown(results, points or {}, p)
+    return md + _chance_markdown(results, chance, p)
 
 
-def _chance_markdown(results: pd.DataFrame, points, p: ReportParams) -> list[str]:
-    """The runs at chance (claims.at_chance_runs), each with its accuracy against 1/C and
-    its R_mu against log C; nothing where no run is at chance."""
-    chance = at_chance_runs(results, points, p.confidence)
+def _chance_markdown(results: pd.DataFrame, chance: pd.Series, p: ReportParams) -> list[str]:
+    """The runs at chance (`chance`: claims.at_chance_runs), each with its accuracy against
+    1/C and its R_mu against log C; nothing where no run is at chance."""
     if not chance.any():
         return []
     d = p.decimals
@@ -651,9 +618,9 @@ def _notes(items: Sequence[Claim], datasets: Sequence[str]) -> list[str]:
     """What each claim's check is and its power; its per-dataset lines are in each
     dataset's section (a table, or a line under it)."""
     md = ["## Notes on the claims", ""]
+    heads = tuple(f"{ds}{sep}" for ds in datasets for sep in (" ", ", "))
     for c in items:
-        notes = [x for x in c.details if not x.startswith(tuple(f"{ds} " for ds in datasets))]
-        notes = [x for x in notes if not x.startswith(tuple(f"{ds}, " for ds in datasets))]
+        notes = [x for x in c.details if not x.startswith(heads)]
         if notes:
             md.append(f"- Claim {c.number} ({c.name}): " + "; ".join(notes) + ".")
     return [*md, ""]

@@ -1,13 +1,6 @@
-"""Seed-level inference for the report's claims (docs/THEORY.md, section 8).
-
-The unit of replication is the seed: each seed is one independently drawn data set, encoder
-and test split. Every trend is a linear contrast of a seed's per-K values (a least-squares
-slope against log K, or a difference of two such slopes), so each seed gives one number and
-its own standard error (test-point noise from its per-point arrays, pairing noise from
-R_cont's standard error). The interval is a t interval with n - 1 degrees of freedom over
-the n seeds; its standard error is the larger of the seeds' spread (s / sqrt(n)) and what
-the seeds' own standard errors alone imply (sqrt(sum se_i^2) / n), so test-point noise
-enters through each seed's standard error, never as extra replicates.
+"""Seed-level inference for the report's claims: each seed gives one linear contrast of its
+per-K values and its own standard error, and every interval is a t interval over the seeds
+(docs/THEORY.md, section 8, "Unit of replication: the seed").
 """
 
 from __future__ import annotations
@@ -64,10 +57,10 @@ def halves(n: int) -> tuple[slice, slice]:
 def contrast_weights(x: np.ndarray, part: slice | None = None) -> np.ndarray:
     """Weights w (len(x),) with w @ y the least-squares slope of y[part] against x[part]
     (zero outside part)."""
+    part = slice(None) if part is None else part
+    xc = x[part] - x[part].mean()
     w = np.zeros(len(x))
-    xs = x[part] if part is not None else x
-    xc = xs - xs.mean()
-    w[part if part is not None else slice(None)] = xc / float(xc @ xc)
+    w[part] = xc / float(xc @ xc)
     return w
 
 
@@ -115,12 +108,11 @@ class Estimate:
 def seed_interval(values, own_se=None, confidence: float = 0.95) -> Estimate:
     """The t interval of one contrast over seeds (values (n,), own_se (n,) or None)."""
     v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, math.nan, 0)
     se = None if own_se is None else np.asarray(own_se, dtype=float)
     mean, lo, hi, spread = t_bounds(v, se, confidence)
-    noise = math.nan if se is None or v.size == 0 else float(np.sqrt(np.sum(se**2)) / v.size)
-    nan = math.nan
-    if v.size == 0:
-        return Estimate(nan, nan, nan, nan, nan, 0)
+    noise = math.nan if se is None else float(np.sqrt(np.sum(se**2)) / v.size)
     return Estimate(float(mean), float(lo), float(hi), float(spread), noise, int(v.size))
 
 
@@ -129,10 +121,8 @@ def _per_seed_sd(est: Estimate) -> float:
     return est.se * math.sqrt(est.n) if est.n >= 2 else math.nan
 
 
-# A verdict is decisive only where it holds with its bound moved one standard error
-# towards the threshold (three_way): another machine or another set of seeds moves an
-# estimate by about that much, and a verdict within it is reported as fragile, not as a
-# finding. Pre-registered in docs/PROTOCOL.md.
+# The rerun margin (three_way): a verdict within one standard error of its threshold is
+# fragile, not a finding. Pre-registered in docs/PROTOCOL.md, explained in docs/THEORY.md.
 RERUN_MARGIN_SE = 1.0
 
 
@@ -162,10 +152,9 @@ def _power(sd: float, effect: float, n: np.ndarray, confidence: float) -> np.nda
 def seeds_needed(
     est: Estimate, effect: float, confidence: float, power: float, cap: int = 1000
 ) -> int | None:
-    """Seeds the confirming test (power_at) needs to detect the pre-registered effect
-    `effect` (> 0; `report.effect_r_mu` or `report.effect_accuracy`, never the observed one)
-    with probability `power`, taking the per-seed standard deviation as se * sqrt(n). None
-    where the spread is unknown (n < 2); cap + 1 where more than `cap` would be needed."""
+    """Seeds the confirming test (power_at) needs to detect the pre-registered `effect` (> 0,
+    never the observed one) with probability `power`, per-seed s.d. se * sqrt(n). None where
+    the spread is unknown (n < 2); cap + 1 where more than `cap` would be needed."""
     sd = _per_seed_sd(est)
     if not math.isfinite(sd) or not effect > 0:
         return None
@@ -220,9 +209,8 @@ class Trend:
     K); slope_est its seed-level estimate (the mean of the complete seeds' slopes) with
     one-sided bounds at the params' confidence. early / late: slopes over the first and
     last halves of the K values; saturation_est the estimate of (early gain - late gain),
-    gain = slope in the improving direction; late_est the late slope's. Saturation is a
-    gain that levels off, not one that turns into a loss: a late slope whose interval lies
-    on the worsening side declines, and a decline is not saturation.
+    gain = slope in the improving direction; late_est the late slope's (a late slope on the
+    worsening side declines, and a decline is not saturation: docs/THEORY.md, claim 3).
     """
 
     metric: str
@@ -284,39 +272,31 @@ def trend(
     """
     x = np.log(np.asarray(ks, dtype=float))
     nk = len(ks)
-    rows = [contrast_weights(x)]
-    if nk >= 3:
-        e, l_ = halves(nk)
-        we, wl = contrast_weights(x, e), contrast_weights(x, l_)
-        rows += [direction * (we - wl), wl]
-    values, ses, used = seed_contrasts(per_seed, np.stack(rows), offsets)
-    ests = [seed_interval(values[:, j], ses[:, j], confidence) for j in range(len(rows))]
+    arrays = {s: np.asarray(a, dtype=float) for s, a in per_seed.items()}
     means = []
     for i in range(nk):
-        col = [np.asarray(a, dtype=float)[i].mean() for a in per_seed.values()]
+        col = [a[i].mean() for a in arrays.values()]
         if offsets is not None:
-            col = [v - offsets[s][0][i] for v, s in zip(col, per_seed, strict=True)]
+            col = [v - offsets[s][0][i] for v, s in zip(col, arrays, strict=True)]
         means.append(float(np.nanmean(col)) if not np.isnan(col).all() else math.nan)
     m = np.asarray(means)
-    seeds = tuple(
-        int(sum(not np.isnan(np.asarray(a, dtype=float)[i]).any() for a in per_seed.values()))
-        for i in range(nk)
-    )
+    rows = [contrast_weights(x)]
     kw: dict = {}
     if nk >= 3:
-        e, l_ = halves(nk)
-        kw = dict(
-            early=float(slope(x[e], m[e])),
-            late=float(slope(x[l_], m[l_])),
-            saturation_est=ests[1],
-            late_est=ests[2],
-        )
-    n_points = min(np.asarray(a).shape[1] for a in per_seed.values())
+        e, late = halves(nk)
+        we, wl = contrast_weights(x, e), contrast_weights(x, late)
+        rows += [direction * (we - wl), wl]
+        kw = dict(early=float(slope(x[e], m[e])), late=float(slope(x[late], m[late])))
+    values, ses, used = seed_contrasts(per_seed, np.stack(rows), offsets)
+    ests = [seed_interval(values[:, j], ses[:, j], confidence) for j in range(len(rows))]
+    # the saturation's and the late slope's estimates, where there are three K or more
+    kw.update(zip(("saturation_est", "late_est"), ests[1:], strict=False))
+    n_points = min(a.shape[1] for a in arrays.values())
     return Trend(
         metric=metric,
         ks=tuple(int(k) for k in ks),
         values=tuple(float(v) for v in m),
-        seeds=seeds,
+        seeds=tuple(int(sum(not np.isnan(a[i]).any() for a in arrays.values())) for i in range(nk)),
         n=len(used),
         points=int(n_points) if n_points > 1 else 0,
         direction=direction,
@@ -406,15 +386,14 @@ def data_families(results: pd.DataFrame) -> dict[str, list[str]]:
 
 def data_note(results: pd.DataFrame) -> str:
     """'data: circle, norm (generated 2-D data), digits (digits 8x8, a stand-in for ...)'."""
+    kinds = {str(ds): kind_of(results, ds) for ds in pd.unique(results["dataset"])}
     groups: dict[str, list[str]] = {}
-    for ds in pd.unique(results["dataset"]):
-        kind = kind_of(results, ds)
-        groups.setdefault(kind_name(kind), []).append(str(ds))
+    for ds, kind in kinds.items():
+        groups.setdefault(kind_name(kind), []).append(ds)
     parts = []
     for name, members in groups.items():
-        kinds = {kind_of(results, ds) for ds in members}
-        shared = [SHARED_DRAWS[k] for k in kinds if k in SHARED_DRAWS and len(members) > 1]
-        extra = f"; one data family: {shared[0]}" if shared else ""
+        shared = [SHARED_DRAWS[kinds[ds]] for ds in members if kinds[ds] in SHARED_DRAWS]
+        extra = f"; one data family: {shared[0]}" if shared and len(members) > 1 else ""
         parts.append(f"{', '.join(members)} ({name}{extra})")
     return "data: " + "; ".join(parts)
 
@@ -483,14 +462,10 @@ def effect_for(metric: str, p: ReportParams) -> float:
 
 
 def three_way(est: Estimate, direction: int, effect: float, d: int = 3) -> tuple[str, str]:
-    """(status, reason) of a one-sided test that the effect lies on the `direction` side
+    """(status, reason) of the one-sided test that the effect lies on the `direction` side
     of 0, against the smallest effect of interest `effect` (> 0), each bound moved
-    RERUN_MARGIN_SE standard errors (se) towards the threshold it is compared with:
-    confirmed when the one-sided bound excludes 0 on that side by more than that margin;
-    not confirmed when the interval lies below the effect of interest on that side by more
-    than it (any effect is smaller than the smallest of interest, or on the other side);
-    else fragile: the interval straddles 0 and reaches the effect of interest, or a bound
-    lies within the margin of its threshold, so a rerun can flip it."""
+    RERUN_MARGIN_SE standard errors towards its threshold: confirmed, not confirmed or
+    fragile as docs/THEORY.md section 8 ("Three-way verdicts") defines them."""
     lo, hi = est.ci
     gain_lo, gain_hi = sorted((direction * lo, direction * hi))
     margin = RERUN_MARGIN_SE * est.se if math.isfinite(est.se) else 0.0
@@ -514,8 +489,8 @@ def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
     """(status, reason) of 'improves' or 'saturates' for one trend: three-way (three_way)
     against the metric's effect of interest (effect_for), inconclusive where the design
     decides nothing (too few seeds, the ceiling at the smallest K, fewer than three K)."""
-    if too_few(t, p):
-        return INCONCLUSIVE, too_few(t, p)
+    if why := too_few(t, p):
+        return INCONCLUSIVE, why
     effect = effect_for(t.metric, p)
     if which == "improves":
         if t.at_ceiling and t.at_ceiling[0] == t.ks[0]:
@@ -524,10 +499,8 @@ def verdict(t: Trend, p: ReportParams, which: str) -> tuple[str, str]:
     if len(t.ks) < 3:
         return INCONCLUSIVE, "fewer than three K values"
     if t.at_ceiling:
-        return (
-            INCONCLUSIVE,
-            f"at the ceiling ({p.ceiling:g}) at K = {', '.join(map(str, t.at_ceiling))}",
-        )
+        at = ", ".join(map(str, t.at_ceiling))
+        return INCONCLUSIVE, f"at the ceiling ({p.ceiling:g}) at K = {at}"
     if t.declines:
         late = t.ks[halves(len(t.ks))[1]]
         return NOT_CONFIRMED, (
@@ -545,11 +518,9 @@ def power_of(est: Estimate | None, metric: str, p: ReportParams) -> float:
 
 
 def needed(est: Estimate | None, metric: str, p: ReportParams) -> str:
-    """Seeds a one-sided t test at `report.confidence` needs to detect the metric's
-    pre-registered effect of interest (effect_for) with power `report.power`, from the
-    observed per-seed spread, never fewer than `report.min_seeds`; and the power this run's
-    n has for that effect. With one seed there is no spread to size the test from: it says
-    so and what n is needed."""
+    """The power line's text: seeds_needed for the metric's effect of interest (effect_for),
+    never fewer than `report.min_seeds`, and power_of this run's n; with one seed, why there
+    is no count (docs/THEORY.md section 8, "Power line")."""
     if est is None or est.n < 2:
         n = 0 if est is None else est.n
         return (
@@ -600,12 +571,9 @@ def trend_line(t: Trend, p: ReportParams, with_saturation: bool = True, verb: st
 
 
 def rate_verdict(gap: Trend, upper: float, lower: float, p: ReportParams) -> str:
-    """Claim 5's rate, as the theorem implies it: the gap lies between Delta_L and Delta_U
-    at every K, so its slope in log K belongs between theirs over the same K (`upper`:
-    Delta_U's, -1 for a uniform prior; `lower`: Delta_L's). Confirmed when the gap slope's
-    interval lies inside [min, max] of the two, not confirmed when it lies wholly outside,
-    inconclusive when it straddles an end or with too few seeds. No tuned margin: the two
-    slopes are the theorem's."""
+    """Claim 5's rate: the gap slope's interval against Delta_U's slope `upper` and Delta_L's
+    `lower` over the same K (inside: confirmed, wholly outside: not confirmed, else or with
+    too few seeds: inconclusive; docs/THEORY.md section 8, claim 5)."""
     lo, hi = gap.slope_ci
     if too_few(gap, p):
         return INCONCLUSIVE
