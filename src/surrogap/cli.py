@@ -80,17 +80,12 @@ def _cmd_bounds(args: argparse.Namespace) -> int:
         return 0
     head = records[0]
     print(f"C = {head['classes']}, b = {args.b:g}" + (", prior given" if args.prior else ""))
-    if args.loss is None:
-        cols = [
-            "k",
-            "lower_gap",
-            "upper_gap",
-            "optimal_contrastive_loss",
-            "optimal_supervised_loss",
-        ]
-    else:
-        marked = ["below_ideal"] if args.allow_below_ideal else []
-        cols = ["k", "loss", *marked, *BOUND_COLUMNS]
+    marked = ["below_ideal"] if args.allow_below_ideal else []
+    cols = (
+        ["k", "lower_gap", "upper_gap", "optimal_contrastive_loss", "optimal_supervised_loss"]
+        if args.loss is None
+        else ["k", "loss", *marked, *BOUND_COLUMNS]
+    )
     print(format_table(records, cols))
     below = [r for r in records if r.get("below_ideal")]
     if below:
@@ -113,9 +108,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-EVALUATE_TABLE = list(EVALUATE_TABLE_COLUMNS)
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from surrogap.estimators import external
     from surrogap.plots.gap import save_plot
@@ -133,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         f"{fs.source}: C = {head['classes']}, d = {head['dim']}, {head['n_train']} train, "
         f"{head['n_test']} test, {args.prior} prior, b = 1 (L2-normalized), {args.repeats} repeats"
     )
-    print(format_table(records, EVALUATE_TABLE))
+    print(format_table(records, EVALUATE_TABLE_COLUMNS))
     for line in _vacuity_lines(records):
         print(line)
     return 0
@@ -319,13 +311,6 @@ def _join_option_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    """The subcommand's parser `args` came from (its options are checked by
-    `refuse_overlap`)."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[args.command]
-
-
 def _one_line(exc: Exception) -> str:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return message if message.startswith("surrogap") else f"surrogap: error: {message}"
@@ -342,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
-        refuse_overlap(_command_parser(parser, args), args)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        refuse_overlap(sub.choices[args.command], args)  # the subcommand's own options
         return args.func(args)
 
     return errors.boundary(prefix, body, say=_one_line)

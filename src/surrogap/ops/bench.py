@@ -67,20 +67,8 @@ def _measured(result: BenchResult) -> str:
 def format_results(results: dict[str, BenchResult]) -> str:
     """A fixed-width table: key, measured ratio, target, pass/fail, detail."""
     header = ["key", "measured", "target", "result", "detail"]
-    rows = [
-        [
-            name,
-            _measured(r),
-            r.target,
-            _verdict(r),
-            r.detail,
-        ]
-        for name, r in results.items()
-    ]
-    widths = [
-        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-        for i, h in enumerate(header)
-    ]
+    rows = [[name, _measured(r), r.target, _verdict(r), r.detail] for name, r in results.items()]
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(header)]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()  # noqa: E731
     lines = [fmt(header), fmt(["-" * w for w in widths])]
     lines += [fmt(row) for row in rows]
@@ -129,24 +117,13 @@ def coverage_speedup(quick: bool = False) -> BenchResult:
     rel = abs(float(vec[-1]) - ref) / abs(ref) if ref != 0 else abs(float(vec[-1]))
     ratio = slow / fast
     accurate = rel <= COVERAGE_TARGET_REL
-    if not accurate:
-        passed: bool | None = False
-    elif quick:
-        passed = None
-    else:
-        passed = ratio >= COVERAGE_TARGET_RATIO
     detail = (
         f"C={c}: vectorized n=1..{n} {fast:.3g} s (best of {repeats}), "
         f"python n={n} {slow:.3g} s; v_{n}={ref:.6g}, rel. diff {rel:.2g}"
         + ("" if accurate else " (TOO LARGE)")
     )
-    return BenchResult(
-        name="coverage_speedup",
-        value=ratio,
-        target=COVERAGE_TARGET,
-        detail=detail,
-        passed=passed,
-    )
+    met = ratio >= COVERAGE_TARGET_RATIO
+    return judged("coverage_speedup", ratio, COVERAGE_TARGET, met, detail, quick, accurate)
 
 
 # --------------------------------------------------------------------------- measuring helpers
@@ -261,18 +238,10 @@ EVALUATE_TARGET_RSS = 4 * 2**30
 def evaluate_flops_fraction(quick: bool = False) -> BenchResult:
     """Held-out contrastive estimate (n=100000, d=768, K=256): FLOP/s over the matmul peak."""
     r = bench_evaluate_flops_fraction(quick)
+    target = f">= {EVALUATE_TARGET_FRACTION}, peak RSS growth < 4 GiB"
+    met = r["value"] >= EVALUATE_TARGET_FRACTION
     fits = r["rss_growth_bytes"] < EVALUATE_TARGET_RSS
-    if quick:
-        passed = None if fits else False
-    else:
-        passed = r["value"] >= EVALUATE_TARGET_FRACTION and fits
-    return BenchResult(
-        name="evaluate_flops_fraction",
-        value=r["value"],
-        target=f">= {EVALUATE_TARGET_FRACTION}, peak RSS growth < 4 GiB",
-        detail=r["detail"],
-        passed=passed,
-    )
+    return judged("evaluate_flops_fraction", r["value"], target, met, r["detail"], quick, fits)
 
 
 # --------------------------------------------------------------------------- training

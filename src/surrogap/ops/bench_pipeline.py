@@ -7,7 +7,15 @@ the wall time of a fresh serial `dvc repro`). Registered by :mod:`surrogap.ops.b
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+
+import yaml
 
 from surrogap.ops.bench_result import BenchResult, judged
 
@@ -25,14 +33,6 @@ def _stage_repo(root, quick: bool):
     pipeline, params.yaml and committed dvc.lock, so DVC reads and rewrites the full lock)
     whose benchmark run is cut to seed 0 and 1 epoch (quick: smaller data), with its data
     prepared; (None, None) when this is not a source checkout."""
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    import yaml
-
     src = _checkout()
     if src is None:
         return None, None
@@ -56,8 +56,6 @@ def _stage_repo(root, quick: bool):
 def _training_seconds(repo, quick: bool) -> float:
     """The work of the benchmark run's pretrain, in this process (torch already imported):
     a fresh trainer's epoch-0 evaluation, one epoch and its evaluation, as the stage does."""
-    import yaml
-
     from surrogap.core.schema import seed_dir
     from surrogap.models.inputs import load_prepared
     from surrogap.pipeline.pretrain import setup
@@ -85,9 +83,6 @@ def stage_overhead(quick: bool = False) -> BenchResult:
     in a copy of the default project with its dvc.lock, costs beyond its training (best of 3
     forced runs; quick: 1, smaller data): process starts, imports, DVC's bookkeeping,
     extraction and the probe's own work. The target is on the whole command."""
-    import sys
-    import tempfile
-
     dataset, k, _ = STAGE_RUN
     with tempfile.TemporaryDirectory(prefix="surrogap-bench-") as root:
         repo, run = _stage_repo(root, quick)
@@ -118,24 +113,19 @@ def stage_overhead(quick: bool = False) -> BenchResult:
 
 # --------------------------------------------------------------------------- sweep
 SWEEP_TARGET_RATIO = 0.6
+ROOT = Path(__file__).resolve().parents[3]  # the source checkout, where this is one
+NO_CHECKOUT = "needs a source checkout (dvc.yaml, stages/)"
 
 
 def _checkout():
     """The source checkout this module lies in (dvc.yaml and stages/ beside src/), or None
     where it is an installed package."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[3]
-    return root if (root / "dvc.yaml").exists() and (root / "stages").is_dir() else None
+    return ROOT if (ROOT / "dvc.yaml").exists() and (ROOT / "stages").is_dir() else None
 
 
 def _env(pythonpath: str) -> dict:
     """This environment with this interpreter's scripts first on PATH, `pythonpath` as
     PYTHONPATH (where the stages import surrogap from) and DVC's analytics off."""
-    import os
-    import sys
-    from pathlib import Path
-
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -148,12 +138,6 @@ def pipeline_copy(dest, params: dict, git: bool = False):
     """A DVC repository at `dest` with this checkout's dvc.yaml, stages/ and src/ and
     `params`, inside a git repository (git=True) or without one; None where this is not a
     source checkout."""
-    import shutil
-    import subprocess
-    import sys
-
-    import yaml
-
     root = _checkout()
     if root is None:
         return None
@@ -175,12 +159,7 @@ def pipeline_copy(dest, params: dict, git: bool = False):
 
 def _sweep_grid(quick: bool) -> dict:
     """The fixed small grid: circle at the default data size, 5 epochs, K x seeds."""
-    from pathlib import Path
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[3]
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["dataset"] = ["circle"]
     params["k"] = [1, 4] if quick else [1, 4, 16, 64]
     params["seed"] = [0] if quick else [0, 1]
@@ -194,39 +173,39 @@ def _sweep_grid(quick: bool) -> dict:
     return params
 
 
+def _timed(dest: Path, params: dict, cmd: list[str], failed: str):
+    """`cmd` run in a fresh copy of the pipeline at `dest` with `params`, the stages importing
+    this checkout's src/: (the process, its seconds); None where this is not a source
+    checkout. A RuntimeError (`failed`, then the end of its stderr) where it fails."""
+    pythonpath = [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = _env(os.pathsep.join(pythonpath))
+    repo = pipeline_copy(dest, params)
+    if repo is None:
+        return None
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{failed}:\n{proc.stderr[-2000:]}")
+    return proc, seconds
+
+
 def sweep_speedup(quick: bool = False) -> BenchResult:
     """`surrogap sweep -j 2` from scratch over a fixed small grid, over serial `dvc repro`
     of the same grid in the same run (each in its own fresh copy of the pipeline)."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
     params = _sweep_grid(quick)
     runs = len(params["k"]) * len(params["seed"])
-    root = Path(__file__).resolve().parents[3]
-    env = _env(os.pathsep.join([str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    target = f"<= {SWEEP_TARGET_RATIO}"
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, cmd in (
             ("serial", [sys.executable, "-m", "dvc", "repro", "-q"]),
             ("sweep", [sys.executable, "-m", "surrogap.cli", "sweep", "-j", "2"]),
         ):
-            repo = pipeline_copy(Path(tmp) / name, params)
-            if repo is None:
-                return BenchResult(
-                    "sweep_speedup",
-                    math.nan,
-                    f"<= {SWEEP_TARGET_RATIO}",
-                    "needs a source checkout (dvc.yaml, stages/)",
-                    None,
-                )
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
-            seconds[name] = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"sweep_speedup: {name} run failed:\n{proc.stderr[-2000:]}")
+            timed = _timed(Path(tmp) / name, params, cmd, f"sweep_speedup: {name} run failed")
+            if timed is None:
+                return BenchResult("sweep_speedup", math.nan, target, NO_CHECKOUT, None)
+            seconds[name] = timed[1]
     value = seconds["sweep"] / seconds["serial"]
     detail = (
         f"circle, {runs} runs (K {params['k']} x seeds {params['seed']}), "
@@ -234,7 +213,7 @@ def sweep_speedup(quick: bool = False) -> BenchResult:
         f"sweep -j 2 {seconds['sweep']:.1f} s, serial dvc repro {seconds['serial']:.1f} s"
     )
     met = value <= SWEEP_TARGET_RATIO
-    return judged("sweep_speedup", value, f"<= {SWEEP_TARGET_RATIO}", met, detail, quick)
+    return judged("sweep_speedup", value, target, met, detail, quick)
 
 
 # --------------------------------------------------------------------------- efficiency
@@ -246,30 +225,16 @@ def pipeline_efficiency(quick: bool = False) -> BenchResult:
     `dvc repro` of the fixed small grid (the sweep benchmark's): each stage times its own
     body (core.progress's closing line, "work"), so the rest of the wall time is process
     starts, imports and DVC's bookkeeping."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
     from surrogap.core.progress import LINE
 
     params = _sweep_grid(quick)
-    root = Path(__file__).resolve().parents[3]
-    env = _env(os.pathsep.join([str(root / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    target = f">= {EFFICIENCY_TARGET}"
+    cmd = [sys.executable, "-m", "dvc", "repro"]
     with tempfile.TemporaryDirectory() as tmp:
-        repo = pipeline_copy(Path(tmp) / "serial", params)
-        if repo is None:
-            detail = "needs a source checkout (dvc.yaml, stages/)"
-            return BenchResult(
-                "pipeline_efficiency", math.nan, f">= {EFFICIENCY_TARGET}", detail, None
-            )
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "dvc", "repro"]
-        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"pipeline_efficiency: dvc repro failed:\n{proc.stderr[-2000:]}")
+        timed = _timed(Path(tmp) / "serial", params, cmd, "pipeline_efficiency: dvc repro failed")
+    if timed is None:
+        return BenchResult("pipeline_efficiency", math.nan, target, NO_CHECKOUT, None)
+    proc, wall = timed
     lines = [m for m in map(LINE.match, (proc.stdout + proc.stderr).splitlines()) if m]
     work = sum(float(m["work"]) for m in lines)
     value = work / wall
@@ -278,4 +243,4 @@ def pipeline_efficiency(quick: bool = False) -> BenchResult:
         f"work {work:.1f} s of {wall:.1f} s wall (serial dvc repro from scratch)"
     )
     met = value >= EFFICIENCY_TARGET
-    return judged("pipeline_efficiency", value, f">= {EFFICIENCY_TARGET}", met, detail, quick)
+    return judged("pipeline_efficiency", value, target, met, detail, quick)

@@ -20,6 +20,10 @@ class BenchResult:
     passed: bool | None = None
 
 
-def judged(name: str, value: float, target: str, met: bool, detail: str, quick: bool):
-    """A result whose ratio is judged against its target (`met`), except in a quick run."""
-    return BenchResult(name, value, target, detail, passed=None if quick else met)
+def judged(
+    name: str, value: float, target: str, met: bool, detail: str, quick: bool, valid: bool = True
+):
+    """A result whose ratio is judged against its target (`met`), except in a quick run; one
+    that fails a check every run makes (not `valid`: an accuracy, a memory limit) fails."""
+    passed = (None if quick else met) if valid else False
+    return BenchResult(name, value, target, detail, passed)

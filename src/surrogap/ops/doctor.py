@@ -76,25 +76,17 @@ def check_torch_pair(
     )
     if torchvision_version is None:
         return [*out, Finding(False, f"torchvision is not installed; fix: {fix}")]
-    paired = want is None or _minor(torchvision_version) == want
-    if not paired:
-        out.append(
-            Finding(
-                False,
-                f"torchvision {torchvision_version} does not pair with torch {torch_version} "
-                f"(it needs torchvision {want}.x); fix: {fix}",
-            )
-        )
+    tv = f"torchvision {torchvision_version}"
+    if want is not None and _minor(torchvision_version) != want:
+        problem = f"{tv} does not pair with torch {torch_version} (it needs torchvision {want}.x)"
     elif a_cuda != b_cuda:
-        out.append(
-            Finding(
-                False,
-                f"torch is a {_build(a_cuda)} but torchvision {torchvision_version} a "
-                f"{_build(b_cuda)}; fix: {fix}",
-            )
-        )
+        problem = f"torch is a {_build(a_cuda)} but {tv} a {_build(b_cuda)}"
     else:
-        out.append(Finding(True, f"torchvision {torchvision_version} pairs with it"))
+        problem = None
+    if problem is None:
+        out.append(Finding(True, f"{tv} pairs with it"))
+    else:
+        out.append(Finding(False, f"{problem}; fix: {fix}"))
     if import_error is not None:
         out.append(Finding(False, f"torchvision does not load: {import_error}; fix: {fix}"))
     return out

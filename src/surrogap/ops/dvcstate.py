@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from surrogap.core.errors import UserError
@@ -84,6 +84,12 @@ def _busy(pid: int | None, cmd: str, what: str) -> UserError:
     )
 
 
+def _refuse_running(repo) -> None:
+    busy = running_dvc(repo.tmp_dir)
+    if busy:
+        raise _busy(*busy[0], "runs a stage")
+
+
 def open_repo(root: Path):
     """DVC's `Repo` at `root`, or one line (not a git repository, a broken dvc.yaml, ...)."""
     from dvc.exceptions import DvcException
@@ -105,25 +111,19 @@ def holding_lock(repo):
     from dvc.lock import LockError
     from dvc.repo import lock_repo
 
-    busy = running_dvc(repo.tmp_dir)
-    if busy:
-        raise _busy(*busy[0], "runs a stage")
+    _refuse_running(repo)
     try:
         ctx = lock_repo(repo)
         ctx.__enter__()
     except LockError:
         holder = None
-        try:
+        with suppress(OSError):
             text = Path(repo.tmp_dir, "lock").read_text().strip()
             holder = int(text) if text.isdigit() else None
-        except OSError:
-            pass
         cmd = _cmdline(holder) if holder is not None else "its process is unknown"
         raise _busy(holder, cmd, "holds DVC's repository lock") from None
     try:
-        busy = running_dvc(repo.tmp_dir)  # one that started a stage meanwhile
-        if busy:
-            raise _busy(*busy[0], "runs a stage")
+        _refuse_running(repo)  # one that started a stage meanwhile
         yield repo
     finally:
         ctx.__exit__(None, None, None)

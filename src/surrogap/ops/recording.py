@@ -57,9 +57,8 @@ class LockWriter:
     def flush(self) -> None:
         """The pending entries written; they stay pending until written (a Ctrl-C in the
         middle of a rewrite leaves them for the next flush)."""
-        stages = sorted(self.pending, key=lambda s: self.order.get(s, 0))
         by_file: dict = {}
-        for stage in stages:
+        for stage in sorted(self.pending, key=lambda s: self.order.get(s, 0)):
             by_file.setdefault(stage.dvcfile.path, (stage.dvcfile, []))[1].append(stage)
         for dvcfile, group in by_file.values():
             dump_lock_atomically(dvcfile, group)

@@ -1,41 +1,20 @@
 """`surrogap sweep`: the stale part of the DVC pipeline, run in parallel on Dask.
 
 DVC decides what is stale and records every result; Dask (`dask.distributed`) only runs
-stage commands. The client process (this one) walks DVC's own stage graph
-(`repo.index.graph`, planned as `dvc repro` plans it) and, for each stage once every upstream
-stage is settled, does exactly what `dvc repro` does per stage, with DVC's repository lock
-held from start to end (never released while commands run, unlike `dvc repro`, so a DVC
-command started meanwhile fails at once instead of losing its work: `ops.dvcstate`):
+stage commands. How the client settles each stage as `dvc repro` does (unchanged, restored
+from the run cache, or run on a worker and recorded serially), and what a failure, a dead
+worker or Ctrl-C does: docs/SCALING.md ("Parallel sweeps on Dask"). Beyond `dvc repro`:
 
-1. `stage.changed(upstream=...)`: unchanged stages are skipped, as `dvc repro` skips them
-   (so a stage whose upstream re-ran with identical outputs does not run);
-2. `stage.remove_outs()` (persist outs kept), then the run cache: `stage_cache.restore`
-   checks the outputs out when DVC already ran this stage with these deps and params;
-3. otherwise the stage's `cmd` is submitted to Dask: a worker runs it in the workspace
-   with DVC's shell and environment (`DVC_ROOT`, `DVC_STAGE`), its stdout and stderr going
-   to `data/sweep/<stage>.log`;
-4. when the task is done, the client records it serially, as `Stage.run` and `dvc repro`
-   do: `stage.save()` (deps, outs, md5 and the run-cache entry, unless an out is
-   `cache: false`) and `stage.commit()`; the dvc.lock entries of stages that finish close
-   together are written in one rewrite of the file (`LockWriter`), where `dvc repro`
-   rewrites it after every stage.
-
-Stages finish in any order, but DVC hashes a folder dep with the `.gitignore` files in it,
-whose lines DVC appends as it records each out: the sweep lists every planned out in its
-`.gitignore` first, in the order a serial `dvc repro` records them, so the hashes agree.
-
-Only the client touches DVC's repository state, and it holds DVC's lock throughout, so
-parallel stages cannot collide on it, and `dvc.lock`, the cache and the run cache are what a serial `dvc repro`
-writes for the same stage outputs; the outputs themselves equal a serial run's where the
-stages' thread count does (Dask runs each stage with one thread: docs/SCALING.md). While a command runs the client holds DVC's read/write lock on that stage's deps
-and outs, so a concurrent `dvc repro` of the same stage fails fast instead of racing.
-
-A command that exits non-zero fails its stage: the sweep prints the stage's last output
-line (the stage scripts print one line and exit 2) and the log's path, skips the stage's
-descendants, and goes on with the rest. A command killed by a signal, or a worker that
-dies, is retried (`--retries`); a killed pretrain resumes from its checkpoint. On Ctrl-C
-nothing more is submitted and running tasks are cancelled, but every task already finished
-is recorded, as if collected, before the sweep ends (`recording.finished_uncollected`).
+* DVC's repository lock is held from start to end, never released while commands run, so a
+  DVC command started meanwhile fails at once instead of losing its work (`ops.dvcstate`);
+  while a command runs, its stage's deps and outs hold DVC's read/write lock too;
+* the dvc.lock entries of stages that finish close together are written in one rewrite of
+  the file (`recording.LockWriter`), where `dvc repro` rewrites it after every stage;
+* every planned out is listed in its `.gitignore` first, in the order a serial `dvc repro`
+  records them: DVC hashes a folder dep with the `.gitignore` files in it, so the hashes
+  agree whatever order stages finish in;
+* a command's stdout and stderr go to `data/sweep/<stage>.log`; on Ctrl-C every task
+  already finished is recorded, as if collected (`recording.finished_uncollected`).
 """
 
 from __future__ import annotations
@@ -51,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surrogap.core import config, dvclock
+from surrogap.core.argtypes import float_value, int_value
 from surrogap.core.errors import UserError
 from surrogap.ops import dvcstate
 from surrogap.ops.dvcstate import _one_line, stage_rwlock
@@ -90,10 +70,6 @@ class SweepResult:
 
     def with_status(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def ok(self) -> bool:
-        return not self.with_status("failed") and not self.with_status("skipped")
 
 
 def sweep(
@@ -141,13 +117,10 @@ def sweep(
             # DVC lists each out in its folder's .gitignore when it first records it, and a
             # folder dep's hash covers that file: listed now in plan order, the entries (and
             # so the hashes) are those of a serial `dvc repro`, whatever order stages finish in
-            for stage in steps:
-                for out in stage.outs:
-                    if not out.use_scm_ignore:
-                        continue
-                    with suppress(DvcException, OSError):
-                        Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
-                        out.ignore()
+            for out in (o for stage in steps for o in stage.outs if o.use_scm_ignore):
+                with suppress(DvcException, OSError):
+                    Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
+                    out.ignore()
         order = {s: i for i, s in enumerate(steps)}
         writer = LockWriter(order)
         upstream = {s: list(graph.successors(s)) for s in steps}
@@ -183,32 +156,63 @@ def sweep(
                 if waiting[d] == 0:
                     ready.append(d)
 
+        def finished(future, stage, log: str, timeout: float | None) -> Outcome:
+            """A finished task's outcome, its stage recorded when its command succeeded."""
+            name = stage.addressing
+            try:
+                out = future.result(timeout=timeout)
+            except Exception as exc:  # KilledWorker, CommandKilled after the retries
+                return Outcome(name, "failed", message=_one_line(exc), log=log)
+            if out["rc"] != 0:
+                message = out["line"] or f"exit status {out['rc']}"
+                return Outcome(name, "failed", out["seconds"], message, log)
+            try:
+                writer.record(stage)
+            except (DvcException, OSError) as exc:
+                return Outcome(name, "failed", message=_one_line(exc), log=log)
+            return Outcome(name, "ran", out["seconds"], log=log)
+
         def collect(future, ready: list, timeout: float | None = None) -> None:
             """A finished task's stage recorded (or failed); inflight keeps it until then."""
             stage, log = inflight[future]
-            name = stage.addressing
             lock = locks.pop(stage, None)
             if lock is not None:
                 lock.close()
             try:
-                try:
-                    out = future.result(timeout=timeout)
-                except Exception as exc:  # KilledWorker, CommandKilled after the retries
-                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
-                    return
-                if out["rc"] != 0:
-                    message = out["line"] or f"exit status {out['rc']}"
-                    settle(stage, Outcome(name, "failed", out["seconds"], message, log), ready)
-                    return
-                try:
-                    writer.record(stage)
-                except (DvcException, OSError) as exc:
-                    settle(stage, Outcome(name, "failed", message=_one_line(exc), log=log), ready)
-                    return
-                settle(stage, Outcome(name, "ran", out["seconds"], log=log), ready)
+                settle(stage, finished(future, stage, log, timeout), ready)
             finally:
                 if stage in settled:
                     inflight.pop(future, None)
+
+        def prepare(stage) -> Outcome | None:
+            """What `dvc repro` does with a stage before its command: the stage's outcome, or
+            None when its command is to run (outs removed, its rwlock held in `locks`)."""
+            name = stage.addressing
+            if stage in blocked_by:
+                return Outcome(name, "skipped", message=f"{blocked_by[stage].addressing} failed")
+            try:
+                if not stage.cmd or stage.frozen or stage.is_import:
+                    # nothing to run in parallel: DVC's own per-stage reproduce
+                    writer.flush()
+                    ran = _reproduce_stage(stage, upstream=upstream[stage])
+                    return Outcome(name, "ran" if ran else "unchanged")
+                if not stage.changed(False, upstream[stage]):
+                    return Outcome(name, "unchanged")
+                stage.remove_outs(ignore_remove=False, force=False)
+                try:
+                    repo.stage_cache.restore(stage, run_cache=run_cache)
+                except RunCacheNotFoundError:
+                    stage.save_deps()
+                else:
+                    writer.record(stage)
+                    return Outcome(name, "restored")
+                # after DVC's own rwlocked calls, which would see it as a blocker
+                lock = ExitStack()
+                lock.enter_context(stage_rwlock(repo, stage))
+            except (DvcException, OSError) as exc:
+                return Outcome(name, "failed", message=_one_line(exc))
+            locks[stage] = lock
+            return None
 
         ready = [s for s in steps if waiting[s] == 0]
         futures = as_completed()
@@ -217,48 +221,14 @@ def sweep(
                 while ready:
                     ready.sort(key=order.__getitem__)
                     stage = ready.pop(0)
+                    outcome = prepare(stage)
+                    if outcome is not None:
+                        settle(stage, outcome, ready)
+                        continue
                     name = stage.addressing
-                    if stage in blocked_by:
-                        settle(
-                            stage,
-                            Outcome(
-                                name, "skipped", message=f"{blocked_by[stage].addressing} failed"
-                            ),
-                            ready,
-                        )
-                        continue
-                    try:
-                        if not stage.cmd or stage.frozen or stage.is_import:
-                            # nothing to run in parallel: DVC's own per-stage reproduce
-                            writer.flush()
-                            ran = _reproduce_stage(stage, upstream=upstream[stage])
-                            settle(stage, Outcome(name, "ran" if ran else "unchanged"), ready)
-                            continue
-                        if not stage.changed(False, upstream[stage]):
-                            settle(stage, Outcome(name, "unchanged"), ready)
-                            continue
-                        stage.remove_outs(ignore_remove=False, force=False)
-                        try:
-                            repo.stage_cache.restore(stage, run_cache=run_cache)
-                        except RunCacheNotFoundError:
-                            stage.save_deps()
-                        else:
-                            writer.record(stage)
-                            settle(stage, Outcome(name, "restored"), ready)
-                            continue
-                        # after DVC's own rwlocked calls, which would see it as a blocker
-                        lock = ExitStack()
-                        lock.enter_context(stage_rwlock(repo, stage))
-                    except (DvcException, OSError) as exc:
-                        settle(stage, Outcome(name, "failed", message=_one_line(exc)), ready)
-                        continue
                     log = LOG_DIR / f"{name.replace('/', '_').replace(':', '_')}.log"
                     (root / log).unlink(missing_ok=True)
-                    env = {
-                        **STAGE_ENV,
-                        "DVC_ROOT": repo.root_dir,
-                        "DVC_STAGE": name,
-                    }
+                    env = {**STAGE_ENV, "DVC_ROOT": repo.root_dir, "DVC_STAGE": name}
                     future = client.submit(
                         run_command,
                         _enforce_cmd_list(stage.cmd),
@@ -270,7 +240,6 @@ def sweep(
                         retries=retries,
                     )
                     inflight[future] = (stage, str(log))
-                    locks[stage] = lock
                     futures.add(future)
             if not inflight:
                 break
@@ -306,8 +275,6 @@ def sweep(
 # --------------------------------------------------------------------------- command line
 def add_subparser(sub) -> None:
     """`surrogap sweep` in the `surrogap` command line."""
-    from surrogap.core.argtypes import int_value
-
     p = sub.add_parser(
         "sweep",
         help="reproduce the stale part of the DVC pipeline in parallel on Dask",
@@ -381,8 +348,6 @@ MAX_CONNECT_TIMEOUT = 3600.0  # an hour: 1e308 waited for ever
 
 
 def _connect_timeout(text: str) -> float:
-    from surrogap.core.argtypes import float_value
-
     value = float_value("connect timeout", minimum=0.1)(text)
     if value > MAX_CONNECT_TIMEOUT:
         raise argparse.ArgumentTypeError(
@@ -391,20 +356,12 @@ def _connect_timeout(text: str) -> float:
     return value
 
 
-def check_params(root: Path) -> None:
-    """params.yaml's sweep lists, checked before DVC expands dvc.yaml with them: DVC itself
-    ends `k: 4` in a traceback ("'Value' object is not iterable")."""
-    path = root / "params.yaml"
+def check_inputs(root: Path) -> None:
+    """params.yaml's sweep lists and dvc.lock, checked before DVC reads them: DVC itself ends
+    `k: 4` in a traceback ("'Value' object is not iterable"), and a lock cut by an
+    interrupted `dvc repro` in ``validation failed``; here each is one line with its fix."""
     try:  # a missing or dangling params.yaml too: DVC's own message is a traceback
-        config.grid(config.load_params(path))
-    except UserError as exc:
-        raise UserError(f"surrogap sweep: {exc}") from None
-
-
-def check_lock(root: Path) -> None:
-    """dvc.lock, checked before DVC reads it: a lock cut by an interrupted `dvc repro` is
-    one line with its fix, not DVC's ``validation failed``."""
-    try:
+        config.grid(config.load_params(root / "params.yaml"))
         dvclock.read(root)
     except UserError as exc:
         raise UserError(f"surrogap sweep: {exc}") from None
@@ -439,8 +396,7 @@ def main(args: argparse.Namespace) -> int:
     result = SweepResult()
     try:
         root = _find_root()
-        check_params(root)
-        check_lock(root)
+        check_inputs(root)
         if args.scheduler is not None:
             check_scheduler(args.scheduler)  # before the line that names it
         repo = dvcstate.open_repo(root)

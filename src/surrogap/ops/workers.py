@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from surrogap.core import io
+from surrogap.core.errors import UserError
 from surrogap.core.parallel import JOBS_VARIABLE
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach a --scheduler (Dask's own default is 30)
@@ -59,8 +62,6 @@ def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: st
     Returns {"rc", "seconds", "line" (the last non-empty output line), "host"}; raises
     CommandKilled when a command dies of a signal, so that the task is retried.
     """
-    import socket
-
     from dvc.stage.run import _make_cmd, get_executable
     from dvc.utils import fix_env
 
@@ -68,8 +69,6 @@ def run_command(commands: Sequence[str], wdir: str, env: dict[str, str], log: st
     run_env.update(env)
     executable = get_executable()
     log_path = Path(log)
-    from surrogap.core import io
-
     io.check_target(log_path)  # appended to, not replaced: never a FIFO, device or link
     log_path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
@@ -111,8 +110,7 @@ def _last_line(path: Path) -> str:
             tail = f.read().decode(errors="replace")
     except OSError:
         return ""
-    lines = [x.strip() for x in tail.splitlines() if x.strip()]
-    return lines[-1] if lines else ""
+    return next((x.strip() for x in reversed(tail.splitlines()) if x.strip()), "")
 
 
 # --------------------------------------------------------------------------- cluster
@@ -166,9 +164,8 @@ class WorkerPlan:
     def describe(self) -> str:
         gpus = [e["CUDA_VISIBLE_DEVICES"] for e in self.envs if "CUDA_VISIBLE_DEVICES" in e]
         n = len(self.envs)
-        if gpus:
-            return f"{n} local worker{'s' * (n != 1)}, GPU {', '.join(gpus)}"
-        return f"{n} local worker{'s' * (n != 1)} (CPU)"
+        workers = f"{n} local worker{'s' * (n != 1)}"
+        return f"{workers}, GPU {', '.join(gpus)}" if gpus else f"{workers} (CPU)"
 
 
 def plan_workers(jobs: int | None, gpus: list[str] | None) -> WorkerPlan:
@@ -199,20 +196,22 @@ def dask_setup(worker=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _no_address(scheduler: str, exc: ValueError) -> UserError:
+    return UserError(
+        f"surrogap sweep: --scheduler {scheduler!r} is no Dask scheduler address ({exc}); "
+        "give one like tcp://host:8786"
+    )
+
+
 def check_scheduler(scheduler: str) -> None:
     """A one-line UserError where `scheduler` is no Dask address (``garbage``: no port),
     checked without connecting or resolving a host name."""
     from distributed.comm import get_address_host_port
 
-    from surrogap.core.errors import UserError
-
     try:
         get_address_host_port(scheduler)
     except ValueError as exc:
-        raise UserError(
-            f"surrogap sweep: --scheduler {scheduler!r} is no Dask scheduler address ({exc}); "
-            "give one like tcp://host:8786"
-        ) from None
+        raise _no_address(scheduler, exc) from None
     except Exception:  # another transport (inproc, ucx): the connection says
         pass
 
@@ -221,15 +220,10 @@ def _connect(scheduler: str, timeout: float):
     """A `distributed.Client` on the scheduler at `scheduler`, or one line."""
     from distributed import Client
 
-    from surrogap.core.errors import UserError
-
     try:
         return Client(scheduler, timeout=timeout)
     except ValueError as exc:  # distributed's address parser
-        raise UserError(
-            f"surrogap sweep: --scheduler {scheduler!r} is no Dask scheduler address ({exc}); "
-            "give one like tcp://host:8786"
-        ) from None
+        raise _no_address(scheduler, exc) from None
     except (OSError, TimeoutError) as exc:
         raise UserError(
             f"surrogap sweep: cannot reach the Dask scheduler at {scheduler!r} within "
