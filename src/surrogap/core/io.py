@@ -1,21 +1,10 @@
 """Atomic outputs: a stage killed at any point leaves its previous complete file or none.
 
-Every writer goes to a temporary file in the destination's folder, flushes and fsyncs it,
-then `os.replace`s it over the destination (atomic on POSIX). A failure to write (read-only
-folder, full disk) raises `UserError` naming the path, and the destination is untouched.
-
-The writer writes only where a regular file (for a folder output: a folder) or nothing is:
-a symlink, FIFO, device or socket at the destination is refused in one line naming it
-(`check_target`), never replaced (as root, a rename over ``/dev/full`` replaced the
-system's device). The paths a user gives (`surrogap evaluate --plot`, a stage's
-``--out``) are checked before any work (`surrogap.core.argtypes.output_path`,
-`surrogap.core.stage.run`), where a missing parent folder is created only inside the
-project (`project_root`; a stage's project is the folder of its params file): a path
-outside it must name an existing folder.
-
-Temporary names carry the writer's process id (``.<name>.part-<pid>-<random><suffix>``). A
-process killed with SIGKILL cannot clean up after itself, so the next write of the same
-destination removes the temporaries of processes that no longer exist. See docs/FAULTS.md.
+Every writer goes to a temporary file (``.<name>.part-<pid>-<random><suffix>``, swept by
+the next write once its process is gone) beside the destination, fsyncs it and
+`os.replace`s it over the destination, only where a regular file (for a folder output: a
+folder) or nothing is (`check_target`); a failure is one `UserError` line naming the path.
+See docs/FAULTS.md ("Writes that fail", "What the writer never replaces").
 """
 
 from __future__ import annotations
@@ -35,20 +24,11 @@ from typing import Any
 from surrogap.core.errors import UserError
 
 
-def _default_mode(directory: bool = False) -> int:
-    """The mode a plain open() or mkdir() would give (mkstemp/mkdtemp use 0600/0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
-
-
 def _temp_prefix(path: Path) -> str:
     return f".{path.name}.part-{os.getpid()}-"
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,14 +56,12 @@ def sweep_stale(path: str | Path) -> list[Path]:
         pid, dash, _ = rest.removeprefix("part-").partition("-")
         if not (rest.startswith("part-") and dash and pid.isdigit()) or _pid_alive(int(pid)):
             continue
-        try:
+        with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
             removed.append(entry)
-        except OSError:
-            pass
     return removed
 
 
@@ -145,11 +123,9 @@ def readable(path: str | Path, what: str) -> Path:
 
 def special_files(folder: str | Path, limit: int = 10) -> list[tuple[Path, str]]:
     """The first `limit` FIFOs, devices and sockets anywhere under `folder`, each with its
-    kind ("a FIFO"; "a symbolic link to a FIFO" for a link to one, wherever it points):
-    DVC hashes every file of a folder it tracks, following links, and blocks for ever
-    reading a FIFO, before any stage runs (`surrogap doctor` and the stage that owns the
-    folder look first). Links are followed as DVC does (`os.stat`), links to folders
-    included, each folder walked once (a link loop ends); nothing is opened."""
+    kind ("a FIFO"; "a symbolic link to a FIFO" for a link to one), links followed as DVC
+    follows them when it hashes the folder (docs/FAULTS.md), each folder walked once;
+    nothing is opened."""
     found: list[tuple[Path, str]] = []
     seen: set[tuple[int, int]] = set()
     for top, dirs, files in os.walk(folder, followlinks=True):
@@ -259,12 +235,9 @@ def _same_or_inside(output: Path, source: Path, folder: bool) -> bool:
     """Whether writing `output` would replace `source`: the same file (os.path.samefile
     where both exist: hard links, symlinks, `./x` and `x` alike; else the resolved paths),
     or, for a folder output (replaced whole), `source` inside it."""
-    try:
-        if os.path.lexists(output) and os.path.exists(source):
-            if os.path.samefile(output, source):
-                return True
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        if os.path.lexists(output) and os.path.exists(source) and os.path.samefile(output, source):
+            return True
     out, src = output.resolve(), source.resolve()
     return out == src or (folder and out in src.parents)
 
@@ -293,16 +266,12 @@ def refuse_same_file(outputs, inputs) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     """Persist a rename on disk (best effort: some file systems refuse it)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 # torch.save reports a failed write (full disk, EIO) as a RuntimeError of its zip writer
@@ -352,33 +321,41 @@ def _explain(path: Path, exc: OSError | RuntimeError) -> UserError:
     return UserError(f"cannot write {str(path)!r}: {reason}; earlier outputs are left as they were")
 
 
+def _temporary(path: Path, folder: bool = False, suffix: str = "") -> Path:
+    """A fresh temporary file (or folder) beside `path`, once the stale ones are swept, with
+    the mode a plain open() or mkdir() would give (mkstemp/mkdtemp use 0600/0700)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path)
+        if folder:
+            tmp = tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent)
+        else:
+            fd, tmp = tempfile.mkstemp(
+                prefix=_temp_prefix(path), suffix=suffix or ".tmp", dir=path.parent
+            )
+            os.close(fd)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, (0o777 if folder else 0o666) & ~mask)
+    except OSError as exc:
+        raise _explain(path, exc) from None
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
     path = check_target(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=_temp_prefix(path), suffix=suffix or ".tmp", dir=path.parent
-        )
-        os.close(fd)
-        os.chmod(tmp_name, _default_mode())
-    except OSError as exc:
-        raise _explain(path, exc) from None
-    tmp = Path(tmp_name)
+    tmp = _temporary(path, suffix=suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) or _write_failure(exc):
             raise _explain(path, exc) from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -402,13 +379,7 @@ def write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; on success it replaces `path` whole."""
     path = check_target(path, folder=True)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path)
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
-        os.chmod(tmp, _default_mode(directory=True))
-    except OSError as exc:
-        raise _explain(path, exc) from None
+    tmp = _temporary(path, folder=True)
     old = None
     try:
         yield tmp
@@ -418,17 +389,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:
         _restore(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and _names_other_file(exc, tmp, path, old):
             raise  # an input the body could not read (a missing file): not a failed write
         if isinstance(exc, OSError) or _write_failure(exc):
             raise _explain(path, exc) from None
-        raise
-    except BaseException:
-        _restore(old, path)
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

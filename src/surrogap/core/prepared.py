@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,17 +138,24 @@ def write_prepared(prepared: Prepared, name: str, kind: str, prior: str, out_dir
         **prepared.extra,
     }
     for s in SPLITS:
-        for key, arr in prepared.splits[s].items():
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
-                raise UserError(
-                    f"dataset {name!r}: split {s} key {key} holds NaN or inf (first at row "
-                    f"{row}); nothing written: check the raw data or the data block of params"
-                )
+        bad = _nonfinite(prepared.splits[s])
+        if bad is not None:
+            raise UserError(
+                f"dataset {name!r}: split {s} key {bad[0]} holds NaN or inf (first at row "
+                f"{bad[1]}); nothing written: check the raw data or the data block of params"
+            )
     with io.atomic_dir(out_dir) as tmp:
         for s in SPLITS:
             np.savez(tmp / f"{s}.npz", **prepared.splits[s])
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _nonfinite(arrays: Mapping[str, np.ndarray]) -> tuple[str, int] | None:
+    """(key, first row) of the first float array holding NaN or inf, else None."""
+    for key, arr in arrays.items():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            return key, int(np.argwhere(~np.isfinite(arr))[0, 0])
+    return None
 
 
 def _npz_shapes(path: Path) -> dict[str, tuple[tuple, np.dtype]]:
@@ -256,15 +263,21 @@ def _check_text(
         )
 
 
-def _load_split(path: Path) -> dict[str, np.ndarray]:
+def _read_split(path: Path, read: Callable[[Path], Any]) -> Any:
+    """`read(path)` of a prepared split; a missing or unreadable one is one line."""
     io.readable(path, "a prepared split")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return {k: arrays[k] for k in arrays.files}
+        return read(path)
     except FileNotFoundError:
         raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
     except Exception as exc:  # truncated or not an npz (BadZipFile, ValueError, EOFError)
         raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}") from None
+
+
+def _arrays(path: Path, keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """The arrays of the .npz `path` (only `keys` when given)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in keys or npz.files}
 
 
 def read_checked_meta(folder: str | Path) -> dict:
@@ -282,27 +295,11 @@ def read_labels(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     labels = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
-        io.readable(path, "a prepared split")
-        try:
-            shapes = _npz_shapes(path)
-        except FileNotFoundError:
-            raise UserError(f"{str(path)!r} is missing; {AGAIN}") from None
-        except Exception as exc:  # truncated or not an npz
-            raise UserError(
-                f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}"
-            ) from None
-        arrays = _load_split_key(path, "y") if "y" in shapes else {}
+        shapes = _read_split(path, _npz_shapes)
+        arrays = _read_split(path, lambda p: _arrays(p, ["y"])) if "y" in shapes else {}
         _check_split(folder, meta, s, shapes, arrays)
         labels[s] = arrays["y"]
     return meta, labels
-
-
-def _load_split_key(path: Path, key: str) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return {key: arrays[key]}
-    except Exception as exc:
-        raise UserError(f"{str(path)!r} is unreadable ({type(exc).__name__}); {AGAIN}") from None
 
 
 def read_splits(folder: str | Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
@@ -313,15 +310,14 @@ def read_splits(folder: str | Path) -> tuple[dict, dict[str, dict[str, np.ndarra
     splits = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
-        loaded = _load_split(path)
+        loaded = _read_split(path, _arrays)
         shapes = {k: (a.shape, a.dtype) for k, a in loaded.items()}
         _check_split(folder, meta, s, shapes, loaded)
-        for key, arr in loaded.items():
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                row = int(np.argwhere(~np.isfinite(arr))[0, 0])
-                raise UserError(
-                    f"{str(path)!r} key {key} holds NaN or inf (first at row {row}); the "
-                    f"prepared data was changed after the prepare stage: {AGAIN}"
-                )
+        bad = _nonfinite(loaded)
+        if bad is not None:
+            raise UserError(
+                f"{str(path)!r} key {bad[0]} holds NaN or inf (first at row {bad[1]}); the "
+                f"prepared data was changed after the prepare stage: {AGAIN}"
+            )
         splits[s] = loaded
     return meta, splits

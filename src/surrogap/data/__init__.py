@@ -64,14 +64,13 @@ def subsample_classes(
         )
     rng = np.random.default_rng(seed)
     kept = np.sort(rng.choice(present, size=classes, replace=False))
-    mask = np.isin(y, kept)
-    return np.flatnonzero(mask), kept
+    return np.flatnonzero(np.isin(y, kept)), kept
 
 
 def relabel(y: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """Map original class ids in `kept` to 0..len(kept)-1."""
-    lookup = {int(c): i for i, c in enumerate(kept)}
-    return np.fromiter((lookup[int(v)] for v in y), dtype=np.int64, count=y.size)
+    """Map original class ids in `kept` (sorted, as :func:`subsample_classes` returns them)
+    to 0..len(kept)-1."""
+    return np.searchsorted(kept, y).astype(np.int64)
 
 
 def check_fractions(val_fraction: float, test_fraction: float, where: str) -> None:

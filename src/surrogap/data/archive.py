@@ -1,14 +1,9 @@
 """Raw archives: download with a checksum, and safe extraction of tarballs.
 
-Nothing partial is ever left under a final name: a download goes to a temporary file
-beside its destination and is renamed only once complete and verified; an extraction goes
-to a temporary folder renamed over its destination only once every member is out. A file
-that fails its checksum, or a tarball that cannot be read to the end (truncated,
-corrupt), is refused with a `UserError`. It is renamed aside to a fresh ``<name>.corrupt``
-(``<name>.corrupt.1``, ``.2``, ... when older ones exist: none is ever replaced) only when it
-lies inside the project's raw folder (the prepare stage's ``--root``, ``data/raw``), so it
-is never used again silently; a file of the user's own (``data.path``, a ``root`` elsewhere)
-is never renamed, moved or deleted: it is refused and left where it is.
+Nothing partial is ever left under a final name: a download or an extraction goes to a
+temporary file or folder beside its destination, renamed over it once complete and
+verified. A file that fails its checksum or cannot be read to the end is refused (moved
+aside only inside the project's raw folder: :func:`refuse`). See docs/FAULTS.md.
 """
 
 from __future__ import annotations
@@ -33,17 +28,13 @@ from surrogap.core.errors import UserError
 from surrogap.data.tarheaders import MIB, Refused, bounded_tarinfo, size_text
 
 CHUNK = 1 << 20
-# Bounded extraction (archive bombs): the members' declared sizes are summed as the headers
-# are read, before a byte of theirs is decompressed past or written, and the archive is
-# refused whole when the sum passes either limit. CIFAR-10/100's archives declare about
-# 180 MB each (ratio about 1.1); a gzipped text corpus about 3-5 times its size.
-MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB declared in all
+# Bounded extraction (archive bombs; docs/FAULTS.md, "Bounded work, concurrency and
+# `surrogap sweep`'s boundary"): the members' declared sizes (a link to a file counted as
+# the file again), summed as the headers are read.
+MAX_EXTRACTED_BYTES = 1 << 30  # 1 GiB declared in all (CIFAR-10/100: about 180 MB)
 MAX_RATIO = 100  # declared bytes per byte of the archive file (gzip's own maximum: ~1032)
 RATIO_FLOOR = 8 * MIB  # below this many declared bytes the ratio is not checked
-# A hard link or a symlink to a file of the archive counts as that file's size again: the
-# corpus reader reads every path as a class file. Wiki-3029 holds 3029 class files (CIFAR:
-# 8 members), so the member count is bounded with a wide margin.
-MAX_MEMBERS = 20_000
+MAX_MEMBERS = 20_000  # Wiki-3029 holds 3029 class files, CIFAR 8 members
 STAMP = ".surrogap-source"  # written inside an extraction: the archive digest it came from
 
 # what a truncated or corrupt archive raises while it is read
@@ -116,12 +107,8 @@ def refuse(path: str | Path, reason: str, ours: bool, hint: str = "") -> UserErr
 def verify_md5(
     path: str | Path, md5: str | None, url: str | None = None, *, ours: bool = True
 ) -> str:
-    """Check `path` against `md5` (skipped when None) and return its actual digest.
-
-    On a mismatch the file is refused (see :func:`refuse`: moved aside to
-    ``<name>.corrupt`` only when `ours`) and `UserError` says where it is and where a
-    good copy comes from.
-    """
+    """Check `path` against `md5` (skipped when None) and return its actual digest; a
+    mismatch is refused (:func:`refuse`: moved aside only when `ours`), naming `url`."""
     path = io.regular_file(path, "an archive")
     actual = md5sum(path)
     if md5 is not None and actual != md5.lower():
@@ -137,11 +124,8 @@ def verify_md5(
 
 def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) -> Path:
     """Download `url` to `path` (temp file, checksum, then atomic rename); return `path`.
-
-    A network failure is a `UserError` naming the path to place the file at by hand; a
-    download that stops short of its announced length or fails `md5` is moved aside to
-    ``<name>.corrupt`` and refused.
-    """
+    A network failure names the path to place the file at by hand; a download short of its
+    announced length or failing `md5` is refused and moved aside (:func:`quarantine`)."""
     path = io.check_target(path)  # a download never replaces a link, FIFO or device
     by_hand = f"place the file at {str(path)!r} by hand (fetch it from {url})"
     try:
@@ -154,10 +138,8 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             expected = resp.headers.get("Content-Length")
-            got = 0
-            for chunk in iter(lambda: resp.read(CHUNK), b""):
-                out.write(chunk)
-                got += len(chunk)
+            shutil.copyfileobj(resp, out, CHUNK)
+            got = out.tell()
             out.flush()
             os.fsync(out.fileno())
     except BaseException as exc:
@@ -186,11 +168,9 @@ def fetch(url: str, path: str | Path, md5: str | None, timeout: float = 60.0) ->
 
 @contextlib.contextmanager
 def held(target: Path):
-    """An exclusive lock on the folder holding `target` for this block (fcntl.flock of the
-    folder itself: no lock file is left behind): two prepare instances of one dataset (its
-    seeds, run in parallel by `surrogap sweep` or `dvc queue start -j 2`) download and
-    extract the same archive; the second waits, then finds the first's work done. Without
-    fcntl (not POSIX) no lock."""
+    """An exclusive lock (fcntl.flock; none without fcntl) on the folder holding `target`
+    for this block, leaving no lock file: the prepare instances of one dataset's seeds, run
+    in parallel, fetch and extract the same archive; the second waits, then finds it done."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -375,18 +355,13 @@ def safe_extract(
 ) -> Path:
     """Extract the tarball `tar_path` into the folder `dest`, safely and atomically.
 
-    Every member is checked first: absolute paths, ``..`` components, links pointing
-    outside `dest`, paths through a link of the archive, hard links to no earlier file, and
-    device files are refused with a `UserError` naming the member, and so is an archive whose
-    members declare more than `max_bytes` in all, or more than `max_ratio` times the
-    archive's size (links to files counted as the file again), more than `max_members`
-    (None: MAX_MEMBERS) members, or a long-name or pax header past the header bounds (see
-    MAX_EXTRACTED_BYTES, MAX_RATIO, MAX_MEMBERS, MAX_HEADER_BYTES). The members are then
-    extracted into a temporary folder beside `dest` which replaces `dest` whole. A tarball
-    that cannot be read to the end is refused (moved aside to ``<name>.corrupt`` only when
-    `ours`, see :func:`refuse`). `dest` may not hold the archive itself (it would be
-    replaced with the folder). `stamp`, when given, is written to ``dest/.surrogap-source``
-    (see :func:`extract_once`).
+    Every member is checked first (:func:`_check_member`, :func:`_checked_members` with
+    `max_bytes`, `max_ratio` and `max_members`, None: MAX_MEMBERS; the header bounds of
+    :mod:`surrogap.data.tarheaders`), each refused in one `UserError` line naming it; the
+    members are then extracted into a temporary folder which replaces `dest` whole. A
+    tarball that cannot be read to the end is refused (see :func:`refuse`: moved aside only
+    when `ours`). `dest` may not hold the archive itself. `stamp`, when given, is written to
+    ``dest/.surrogap-source`` (see :func:`extract_once`).
     """
     tar_path, dest = io.regular_file(tar_path, "an archive"), Path(dest)
     if dest.resolve() == tar_path.resolve() or inside(tar_path, dest):
@@ -483,19 +458,19 @@ def extract_once(
     """
     dest = Path(dest)
     stamp = dest / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == digest:
+
+    def done() -> bool:
+        return stamp.is_file() and stamp.read_text().strip() == digest
+
+    if done():
         return dest
     with held(dest):
-        return _extract_once(tar_path, dest, digest, stamp, ours, max_members)
-
-
-def _extract_once(tar_path, dest: Path, digest: str, stamp: Path, ours: bool, max_members):
-    if stamp.is_file() and stamp.read_text().strip() == digest:
-        return dest  # another instance extracted it while this one waited
-    if (dest.exists() or dest.is_symlink()) and not stamp.is_file():
-        raise UserError(
-            f"{str(dest)!r} exists and is no extraction of surrogap's (it has no {STAMP}): "
-            f"refused to replace it with the extraction of {str(tar_path)!r}; move it away, "
-            "or give that folder as data.path"
-        )
-    return safe_extract(tar_path, dest, stamp=digest, ours=ours, max_members=max_members)
+        if done():
+            return dest  # another instance extracted it while this one waited
+        if (dest.exists() or dest.is_symlink()) and not stamp.is_file():
+            raise UserError(
+                f"{str(dest)!r} exists and is no extraction of surrogap's (it has no {STAMP}): "
+                f"refused to replace it with the extraction of {str(tar_path)!r}; move it "
+                "away, or give that folder as data.path"
+            )
+        return safe_extract(tar_path, dest, stamp=digest, ours=ours, max_members=max_members)

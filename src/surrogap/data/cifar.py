@@ -1,16 +1,12 @@
 """CIFAR-10 and CIFAR-100 from the official python-version archives.
 
-The archive (``cifar-10-python.tar.gz`` or ``cifar-100-python.tar.gz``) lives in the raw
-folder (the prepare stage's ``--root``, unless the ``root`` key names another); it is
-downloaded when missing and ``download`` is true, MD5-verified on every run, and
-extracted safely once beside it (``<raw>/cifar-10-python/``). The pickle batches are read
-with an unpickler that only admits numpy arrays.
-
-Splits: a seeded stratified 10% of the official training set is held out as val (so a
-class keeps its balance), the official test set is the test split. ``x`` is float32
-(n, 3, 32, 32), per-channel normalized with the usual CIFAR means and standard
-deviations (recorded in meta.json as ``normalization`` so augmentation can undo it);
-CIFAR-100 uses its 100 fine labels.
+The archive (``cifar-10-python.tar.gz``, ``cifar-100-python.tar.gz``) lives in the raw
+folder (:func:`surrogap.data.archive.raw_folder`), is fetched and checked by
+:func:`surrogap.data.archive.ensure` and extracted once beside it; its pickle batches are
+read with an unpickler that only admits numpy arrays. Splits (docs/PROTOCOL.md): a seeded
+stratified 10% of the official training set is val, the official test set is test. ``x``
+is float32 (n, 3, 32, 32), normalized per channel (recorded in meta.json as
+``normalization`` so augmentation can undo it); CIFAR-100 uses its 100 fine labels.
 """
 
 from __future__ import annotations

@@ -8,15 +8,11 @@ import tarfile
 
 MIB = 1 << 20
 # The headers tarfile reads whole into memory before a member exists (GNU long names and
-# long link names, 'L'/'K'; pax headers, 'x'/'g'/'X'): each is refused past
-# MAX_HEADER_BYTES (a file name is at most 4096 bytes), all of them together past
-# MAX_META_BYTES (the members keep their names and pax records), more than
-# MAX_HEADER_CHAIN in a row (tarfile recurses once per header) too, all before tarfile
-# reads the header's data. Sparse members (GNU 'S', pax GNU.sparse: their maps are read
-# unbounded) are refused.
-MAX_HEADER_BYTES = 64 << 10
-MAX_META_BYTES = 16 * MIB
-MAX_HEADER_CHAIN = 8
+# long link names, 'L'/'K'; pax headers, 'x'/'g'/'X'; docs/FAULTS.md, "Bounded work,
+# concurrency and `surrogap sweep`'s boundary"):
+MAX_HEADER_BYTES = 64 << 10  # each (a file name is at most 4096 bytes)
+MAX_META_BYTES = 16 * MIB  # all of them together (the members keep their names and records)
+MAX_HEADER_CHAIN = 8  # in a row (tarfile recurses once per header)
 META_TYPES = (
     tarfile.GNUTYPE_LONGNAME,
     tarfile.GNUTYPE_LONGLINK,
@@ -36,9 +32,10 @@ class Refused(Exception):
 
 
 def bounded_tarinfo() -> type[tarfile.TarInfo]:
-    """A TarInfo class whose headers are checked against the header bounds (see
-    MAX_HEADER_BYTES) after their 512-byte block is parsed and before tarfile reads what
-    they announce; one class per archive (it counts the archive's headers)."""
+    """A TarInfo class whose headers are checked against the header bounds after their
+    512-byte block is parsed and before tarfile reads what they announce, and which refuses
+    sparse members (their maps are read unbounded); one class per archive (it counts the
+    archive's headers)."""
     seen = {"meta": 0, "chain": 0}
 
     class Bounded(tarfile.TarInfo):

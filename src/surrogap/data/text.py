@@ -4,12 +4,10 @@ Both read one on-disk layout, the one of Wiki-3029 (Arora et al., ICML 2019): a 
 (or folder) of one UTF-8 text file per class, one sentence per line. The class of a
 sentence is its file; class names are the file paths without ``.txt``.
 
-The loader (:func:`load_corpus`): seeded class sub-sampling (``classes``), a seeded
-stratified split per class (70/10/20 by default), torchtext's ``basic_english``
-tokenizer, and a vocabulary from the *training* split only: words seen fewer than
-``min_freq`` times there map to the unknown token (id 1); id 0 is padding and never
-produced. Output modality "text": per split ``tokens`` (total,) int64, ``offsets`` (n,)
-int64 and ``y`` (n,) int64.
+The loader (:func:`load_corpus`; docs/PROTOCOL.md): seeded class sub-sampling, a seeded
+stratified split per class, torchtext's ``basic_english`` tokenizer and a vocabulary from
+the training split only (:func:`build_vocab`). Output modality "text": per split
+``tokens`` (total,), ``offsets`` (n,) and ``y`` (n,), all int64.
 
 ``topics`` is the offline stand-in: a seeded generator writes a corpus in the same layout
 (``<raw folder>/topics-<fingerprint>.tar.gz``) and the same loader reads it back.
@@ -23,7 +21,6 @@ import hashlib
 import json
 import tarfile
 from collections import Counter
-from dataclasses import asdict
 from io import BytesIO
 from pathlib import Path
 from typing import Literal
@@ -34,7 +31,7 @@ from surrogap.core import io
 from surrogap.core.config import model, spec
 from surrogap.core.errors import UserError
 from surrogap.core.prepared import Prepared
-from surrogap.data import archive, relabel, stratified_split, subsample_classes
+from surrogap.data import archive, check_fractions, relabel, stratified_split, subsample_classes
 
 PAD_ID = 0
 UNK_ID = 1
@@ -156,22 +153,16 @@ def encode(sentences: list[str], vocab: dict[str, int]) -> tuple[np.ndarray, np.
     return np.frombuffer(tokens, dtype=np.int64).copy(), offsets
 
 
-def load_corpus(
-    folder: Path,
-    classes: int | None,
-    val_fraction: float,
-    test_fraction: float,
-    min_freq: int,
-    seed: int,
-) -> Prepared:
-    """The shared loader of wiki3029 and topics (see the module docstring)."""
+def load_corpus(folder: Path, cfg: Wiki3029Config | TopicsConfig, classes: int | None) -> Prepared:
+    """The shared loader of wiki3029 and topics (see the module docstring): the corpus in
+    `folder`, `classes` of its classes kept (None: all), split and encoded as `cfg` says."""
     sentences, y, names, files = read_corpus(folder)
-    keep, kept = subsample_classes(y, classes, seed)
+    keep, kept = subsample_classes(y, classes, cfg.seed)
     y = relabel(y[keep], kept)
     sentences = [sentences[i] for i in keep]
     where = [f"file {str(files[int(c)])!r}" for c in kept]  # a class named by its file
-    parts = stratified_split(y, val_fraction, test_fraction, seed, names=where)
-    vocab = build_vocab([sentences[i] for i in parts["train"]], min_freq)
+    parts = stratified_split(y, cfg.val_fraction, cfg.test_fraction, cfg.seed, names=where)
+    vocab = build_vocab([sentences[i] for i in parts["train"]], cfg.min_freq)
     splits = {}
     for s, idx in parts.items():
         tokens, offsets = encode([sentences[i] for i in idx], vocab)
@@ -184,7 +175,7 @@ def load_corpus(
         class_names=[names[int(c)] for c in kept],
         extra={
             "tokenizer": "basic_english",
-            "min_freq": min_freq,
+            "min_freq": cfg.min_freq,
             "pad_id": PAD_ID,
             "unk_id": UNK_ID,
         },
@@ -195,12 +186,9 @@ def _stem(name: str, digest: str) -> str:
     """The extraction folder's name for the archive `name`: the name without its archive
     suffix; an archive with no name of its own (``.tar.gz``, ``..tar.gz``) gets
     ``archive-<md5 prefix>``, never the raw folder itself or its parent."""
-    for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar"):
-        if name.endswith(suffix):
-            stem = name[: -len(suffix)]
-            break
-    else:
-        stem = name + ".d"
+    suffixes = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+    suffix = next((s for s in suffixes if name.endswith(s)), None)
+    stem = name.removesuffix(suffix) if suffix else name + ".d"
     return stem if stem.strip(".") else f"archive-{digest[:12]}"
 
 
@@ -232,15 +220,7 @@ class Wiki3029Config:
     seed: int = spec(0, ge=0)
 
     def validate(self, where: str) -> None:
-        _check_fractions(self.val_fraction, self.test_fraction, where)
-
-
-def _check_fractions(val: float, test: float, where: str) -> None:
-    if val + test >= 0.9:
-        raise UserError(
-            f"{where}: val_fraction + test_fraction = {val + test:g}, allowed: below 0.9 "
-            "(the rest is the training split)"
-        )
+        check_fractions(self.val_fraction, self.test_fraction, where)
 
 
 def wiki3029_source(cfg: Wiki3029Config, root: Path) -> Path:
@@ -271,10 +251,7 @@ def wiki3029_source(cfg: Wiki3029Config, root: Path) -> Path:
 
 
 def build_wiki3029(cfg: Wiki3029Config, root: Path) -> Prepared:
-    folder = wiki3029_source(cfg, root)
-    return load_corpus(
-        folder, cfg.classes, cfg.val_fraction, cfg.test_fraction, cfg.min_freq, cfg.seed
-    )
+    return load_corpus(wiki3029_source(cfg, root), cfg, cfg.classes)
 
 
 # --------------------------------------------------------------------------- topics
@@ -308,7 +285,7 @@ class TopicsConfig:
         )
 
     def validate(self, where: str) -> None:
-        _check_fractions(self.val_fraction, self.test_fraction, where)
+        check_fractions(self.val_fraction, self.test_fraction, where)
         if self.pool is not None and self.pool < self.classes:
             raise UserError(
                 f"{where}.pool: got {self.pool}, allowed: null or >= classes ({self.classes})"
@@ -372,10 +349,9 @@ def topic_sentences(
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Add `data` as the file `name` (TarInfo's defaults: mtime 0, mode 0644, owner 0)."""
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
+    info.size = len(data)
     tar.addfile(info, fileobj=BytesIO(data))
 
 
@@ -413,10 +389,7 @@ def _generator_fingerprint(cfg: TopicsConfig) -> str:
         "zipf",
         "seed",
     )
-    params = {k: v for k, v in asdict(cfg).items() if k in keys} | {
-        "topics": cfg.generated,
-        "format": 1,
-    }
+    params = {k: getattr(cfg, k) for k in keys} | {"topics": cfg.generated, "format": 1}
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -426,10 +399,7 @@ def build_topics(cfg: TopicsConfig, root: Path) -> Prepared:
     # generated here, one member per topic: as many topics as the config asks may come out
     members = max(archive.MAX_MEMBERS, cfg.generated)
     folder = _corpus_folder(tar_path, archive.md5sum(tar_path), tar_path.parent, True, members)
-    classes = None if cfg.pool is None else cfg.classes
-    prepared = load_corpus(
-        folder, classes, cfg.val_fraction, cfg.test_fraction, cfg.min_freq, cfg.seed
-    )
+    prepared = load_corpus(folder, cfg, None if cfg.pool is None else cfg.classes)
     prepared.extra["corpus"] = tar_path.name
     return prepared
 
