@@ -1,11 +1,9 @@
 """Evaluations of frozen features: the mean classifier, the held-out contrastive loss,
 the linear probe (docs/PROTOCOL.md, "Estimators on frozen features").
 
-NumPy and SciPy only (no torch): the probe and `surrogap evaluate` stages import nothing
-heavier, and the trainer's validation evaluation passes its tensors as arrays. Features
-are arrays (n, d) (anything ``np.asarray`` takes, CPU tensors included); labels int (n,).
-Every function L2-normalizes the features it is given (``l2_normalize``: a zero row stays
-zero), so b = 1 in every bound.
+NumPy and SciPy only, every feature L2-normalized (b = 1): docs/ARCHITECTURE.md,
+"Estimators". Features are arrays (n, d) (anything ``np.asarray`` takes, CPU tensors
+included); labels int (n,).
 """
 
 from __future__ import annotations
@@ -253,14 +251,9 @@ def _cores() -> int:
 
 
 def _single_threaded_blas():
-    """BLAS limited to one thread while the chunks run in parallel (threadpoolctl, a
-    dependency of SciPy's and scikit-learn's stack; a no-op context without it)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        import contextlib
+    """BLAS limited to one thread while the chunks run in parallel (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
 
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -340,12 +333,9 @@ def linear_probe_points(
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """A linear classifier without bias on frozen normalized features, mean cross-entropy
     plus wd/2 ||W||^2, trained full-batch in float64 from W = 0 with SciPy's L-BFGS
-    (at most `max_iter` iterations and 1.25 `max_iter` evaluations, stopping when the largest gradient entry is <= 1e-6)
-    for each weight decay of the grid.
-
-    The weight decay kept is the one with the lowest **validation cross-entropy** (ties:
-    the higher validation accuracy, then the first in the grid): the probe's test loss is
-    reported beside R_mu, so the choice puts pressure on the loss, not only on accuracy.
+    (at most `max_iter` iterations and 1.25 `max_iter` evaluations, stopping when the
+    largest gradient entry is <= 1e-6) for each weight decay of the grid; the one kept has
+    the lowest validation cross-entropy (ties: docs/ARCHITECTURE.md, "Estimators").
     Deterministic (no randomness). Returns the summary (test accuracy and loss, the chosen
     weight decay, its validation accuracy and loss) and the per-test-point cross-entropy
     (float64) and correctness (bool).

@@ -1,19 +1,8 @@
 """Reading any encoder's features from a file: the input of `surrogap evaluate`.
 
-Accepted sources (the format is recognized from the file's first bytes, not its name):
-
-- ``.npy``: the (n, d) array alone; the labels come from a separate file (``labels_path``).
-- ``.npz``: the array under ``features`` or ``x`` and the labels under ``labels``, ``y`` or
-  ``label`` (or the keys given); the project's own extract output (``train_x``, ``train_y``,
-  ``test_x``, ``test_y``) is read with its split.
-- Parquet, Arrow IPC (Feather v1/v2 file or stream; ``.arrow``, ``.feather``): a table whose
-  features are one list column (``features``, ``embedding`` or ``embeddings``) or else every
-  numeric column other than the labels and the split; labels in ``label`` or ``labels``.
-- A folder written by the ``datasets`` library (``Dataset.save_to_disk``): the same table
-  rules; a ``DatasetDict`` with ``train`` and ``test`` splits brings its own split.
-
-A separate labels file is ``.npy`` (1-D), ``.txt`` (one label a line) or ``.csv`` (one
-column, or a column named ``label``/``labels``, or the one given). Labels are integers or
+The accepted sources (.npy with a labels file, .npz, Parquet, Arrow IPC, a ``datasets``
+folder; the format recognized from the file's first bytes, not its name) and the keys and
+columns looked for are README.md's "Bring your own representation". Labels are integers or
 strings, kept as read (the mapping to 0..C-1 is :func:`surrogap.estimators.external.encode_labels`).
 Every failure is a :class:`UserError` with one line naming the file, what was found and
 what is allowed.

@@ -84,13 +84,12 @@ def read_table(path: Path, kind: str):
         with pa.memory_map(str(path)) as source:
             return pa.ipc.open_stream(source).read_all()
     except Exception as exc:
-        name = {"parquet": "Parquet", "feather": "Arrow/Feather", "stream": "an Arrow IPC stream"}[
-            kind
-        ]
         if kind == "stream":
             raise UserError(
-                f"cannot read {where} as {name} ({first_line(exc)}); allowed: {FORMATS}"
+                f"cannot read {where} as an Arrow IPC stream ({first_line(exc)}); "
+                f"allowed: {FORMATS}"
             ) from None
+        name = "Parquet" if kind == "parquet" else "Arrow/Feather"
         raise UserError(f"cannot read {where} as {name}: {first_line(exc)}") from None
 
 

@@ -23,6 +23,7 @@ from surrogap.core.schema import run_name, seed_dir
 from surrogap.models import parse_encoder_config
 from surrogap.models.inputs import load_prepared
 from surrogap.training import checkpoint, train
+from surrogap.training.augment import build_augment
 from surrogap.training.config import TrainConfig, check_sizes
 
 
@@ -53,11 +54,7 @@ def train_one(s: Setup, k: int, seed: int, data_dir: Path, out_dir: Path, checkp
     data = load_prepared(data_dir)
     check_dataset(data.meta, s.dataset, data_dir)
     check_sizes(s.train, k, data, f"{s.dataset}.train")
-    augment = None
-    if data.meta.get("augment"):
-        from surrogap.training.augment import build_augment
-
-        augment = build_augment(data.meta)
+    augment = build_augment(data.meta)
     info = checkpoint.run_info(s.dataset, k, seed, s.encoder, s.train, data.meta)
     trainer = train.Trainer(s.train, s.encoder, data, k, seed, info, augment=augment)
     train.pretrain(

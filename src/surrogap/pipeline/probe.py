@@ -114,12 +114,7 @@ def probe_seed(
     val = mean_classifier(z["train"], y["train"], z["val"], y["val"], c)
     est = contrastive_loss_estimate(z["test"], y["test"], k, repeats=cfg.repeats, seed=seed)
     lin, linear_loss, linear_correct = linear_probe_points(
-        z["train"],
-        y["train"],
-        z["val"],
-        y["val"],
-        z["test"],
-        y["test"],
+        *(arrays[s] for s in FEATURE_SPLITS for arrays in (z, y)),  # train, val, test
         c,
         weight_decays=cfg.weight_decays,
         max_iter=cfg.max_iter,

@@ -41,12 +41,8 @@ def run(
     trajectories, missing = load.load_trajectories(pretrain_dir, results)
     points, _ = load.load_points(probe_dir, results)
     out, figures_dir, theory = Path(out_path), Path(figures_path), Path(theory_dir)
-    links = {
-        name: _relative(theory / f"{name}.png", out.parent)
-        if (theory / f"{name}.png").is_file()
-        else None
-        for name in THEORY_FIGURES
-    }
+    pngs = {name: theory / f"{name}.png" for name in THEORY_FIGURES}
+    links = {name: _relative(f, out.parent) if f.is_file() else None for name, f in pngs.items()}
     report = build_report(
         results,
         trajectories,
@@ -54,17 +50,12 @@ def run(
         figures_rel=_relative(figures_dir, out.parent),
         theory_links=links,
         missing_trajectories=missing,
-        sources={
-            "results": results_path,
-            "pretrain_dir": pretrain_dir,
-            "probe_dir": probe_dir,
-        },
+        sources={"results": results_path, "pretrain_dir": pretrain_dir, "probe_dir": probe_dir},
         external=load.load_external(external_path) if external_path else None,
         points=points,
         scale=load.load_scale(pretrain_dir, prepared_dir, results),
         null=load.load_null(null_path) if null_path else None,
     )
-    # the figures folder first, replaced as a whole; the Markdown that links them last
     with io.atomic_dir(figures_dir) as tmp:
         for name, fig in report.figures.items():
             fig.savefig(

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 from pydantic import Field
 
 from surrogap.core import config, io
@@ -51,10 +51,6 @@ def _save_png(fig) -> Callable[[Path], None]:
     return lambda tmp: fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
 
 
-def _save_csv(df: pd.DataFrame) -> Callable[[Path], None]:
-    return lambda tmp: df.to_csv(tmp, index=False)
-
-
 def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Compute both frames and figures, then write fig3/fig4 .csv/.png, each atomically
     (``io.write_with``); the stage replaces the whole folder (``io.atomic_dir``)."""
@@ -64,10 +60,9 @@ def write_outputs(params: TheoryParams, out_dir: str | os.PathLike) -> dict[str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("fig3.csv", "fig3.png", "fig4.csv", "fig4.png")}
-    io.write_with(paths["fig3.csv"], _save_csv(df3))
-    io.write_with(paths["fig3.png"], _save_png(fig3))
-    io.write_with(paths["fig4.csv"], _save_csv(df4))
-    io.write_with(paths["fig4.png"], _save_png(fig4))
+    for name, df, fig in (("fig3", df3, fig3), ("fig4", df4, fig4)):
+        io.write_with(paths[f"{name}.csv"], partial(df.to_csv, index=False))
+        io.write_with(paths[f"{name}.png"], _save_png(fig))
     return paths
 
 

@@ -1,20 +1,15 @@
 """The resumable checkpoint of a pre-training run: what it records, how it is written, and
 when it is refused.
 
-A pretrain stage keeps `last.pt` in its own checkpoint folder (``--checkpoints``,
-data/checkpoints/<dataset>/<run>/, ignored by git and not a DVC output, so the stage enters
-DVC's run cache). The file is written atomically every ``checkpoint_every`` epochs, and at
-the last epoch. Once the run's outputs are written, ``complete.json`` beside it records the
-md5 of the run's ``model.pt``, and the folder stays (one checkpoint per run) until DVC has
-recorded that output: if DVC could not record it (e.g. its lock was taken meanwhile), the
-rerun resumes at the last epoch and writes the same weights in seconds. A run that starts
-and finds its completed checkpoint recorded in ``dvc.lock`` (with the model's md5 in DVC's
-cache manifest: :func:`recorded_by_dvc`), or the prepared data files changed since (size or
-mtime), removes it and trains from epoch 0, so ``dvc repro -f`` and a rerun on changed data
-retrain. A checkpoint is used only if it is a
-readable surrogap checkpoint, written for exactly this run (params, data sizes, training
-code: :func:`run_info`), whose tensors fit the model and optimizer; anything else is a note
-on stderr and training from scratch (never an error, never trusted: weights_only=True).
+A pretrain stage keeps `last.pt` in its own checkpoint folder (``--checkpoints``, ignored by
+git and not a DVC output: docs/ARCHITECTURE.md), written atomically every
+``checkpoint_every`` epochs and at the last. Once the run's outputs are written,
+``complete.json`` beside it records the md5 of the run's ``model.pt``, and the folder stays
+until DVC has recorded that output (:func:`drop_if_done`), so a run DVC failed to record
+resumes at its end. A checkpoint is used only if it is a readable surrogap checkpoint,
+written for exactly this run (params, data sizes, training code: :func:`run_info`), whose
+tensors fit the model and optimizer; anything else is a note on stderr and training from
+scratch (never an error, never trusted: weights_only=True).
 """
 
 from __future__ import annotations
@@ -145,12 +140,12 @@ def misfit(state: dict, model: torch.nn.Module, opt: torch.optim.Optimizer) -> s
         ):
             return f"its optimizer state has an entry {index!r} for no parameter"
         for name, value in entry.items():
-            if isinstance(value, torch.Tensor) and value.ndim > 0:
-                if tuple(value.shape) != tuple(params[index].shape):
-                    return (
-                        f"optimizer state {name} of parameter {index} is {tuple(value.shape)}, "
-                        f"the parameter's {tuple(params[index].shape)}"
-                    )
+            got = _shape(value)  # None (no tensor) and () (a scalar such as step): unchecked
+            if got and got != tuple(params[index].shape):
+                return (
+                    f"optimizer state {name} of parameter {index} is {got}, "
+                    f"the parameter's {tuple(params[index].shape)}"
+                )
     return None
 
 
@@ -192,10 +187,10 @@ def mark_complete(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = N
 
 def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
     """Whether ``dvc.lock`` (in ``DVC_ROOT``, set by DVC and `surrogap sweep` for a stage's
-        command) records `out_dir`, or a folder holding it (a (dataset, K) group), with its
-        ``model.pt`` at `model_md5` (looked up in the folder's manifest in DVC's cache). False outside DVC or when anything is missing; a
-    dvc.lock that is not valid YAML (cut short) is one UserError line with its fix
-    (`surrogap.core.dvclock`)."""
+    command) records `out_dir`, or a folder holding it (a (dataset, K) group), with its
+    ``model.pt`` at `model_md5` (looked up in the folder's manifest in DVC's cache). False
+    outside DVC or when anything is missing; a dvc.lock cut short is one UserError line
+    with its fix (`surrogap.core.dvclock`)."""
     root = os.environ.get("DVC_ROOT")
     if not root:
         return False
@@ -209,14 +204,9 @@ def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
             for out in entry.get("outs") or []:
                 digest, path = str(out.get("md5", "")), str(out.get("path"))
                 # the run's folder is the output, or inside it (a group's s<seed>/)
-                if rel == path:
-                    inside = ""
-                elif rel.startswith(path + "/"):
-                    inside = rel[len(path) + 1 :] + "/"
-                else:
+                if not digest.endswith(".dir") or not f"{rel}/".startswith(f"{path}/"):
                     continue
-                if not digest.endswith(".dir"):
-                    continue
+                inside = f"{rel}/"[len(path) + 1 :]  # "" or "s<seed>/"
                 manifest = Path(root, ".dvc", "cache", "files", "md5", digest[:2], digest[2:])
                 files = json.loads(manifest.read_text(encoding="utf-8"))
                 return any(
@@ -229,9 +219,10 @@ def recorded_by_dvc(out_dir: Path, model_md5: str) -> bool:
 
 
 def drop_if_done(checkpoint_dir: Path, out_dir: Path, data_dir: Path | None = None) -> None:
-    """Remove a completed run's checkpoint folder once DVC has recorded its output, or when
-    the prepared data files are no longer those it was trained on (see the module
-    docstring); an unfinished one, or a completed one DVC did not record, stays."""
+    """Remove a completed run's checkpoint folder once DVC has recorded its output
+    (:func:`recorded_by_dvc`), or when the prepared data files are no longer those it was
+    trained on (:func:`data_files`), so ``dvc repro -f`` and a rerun on changed data retrain
+    from epoch 0; an unfinished one, or a completed one DVC did not record, stays."""
     try:
         done = json.loads(io.readable(checkpoint_dir / COMPLETE, "a record").read_text())
         model_md5, data = done["model_md5"], done["data"]

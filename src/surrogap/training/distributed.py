@@ -2,13 +2,9 @@
 
 A run is distributed when it is launched by torchrun (or anything that sets the same
 environment): RANK, WORLD_SIZE and LOCAL_RANK (plus MASTER_ADDR/MASTER_PORT); WORLD_SIZE=1
-under torchrun is a one-process group with DDP (a cheap check of the distributed path). The backend is NCCL on GPUs and Gloo on CPUs.
-
-Batch layout: ``batch_size`` in params is the *global* batch B. With W processes each
-takes a contiguous shard of B / W anchors of every global batch of the epoch's seeded
-permutation (all processes draw the same permutation), so the same params give the same
-global batch whatever W is. Negatives are drawn inside each process's own shard
-(docs/PROTOCOL.md), so K <= B / W - 1.
+under torchrun is a one-process group with DDP (a cheap check of the distributed path). The
+backend is NCCL on GPUs and Gloo on CPUs; ``batch_size`` is the global batch B, each process
+taking a contiguous shard of B / W anchors (docs/SCALING.md).
 """
 
 from __future__ import annotations

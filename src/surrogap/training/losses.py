@@ -8,15 +8,9 @@ With s(u, v) = u^T v / temperature,
     loss_i = -log( e^{s(a_i, p_i)} / (e^{s(a_i, p_i)} + sum_k e^{s(a_i, n_ik)}) ),
 
 the InfoNCE form of docs/THEORY.md's R_cont. Negatives come from the anchor's own batch, so
-K <= B - 1. Under torch.distributed each process calls this on its own share of the global
-batch (B / W pairs), so negatives come from the process's own batch (K <= B / W - 1) and the
-training objective is the mean over processes of per-process in-batch losses: the same
-estimator of R_cont with negatives drawn from a smaller pool, not the loss of the global
-batch (docs/SCALING.md).
-
-Precision: half-precision features (from autocast) are upcast and the normalization,
-similarities and log-sum-exp run in fp32 with autocast disabled; fp32 and fp64 inputs
-are used as they are.
+K <= B - 1 (under torch.distributed, the process's own share of it: docs/SCALING.md).
+Half-precision features (from autocast) are upcast and the loss runs in fp32 with autocast
+disabled; fp32 and fp64 inputs are used as they are.
 """
 
 from __future__ import annotations
@@ -161,20 +155,16 @@ def contrastive_loss(
         )
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    neg = (
-        negatives
-        if negatives is not None
-        else sample_negatives(anchor.shape[0], k, generator, anchor.device)
-    )
+    neg = negatives
+    if neg is None:
+        neg = sample_negatives(anchor.shape[0], k, generator, anchor.device)
     if neg.k != k or neg.batch != anchor.shape[0]:
         raise ValueError(
             f"negatives were drawn for B = {neg.batch}, K = {neg.k}, not B = {anchor.shape[0]}, K = {k}"
         )
     if anchor.dtype in (torch.float16, torch.bfloat16):
         anchor, positive = anchor.float(), positive.float()
-    with torch.autocast(
-        device_type=anchor.device.type, enabled=False
-    ):  # fp32 under mixed precision
+    with torch.autocast(device_type=anchor.device.type, enabled=False):  # fp32 under amp
         if normalize:
             anchor, positive = l2_normalize(anchor), l2_normalize(positive)
         g = k + 1

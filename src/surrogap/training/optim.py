@@ -83,16 +83,8 @@ class LARS(torch.optim.Optimizer):
             raise ValueError(
                 f"LARS: bad lr={lr}, momentum={momentum}, weight_decay={weight_decay} or eta={eta}"
             )
-        super().__init__(
-            params,
-            {
-                "lr": lr,
-                "momentum": momentum,
-                "weight_decay": weight_decay,
-                "eta": eta,
-                "lars": True,
-            },
-        )
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True)
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -180,8 +172,7 @@ def _step_without_dynamo_import(opt: torch.optim.Optimizer) -> None:
     while f is not None:
         chain.append(f)
         f = getattr(f, "__wrapped__", None)
-    layers = [getattr(g, "__code__", None) for g in chain]
-    names = [c.co_name if c is not None else None for c in layers]
+    names = [getattr(getattr(g, "__code__", None), "co_name", None) for g in chain]
     hook = getattr(torch.optim.Optimizer, "profile_hook_step", None)
     if "_use_grad" not in names or hook is None:
         return
@@ -214,21 +205,16 @@ def build_optimizer(
     (:func:`defer_dynamo_import`, :func:`_step_without_dynamo_import`: about 2 s per
     pretrain stage); the updates are torch's own."""
     defer_dynamo_import()
-    if name in ("adam", "sgd"):
-        if name == "adam":
-            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        else:
-            opt = torch.optim.SGD(
-                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-            )
-        _step_without_dynamo_import(opt)
-        return opt
     if name == "lars":
-        return LARS(
-            lars_param_groups(model, weight_decay),
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            eta=lars_eta,
+        groups = lars_param_groups(model, weight_decay)
+        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=lars_eta)
+    if name == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif name == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
         )
-    raise ValueError(f"optimizer must be adam, sgd or lars, got {name!r}")
+    else:
+        raise ValueError(f"optimizer must be adam, sgd or lars, got {name!r}")
+    _step_without_dynamo_import(opt)
+    return opt

@@ -1,26 +1,17 @@
 """When contrastive pre-training stops: a convergence rule on the validation contrastive
-loss, with ``epochs`` as the cap.
+loss, with ``epochs`` as the cap (docs/PROTOCOL.md, "Pre-training: pairs, negatives and the
+loss", its Stopping item).
 
-The rule reads the trajectory's ``val_contrastive_loss``, one value per evaluation (epoch 0,
-every ``eval_every`` epochs, and the cap): each is the project's estimator on the validation
-split with one pairing drawn from the run's seed, the same pairing at every evaluation, so
-consecutive values differ only by the encoder. Patience counts evaluations, not epochs.
-
-With ``stop_patience`` p and ``stop_min_delta`` d, after evaluation i (i >= p):
+With ``stop_patience`` p and ``stop_min_delta`` d, after evaluation i (i >= p; patience
+counts evaluations, not epochs):
 
     flatness_i = (best_before - best_last) / best_before
     best_before = min of the values of evaluations 0..i-p
     best_last   = min of the values of the last p evaluations (i-p+1..i)
 
-is the relative improvement the last p evaluations made on the best value before them
-(0 or below: none at all). Training stops after evaluation i once flatness_i <= d
-("converged"), and otherwise at the evaluation of epoch ``epochs`` ("cap"; a run whose last
-evaluation also meets the rule is "converged"). With ``stop_patience: null`` the rule is off:
-every run trains ``epochs`` epochs and its flatness is null.
-
-The decision is a function of the trajectory alone, which the checkpoint holds, so a run
-resumed from a checkpoint stops where the uninterrupted run stops; the decision itself is
-kept in the checkpoint too (a run that stopped is not trained further when started again).
+Training stops after evaluation i once flatness_i <= d ("converged"), and otherwise at the
+evaluation of epoch ``epochs`` ("cap"). The decision is a function of the trajectory alone,
+which the checkpoint holds, so a resumed run stops where the uninterrupted run stops.
 """
 
 from __future__ import annotations

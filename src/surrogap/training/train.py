@@ -7,18 +7,11 @@ from generators seeded by (seed, e), so a run resumed from the checkpoint of epo
 with the same weights as an uninterrupted run.
 
 Every ``eval_every`` epochs the held-out trajectory (validation contrastive loss, R_mu and
-mean-classifier accuracy) is recorded, logged with DVCLive and kept in the checkpoint. With
-``stop_patience`` set, training stops once the validation contrastive loss is flat
-(:mod:`surrogap.training.stopping`), ``epochs`` being the cap; the stopping epoch, the reason
-and the flatness go to train_info.json and DVCLive's summary.
-
-Scale-out (docs/SCALING.md): ``device`` (auto, cpu, cuda), ``precision`` (fp32, bf16, fp16;
-mixed precision only on cuda; features and the loss always in fp32), and torch.distributed
-when launched by torchrun (:mod:`surrogap.training.distributed`): ``batch_size`` is the global batch,
-each process trains on its B / W share with negatives from that share only, gradients are
-averaged by DDP, and only rank 0 evaluates and writes checkpoints, logs and outputs. On the
-CPU in one process (``device: auto`` without a GPU) a run is bit-for-bit what it was before
-these options existed.
+mean-classifier accuracy) is recorded, logged with DVCLive and kept in the checkpoint; the
+stopping rule (``stop_patience``) is the Stopping item of docs/PROTOCOL.md, "Pre-training:
+pairs, negatives and the loss". Device, precision and
+torch.distributed (``batch_size`` the global batch, rank 0 alone evaluating and writing):
+docs/SCALING.md.
 """
 
 from __future__ import annotations
@@ -73,8 +66,7 @@ class Trainer:
         run_info: dict,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        self.cfg, self.data, self.k, self.seed = cfg, data, k, seed
-        self.augment = augment
+        self.cfg, self.data, self.k, self.seed, self.augment = cfg, data, k, seed, augment
         self.denv = distributed.from_env()
         self.device = resolve_device(cfg, "train", self.denv)
         self.local_batch = distributed.per_process_batch(
@@ -186,9 +178,7 @@ class Trainer:
         self.model.train()
         total, steps = 0.0, 0
         for step in range(self.steps_per_epoch):
-            anchors = order[
-                step * cfg.batch_size : (step + 1) * cfg.batch_size
-            ]  # (B,) global batch
+            anchors = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]  # (B,)
             anchors = distributed.shard(anchors, denv)  # (b,) this process's share, b = B / W
             pairs = torch.cat([anchors, partner[anchors]])  # (2b,)
             inputs = tuple(x.to(self.device, non_blocking=True) for x in split.inputs(pairs))
@@ -342,12 +332,6 @@ def _log_live(live, row: dict) -> None:
     live.make_summary()
 
 
-def _log_stop(live, stop: dict) -> None:
-    """The stopping epoch, its reason and the flatness in DVCLive's summary (metrics.json)."""
-    live.summary["stop"] = dict(stop)  # epoch, reason, flatness
-    live.make_summary()
-
-
 def train_info(trainer: Trainer) -> dict:
     """How the run was actually executed (train_info.json): the learning rate used and
     the rule that gave it, the global and per-process batch, the launch."""
@@ -390,10 +374,8 @@ def pretrain(
     (model.pt, trajectory.csv, train_info.json, live/) atomically at the end; then remove
     `checkpoint_dir` (the run's own folder: :mod:`surrogap.training.checkpoint`).
 
-    Distributed: rank 0 reads the checkpoint and broadcasts it (every rank resumes from the
-    same state, no shared filesystem needed), evaluates and decides whether to stop while
-    the others wait for its decision (broadcast: every rank stops at the same epoch), and
-    alone writes checkpoints, DVCLive logs and outputs."""
+    Distributed: rank 0 alone reads (and broadcasts) the checkpoint, evaluates, decides the
+    stop for every rank and writes (docs/SCALING.md)."""
     cfg, denv = trainer.cfg, trainer.denv
     main = denv.is_main
     if cfg.threads is not None:
@@ -458,8 +440,9 @@ def pretrain(
                 trainer.stop = distributed.broadcast_object(trainer.stop, denv)
             if main and (e % cfg.checkpoint_every == 0 or trainer.stop is not None):
                 checkpoint.save(ckpt, trainer.state())
-        if live is not None:
-            _log_stop(live, trainer.stop)
+        if live is not None:  # the stop's epoch, reason and flatness in metrics.json
+            live.summary["stop"] = dict(trainer.stop)
+            live.make_summary()
     finally:
         if bar is not None:
             bar.close()
