@@ -63,9 +63,7 @@ def exact_integer(text: str) -> int | None:
         return None
     if not value.is_finite() or value.adjusted() > MAX_EXPONENT:
         return None
-    if value != value.to_integral_value():
-        return None
-    return int(value)
+    return int(value) if value == value.to_integral_value() else None
 
 
 def float_value(name: str, minimum: float | None = None) -> Callable[[str], float]:

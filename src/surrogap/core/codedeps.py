@@ -92,9 +92,8 @@ def imported_names(source: str, current: str | None, is_package: bool = False) -
             isinstance(t, ast.Name) and t.id.endswith("_MODULES") for t in node.targets
         ):
             for const in ast.walk(node.value):  # a registry that importlib loads from
-                if isinstance(const, ast.Constant) and isinstance(const.value, str):
-                    if const.value.startswith(PACKAGE + "."):
-                        names.add(const.value)
+                if isinstance(const, ast.Constant) and str(const.value).startswith(PACKAGE + "."):
+                    names.add(const.value)
     return names
 
 

@@ -1,15 +1,6 @@
 """The one error type a user sees as a single line, the exit statuses of the `surrogap`
 command and the stage scripts, and the one error boundary both run their body in
-(`boundary`).
-
-Exit statuses (README, "Exit status"; docs/FAULTS.md):
-
-    0    success
-    1    `surrogap compare`: a difference was found; `surrogap doctor`: a problem was found
-    2    bad input or a fault the user can fix (a `UserError`): one line on stderr
-    74   stdout closed or full (EX_IOERR of sysexits.h): the result could not be written
-    130  interrupted (Ctrl-C, SIGINT): 128 + 2, as a shell reports it
-    141  the reader of stdout went away (`surrogap bounds ... | head`): 128 + SIGPIPE, quietly
+(`boundary`). The exit statuses, 0 success and those below, are README's "Exit status".
 
 With stderr closed (`2>&-`, sys.stderr is None) the lines meant for it are dropped, never
 written to stdout (print(file=None) would): the exit status still tells.
@@ -22,10 +13,10 @@ import signal
 import sys
 from collections.abc import Callable
 
-EXIT_USER = 2
-EXIT_OUTPUT = 74
-EXIT_INTERRUPTED = 130
-EXIT_PIPE = 141
+EXIT_USER = 2  # bad input or a fault the user can fix (a `UserError`): one line on stderr
+EXIT_OUTPUT = 74  # stdout closed or full (EX_IOERR of sysexits.h)
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, as a shell reports it
+EXIT_PIPE = 141  # the reader of stdout went away (`surrogap bounds ... | head`): quietly
 
 
 class UserError(ValueError):

@@ -1,8 +1,6 @@
-"""The dataset kinds, each declared once in :data:`KINDS`: the module of surrogap.data that
-builds it, what the report calls its data, and the paper's scale for it. In core, not data,
-so that the report reads it without reaching the data layer (dvc.yaml's report deps stay
-its own); the module is named within surrogap.data, which surrogap.data.kinds imports
-(prepare's deps cover that folder whole)."""
+"""The dataset kinds, each declared once in :data:`KINDS` (a :class:`Kind`). In core, not
+data, so that the report reads it without reaching the data layer (dvc.yaml's report deps
+stay its own; prepare's deps cover surrogap.data, which imports each kind's module, whole)."""
 
 from __future__ import annotations
 

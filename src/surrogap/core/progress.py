@@ -52,11 +52,10 @@ def _expand(stages: dict, params: dict) -> dict[str, dict]:
             fill = lambda text, item=item: ITEM_REF.sub(  # noqa: E731
                 lambda m: instance.to_str(item[m.group(1)]), str(text)
             )
-            outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
-            outs += [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("metrics", [])]
+            outs = [*stage.get("outs", []), *stage.get("metrics", [])]
             found[full] = {
                 "deps": [fill(d) for d in stage.get("deps", [])],
-                "outs": [fill(o) for o in outs],
+                "outs": [fill(next(iter(o)) if isinstance(o, dict) else o) for o in outs],
                 "params": [fill(k) for k in stage.get("params", []) if isinstance(k, str)],
             }
     return found
@@ -119,8 +118,7 @@ def to_go(root: Path, done: set[str]) -> int:
         )
     }
     moving = {*pending, *(done & set(plan))}
-    grown = True
-    while grown:  # everything downstream of what ran or will run runs too
+    while True:  # everything downstream of what ran or will run runs too
         outs = [o for name in moving for o in plan[name]["outs"]]
         more = {
             name
@@ -129,17 +127,21 @@ def to_go(root: Path, done: set[str]) -> int:
             and name not in done
             and any(_overlap(d, o) for d in inst["deps"] for o in outs)
         }
-        grown = bool(more)
+        if not more:
+            return len(pending)
         moving |= more
         pending |= more
-    return len(pending)
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name: state, ppid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def _started(pid: int) -> float | None:
     """Seconds since the process `pid` started (Linux /proc), or None."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        start_ticks = int(fields[19])
+        start_ticks = int(_stat(pid)[19])
         uptime = float(Path("/proc/uptime").read_text().split()[0])
         return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
@@ -152,7 +154,7 @@ def repro_pid() -> int | None:
     for _ in range(8):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = int(_stat(pid)[1])
         except (OSError, ValueError, IndexError):
             return None
         words = [w.decode(errors="replace") for w in cmdline]
@@ -166,15 +168,9 @@ def repro_pid() -> int | None:
     return None
 
 
-def repro_elapsed() -> float | None:
-    """How long the nearest `dvc repro` / `dvc exp run` above this process has run."""
-    pid = repro_pid()
-    return None if pid is None else _started(pid)
-
-
 def _start_ticks(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return _stat(pid)[19]
     except (OSError, IndexError):
         return "0"
 
@@ -215,7 +211,8 @@ def line(stage: str, seconds: float, root: Path, work: float | None = None) -> s
         parts.append(str(exc))
     except Exception:  # best effort: a progress line never fails a stage
         pass
-    elapsed = repro_elapsed()
+    pid = repro_pid()  # how long the `dvc repro` / `dvc exp run` above this one has run
+    elapsed = None if pid is None else _started(pid)
     if elapsed is not None and math.isfinite(elapsed):
         parts.append(f"{_clock(elapsed)} since dvc started")
     return "; ".join(parts)

@@ -60,30 +60,11 @@ EXTERNAL_COLUMNS = ("dataset", *EVALUATE_RECORD_COLUMNS)
 # the columns of reports/external.csv the report reads
 REPORT_EXTERNAL_COLUMNS = ("dataset", "classes", "k", *MEASURED, *BOUND_COLUMNS[:4], "holds")
 # the table `surrogap evaluate` prints
-EVALUATE_TABLE_COLUMNS = (
-    "k",
-    *MEASURED,
-    "bao_lower",
-    "bao_upper",
-    *EARLIER_BOUNDS,
-    "holds",
-    "vacuity",
-)
+EVALUATE_TABLE_COLUMNS = ("k", *MEASURED, *BOUND_COLUMNS[2:], "holds", "vacuity")
 
 # reports/null.csv (the null stage): the encoder trained at the smallest K (`encoder_k`) of
 # each (dataset, seed), evaluated at every K of the grid: the gap's mechanical null
-NULL_COLUMNS = (
-    "dataset",
-    "kind",
-    "classes",
-    "k",
-    "seed",
-    "encoder_k",
-    "contrastive_loss",
-    "contrastive_loss_se",
-    "supervised_loss",
-    "mean_acc",
-)
+NULL_COLUMNS = ("dataset", "kind", "classes", "k", "seed", "encoder_k", *MEASURED)
 
 # data/features/<dataset>/<group>/s<seed>.npz: `<split>_x` (n, d) features and `<split>_y`
 # labels of every split
@@ -135,8 +116,7 @@ def run_dir_of(name: str) -> str:
     m = RUN_NAME.fullmatch(name)
     if m is None:
         raise ValueError(f"{name!r} is not a run name like k4-s0 or k4-s0-lr0.03")
-    group = f"k{m['k']}" if m["lr"] is None else f"k{m['k']}-lr{m['lr']}"
-    return f"{group}/{seed_dir(int(m['seed']))}"
+    return run_dir(m["k"], int(m["seed"]), m["lr"])
 
 
 # the folders of dvc.yaml's matrix stages, relative to the repository root (DVC runs every
@@ -147,6 +127,12 @@ PRETRAIN_DIR = "data/pretrain"
 CHECKPOINTS_DIR = "data/checkpoints"
 FEATURES_DIR = "data/features"
 PROBE_DIR = "data/probe"
+# the folders of a (dataset, group) instance beside its prepared data, by option name
+GROUP_DIRS = {
+    "pretrain": {"out": PRETRAIN_DIR, "checkpoints": CHECKPOINTS_DIR},
+    "extract": {"models": PRETRAIN_DIR, "out": FEATURES_DIR},
+    "probe": {"features": FEATURES_DIR, "out": PROBE_DIR},
+}
 
 
 def stage_paths(stage: str, dataset: str, k: int | None = None, lr=None) -> dict[str, str]:
@@ -156,23 +142,8 @@ def stage_paths(stage: str, dataset: str, k: int | None = None, lr=None) -> dict
     base = stage.removesuffix("-lr")
     if base == "prepare":
         return {"out": f"{PREPARED_DIR}/{dataset}", "root": RAW_DIR}
-    group = run_group(k, lr)
-    if base == "pretrain":
-        return {
-            "data": f"{PREPARED_DIR}/{dataset}",
-            "out": f"{PRETRAIN_DIR}/{dataset}/{group}",
-            "checkpoints": f"{CHECKPOINTS_DIR}/{dataset}/{group}",
-        }
-    if base == "extract":
-        return {
-            "data": f"{PREPARED_DIR}/{dataset}",
-            "models": f"{PRETRAIN_DIR}/{dataset}/{group}",
-            "out": f"{FEATURES_DIR}/{dataset}/{group}",
-        }
-    if base == "probe":
-        return {
-            "data": f"{PREPARED_DIR}/{dataset}",
-            "features": f"{FEATURES_DIR}/{dataset}/{group}",
-            "out": f"{PROBE_DIR}/{dataset}/{group}",
-        }
-    raise ValueError(f"{stage!r} is no matrix stage of dvc.yaml")
+    if base not in GROUP_DIRS:
+        raise ValueError(f"{stage!r} is no matrix stage of dvc.yaml")
+    group = f"{dataset}/{run_group(k, lr)}"
+    dirs = GROUP_DIRS[base].items()
+    return {"data": f"{PREPARED_DIR}/{dataset}", **{name: f"{d}/{group}" for name, d in dirs}}

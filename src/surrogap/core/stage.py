@@ -6,11 +6,8 @@ turn a user error into one line on stderr and exit status 2.
         p.add_argument(...)
         return stage.run("probe", p, lambda args: probe.run(...), argv)
 
-A bad argument (argparse's own complaint), a `UserError` or an input file that cannot be
-read (OSError) is one line ``stage <name>: <message>`` and exit status 2; stdout closed or
-full is one line and 74, Ctrl-C one line and 130 (also while the modules load: importing
-this module installs `errors.quiet_interrupt_hook`); any other exception is a bug and
-keeps its traceback.
+Errors and exit statuses are :func:`stage_main`'s; a Ctrl-C while the modules load is one
+line too (importing this module installs `errors.quiet_interrupt_hook`).
 """
 
 from __future__ import annotations
@@ -95,9 +92,9 @@ def pin_numeric_threads() -> None:
 def stage_main(name: str, body: Callable[[], None]) -> int:
     """Run a stage body with its numeric libraries on one thread each
     (:func:`pin_numeric_threads`) inside the one error boundary
-    (`surrogap.core.errors.boundary`): a UserError, or an input file that cannot be read
-    (OSError), is one line on stderr and exit status 2; stdout closed or full is one line
-    and 74; Ctrl-C one line and 130."""
+    (`surrogap.core.errors.boundary`): a bad argument, a UserError or an input file that
+    cannot be read (OSError) is one line ``stage <name>: <message>`` and exit status 2; any
+    other exception is a bug and keeps its traceback."""
     started = time.perf_counter()
     pin_numeric_threads()
 
@@ -119,9 +116,7 @@ def output_path(folder: bool = False):
     """The type of a stage's output option: no symlink, FIFO, device or socket there
     (checked when parsed); its parent folder is checked by `run` once `--params` is known
     (`check_outputs`)."""
-    parse = _output_path(folder=folder, project=False)
-    parse.output_folder = folder  # type: ignore[attr-defined]  (check_outputs finds it)
-    return parse
+    return _output_path(folder=folder, project=False)  # check_outputs finds its output_folder
 
 
 def check_outputs(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -10,19 +10,9 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from surrogap.plots.style import reference_lines
+from surrogap.plots.style import COMPACT_FONTS, reference_lines, require
 
 __all__ = ["plot_accuracy_spread", "plot_bao_close"]
-
-_RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8}
-
-
-def _check(df: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} needs the columns {', '.join(missing)}")
-    if df.empty:
-        raise ValueError(f"{what} needs at least one row")
 
 
 def _mean_sd(df: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
@@ -37,10 +27,10 @@ def plot_bao_close(df: pd.DataFrame) -> Figure:
 
     df: results rows of one dataset (columns k, seed, classes, supervised_loss, bao_upper).
     """
-    _check(df, ("k", "classes", "supervised_loss", "bao_upper"), "plot_bao_close")
+    require(df, ("k", "classes", "supervised_loss", "bao_upper"), "plot_bao_close")
     ks = sorted(int(k) for k in df["k"].unique())
     x = {k: i for i, k in enumerate(ks)}
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=_RC):
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=COMPACT_FONTS):
         fig = Figure(figsize=(5.5, 3.6), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.subplots()
@@ -56,8 +46,7 @@ def plot_bao_close(df: pd.DataFrame) -> Figure:
                 ax.scatter(df["k"].map(x) + dx, df[col], s=8, color=colour, alpha=0.4, zorder=3)
         c = int(df["classes"].iloc[0])
         reference_lines(ax, c)
-        ax.set_xticks(range(len(ks)))
-        ax.set_xticklabels([str(k) for k in ks])
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
         ax.set_xlabel("K (number of negatives)")
         ax.set_ylabel("loss (nats)")
         n = df.groupby("k").size()
@@ -74,14 +63,14 @@ def plot_accuracy_spread(df: pd.DataFrame) -> Figure:
 
     df: results rows of one kind (columns classes, k, mean_acc, linear_acc).
     """
-    _check(df, ("classes", "k", "mean_acc", "linear_acc"), "plot_accuracy_spread")
+    require(df, ("classes", "k", "mean_acc", "linear_acc"), "plot_accuracy_spread")
     stats = {col: _mean_sd(df, ["classes", "k"], col) for col in ("mean_acc", "linear_acc")}
     values = np.concatenate([s["mean"].to_numpy() for s in stats.values()])
     vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
     if vmax - vmin < 1e-6:
         vmin, vmax = vmin - 0.05, vmax + 0.05
     titles = {"mean_acc": "mean classifier", "linear_acc": "linear probe"}
-    with sns.axes_style("white"), sns.plotting_context("paper", rc=_RC):
+    with sns.axes_style("white"), sns.plotting_context("paper", rc=COMPACT_FONTS):
         n_c, n_k = df["classes"].nunique(), df["k"].nunique()
         fig = Figure(figsize=(max(8.0, 2.0 + 2.4 * n_k), 2.0 + 0.6 * n_c), layout="constrained")
         FigureCanvasAgg(fig)

@@ -11,12 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from surrogap.core import io
-from surrogap.plots.style import (
-    figure_style,
-    k_axis,
-    require,
-    title_of,
-)
+from surrogap.plots.style import figure_style, k_axis, require, title_of
 
 
 def plot_surrogate_gap(df: pd.DataFrame, source: str | None = None) -> Figure:

@@ -27,6 +27,11 @@ def _spread(ax, frame: pd.DataFrame, column: str, color, ls="-", marker="o") -> 
     ax.plot(stats.index, stats["mean"], color=color, ls=ls, marker=marker, ms=4, lw=1.6)
 
 
+def _with_gap(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the surrogate gap R_mu - R_cont as a column `gap`."""
+    return frame.assign(gap=frame["supervised_loss"] - frame["contrastive_loss"])
+
+
 def plot_headline(results: pd.DataFrame, null: pd.DataFrame | None = None) -> Figure:
     """Two rows, one column per dataset of `results` (in its order).
 
@@ -41,26 +46,17 @@ def plot_headline(results: pd.DataFrame, null: pd.DataFrame | None = None) -> Fi
         fig = Figure(figsize=(max(2.3 * n, 4.6), 5.0), layout="constrained")
         axes = fig.subplots(2, n, squeeze=False)
         for j, ds in enumerate(datasets):
-            rows = results[results["dataset"] == ds].assign(
-                gap=lambda f: f["supervised_loss"] - f["contrastive_loss"]
-            )
-            fixed = None
-            if null is not None:
-                fixed = null[null["dataset"] == ds].assign(
-                    gap=lambda f: f["supervised_loss"] - f["contrastive_loss"]
-                )
-                fixed = fixed if len(fixed) else None
+            rows = _with_gap(results[results["dataset"] == ds])
+            fixed = None if null is None else _with_gap(null[null["dataset"] == ds])
             top, bottom = axes[0, j], axes[1, j]
-            _spread(top, rows, "supervised_loss", LEARNED)
-            if fixed is not None:
-                _spread(top, fixed, "supervised_loss", NULL, ls="--", marker="s")
             band = rows.groupby("k")[["lower_gap", "upper_gap"]].mean().sort_index()
             bottom.fill_between(
                 band.index, band["lower_gap"], band["upper_gap"], color="C2", alpha=0.08, lw=0
             )
-            _spread(bottom, rows, "gap", LEARNED)
-            if fixed is not None:
-                _spread(bottom, fixed, "gap", NULL, ls="--", marker="s")
+            for ax, column in ((top, "supervised_loss"), (bottom, "gap")):
+                _spread(ax, rows, column, LEARNED)
+                if fixed is not None and len(fixed):
+                    _spread(ax, fixed, column, NULL, ls="--", marker="s")
             bottom.axhline(0.0, color="0.6", lw=0.7)
             top.set_title(f"{ds} (C = {int(rows['classes'].iloc[0])})")
             for ax in (top, bottom):

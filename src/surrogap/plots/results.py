@@ -1,6 +1,5 @@
 """The report's figures of measured runs: Fig. 1 (upper bounds), Fig. 5 / 6 (trajectories,
-learning curves) and each a pure function DataFrame ->
-matplotlib `Figure`."""
+learning curves), each a pure function DataFrame -> matplotlib `Figure`."""
 
 from __future__ import annotations
 
@@ -129,19 +128,8 @@ def plot_trajectories(traj: pd.DataFrame) -> Figure:
                 run = run.sort_values("epoch")
                 rx, ry = run["val_contrastive_loss"], run["val_supervised_loss"]
                 ax.plot(rx, ry, color=colors[k], lw=1.2, marker=".", ms=3)
-                ax.plot(
-                    rx.iloc[0], ry.iloc[0], ls="none", marker="o", ms=6, mfc="white", mec=colors[k]
-                )
-                ax.plot(
-                    rx.iloc[-1],
-                    ry.iloc[-1],
-                    ls="none",
-                    marker="*",
-                    ms=10,
-                    color=colors[k],
-                    mec="black",
-                    mew=0.5,
-                )
+                ax.plot(rx.iloc[0], ry.iloc[0], "o", ms=6, mfc="white", mec=colors[k])
+                ax.plot(rx.iloc[-1], ry.iloc[-1], "*", ms=10, color=colors[k], mec="black", mew=0.5)
             y0 = min(y.min(), ideal_mu, x0 + lo_gap)
             y1 = max(y.max(), x1 + hi_gap)
             ypad = 0.04 * (y1 - y0)
@@ -153,27 +141,21 @@ def plot_trajectories(traj: pd.DataFrame) -> Figure:
         for ax in axes[len(ks) :]:
             ax.set_visible(False)
         gray = "0.35"
-        handles = [
-            Patch(color="0.6", alpha=0.4),
-            Line2D([], [], color=gray, ls="--"),
-            Line2D([], [], color=gray, ls=":"),
-            Line2D([], [], color=gray, lw=1),
-            Line2D([], [], color=gray, lw=1, ls="-."),
-            Line2D([], [], color=gray, marker=".", lw=1.2),
-            Line2D([], [], ls="none", marker="o", mfc="white", mec=gray),
-            Line2D([], [], ls="none", marker="*", ms=10, color=gray, mec="black", mew=0.5),
-        ]
-        labels = [
-            "band between the bounds",
-            r"$R_\mu = R_{\mathrm{cont}} + \Delta_U(K)$",
-            r"$R_\mu = R_{\mathrm{cont}} + \Delta_L(K)$",
-            r"$R^*_{\mathrm{cont}}(K, C)$ (ideal encoder)",
-            r"$R^*_\mu(C)$ (ideal encoder)",
-            "trajectory, one line per seed",
-            "first evaluation",
-            "last evaluation",
-        ]
-        fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
+        legend = {  # label -> handle
+            "band between the bounds": Patch(color="0.6", alpha=0.4),
+            r"$R_\mu = R_{\mathrm{cont}} + \Delta_U(K)$": Line2D([], [], color=gray, ls="--"),
+            r"$R_\mu = R_{\mathrm{cont}} + \Delta_L(K)$": Line2D([], [], color=gray, ls=":"),
+            r"$R^*_{\mathrm{cont}}(K, C)$ (ideal encoder)": Line2D([], [], color=gray, lw=1),
+            r"$R^*_\mu(C)$ (ideal encoder)": Line2D([], [], color=gray, lw=1, ls="-."),
+            "trajectory, one line per seed": Line2D([], [], color=gray, marker=".", lw=1.2),
+            "first evaluation": Line2D([], [], ls="none", marker="o", mfc="white", mec=gray),
+            "last evaluation": Line2D(
+                [], [], ls="none", marker="*", ms=10, color=gray, mec="black", mew=0.5
+            ),
+        }
+        fig.legend(
+            list(legend.values()), list(legend), loc="outside lower center", ncol=4, frameon=False
+        )
         fig.suptitle(f"Held-out trajectories during training ({title_of(traj)}; b = 1)")
     return fig
 
@@ -194,8 +176,7 @@ def seed_curves(ax, sub: pd.DataFrame, y: str, color, label: str, limits) -> Non
 
 def plot_learning_curves(traj: pd.DataFrame) -> Figure:
     """Fig. 5 / 6 (right): held-out R_mu and mean-classifier accuracy per K against the
-    epoch (seed_curves: mean ± s.e. over seeds while every seed trains, then each seed, a
-    tick where each stopped), and the best (minimum over epochs) held-out R_mu against K
+    epoch (:func:`seed_curves`), and the best (minimum over epochs) held-out R_mu against K
     with every seed shown.
 
     traj: one dataset's trajectory rows (columns k, seed, epoch, val_supervised_loss,

@@ -18,7 +18,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from surrogap.theory import bounds
-from surrogap.theory.curves import BOUND_NAMES
 
 EARLIER_BOUNDS = {
     "arora": "Arora et al. 2019",
@@ -59,10 +58,6 @@ def reference_lines(ax, c: int, log_c: bool = True) -> list[float]:
     return levels
 
 
-# the theory figures' bound names, in drawing order
-BOUND_ORDER = BOUND_NAMES
-
-
 BOUND_LABELS = {
     "bao": "Bao et al. (2022)",
     "arora": "Arora et al. (2019)",
@@ -72,18 +67,13 @@ BOUND_LABELS = {
 
 
 # --------------------------------------------------------------------------- results figures
+COMPACT_FONTS = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8}
+
+
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
     """Seaborn's white grid and compact fonts, only while a figure is being built."""
-    rc = {
-        "font.size": 9,
-        "axes.titlesize": 10,
-        "axes.labelsize": 9,
-        "legend.fontsize": 8,
-        "legend.title_fontsize": 8,
-        "xtick.labelsize": 8,
-        "ytick.labelsize": 8,
-    }
+    rc = {**COMPACT_FONTS, "legend.title_fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8}
     with sns.axes_style("whitegrid"), mpl.rc_context(rc):
         yield
 
@@ -98,6 +88,7 @@ def k_colors(ks: Sequence[int]) -> dict[int, tuple]:
 
 
 def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """A ValueError naming `what` and the columns `df` lacks, or saying it has no rows."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{what} needs the columns {', '.join(missing)}")
@@ -112,8 +103,7 @@ def k_axis(ax, ks: Sequence[int]) -> None:
     if len(ks) > 8:  # too many to label each: plain numbers at the powers of ten
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
         return
-    ax.set_xticks(ks)
-    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xticks(ks, [str(k) for k in ks])
     ax.minorticks_off()
     if len(ks) == 1:
         ax.set_xlim(ks[0] / 2, ks[0] * 2)

@@ -7,13 +7,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from surrogap.plots.style import (
-    BOUND_LABELS,
-    BOUND_ORDER,
-    THEORY_STYLE,
-    new_figure,
-)
+from surrogap.plots.style import BOUND_LABELS, THEORY_STYLE, new_figure
 from surrogap.theory import bounds
+from surrogap.theory.curves import BOUND_NAMES
 
 
 def plot_fig3(df: pd.DataFrame) -> Figure:
@@ -82,7 +78,7 @@ def plot_fig4(df: pd.DataFrame) -> Figure:
         beyond[column] = bool(big.any() or np.isinf(df[column]).any())
         data.loc[big, column] = np.nan
     data["bound"] = data["bound"].map(lambda n: BOUND_LABELS.get(n, n))
-    order = [BOUND_LABELS[n] for n in BOUND_ORDER if n in set(df["bound"])]
+    order = [BOUND_LABELS[n] for n in BOUND_NAMES if n in set(df["bound"])]
     classes = df.attrs.get("classes")
     b = df.attrs.get("b")
     with sns.axes_style("whitegrid", THEORY_STYLE), sns.plotting_context("notebook"):

@@ -68,36 +68,34 @@ CLASSES_ALLOWED = "an integer in 2..1e9"
 
 def _as_k(k) -> np.ndarray:
     """K as an int64 array; every entry an integer in 1..MAX_K."""
-    allowed = K_ALLOWED
     if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and not 1 <= k <= MAX_K:
-        raise UserError(f"k must be {allowed}, got {k!r}")
+        raise UserError(f"k must be {K_ALLOWED}, got {k!r}")
     try:
         arr = np.asarray(k)
     except (OverflowError, ValueError):
-        raise UserError(f"k must be {allowed}, got {k!r}") from None
+        raise UserError(f"k must be {K_ALLOWED}, got {k!r}") from None
     if arr.dtype == bool or arr.dtype.kind not in "iuf":
-        raise UserError(f"k must be {allowed}, got {k!r}")
+        raise UserError(f"k must be {K_ALLOWED}, got {k!r}")
     if arr.size == 0:
         raise UserError("k must hold at least one value, got an empty array")
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
-            raise UserError(f"k must be {allowed}, got {arr[bad].flat[0].item()!r}")
+            raise UserError(f"k must be {K_ALLOWED}, got {arr[bad].flat[0].item()!r}")
     bad = (arr < 1) | (arr > MAX_K)
     if bad.any():
-        raise UserError(f"k must be {allowed}, got {arr[bad].flat[0].item()!r}")
+        raise UserError(f"k must be {K_ALLOWED}, got {arr[bad].flat[0].item()!r}")
     return arr.astype(np.int64)
 
 
 def _as_classes(num_classes) -> int:
-    allowed = CLASSES_ALLOWED
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         if isinstance(num_classes, (float, np.floating)) and float(num_classes).is_integer():
             num_classes = int(num_classes)
         else:
-            raise UserError(f"num_classes must be {allowed}, got {num_classes!r}")
+            raise UserError(f"num_classes must be {CLASSES_ALLOWED}, got {num_classes!r}")
     if not 2 <= num_classes <= MAX_CLASSES:
-        raise UserError(f"num_classes must be {allowed}, got {num_classes!r}")
+        raise UserError(f"num_classes must be {CLASSES_ALLOWED}, got {num_classes!r}")
     return int(num_classes)
 
 
@@ -239,8 +237,7 @@ def optimal_contrastive_loss(k, num_classes, b=1.0):
     kk = _as_k(k)
     c = _as_classes(num_classes)
     q = math.exp(-2.0 * _b_squared(b))
-    values = special.log_affine_expectation(kk, c, q)
-    return _shape_out(values, k)
+    return _shape_out(special.log_affine_expectation(kk, c, q), k)
 
 
 def optimal_supervised_loss(num_classes, b=1.0):
@@ -298,12 +295,9 @@ def collision_term(k, num_classes):
 def log_coverage_probability(n, num_classes):
     """log v_n(C), accurate where v_n itself underflows; -inf for n < C.
 
-    Three exact-enough methods, each where it is cheap (docs/THEORY.md, section 6): where
-    C (1 - 1/C)^n <= 1/2 the alternating complementary sum; otherwise, for C <= 5 000 when
-    max(n) <= 5 000 or one pass is cheaper than the per-n alternative, the recursion over
-    the number of distinct classes (one pass serves every n); else the saddle-point
-    contour integral (~25 ms per distinct n). See surrogap.theory.special. Every n up to
-    MAX_K + 1 and C up to MAX_CLASSES costs bounded time and memory per requested n.
+    By the cheapest of three exact-enough methods (docs/THEORY.md, section 6;
+    surrogap.theory.special.log_coverage): bounded time and memory per requested n for
+    every n up to MAX_K + 1 and C up to MAX_CLASSES.
     """
     c = _as_classes(num_classes)
     try:
@@ -320,8 +314,7 @@ def log_coverage_probability(n, num_classes):
         raise UserError(
             f"n must be at most {MAX_K + 1}, got {arr[arr > MAX_K + 1].flat[0].item()!r}"
         )
-    nn = arr.astype(np.int64)
-    return _shape_out(special.log_coverage(nn, c), n)
+    return _shape_out(special.log_coverage(arr.astype(np.int64), c), n)
 
 
 def coverage_probability(n, num_classes):
@@ -329,8 +322,15 @@ def coverage_probability(n, num_classes):
 
     exp of `log_coverage_probability`: v_n = 0 for n < C and v_C = C! / C^C.
     """
-    log_v = log_coverage_probability(n, num_classes)
-    return _shape_out(np.exp(np.asarray(log_v)), n)
+    return _shape_out(np.exp(np.asarray(log_coverage_probability(n, num_classes))), n)
+
+
+def _log_v_next(k: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(log v_{K+1}(C) where K + 1 >= C and 0 elsewhere, where K + 1 >= C): the earlier
+    bounds' coverage factor, defined only where K + 1 negatives can cover every class."""
+    valid = k + 1 >= num_classes
+    log_v = np.asarray(log_coverage_probability(k + 1, num_classes))
+    return np.where(valid, log_v, 0.0), valid
 
 
 # --------------------------------------------------------------------------- the bounds
@@ -369,9 +369,8 @@ def arora_bound(loss, k, num_classes):
     """Arora et al. (2019): (L - Col) / ((1 - tau_K) v_{K+1}); NaN where K + 1 < C."""
     lb, kb, scalar = _loss_and_k(loss, k)
     c = _as_classes(num_classes)
-    log_v = np.asarray(log_coverage_probability(kb + 1, c))
-    valid = kb + 1 >= c
-    log_factor = np.where(valid, -_log_one_minus_tau(kb, c) - np.where(valid, log_v, 0.0), 0.0)
+    log_v, valid = _log_v_next(kb, c)
+    log_factor = np.where(valid, -_log_one_minus_tau(kb, c) - log_v, 0.0)
     values = _scaled(lb - np.asarray(collision_term(kb, c)), log_factor)
     return _finish(np.where(valid, values, np.nan), scalar)
 
@@ -380,8 +379,7 @@ def nozawa_sato_bound(loss, k, num_classes):
     """Nozawa & Sato (2021): (2 L - Col) / v_{K+1}; NaN where K + 1 < C."""
     lb, kb, scalar = _loss_and_k(loss, k)
     c = _as_classes(num_classes)
-    log_v = np.asarray(log_coverage_probability(kb + 1, c))
-    valid = kb + 1 >= c
+    log_v, valid = _log_v_next(kb, c)
     with np.errstate(over="ignore"):  # 2 L beyond float64 is +inf, an overflowed bound
         numerator = 2.0 * lb - np.asarray(collision_term(kb, c))
     values = _scaled(numerator, np.where(valid, -log_v, 0.0))
@@ -396,6 +394,10 @@ def ash_bound(loss, k, num_classes):
     log_factor = np.log(coef) - _log_one_minus_tau(kb, c)
     values = _scaled(lb - np.asarray(collision_term(kb, c)), log_factor)
     return _finish(values, scalar)
+
+
+# the earlier bounds by their results.csv column (surrogap.core.schema.EARLIER_BOUNDS)
+EARLIER_FUNCTIONS = {"arora": arora_bound, "nozawa_sato": nozawa_sato_bound, "ash": ash_bound}
 
 
 def bao_upper_bound(loss, k, num_classes=None, prior=None, b=1.0):
@@ -418,12 +420,11 @@ def loss_coefficients(k, num_classes):
     """
     kk = _as_k(k)
     c = _as_classes(num_classes)
-    log_v = np.asarray(log_coverage_probability(kk + 1, c))
-    valid = kk + 1 >= c
+    log_v, valid = _log_v_next(kk, c)
     log_omt = _log_one_minus_tau(kk, c)
     with np.errstate(over="ignore"):
-        arora = np.where(valid, np.exp(-log_omt - np.where(valid, log_v, 0.0)), np.nan)
-        nozawa = np.where(valid, 2.0 * np.exp(-np.where(valid, log_v, 0.0)), np.nan)
+        arora = np.where(valid, np.exp(-log_omt - log_v), np.nan)
+        nozawa = np.where(valid, 2.0 * np.exp(-log_v), np.nan)
         ash = 2.0 * np.maximum(1.0, 2.0 * (c - 1) * harmonic_number(c - 1) / kk) * np.exp(-log_omt)
     return {
         "bao": np.ones(kk.shape),
@@ -444,11 +445,7 @@ def bounds_at(loss, k, num_classes=None, prior=None, b=1.0) -> dict[str, np.ndar
     lower = np.asarray(lower_gap(kb, num_classes, prior, b), dtype=np.float64)
     upper = np.asarray(upper_gap(kb, num_classes, prior, b), dtype=np.float64)
     out = {"lower_gap": lower, "upper_gap": upper, "bao_lower": lb + lower, "bao_upper": lb + upper}
-    for name, fn in (
-        ("arora", arora_bound),
-        ("nozawa_sato", nozawa_sato_bound),
-        ("ash", ash_bound),
-    ):
+    for name, fn in EARLIER_FUNCTIONS.items():
         out[name] = (
             np.asarray(fn(lb, kb, c), dtype=np.float64) if p is None else np.full(kb.shape, np.nan)
         )

@@ -6,10 +6,8 @@ Fig. 4: the coefficient of the contrastive loss in each upper bound on R_mu (Bao
 Arora et al. 2019, Nozawa & Sato 2021, Ash et al. 2022), and each bound evaluated at
 R_cont*, against K; the earlier bounds are undefined (NaN) for K + 1 < C.
 
-Pure functions returning tidy pandas frames (the figures are drawn by
-surrogap.plots.figures.plot_fig3 / plot_fig4), the `theory` section of the params file
-as a frozen dataclass parsed by surrogap.core.config.parse, and the writer of the `theory`
-stage's four files. All losses in nats.
+Pure functions returning tidy pandas frames, drawn by surrogap.plots.theory and written by
+the theory stage (surrogap.pipeline.theory). All losses in nats.
 """
 
 from __future__ import annotations
@@ -81,12 +79,9 @@ def fig4_frame(classes: int = 10, k_max: int = 99, b: float = 1.0) -> pd.DataFra
     ks = _ks(k_max)
     r_cont = np.asarray(bounds.optimal_contrastive_loss(ks, classes, b))
     coef = bounds.loss_coefficients(ks, classes)
-    values = {
-        "bao": np.asarray(bounds.bao_upper_bound(r_cont, ks, classes, b=b)),
-        "arora": np.asarray(bounds.arora_bound(r_cont, ks, classes)),
-        "nozawa_sato": np.asarray(bounds.nozawa_sato_bound(r_cont, ks, classes)),
-        "ash": np.asarray(bounds.ash_bound(r_cont, ks, classes)),
-    }
+    values = {"bao": np.asarray(bounds.bao_upper_bound(r_cont, ks, classes, b=b))}
+    for name, fn in bounds.EARLIER_FUNCTIONS.items():
+        values[name] = np.asarray(fn(r_cont, ks, classes))
     df = pd.concat(
         [
             pd.DataFrame(

@@ -49,10 +49,9 @@ def bounds_records(
 ) -> list[dict]:
     """One record per K: the gaps, and the bounds at `loss` (or the ideal values without it).
 
-    Every value is a finite float or None; `why_null` maps each None field to its reason:
-    "undefined" (an earlier bound where K + 1 < C), "uniform prior only" (the earlier bounds
-    and the ideal values assume a uniform prior), "inf" or "-inf" (the value is beyond
-    float64, e.g. Delta_U for b > 1.3e154). The records are valid JSON as they are.
+    Every value is a finite float or None; `why_null` maps each None field to its reason
+    (the constants above; "inf" e.g. for Delta_U at b > 1.3e154). The records are valid JSON
+    as they are.
 
     With a loss, `below_ideal` says whether it lies below R_cont*(K, C, b), the lowest
     contrastive loss any encoder with feature norm <= b reaches (docs/THEORY.md, section 4;
@@ -62,18 +61,18 @@ def bounds_records(
     ks = _as_k(k).reshape(-1)
     c, p = _class_setting(classes, prior)
     uniform = p is None
-    lower = np.atleast_1d(lower_gap(ks, c, p, b))
-    upper = np.atleast_1d(upper_gap(ks, c, p, b))
     b_value = _as_b(b)
+    ideal = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
     records = []
     if loss is None:
-        ideal_cont = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
+        lower = np.atleast_1d(lower_gap(ks, c, p, b))
+        upper = np.atleast_1d(upper_gap(ks, c, p, b))
         ideal_mu = optimal_supervised_loss(c, b) if uniform else None
         for i, kk in enumerate(ks):
             values = {
                 "lower_gap": float(lower[i]),
                 "upper_gap": float(upper[i]),
-                "optimal_contrastive_loss": None if ideal_cont is None else float(ideal_cont[i]),
+                "optimal_contrastive_loss": None if ideal is None else float(ideal[i]),
                 "optimal_supervised_loss": ideal_mu,
             }
             records.append(_record(int(kk), c, b_value, None, values, UNIFORM_ONLY))
@@ -82,7 +81,6 @@ def bounds_records(
     if losses.size not in (1, ks.size):
         raise UserError(f"loss takes one value or one per k value ({ks.size}), got {losses.size}")
     losses = np.broadcast_to(losses, ks.shape)
-    ideal = np.atleast_1d(optimal_contrastive_loss(ks, c, b)) if uniform else None
     at = bounds_at(losses, ks, c, p, b)
     for i, kk in enumerate(ks):
         values = {name: float(v[i]) for name, v in at.items()}

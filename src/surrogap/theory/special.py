@@ -175,11 +175,7 @@ def log_coverage_table(n_max: int, num_classes: int) -> np.ndarray:
     with np.errstate(divide="ignore"):
         out = np.log(table)
     out[: min(c, n_max + 1)] = -np.inf
-    tiny = (
-        np.flatnonzero(~(out[c:] > math.log(TINY))) + c
-        if n_max >= c
-        else np.array([], dtype=np.int64)
-    )
+    tiny = np.flatnonzero(~(out[c:] > math.log(TINY))) + c  # empty for n_max < C
     if tiny.size == 0:
         return out
     n_log = int(tiny.max())
@@ -333,20 +329,18 @@ def log_coverage(nn: np.ndarray, c: int, method: str | None = None) -> np.ndarra
     if method is None:
         log_t1 = math.log(c) + nn.astype(np.float64) * math.log1p(-1.0 / c)
         alt = covered & (log_t1 <= math.log(ALTERNATING_MAX_T1))
-        mid = covered & ~alt
-        mid_method = "saddle"
-        if mid.any():
-            # one recursion pass serves every n up to its end (~10 us a step); the saddle form
-            # costs ~25 ms per distinct n: take the cheaper, within the recursion's memory cap
-            # (its work per step grows with C: only for C <= RECURSION_MAX_N)
-            n_end, count = int(nn[mid].max()), int(np.unique(nn[mid]).size)
-            cheap = n_end <= min(RECURSION_CAP_N, max(RECURSION_MAX_N, 2000 * count))
-            if cheap and c <= RECURSION_MAX_N:
-                mid_method = "recursion"
     else:
         alt = covered if method == "alternating" else np.zeros(nn.shape, dtype=bool)
-        mid = covered & ~alt
-        mid_method = method
+    mid = covered & ~alt
+    mid_method = "saddle" if method is None else method
+    if method is None and mid.any():
+        # one recursion pass serves every n up to its end (~10 us a step); the saddle form
+        # costs ~25 ms per distinct n: take the cheaper, within the recursion's memory cap
+        # (its work per step grows with C: only for C <= RECURSION_MAX_N)
+        n_end, count = int(nn[mid].max()), int(np.unique(nn[mid]).size)
+        cheap = n_end <= min(RECURSION_CAP_N, max(RECURSION_MAX_N, 2000 * count))
+        if cheap and c <= RECURSION_MAX_N:
+            mid_method = "recursion"
     if alt.any():
         out[alt] = log_coverage_alternating(nn[alt], c)
     if mid.any():
