@@ -11,18 +11,9 @@ import sys
 from surrogap.core import stage
 from surrogap.pipeline import extract
 
-PATHS = {
-    "data": "data/prepared/<dataset>",
-    "models": "the group folder of pretrain's runs",
-    "out": "the group's features folder",
-}
-
 
 def main(argv=None) -> int:
-    def body(job: stage.Job, _) -> None:
-        extract.run(job.params, job.dataset, job.k, *job.paths.values(), lr=job.lr)
-
-    return stage.matrix_stage("extract", __doc__, PATHS, body, argv)
+    return stage.matrix_stage("extract", __doc__, lambda job, _: job.call(extract.run), argv)
 
 
 if __name__ == "__main__":

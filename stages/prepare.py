@@ -11,17 +11,9 @@ import sys
 from surrogap.core import stage
 from surrogap.pipeline import prepare
 
-PATHS = {
-    "out": "the dataset's folder (data/prepared/<dataset>), one s<seed> folder per seed",
-    "root": "downloads and raw files",
-}
-
 
 def main(argv=None) -> int:
-    def body(job: stage.Job, _) -> None:
-        prepare.run(job.params, job.dataset, *job.paths.values())
-
-    return stage.matrix_stage("prepare", __doc__, PATHS, body, argv)
+    return stage.matrix_stage("prepare", __doc__, lambda job, _: job.call(prepare.run), argv)
 
 
 if __name__ == "__main__":

@@ -38,14 +38,6 @@ def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
     ]
 
 
-PATHS = {
-    "data": "the prepared dataset's folder (s<seed> inside)",
-    "out": "the group's output folder: s<seed>/ with model.pt, trajectory.csv, live/",
-    "checkpoints": "the group's resumable checkpoint folder, s<seed>/ inside (kept until DVC "
-    "records the output)",
-}
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
@@ -66,7 +58,7 @@ def main(argv=None) -> int:
         chosen = seeds(job.params) if args.seed is None else (args.seed,)
         pretrain.run_seeds(s, job.k, chosen, *job.paths.values())
 
-    return stage.matrix_stage("pretrain", __doc__, PATHS, body, argv, seed_option)
+    return stage.matrix_stage("pretrain", __doc__, body, argv, seed_option)
 
 
 if __name__ == "__main__":

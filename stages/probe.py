@@ -11,18 +11,9 @@ import sys
 from surrogap.core import stage
 from surrogap.pipeline import probe
 
-PATHS = {
-    "data": "data/prepared/<dataset>",
-    "features": "the group's features folder",
-    "out": "the group's probe folder",
-}
-
 
 def main(argv=None) -> int:
-    def body(job: stage.Job, _) -> None:
-        probe.run(job.params, job.dataset, job.k, *job.paths.values(), lr=job.lr)
-
-    return stage.matrix_stage("probe", __doc__, PATHS, body, argv)
+    return stage.matrix_stage("probe", __doc__, lambda job, _: job.call(probe.run), argv)
 
 
 if __name__ == "__main__":

@@ -290,34 +290,33 @@ def read_checked_meta(folder: str | Path) -> dict:
 def read_labels(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """meta.json and the labels `y` of every split, checked as :func:`read_checked_meta`
     does (the inputs are not read)."""
-    folder = Path(folder)
-    meta = read_meta(folder)
-    labels = {}
-    for s in SPLITS:
-        path = folder / f"{s}.npz"
-        shapes = _read_split(path, _npz_shapes)
-        arrays = _read_split(path, lambda p: _arrays(p, ["y"])) if "y" in shapes else {}
-        _check_split(folder, meta, s, shapes, arrays)
-        labels[s] = arrays["y"]
-    return meta, labels
+    return _read_checked(folder, labels_only=True)
 
 
 def read_splits(folder: str | Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
     """The checked meta.json and the arrays of every split of a prepared dataset folder,
     each split checked against meta.json (:func:`_check_split`) and for NaN or inf."""
+    return _read_checked(folder, labels_only=False)
+
+
+def _read_checked(folder: str | Path, labels_only: bool) -> tuple[dict, dict]:
     folder = Path(folder)
     meta = read_meta(folder)
-    splits = {}
+    out = {}
     for s in SPLITS:
         path = folder / f"{s}.npz"
-        loaded = _read_split(path, _arrays)
-        shapes = {k: (a.shape, a.dtype) for k, a in loaded.items()}
-        _check_split(folder, meta, s, shapes, loaded)
-        bad = _nonfinite(loaded)
+        if labels_only:  # the headers, then `y` alone
+            shapes = _read_split(path, _npz_shapes)
+            arrays = _read_split(path, lambda p: _arrays(p, ["y"])) if "y" in shapes else {}
+        else:
+            arrays = _read_split(path, _arrays)
+            shapes = {k: (a.shape, a.dtype) for k, a in arrays.items()}
+        _check_split(folder, meta, s, shapes, arrays)
+        bad = None if labels_only else _nonfinite(arrays)
         if bad is not None:
             raise UserError(
                 f"{str(path)!r} key {bad[0]} holds NaN or inf (first at row {bad[1]}); the "
                 f"prepared data was changed after the prepare stage: {AGAIN}"
             )
-        splits[s] = loaded
-    return meta, splits
+        out[s] = arrays["y"] if labels_only else arrays
+    return meta, out

@@ -25,7 +25,7 @@ from surrogap.core import errors
 # first, before the heavier imports: a Ctrl-C while they load is one line too
 errors.quiet_interrupt_hook(f"stage {Path(sys.argv[0]).stem}")
 
-from surrogap.core import instance, io, progress  # noqa: E402
+from surrogap.core import instance, io, progress, schema  # noqa: E402
 from surrogap.core.argtypes import (  # noqa: E402  (the stages' types)
     Parser,
     integer,
@@ -151,10 +151,22 @@ def run(
     return stage_main(name, parsed)
 
 
+# the help of each path option of the matrix stages (their names: schema.stage_paths)
+PATH_HELP = {
+    "data": "the prepared dataset's folder (data/prepared/<dataset>, s<seed>/ inside)",
+    "models": "the (dataset, K) group's folder of pretrain's runs",
+    "features": "the (dataset, K) group's features folder",
+    "checkpoints": "the group's resumable checkpoint folder, s<seed>/ inside (kept until DVC "
+    "records the output)",
+    "root": "downloads and raw files",
+    "out": "the instance's output folder (dvc.yaml's out), s<seed>/ inside",
+}
+
+
 @dataclass(frozen=True)
 class Job:
     """What one instance of a matrix stage works on: the params (read once), the instance's
-    values and its paths by option name (``data``, ``out``, ...)."""
+    values and its paths by option name, in schema.stage_paths' order."""
 
     params: dict
     dataset: str
@@ -162,24 +174,29 @@ class Job:
     lr: float | None
     paths: dict[str, Path]
 
+    def call(self, run: Callable) -> None:
+        """`run(params, dataset, k, *paths, lr=lr)`, a pipeline stage's run (prepare's:
+        `run(params, dataset, *paths)`)."""
+        if self.k is None:
+            return run(self.params, self.dataset, *self.paths.values())
+        return run(self.params, self.dataset, self.k, *self.paths.values(), lr=self.lr)
+
 
 def matrix_stage(
     script: str,
     doc: str | None,
-    paths: dict[str, str],
     body: Callable[[Job, argparse.Namespace], None],
     argv: Sequence[str] | None = None,
     options: Callable[[Parser], None] = lambda p: None,
 ) -> int:
     """The command line of a matrix stage's script (`prepare`, `pretrain`, `extract`,
     `probe`): `--dataset`, `--k` and `--lr` (the instance; `prepare` has a dataset only),
-    one option per entry of `paths` (name -> help; ``out`` is the output folder), and what
-    `options` adds (optional, by hand only). Then `body(job, args)`.
+    one option per path of :func:`surrogap.core.schema.stage_paths` (``out`` is the output
+    folder), and what `options` adds (optional, by hand only). Then `body(job, args)`.
 
     By hand (``--dataset`` given) `--k` and every path must be given too. Under DVC (no
     option given) the instance comes from DVC_STAGE (:func:`surrogap.core.instance.current`)
-    and every path from :func:`surrogap.core.schema.stage_paths`: dvc.yaml's `cmd` carries
-    no params value."""
+    and every path from stage_paths: dvc.yaml's `cmd` carries no params value."""
     p = parser(script, doc)
     p.add_argument("--dataset", help="a dataset section of params.yaml (default: DVC_STAGE's)")
     keyed = script != "prepare"
@@ -190,13 +207,14 @@ def matrix_stage(
             type=positive_number("lr"),
             help="an lr of the grid (default: the section's train.lr)",
         )
-    for name, text in paths.items():
+    paths = list(schema.stage_paths(script, "d", 1))
+    for name in paths:
         kind = output_path(folder=True) if name == "out" else Path
-        p.add_argument(f"--{name}", type=kind, help=text)
+        p.add_argument(f"--{name}", type=kind, help=PATH_HELP[name])
     before = {a.dest for a in p._actions}
     options(p)
     optional = ["lr", *(a.dest for a in p._actions if a.dest not in before)] if keyed else []
-    required = ["k", *paths] if keyed else list(paths)
+    required = ["k", *paths] if keyed else paths
 
     def resolve(a: argparse.Namespace) -> Job:
         if a.dataset is not None:
@@ -215,8 +233,7 @@ def matrix_stage(
         params = load_params(a.params)
         inst = instance.current(params, script)
         lr = None if inst.lr is None else float(inst.lr)  # as --lr's type reads it
-        where = inst.paths()
-        found = {n: Path(where[n]) for n in paths}  # in the order of `paths`
+        found = {n: Path(path) for n, path in inst.paths().items()}
         if "out" in found:  # refused before any work, not at the write
             io.check_target(found["out"], folder=True)
         return Job(params, inst.dataset, inst.k, lr, found)
