@@ -244,9 +244,21 @@ def test_a_closed_stdout_is_one_line_and_exit_74(tmp_path):
     assert not (tmp_path / "theory").exists()
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT's default action, whatever the test runner inherited (a shell
+    starts a background job with SIGINT ignored, and Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd: list[str], cwd: Path, after: float) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
@@ -281,7 +293,12 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(tmp_path):
         "sys.exit(main(['bounds', '--k', *map(str, range(1, 200001)), '--classes', '10']))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd=tmp_path
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
     assert done.returncode == EXIT_INTERRUPTED, done.stderr[-2000:]
     assert one_line(done.stderr).startswith("surrogap bounds: interrupted (Ctrl-C)")
